@@ -1,0 +1,41 @@
+# The two set-up commands: `make run` and `make test`. Both create .venv when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OIDC := tests/support/oidc_provider
+
+.PHONY: run test lint typecheck pytest system-deps node-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	@echo "mailgate: starting on https://localhost:8443 (self-signed certificate; data in ./var)"
+	$(BIN)/mailgate serve --host 127.0.0.1 --port 8443
+
+# As root on Debian, install the servers the tests start; elsewhere, say what is missing.
+system-deps:
+	@bash tests/support/install-system-deps.sh
+
+node-deps: system-deps
+	@if [ ! -d $(OIDC)/node_modules/oidc-provider ]; then \
+		cd $(OIDC) && npm ci --no-audit --no-fund --loglevel=error; fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP) node-deps
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,688 @@
+"""The `mailgate` command. Thin: parse arguments, call a service function, print the result.
+
+Standard output carries only the result (with --json, only the JSON); logs and warnings go to
+standard error. Exit status: 0 success, 1 the operation failed, 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from typer.exceptions import TyperException
+
+from mailgate import __version__
+from mailgate.config import load_settings
+from mailgate.context import Context
+from mailgate.errors import BadInput, MailgateError
+from mailgate.logs import configure_logging, redact_text
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="mailgate: email to issues, with OAuth 2.0 for IMAP, POP3 and SMTP.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+integration_app = typer.Typer(
+    help="OAuth 2.0 clients registered at a provider.", no_args_is_help=True
+)
+credential_app = typer.Typer(help="Authorized accounts and their tokens.", no_args_is_help=True)
+keys_app = typer.Typer(help="Encryption keys of stored secrets.", no_args_is_help=True)
+app.add_typer(integration_app, name="integration")
+app.add_typer(credential_app, name="credential")
+app.add_typer(keys_app, name="keys")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON and nothing else.")]
+
+
+def fail(error: MailgateError) -> None:
+    typer.echo(f"mailgate: {redact_text(str(error))}", err=True)
+    raise typer.Exit(error.exit_code)
+
+
+def run(work: Callable[[Context], Awaitable[T]]) -> T:
+    """Open the context (migrating on first use), run `work`, close, map errors to exits."""
+    configure_logging(os.environ.get("MAILGATE_LOG_LEVEL", "warning"))
+
+    async def main() -> T:
+        ctx = Context.open()
+        try:
+            return await work(ctx)
+        finally:
+            await ctx.close()
+
+    try:
+        return asyncio.run(main())
+    except MailgateError as error:
+        fail(error)
+        raise AssertionError("unreachable") from None
+
+
+def emit(data: Any, as_json: bool, text: Callable[[], str]) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=None, sort_keys=False))
+    else:
+        typer.echo(text())
+
+
+def warn(messages: list[str]) -> None:
+    for message in messages:
+        typer.echo(f"warning: {message}", err=True)
+
+
+def key_values(data: dict[str, Any]) -> str:
+    width = max(len(k) for k in data)
+    lines = []
+    for key, value in data.items():
+        if isinstance(value, list):
+            value = " ".join(str(v) for v in value) if value else "-"
+        elif value is None:
+            value = "-"
+        lines.append(f"{key.ljust(width)}  {value}")
+    return "\n".join(lines)
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[("-" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+# -- top-level commands ----------------------------------------------------------------------
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (every command also does this on first use)."""
+    from mailgate.store.db import migrate as apply
+
+    settings = load_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    try:
+        applied = apply(settings.database_url)
+    except MailgateError as error:
+        fail(error)
+    typer.echo("migrations applied" if applied else "database is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTPS port.")] = 8443,
+    demo: Annotated[bool, typer.Option(help="Also serve the provider emulator (demo).")] = False,
+) -> None:
+    """Web UI, REST API and mail workers in one process, over HTTPS."""
+    import uvicorn
+
+    from mailgate.web.app import create_app
+    from mailgate.web.tls import ensure_dev_certificate
+
+    configure_logging(os.environ.get("MAILGATE_LOG_LEVEL", "info"))
+    if demo:
+        fail(BadInput("--demo is not available in this version yet: run `mailgate serve` alone."))
+    try:
+        ctx = Context.open()
+    except MailgateError as error:
+        fail(error)
+    cert, key = ensure_dev_certificate(ctx.settings.home)
+    typer.echo(
+        f"mailgate {__version__} serving https://{host}:{port} (base URL "
+        f"{ctx.settings.base_url}); data in {ctx.settings.home}",
+        err=True,
+    )
+    uvicorn.run(
+        create_app(ctx),
+        host=host,
+        port=port,
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+        log_level="warning",
+        lifespan="on",
+    )
+
+
+@app.command()
+def worker(
+    name: Annotated[str | None, typer.Option(help="Worker name shown in leases.")] = None,
+) -> None:
+    """Mail workers only, no web server (run many, on many hosts)."""
+    from mailgate.runtime.supervisor import Supervisor
+
+    configure_logging(os.environ.get("MAILGATE_LOG_LEVEL", "info"))
+
+    async def main(ctx: Context) -> None:
+        supervisor = Supervisor(ctx)
+        if name:
+            supervisor.keeper.owner = name
+        loop = asyncio.get_running_loop()
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, supervisor.stop)
+        await supervisor.run()
+
+    run(main)
+
+
+# -- integrations ------------------------------------------------------------------------------
+
+
+def _read_secret(secret_file: Path | None, secret_env: str | None) -> str | None:
+    if secret_file is not None and secret_env is not None:
+        raise BadInput("Give the client secret once: --client-secret-file or --client-secret-env.")
+    if secret_file is not None:
+        try:
+            return secret_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise BadInput(
+                f"The client secret file {secret_file} cannot be read ({exc.strerror}): give a "
+                "readable file holding the secret's value."
+            ) from None
+    if secret_env is not None:
+        value = os.environ.get(secret_env)
+        if not value:
+            raise BadInput(
+                f"The environment variable {secret_env} is not set or empty: export the client "
+                "secret in it, or use --client-secret-file."
+            )
+        return value.strip()
+    return None
+
+
+def _parse_date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadInput(
+            f"--client-secret-expires {value!r} is not a date: use YYYY-MM-DD, as shown in "
+            "the provider's console."
+        ) from None
+
+
+ProviderOpt = Annotated[
+    str | None, typer.Option("--provider", help="microsoft, google or generic.")
+]
+ClientIdOpt = Annotated[str | None, typer.Option("--client-id", help="Application (client) ID.")]
+SecretFileOpt = Annotated[
+    Path | None,
+    typer.Option("--client-secret-file", help="File holding the client secret's value."),
+]
+SecretEnvOpt = Annotated[
+    str | None,
+    typer.Option("--client-secret-env", help="Environment variable holding the client secret."),
+]
+TenantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant", help="Microsoft: common, organizations, consumers or a tenant ID/domain."
+    ),
+]
+CloudOpt = Annotated[str | None, typer.Option("--cloud", help="Microsoft: global, usgov or china.")]
+AccountTypeOpt = Annotated[
+    str | None, typer.Option("--account-type", help="Microsoft: work or personal.")
+]
+UseOpt = Annotated[
+    list[str] | None, typer.Option("--use", help="Microsoft: imap, pop, smtp (repeatable).")
+]
+AuthorityOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--authority",
+        help="Microsoft/Google: base URL of the login host, when not the cloud's default.",
+    ),
+]
+DiscoveryOpt = Annotated[
+    str | None,
+    typer.Option("--discovery-url", help="Generic: OpenID Connect / RFC 8414 discovery URL."),
+]
+AuthzOpt = Annotated[str | None, typer.Option("--authorization-endpoint")]
+TokenOpt = Annotated[str | None, typer.Option("--token-endpoint")]
+DeviceOpt = Annotated[str | None, typer.Option("--device-authorization-endpoint")]
+ScopeOpt = Annotated[
+    list[str] | None, typer.Option("--scope", help="Scope (repeatable); replaces the preset's.")
+]
+AppScopeOpt = Annotated[
+    list[str] | None, typer.Option("--app-scope", help="Scope for client credentials (repeatable).")
+]
+TokenAuthOpt = Annotated[
+    str | None, typer.Option("--token-auth", help="client_secret_basic or client_secret_post.")
+]
+ExpiresOpt = Annotated[
+    str | None,
+    typer.Option("--client-secret-expires", help="YYYY-MM-DD; warned about 14 days ahead."),
+]
+
+
+def _options(**values: Any) -> Any:
+    from mailgate.oauth.integrations import IntegrationOptions
+
+    secret = _read_secret(values.pop("client_secret_file"), values.pop("client_secret_env"))
+    values["client_secret_expires"] = _parse_date(values["client_secret_expires"])
+    return IntegrationOptions(client_secret=secret, **values)
+
+
+async def _integration_data(ctx: Context, name: str) -> tuple[dict[str, Any], list[str]]:
+    from mailgate.oauth.integrations import (
+        integration_view,
+        integration_warnings,
+        list_integrations,
+    )
+
+    for row, count in await list_integrations(ctx):
+        if row.name == name:
+            now = ctx.clock()
+            view = integration_view(row, ctx.settings.redirect_url, now, count)
+            return view, integration_warnings(row, now)
+    raise AssertionError("integration vanished")
+
+
+@integration_app.command("add")
+def integration_add(
+    name: str,
+    provider: ProviderOpt = None,
+    client_id: ClientIdOpt = None,
+    client_secret_file: SecretFileOpt = None,
+    client_secret_env: SecretEnvOpt = None,
+    tenant: TenantOpt = None,
+    cloud: CloudOpt = None,
+    account_type: AccountTypeOpt = None,
+    use: UseOpt = None,
+    authority: AuthorityOpt = None,
+    discovery_url: DiscoveryOpt = None,
+    authorization_endpoint: AuthzOpt = None,
+    token_endpoint: TokenOpt = None,
+    device_authorization_endpoint: DeviceOpt = None,
+    scope: ScopeOpt = None,
+    app_scope: AppScopeOpt = None,
+    token_auth: TokenAuthOpt = None,
+    client_secret_expires: ExpiresOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Register an OAuth 2.0 client (an app registration at the provider)."""
+    from mailgate.oauth.integrations import add_integration
+
+    async def work(ctx: Context) -> tuple[dict[str, Any], list[str]]:
+        opts = _options(
+            provider=provider,
+            client_id=client_id,
+            client_secret_file=client_secret_file,
+            client_secret_env=client_secret_env,
+            tenant=tenant,
+            cloud=cloud,
+            account_type=account_type,
+            uses=use or None,
+            authority=authority,
+            discovery_url=discovery_url,
+            authorization_endpoint=authorization_endpoint,
+            token_endpoint=token_endpoint,
+            device_authorization_endpoint=device_authorization_endpoint,
+            scopes=scope or None,
+            app_scopes=app_scope or None,
+            token_auth=token_auth,
+            client_secret_expires=client_secret_expires,
+        )
+        await add_integration(ctx, name, opts)
+        return await _integration_data(ctx, name)
+
+    view, warnings = run(work)
+    warn(warnings)
+    emit(
+        view,
+        as_json,
+        lambda: (
+            key_values(view)
+            + (f"\n\nRegister this redirect URL at the provider:\n  {view['redirect_url']}")
+        ),
+    )
+
+
+@integration_app.command("set")
+def integration_set(
+    name: str,
+    provider: ProviderOpt = None,
+    client_id: ClientIdOpt = None,
+    client_secret_file: SecretFileOpt = None,
+    client_secret_env: SecretEnvOpt = None,
+    tenant: TenantOpt = None,
+    cloud: CloudOpt = None,
+    account_type: AccountTypeOpt = None,
+    use: UseOpt = None,
+    authority: AuthorityOpt = None,
+    discovery_url: DiscoveryOpt = None,
+    authorization_endpoint: AuthzOpt = None,
+    token_endpoint: TokenOpt = None,
+    device_authorization_endpoint: DeviceOpt = None,
+    scope: ScopeOpt = None,
+    app_scope: AppScopeOpt = None,
+    token_auth: TokenAuthOpt = None,
+    client_secret_expires: ExpiresOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change an integration (e.g. a new client secret); credentials and mailboxes stay."""
+    from mailgate.oauth.integrations import set_integration
+
+    async def work(ctx: Context) -> tuple[dict[str, Any], list[str]]:
+        opts = _options(
+            provider=provider,
+            client_id=client_id,
+            client_secret_file=client_secret_file,
+            client_secret_env=client_secret_env,
+            tenant=tenant,
+            cloud=cloud,
+            account_type=account_type,
+            uses=use or None,
+            authority=authority,
+            discovery_url=discovery_url,
+            authorization_endpoint=authorization_endpoint,
+            token_endpoint=token_endpoint,
+            device_authorization_endpoint=device_authorization_endpoint,
+            scopes=scope or None,
+            app_scopes=app_scope or None,
+            token_auth=token_auth,
+            client_secret_expires=client_secret_expires,
+        )
+        await set_integration(ctx, name, opts)
+        return await _integration_data(ctx, name)
+
+    view, warnings = run(work)
+    warn(warnings)
+    emit(view, as_json, lambda: key_values(view))
+
+
+@integration_app.command("list")
+def integration_list(as_json: JsonFlag = False) -> None:
+    """List integrations."""
+    from mailgate.oauth.integrations import (
+        integration_view,
+        integration_warnings,
+        list_integrations,
+    )
+
+    async def work(ctx: Context) -> tuple[list[dict[str, Any]], list[str]]:
+        now = ctx.clock()
+        rows = await list_integrations(ctx)
+        views = [integration_view(r, ctx.settings.redirect_url, now, n) for r, n in rows]
+        return views, [w for r, _ in rows for w in integration_warnings(r, now)]
+
+    views, warnings = run(work)
+    warn(warnings)
+    emit(
+        views,
+        as_json,
+        lambda: table(
+            views, ["name", "provider", "client_id", "status", "credentials", "redirect_url"]
+        ),
+    )
+
+
+@integration_app.command("show")
+def integration_show(name: str, as_json: JsonFlag = False) -> None:
+    """Show an integration, with the redirect URL to register at the provider."""
+    from mailgate.oauth.integrations import get_integration
+
+    async def work(ctx: Context) -> tuple[dict[str, Any], list[str]]:
+        async with ctx.db.session() as session:
+            await get_integration(session, name)
+        return await _integration_data(ctx, name)
+
+    view, warnings = run(work)
+    warn(warnings)
+    emit(view, as_json, lambda: key_values(view))
+
+
+@integration_app.command("delete")
+def integration_delete(
+    name: str,
+    force: Annotated[bool, typer.Option("--force", help="Also delete its credentials.")] = False,
+) -> None:
+    """Delete an integration."""
+    from mailgate.oauth.integrations import delete_integration
+
+    async def work(ctx: Context) -> None:
+        await delete_integration(ctx, name, force=force)
+
+    run(work)
+    typer.echo(f"deleted integration {name}")
+
+
+@integration_app.command("test")
+def integration_test(name: str, as_json: JsonFlag = False) -> None:
+    """Check the endpoints and that the provider accepts the client ID and secret."""
+    from mailgate.oauth.check import CheckResult, check_integration
+
+    async def work(ctx: Context) -> CheckResult:
+        return await check_integration(ctx, name)
+
+    result = run(work)
+
+    def text() -> str:
+        lines = [f"{'ok  ' if s.ok else 'FAIL'}  {s.step}: {s.detail}" for s in result.steps]
+        if result.diagnosis:
+            lines.append(f"\n{result.diagnosis}")
+        return "\n".join(lines)
+
+    emit(result.as_json(), as_json, text)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@integration_app.command("authorize")
+def integration_authorize(
+    name: str,
+    login_hint: Annotated[
+        str | None, typer.Option("--login-hint", help="The account to sign in.")
+    ] = None,
+    device: Annotated[
+        bool, typer.Option("--device", help="Device flow: enter a code on another device.")
+    ] = False,
+    client_credentials: Annotated[
+        bool, typer.Option("--client-credentials", help="App-only token, no user.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Authorize an account (or, with --client-credentials, the app itself)."""
+    from mailgate.oauth.credentials import credential_view
+    from mailgate.oauth.flows import authorize_client_credentials
+
+    if device and client_credentials:
+        fail(BadInput("Choose one flow: --device or --client-credentials."))
+
+    async def work(ctx: Context) -> dict[str, Any]:
+        ctx.settings.require_https_base_url()
+        if not client_credentials:
+            raise BadInput(
+                "This version signs in with client credentials only: use --client-credentials "
+                "(interactive sign-in and the device flow are not available yet)."
+            )
+        cred = await authorize_client_credentials(ctx, name)
+        return credential_view(cred, name)
+
+    view = run(work)
+    emit(
+        view,
+        as_json,
+        lambda: (
+            f"authorized {view['account']} under {name}: credential {view['id']}, "
+            f"token valid until {view['expires_at']}"
+        ),
+    )
+
+
+# -- credentials ---------------------------------------------------------------------------------
+
+
+def _credential_id(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise BadInput(
+            f"Credential ID {value!r} is not a number: `mailgate credential list` shows the IDs."
+        ) from None
+
+
+@credential_app.command("list")
+def credential_list(
+    integration: Annotated[
+        str | None, typer.Option("--integration", help="Only this integration's.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List credentials with their status."""
+    from mailgate.oauth.credentials import credential_view, list_credentials
+
+    async def work(ctx: Context) -> list[dict[str, Any]]:
+        return [credential_view(c, n) for c, n in await list_credentials(ctx, integration)]
+
+    views = run(work)
+    emit(
+        views,
+        as_json,
+        lambda: table(
+            views, ["id", "integration", "account", "status", "expires_at", "last_error"]
+        ),
+    )
+
+
+@credential_app.command("show")
+def credential_show(credential_id: str, as_json: JsonFlag = False) -> None:
+    """Show a credential and its history."""
+    from mailgate.oauth.credentials import credential_view, get_credential
+
+    cid = _credential_id(credential_id)
+
+    async def work(ctx: Context) -> dict[str, Any]:
+        cred, integration, events = await get_credential(ctx, cid)
+        view = credential_view(cred, integration.name)
+        view["history"] = [
+            {"at": e.at.isoformat(), "event": e.kind, "detail": e.detail} for e in events
+        ]
+        return view
+
+    view = run(work)
+
+    def text() -> str:
+        head = {k: v for k, v in view.items() if k != "history"}
+        lines = [key_values(head), "", "history:"]
+        lines += [
+            f"  {e['at']}  {e['event']}  {e['detail'] or ''}".rstrip() for e in view["history"]
+        ]
+        return "\n".join(lines)
+
+    emit(view, as_json, text)
+
+
+@credential_app.command("refresh")
+def credential_refresh(credential_id: str, as_json: JsonFlag = False) -> None:
+    """Refresh a credential's access token now."""
+    from mailgate.oauth.credentials import credential_view, get_credential
+    from mailgate.oauth.tokens import TokenKeeper
+
+    cid = _credential_id(credential_id)
+
+    async def work(ctx: Context) -> dict[str, Any]:
+        await get_credential(ctx, cid)
+        failure: MailgateError | None = None
+        try:
+            await TokenKeeper(ctx).refresh(cid)
+        except MailgateError as error:
+            if isinstance(error, BadInput):
+                raise
+            failure = error
+        cred, integration, _ = await get_credential(ctx, cid)
+        view = credential_view(cred, integration.name)
+        view["ok"] = failure is None
+        if failure is not None:
+            view["error"] = str(failure)
+        return view
+
+    view = run(work)
+    emit(
+        view,
+        as_json,
+        lambda: (
+            f"refreshed credential {cid}: token valid until {view['expires_at']}"
+            if view["ok"]
+            else f"refresh failed: {view['error']}"
+        ),
+    )
+    raise typer.Exit(0 if view["ok"] else 1)
+
+
+@credential_app.command("revoke")
+def credential_revoke(credential_id: str) -> None:
+    """Revoke a credential (at the provider when it offers revocation) and forget its tokens."""
+    from mailgate.oauth.credentials import revoke_credential
+
+    cid = _credential_id(credential_id)
+
+    async def work(ctx: Context) -> bool:
+        return await revoke_credential(ctx, cid)
+
+    remote = run(work)
+    typer.echo(
+        f"revoked credential {cid}" + (" at the provider" if remote else " (tokens forgotten)")
+    )
+
+
+# -- keys ------------------------------------------------------------------------------------------
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Use a new encryption key and re-encrypt every stored secret under it."""
+    from mailgate.store.keys import rotate_keys
+
+    async def work(ctx: Context) -> int:
+        return await rotate_keys(ctx)
+
+    count = run(work)
+    typer.echo(f"re-encrypted {count} stored secret(s) under the new key")
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new encryption key (for MAILGATE_SECRET_KEYS)."""
+    from cryptography.fernet import Fernet
+
+    typer.echo(Fernet.generate_key().decode("ascii"))
+
+
+def main() -> None:
+    """Entry point: usage errors exit 2 with one sentence, like every other bad input."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        sys.exit(130)
+    except MailgateError as error:
+        typer.echo(f"mailgate: {redact_text(str(error))}", err=True)
+        sys.exit(error.exit_code)
+    except TyperException as error:
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        if message:  # empty when a command group was called without a command: help was shown
+            command = getattr(getattr(error, "ctx", None), "command_path", "mailgate")
+            typer.echo(f"mailgate: {message} (see `{command} --help`)", err=True)
+        sys.exit(getattr(error, "exit_code", 2) or 2)
+    sys.exit(code if isinstance(code, int) else 0)

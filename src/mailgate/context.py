@@ -1,0 +1,39 @@
+"""What every service function works with: settings, database, secrets, clock, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from mailgate.config import Settings, load_settings
+from mailgate.http import HttpFactory, new_http_client
+from mailgate.store.db import Database, open_database
+from mailgate.store.models import utcnow
+from mailgate.store.secretbox import SecretBox, load_secretbox
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass
+class Context:
+    """The process's handles; tests build one with a fake clock and sleep."""
+
+    settings: Settings
+    db: Database
+    secrets: SecretBox
+    clock: Clock = field(default=utcnow)
+    sleep: Sleep = field(default=asyncio.sleep)
+    http: HttpFactory = field(default=new_http_client)
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, **overrides: object) -> Context:
+        """Load settings, migrate the database if needed, and load the encryption keys."""
+        settings = settings or load_settings()
+        db = open_database(settings)
+        return cls(settings=settings, db=db, secrets=load_secretbox(settings), **overrides)  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        await self.db.dispose()

@@ -1,0 +1,131 @@
+"""`integration test`: can mailgate talk to the provider, and does the provider accept the client?
+
+Client authentication is checked without signing anyone in: a token request with a deliberately
+invalid authorization code. Servers authenticate the client first, so `invalid_grant` means the
+client ID and secret were accepted, and `invalid_client` means they were not.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailgate.context import Context
+from mailgate.errors import MailgateError, Transient
+from mailgate.oauth import errors as provider_errors
+from mailgate.oauth.endpoint import TokenRequestRefused, request_token
+from mailgate.oauth.integrations import get_integration, integration_warnings
+from mailgate.oauth.tokens import TokenKeeper
+from mailgate.providers import discover
+
+INVALID_CODE = "mailgate-connection-test-invalid-code"
+
+
+@dataclass
+class Step:
+    step: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class CheckResult:
+    steps: list[Step] = field(default_factory=list)
+    diagnosis: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.steps)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "steps": [{"step": s.step, "ok": s.ok, "detail": s.detail} for s in self.steps],
+            "diagnosis": self.diagnosis,
+        }
+
+
+async def check_integration(ctx: Context, name: str) -> CheckResult:
+    """Run the checks in order; the ones after a failed step are not run."""
+    async with ctx.db.session() as session:
+        integration = await get_integration(session, name)
+    result = CheckResult()
+
+    if integration.discovery_url:
+        try:
+            await discover(integration.discovery_url, ctx.http)
+        except MailgateError as exc:
+            result.steps.append(Step("discovery", False, str(exc)))
+            result.diagnosis = str(exc)
+            return result
+        result.steps.append(Step("discovery", True, f"read {integration.discovery_url}"))
+
+    client = TokenKeeper(ctx).client_config(integration)
+    try:
+        await request_token(
+            client,
+            "authorization_code",
+            code=INVALID_CODE,
+            redirect_uri=ctx.settings.redirect_url,
+            code_verifier=secrets.token_urlsafe(48),
+        )
+    except Transient as exc:
+        result.steps.append(Step("token_endpoint", False, str(exc)))
+        result.diagnosis = (
+            f"mailgate cannot reach the token endpoint {integration.token_endpoint}: check the "
+            "host's network, DNS and proxy (HTTPS_PROXY), and the integration's endpoints."
+        )
+        return result
+    except TokenRequestRefused as refused:
+        result.steps.append(Step("token_endpoint", True, f"{integration.token_endpoint} answered"))
+        error = refused.error
+        kind = provider_errors.disposition(error)
+        if kind is provider_errors.Disposition.CLIENT:
+            explanation = provider_errors.explain(error, provider=integration.provider)
+            result.steps.append(Step("client_authentication", False, explanation))
+            result.diagnosis = explanation
+            return result
+        if error.error == "invalid_grant":
+            detail = (
+                "client ID and secret accepted (the test code was refused, as expected)"
+                if client.client_secret
+                else "public client: the provider knows the client ID (no secret to check)"
+            )
+            result.steps.append(Step("client_authentication", True, detail))
+        else:
+            explanation = provider_errors.explain(error, provider=integration.provider)
+            result.steps.append(Step("client_authentication", False, explanation))
+            result.diagnosis = explanation
+            return result
+    else:
+        result.steps.append(Step("token_endpoint", True, f"{integration.token_endpoint} answered"))
+        result.steps.append(
+            Step(
+                "client_authentication",
+                False,
+                "the provider accepted an invalid authorization code, which no real server does: "
+                "check that the token endpoint is the provider's",
+            )
+        )
+        result.diagnosis = result.steps[-1].detail
+        return result
+
+    warnings = integration_warnings(integration, ctx.clock())
+    expiry_ok = not any("expired on" in w for w in warnings)
+    result.steps.append(
+        Step(
+            "client_secret_expiry",
+            expiry_ok,
+            " ".join(warnings)
+            if warnings
+            else (
+                f"expires on {integration.client_secret_expires}"
+                if integration.client_secret_expires
+                else "no expiry date recorded (give it with --client-secret-expires)"
+            ),
+        )
+    )
+    if not expiry_ok:
+        result.diagnosis = warnings[0]
+    return result

@@ -1,0 +1,181 @@
+"""Service functions for credentials: store a grant, list, show, revoke."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+import structlog
+from sqlalchemy import select
+
+from mailgate.context import Context
+from mailgate.errors import NotFound
+from mailgate.oauth.endpoint import TokenResponse
+from mailgate.oauth.tokens import ACTIVE, REVOKED, RefreshPolicy, TokenKeeper, transition
+from mailgate.store.models import Credential, CredentialEvent, Integration
+
+log = structlog.get_logger(__name__)
+
+
+async def store_grant(
+    ctx: Context,
+    integration: Integration,
+    account: str,
+    grant_type: str,
+    response: TokenResponse,
+    policy: RefreshPolicy | None = None,
+) -> Credential:
+    """Store the tokens of a completed grant.
+
+    Authorizing the same account again under an integration updates its credential in place
+    (status back to active), so whatever uses the credential keeps working.
+    """
+    policy = policy or RefreshPolicy()
+    now = ctx.clock()
+    async with ctx.db.session() as session:
+        cred = (
+            await session.scalars(
+                select(Credential).where(
+                    Credential.integration_id == integration.id, Credential.account == account
+                )
+            )
+        ).first()
+        kind = "reauthorized"
+        if cred is None:
+            kind = "authorized"
+            cred = Credential(
+                integration_id=integration.id,
+                account=account,
+                status=ACTIVE,
+                failure_count=0,
+                created_at=now,
+            )
+            session.add(cred)
+        else:
+            cred.status = transition(cred.status, ACTIVE)
+        cred.grant_type = grant_type
+        cred.scopes = list(response.scope) or list(
+            integration.app_scopes if grant_type == "client_credentials" else integration.scopes
+        )
+        cred.access_token_enc = ctx.secrets.encrypt(response.access_token)
+        cred.expires_at = policy.expires_at(response, now)
+        if response.refresh_token:
+            cred.refresh_token_enc = ctx.secrets.encrypt(response.refresh_token)
+            cred.refresh_token_issued_at = now
+        cred.last_refresh_at = now
+        cred.last_error = None
+        cred.failure_count = 0
+        cred.next_attempt_at = None
+        await session.flush()
+        session.add(
+            CredentialEvent(
+                credential_id=cred.id, at=now, kind=kind, detail=f"{grant_type} for {account}"
+            )
+        )
+        await session.commit()
+    log.info("credential stored", credential=cred.id, integration=integration.name, event=kind)
+    return cred
+
+
+async def list_credentials(
+    ctx: Context, integration: str | None = None
+) -> list[tuple[Credential, str]]:
+    async with ctx.db.session() as session:
+        query = select(Credential, Integration.name).join(Integration).order_by(Credential.id)
+        if integration is not None:
+            query = query.where(Integration.name == integration)
+        return [(c, n) for c, n in (await session.execute(query)).tuples().all()]
+
+
+async def get_credential(
+    ctx: Context, credential_id: int
+) -> tuple[Credential, Integration, list[CredentialEvent]]:
+    async with ctx.db.session() as session:
+        cred = await session.get(Credential, credential_id)
+        if cred is None:
+            raise NotFound(
+                f"No credential {credential_id}: `mailgate credential list` shows the ones there are."
+            )
+        integration = await session.get(Integration, cred.integration_id)
+        assert integration is not None
+        events = (
+            await session.scalars(
+                select(CredentialEvent)
+                .where(CredentialEvent.credential_id == credential_id)
+                .order_by(CredentialEvent.at.desc(), CredentialEvent.id.desc())
+                .limit(50)
+            )
+        ).all()
+        return cred, integration, list(events)
+
+
+def credential_view(cred: Credential, integration_name: str) -> dict[str, Any]:
+    """A credential as shown anywhere — never a token."""
+
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "id": cred.id,
+        "integration": integration_name,
+        "account": cred.account,
+        "grant_type": cred.grant_type,
+        "status": cred.status,
+        "scopes": list(cred.scopes),
+        "expires_at": iso(cred.expires_at),
+        "last_refresh_at": iso(cred.last_refresh_at),
+        "last_error": cred.last_error,
+        "failure_count": cred.failure_count,
+        "next_attempt_at": iso(cred.next_attempt_at),
+        "has_refresh_token": cred.refresh_token_enc is not None,
+        "created_at": iso(cred.created_at),
+    }
+
+
+async def revoke_credential(ctx: Context, credential_id: int) -> bool:
+    """Forget the credential's tokens (status revoked); revoke at the provider when it can.
+
+    Returns whether the provider confirmed the revocation (RFC 7009); Microsoft has no
+    revocation endpoint, so there the tokens are only forgotten.
+    """
+    cred, integration, _ = await get_credential(ctx, credential_id)
+    revoked_remotely = False
+    token_enc = cred.refresh_token_enc or cred.access_token_enc
+    if integration.revocation_endpoint and token_enc:
+        keeper = TokenKeeper(ctx)
+        client = keeper.client_config(integration)
+        data = {"token": ctx.secrets.decrypt(token_enc), "client_id": client.client_id}
+        if client.client_secret and client.token_auth == "client_secret_post":
+            data["client_secret"] = client.client_secret
+        try:
+            async with ctx.http() as http:
+                if client.client_secret and client.token_auth == "client_secret_basic":
+                    response = await http.post(
+                        integration.revocation_endpoint,
+                        data=data,
+                        auth=(client.client_id, client.client_secret),
+                    )
+                else:
+                    response = await http.post(integration.revocation_endpoint, data=data)
+            revoked_remotely = response.status_code == 200
+        except httpx2.HTTPError:
+            revoked_remotely = False
+    now = ctx.clock()
+    async with ctx.db.session() as session:
+        row = await session.get(Credential, credential_id)
+        assert row is not None
+        row.status = transition(row.status, REVOKED)
+        row.refresh_token_enc = None
+        row.access_token_enc = None
+        row.expires_at = None
+        row.next_attempt_at = None
+        session.add(
+            CredentialEvent(
+                credential_id=row.id,
+                at=now,
+                kind="revoked",
+                detail="revoked at the provider" if revoked_remotely else "tokens forgotten",
+            )
+        )
+        await session.commit()
+    return revoked_remotely

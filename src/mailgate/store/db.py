@@ -1,0 +1,131 @@
+"""Engines, sessions and migrations.
+
+Migrations run with a synchronous engine (Alembic), everything else with the async one.
+Every command opens the database through `open_database`, which applies pending migrations
+first, so a new user never runs `mailgate migrate` by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from mailgate.config import Settings
+from mailgate.errors import BadInput, Transient
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _driver_url(url: str, *, asynchronous: bool) -> sa.URL:
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        raise BadInput(
+            f"MAILGATE_DATABASE_URL {url!r} is not a database URL: use sqlite:///PATH or "
+            "postgresql+psycopg://USER:PASSWORD@HOST/DB."
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite" if asynchronous else "sqlite")
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    raise BadInput(
+        f"MAILGATE_DATABASE_URL uses {backend!r}: mailgate supports SQLite and PostgreSQL "
+        "(postgresql+psycopg://…)."
+    )
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers work while one writer commits; busy_timeout makes a second writer wait
+    # instead of failing at once with "database is locked".
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _alembic_config(connection: sa.Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _head_revision() -> str | None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def migrate(url: str) -> bool:
+    """Apply pending migrations; True when something was applied."""
+    engine = sa.create_engine(_driver_url(url, asynchronous=False))
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+    try:
+        with engine.begin() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+            if current == _head_revision():
+                return False
+            command.upgrade(_alembic_config(connection), "head")
+            return True
+    except sa.exc.OperationalError as exc:
+        raise Transient(
+            f"The database cannot be reached ({type(exc.orig).__name__}): check "
+            "MAILGATE_DATABASE_URL and that the database server is running."
+        ) from None
+    finally:
+        engine.dispose()
+
+
+class Database:
+    """The async engine and session factory of one process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(_driver_url(url, asynchronous=True))
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine.sync_engine, "connect", _on_sqlite_connect)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def session(self) -> AsyncSession:
+        return self.sessions()
+
+    async def is_ready(self) -> bool:
+        """Database reachable and migrations applied."""
+        try:
+            async with self.engine.connect() as connection:
+                current = await connection.run_sync(
+                    lambda c: MigrationContext.configure(c).get_current_revision()
+                )
+        except sa.exc.SQLAlchemyError:
+            return False
+        return current == _head_revision()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def open_database(settings: Settings) -> Database:
+    """Create MAILGATE_HOME, apply pending migrations, and return the process's Database."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    migrate(settings.database_url)
+    return Database(settings.database_url)

@@ -1,0 +1,134 @@
+"""The tables. Secrets live only in `*_enc` columns, encrypted by `store.secretbox`."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite returns naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Integration(Base):
+    """An OAuth 2.0 client registered at a provider."""
+
+    __tablename__ = "integrations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    client_id: Mapped[str] = mapped_column(String(500))
+    client_secret_enc: Mapped[str | None] = mapped_column(Text)
+    client_secret_expires: Mapped[date | None] = mapped_column(Date)
+    tenant: Mapped[str | None] = mapped_column(String(200))
+    cloud: Mapped[str | None] = mapped_column(String(20))
+    account_type: Mapped[str | None] = mapped_column(String(20))
+    # The login host's base URL when it is not the cloud's default (an emulator, a proxy).
+    authority: Mapped[str | None] = mapped_column(Text)
+    uses: Mapped[list[str]] = mapped_column(default=list)
+    discovery_url: Mapped[str | None] = mapped_column(Text)
+    issuer: Mapped[str | None] = mapped_column(Text)
+    authorization_endpoint: Mapped[str | None] = mapped_column(Text)
+    token_endpoint: Mapped[str] = mapped_column(Text)
+    device_authorization_endpoint: Mapped[str | None] = mapped_column(Text)
+    revocation_endpoint: Mapped[str | None] = mapped_column(Text)
+    userinfo_endpoint: Mapped[str | None] = mapped_column(Text)
+    jwks_uri: Mapped[str | None] = mapped_column(Text)
+    scopes: Mapped[list[str]] = mapped_column(default=list)
+    app_scopes: Mapped[list[str]] = mapped_column(default=list)
+    auth_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    token_auth: Mapped[str] = mapped_column(String(40))
+    # Set when the provider refused the client itself (expired or wrong secret): every
+    # credential under it fails until the admin gives a new secret with `integration set`.
+    client_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    credentials: Mapped[list[Credential]] = relationship(
+        back_populates="integration", lazy="raise", cascade="all, delete-orphan"
+    )
+
+
+class Credential(Base):
+    """One authorized account (or the app itself) under an integration: its token set."""
+
+    __tablename__ = "credentials"
+    __table_args__ = (UniqueConstraint("integration_id", "account", name="uq_credential_account"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), index=True
+    )
+    account: Mapped[str] = mapped_column(String(320))
+    grant_type: Mapped[str] = mapped_column(String(40))
+    scopes: Mapped[list[str]] = mapped_column(default=list)
+    refresh_token_enc: Mapped[str | None] = mapped_column(Text)
+    access_token_enc: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column()
+    refresh_token_issued_at: Mapped[datetime | None] = mapped_column()
+    status: Mapped[str] = mapped_column(String(40), default="active")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_refresh_at: Mapped[datetime | None] = mapped_column()
+    failure_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    # The refresh lease: one process at a time refreshes a credential (single flight
+    # across processes and hosts), claimed with a conditional UPDATE.
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    integration: Mapped[Integration] = relationship(back_populates="credentials", lazy="raise")
+
+
+class CredentialEvent(Base):
+    """A credential's history: authorized, refreshed, failed, revoked ..."""
+
+    __tablename__ = "credential_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    credential_id: Mapped[int] = mapped_column(
+        ForeignKey("credentials.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str | None] = mapped_column(Text)

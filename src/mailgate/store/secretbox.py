@@ -1,0 +1,97 @@
+"""Encryption of stored secrets (client secrets, refresh and access tokens).
+
+Keys come from `MAILGATE_SECRET_KEYS` (newest first, comma-separated) or else from the key file
+`$MAILGATE_HOME/secret.key` (one key a line, newest first), created 0600 on first use.
+Encryption always uses the newest key; decryption tries every key, so a rotation can re-encrypt
+at its own pace (cryptography's MultiFernet).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from mailgate.config import Settings
+from mailgate.errors import BadInput, MailgateError
+
+
+class SecretBox:
+    """Encrypts and decrypts short secrets with the configured keys."""
+
+    def __init__(self, keys: list[bytes]) -> None:
+        if not keys:
+            raise ValueError("a SecretBox needs at least one key")
+        self._keys = list(keys)
+        self._fernet = MultiFernet([Fernet(k) for k in keys])
+
+    @property
+    def newest_key(self) -> bytes:
+        return self._keys[0]
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
+
+    def decrypt(self, ciphertext: str) -> str:
+        try:
+            return self._fernet.decrypt(ciphertext.encode("ascii")).decode("utf-8")
+        except InvalidToken:
+            raise MailgateError(
+                "A stored secret cannot be decrypted with the configured keys: give mailgate the "
+                "key it was encrypted with (MAILGATE_SECRET_KEYS or the key file under "
+                "MAILGATE_HOME)."
+            ) from None
+
+    def rotate(self, ciphertext: str) -> str:
+        """Re-encrypt `ciphertext` under the newest key."""
+        try:
+            return self._fernet.rotate(ciphertext.encode("ascii")).decode("ascii")
+        except InvalidToken:
+            raise MailgateError(
+                "A stored secret cannot be decrypted with the configured keys, so it cannot be "
+                "re-encrypted: add the key it was encrypted with and rotate again."
+            ) from None
+
+
+def parse_keys(values: list[str], source: str) -> list[bytes]:
+    """Validate Fernet keys (url-safe base64 of 32 bytes)."""
+    keys = []
+    for value in values:
+        key = value.strip().encode("ascii", "replace")
+        try:
+            Fernet(key)
+        except ValueError:
+            raise BadInput(
+                f"{source} holds a value that is not an encryption key: each key must be 32 "
+                "url-safe base64-encoded bytes, as `mailgate keys generate` prints."
+            ) from None
+        keys.append(key)
+    return keys
+
+
+def read_key_file(path: Path) -> list[bytes]:
+    lines = [ln for ln in path.read_text(encoding="ascii").splitlines() if ln.strip()]
+    return parse_keys(lines, str(path))
+
+
+def write_key_file(path: Path, keys: list[bytes]) -> None:
+    """Write the key file atomically with mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write("".join(k.decode("ascii") + "\n" for k in keys))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_secretbox(settings: Settings) -> SecretBox:
+    """The SecretBox for these settings, creating the key file on first use."""
+    if settings.secret_keys:
+        return SecretBox(parse_keys(list(settings.secret_keys), "MAILGATE_SECRET_KEYS"))
+    path = settings.key_file
+    if not path.exists():
+        write_key_file(path, [Fernet.generate_key()])
+    return SecretBox(read_key_file(path))

@@ -1,0 +1,64 @@
+"""The web application: health routes now; sign-in, admin pages and the API build on it.
+
+No route serves data without authentication: until sign-in exists, only the health routes and
+Prometheus metrics (counts, no data) are mounted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from mailgate import __version__
+from mailgate.context import Context
+from mailgate.runtime.supervisor import Supervisor
+
+
+def create_app(ctx: Context, *, run_workers: bool = True) -> FastAPI:
+    """The ASGI app for `mailgate serve`; the supervisor runs inside its lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        supervisor = Supervisor(ctx)
+        task = asyncio.create_task(supervisor.run()) if run_workers else None
+        try:
+            yield
+        finally:
+            supervisor.stop()
+            if task is not None:
+                await task
+            await ctx.close()
+
+    app = FastAPI(
+        title="mailgate",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        if await ctx.db.is_ready():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse(
+            {"status": "not ready", "detail": "the database is unreachable or not migrated"},
+            status_code=503,
+        )
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,63 @@
+import stat
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from cryptography.fernet import Fernet
+
+from mailgate.config import Settings
+from mailgate.errors import BadInput, MailgateError
+from mailgate.store.db import migrate
+from mailgate.store.models import Base
+from mailgate.store.secretbox import SecretBox, load_secretbox
+
+
+def make_settings(home: Path, keys: tuple[str, ...] = ()) -> Settings:
+    return Settings(home=home, database_url="sqlite://", base_url="https://x", secret_keys=keys)
+
+
+def test_key_file_is_created_private(tmp_path: Path) -> None:
+    box = load_secretbox(make_settings(tmp_path))
+    key_file = tmp_path / "secret.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert box.decrypt(box.encrypt("s3cret")) == "s3cret"
+    assert load_secretbox(make_settings(tmp_path)).decrypt(box.encrypt("again")) == "again"
+
+
+def test_ciphertext_does_not_contain_the_secret(tmp_path: Path) -> None:
+    box = load_secretbox(make_settings(tmp_path))
+    assert "s3cret" not in box.encrypt("s3cret")
+
+
+def test_environment_keys_win_and_old_keys_still_decrypt(tmp_path: Path) -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    before = load_secretbox(make_settings(tmp_path, (old,))).encrypt("value")
+    box = load_secretbox(make_settings(tmp_path, (new, old)))
+    assert box.decrypt(before) == "value"
+    rotated = box.rotate(before)
+    assert SecretBox([new.encode()]).decrypt(rotated) == "value"
+    assert not (tmp_path / "secret.key").exists()
+
+
+def test_a_bad_key_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="MAILGATE_SECRET_KEYS"):
+        load_secretbox(make_settings(tmp_path, ("not-a-key",)))
+
+
+def test_wrong_key_says_which_key_to_give(tmp_path: Path) -> None:
+    ciphertext = SecretBox([Fernet.generate_key()]).encrypt("value")
+    with pytest.raises(MailgateError, match="key it was encrypted with"):
+        SecretBox([Fernet.generate_key()]).decrypt(ciphertext)
+
+
+def test_migrations_match_the_models(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    assert migrate(url) is True
+    assert migrate(url) is False
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
