@@ -81,7 +81,9 @@ def test_google_endpoints() -> None:
 
 
 def test_generic_prefers_client_secret_basic() -> None:
-    assert generic_token_auth(["client_secret_post", "client_secret_basic"]) == "client_secret_basic"
+    assert (
+        generic_token_auth(["client_secret_post", "client_secret_basic"]) == "client_secret_basic"
+    )
     assert generic_token_auth(["client_secret_post", "private_key_jwt"]) == "client_secret_post"
     assert generic_token_auth([]) == "client_secret_basic"
 

@@ -73,7 +73,7 @@ async def store_grant(
             )
         )
         await session.commit()
-    log.info("credential stored", credential=cred.id, integration=integration.name, event=kind)
+    log.info("credential stored", credential=cred.id, integration=integration.name, change=kind)
     return cred
 
 

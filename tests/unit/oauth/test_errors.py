@@ -29,7 +29,9 @@ def test_microsoft_codes(error: str, code: int, expected: Disposition) -> None:
 
 
 def test_explanation_keeps_the_provider_text_but_not_the_trace() -> None:
-    text = explain(microsoft("invalid_client", 7000222, "The provided client secret keys are expired."))
+    text = explain(
+        microsoft("invalid_client", 7000222, "The provided client secret keys are expired.")
+    )
     assert "AADSTS7000222: The provided client secret keys are expired." in text
     assert "Trace ID" not in text
     assert "integration set" in text

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mailgate.config import Settings
+from mailgate.context import Context
+from tests.support.cli import Cli
+from tests.support.clock import FakeClock
+
+pytest_plugins = ["tests.support.oidc"]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return Settings(
+        home=home,
+        database_url=f"sqlite:///{home / 'mailgate.db'}",
+        base_url="https://mailgate.test",
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def ctx(settings: Settings, clock: FakeClock) -> AsyncIterator[Context]:
+    context = Context.open(settings, clock=clock, sleep=clock.sleep)
+    yield context
+    await context.close()
+
+
+@pytest.fixture
+def cli(home: Path) -> Cli:
+    return Cli(home)

@@ -1,0 +1,176 @@
+"""Bad input: one plain sentence on stderr, exit 2, nothing stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.support.cli import Cli, Result
+
+MS = ["--provider", "microsoft", "--client-id", "11111111-2222-3333-4444-555555555555"]
+
+
+def assert_refused(result: Result, *words: str) -> None:
+    assert result.code == 2, (result.code, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def assert_nothing_stored(cli: Cli) -> None:
+    listed = cli("integration", "list", "--json")
+    assert listed.code == 0 and listed.json() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--provider", "yahoo", "--client-id", "x"], ["Unknown provider 'yahoo'", "generic"]),
+        (MS + ["--tenant", "not a tenant"], ["Tenant", "common, organizations"]),
+        (MS + ["--cloud", "mars"], ["Unknown cloud 'mars'"]),
+        (MS + ["--use", "nntp"], ["Unknown use 'nntp'"]),
+        (MS + ["--token-endpoint", "http://login.example.com/token"], ["https://"]),
+        (
+            [
+                "--provider",
+                "generic",
+                "--client-id",
+                "x",
+                "--authorization-endpoint",
+                "https://idp.example/auth",
+                "--token-endpoint",
+                "http://idp.example/token",
+            ],
+            ["token endpoint", "https://"],
+        ),
+        (
+            [
+                "--provider",
+                "generic",
+                "--client-id",
+                "x",
+                "--discovery-url",
+                "https://127.0.0.1:9/.well-known/openid-configuration",
+            ],
+            ["could not be read"],
+        ),
+        (["--provider", "generic", "--client-id", "x"], ["--discovery-url"]),
+        (["--provider", "google", "--client-id", "x", "--tenant", "common"], ["Microsoft"]),
+        (MS + ["--client-secret-file", "/nonexistent/secret"], ["cannot be read"]),
+        (MS + ["--client-secret-env", "MAILGATE_TEST_UNSET_VAR"], ["MAILGATE_TEST_UNSET_VAR"]),
+        (MS + ["--client-secret-expires", "next week"], ["YYYY-MM-DD"]),
+        (MS + ["--no-such-option"], ["No such option"]),
+    ],
+)
+def test_integration_add_refuses_bad_input(cli: Cli, args: list[str], words: list[str]) -> None:
+    assert_refused(cli("integration", "add", "bad", *args), *words)
+    assert_nothing_stored(cli)
+
+
+def test_http_base_url_is_refused_and_nothing_stored(cli: Cli) -> None:
+    result = cli("integration", "add", "m", *MS, MAILGATE_BASE_URL="http://desk.example.com")
+    assert_refused(result, "MAILGATE_BASE_URL", "https://")
+    assert_nothing_stored(cli)
+
+
+def test_authorize_refuses_an_http_base_url(cli: Cli) -> None:
+    assert cli("integration", "add", "m", *MS, "--tenant", "contoso.com").code == 0
+    result = cli(
+        "integration",
+        "authorize",
+        "m",
+        "--client-credentials",
+        MAILGATE_BASE_URL="http://desk.example.com",
+    )
+    assert_refused(result, "https://")
+
+
+def test_client_credentials_without_a_secret_is_refused(cli: Cli) -> None:
+    assert cli("integration", "add", "m", *MS, "--tenant", "contoso.com").code == 0
+    assert_refused(cli("integration", "authorize", "m", "--client-credentials"), "no client secret")
+    assert cli("credential", "list", "--json").json() == []
+
+
+def test_client_credentials_need_a_tenant_id(cli: Cli, tmp_path: Path) -> None:
+    secret = tmp_path / "s"
+    secret.write_text("value")
+    assert cli("integration", "add", "m", *MS, "--client-secret-file", str(secret)).code == 0
+    assert_refused(cli("integration", "authorize", "m", "--client-credentials"), "tenant")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["integration", "show", "nope"],
+        ["integration", "set", "nope", "--client-id", "x"],
+        ["integration", "test", "nope"],
+        ["integration", "delete", "nope"],
+        ["integration", "authorize", "nope", "--client-credentials"],
+        ["credential", "show", "42"],
+        ["credential", "refresh", "42"],
+        ["credential", "revoke", "42"],
+    ],
+)
+def test_unknown_names_are_refused(cli: Cli, args: list[str]) -> None:
+    assert_refused(cli(*args), "list")
+
+
+def test_duplicate_name_is_refused(cli: Cli) -> None:
+    assert cli("integration", "add", "m", *MS).code == 0
+    assert_refused(cli("integration", "add", "m", *MS), "already exists", "integration set")
+
+
+def test_set_keeps_what_it_does_not_change(cli: Cli, tmp_path: Path) -> None:
+    assert cli("integration", "add", "m", *MS, "--tenant", "contoso.com", "--use", "imap").code == 0
+    secret = tmp_path / "s"
+    secret.write_text("new-secret-value")
+    changed = cli(
+        "integration",
+        "set",
+        "m",
+        "--client-secret-file",
+        str(secret),
+        "--client-secret-expires",
+        "2099-01-01",
+        "--json",
+    )
+    assert changed.code == 0, changed.stderr
+    view = changed.json()
+    assert view["tenant"] == "contoso.com"
+    assert view["client_secret_set"] is True
+    assert view["client_secret_expires"] == "2099-01-01"
+    assert view["scopes"][0] == "https://outlook.office.com/IMAP.AccessAsUser.All"
+    assert "new-secret-value" not in changed.stdout + changed.stderr
+
+
+def test_secret_expiry_is_warned_14_days_ahead(cli: Cli) -> None:
+    from datetime import date, timedelta
+
+    soon = (date.today() + timedelta(days=10)).isoformat()
+    added = cli("integration", "add", "m", *MS, "--client-secret-expires", soon, "--json")
+    assert added.json()["status"] == "secret-expiring"
+    assert "expires in 10 day(s)" in added.stderr
+    later = (date.today() + timedelta(days=30)).isoformat()
+    changed = cli("integration", "set", "m", "--client-secret-expires", later, "--json")
+    assert changed.json()["status"] == "ok" and changed.stderr == ""
+
+
+def test_list_json_fields(cli: Cli) -> None:
+    assert cli("integration", "add", "g", "--provider", "google", "--client-id", "x").code == 0
+    [view] = cli("integration", "list", "--json").json()
+    for field in (
+        "name",
+        "provider",
+        "client_id",
+        "authorization_endpoint",
+        "token_endpoint",
+        "redirect_url",
+        "scopes",
+        "client_secret_expires",
+    ):
+        assert field in view
+    assert view["redirect_url"] == "https://localhost:8443/oauth2/callback"
+    assert view["scopes"] == ["https://mail.google.com/", "openid", "email"]
+    assert view["auth_params"] == {"access_type": "offline", "prompt": "consent"}
