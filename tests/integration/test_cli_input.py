@@ -28,10 +28,10 @@ def assert_nothing_stored(cli: Cli) -> None:
     ("args", "words"),
     [
         (["--provider", "yahoo", "--client-id", "x"], ["Unknown provider 'yahoo'", "generic"]),
-        (MS + ["--tenant", "not a tenant"], ["Tenant", "common, organizations"]),
-        (MS + ["--cloud", "mars"], ["Unknown cloud 'mars'"]),
-        (MS + ["--use", "nntp"], ["Unknown use 'nntp'"]),
-        (MS + ["--token-endpoint", "http://login.example.com/token"], ["https://"]),
+        ([*MS, "--tenant", "not a tenant"], ["Tenant", "common, organizations"]),
+        ([*MS, "--cloud", "mars"], ["Unknown cloud 'mars'"]),
+        ([*MS, "--use", "nntp"], ["Unknown use 'nntp'"]),
+        ([*MS, "--token-endpoint", "http://login.example.com/token"], ["https://"]),
         (
             [
                 "--provider",
@@ -58,10 +58,10 @@ def assert_nothing_stored(cli: Cli) -> None:
         ),
         (["--provider", "generic", "--client-id", "x"], ["--discovery-url"]),
         (["--provider", "google", "--client-id", "x", "--tenant", "common"], ["Microsoft"]),
-        (MS + ["--client-secret-file", "/nonexistent/secret"], ["cannot be read"]),
-        (MS + ["--client-secret-env", "MAILGATE_TEST_UNSET_VAR"], ["MAILGATE_TEST_UNSET_VAR"]),
-        (MS + ["--client-secret-expires", "next week"], ["YYYY-MM-DD"]),
-        (MS + ["--no-such-option"], ["No such option"]),
+        ([*MS, "--client-secret-file", "/nonexistent/secret"], ["cannot be read"]),
+        ([*MS, "--client-secret-env", "MAILGATE_TEST_UNSET_VAR"], ["MAILGATE_TEST_UNSET_VAR"]),
+        ([*MS, "--client-secret-expires", "next week"], ["YYYY-MM-DD"]),
+        ([*MS, "--no-such-option"], ["No such option"]),
     ],
 )
 def test_integration_add_refuses_bad_input(cli: Cli, args: list[str], words: list[str]) -> None:

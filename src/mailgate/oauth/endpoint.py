@@ -78,7 +78,9 @@ class TokenRequestRefused(Exception):
         self.error = error
 
 
-async def request_token(client: ClientConfig, grant_type: str, **params: str) -> TokenResponse:
+async def request_token(
+    client: ClientConfig, grant_type: str, *, timeout: float = DEFAULT_TIMEOUT, **params: str
+) -> TokenResponse:
     """POST one token request with the client's authentication."""
     oauth = AsyncOAuth2Client(
         client_id=client.client_id,
@@ -86,7 +88,7 @@ async def request_token(client: ClientConfig, grant_type: str, **params: str) ->
         token_endpoint_auth_method=client.auth_method,
         verify=tls_context(),
         trust_env=True,
-        timeout=httpx2.Timeout(DEFAULT_TIMEOUT),
+        timeout=httpx2.Timeout(timeout),
         headers={"User-Agent": USER_AGENT},
     )
     statuses: list[int] = []

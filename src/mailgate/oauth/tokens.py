@@ -41,6 +41,7 @@ from mailgate.errors import (
     Transient,
 )
 from mailgate.oauth import errors as provider_errors
+from mailgate.http import DEFAULT_TIMEOUT
 from mailgate.oauth.endpoint import ClientConfig, TokenRequestRefused, TokenResponse, request_token
 from mailgate.store.models import Credential, CredentialEvent, Integration
 
@@ -136,6 +137,7 @@ class TokenKeeper:
         lease_poll_interval: float = 0.1,
         rng: random.Random | None = None,
         before_commit: BeforeCommit | None = None,
+        request_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.ctx = ctx
         self.policy = policy or RefreshPolicy()
@@ -144,6 +146,7 @@ class TokenKeeper:
         self.lease_poll_interval = lease_poll_interval
         self.rng = rng or random.Random()
         self._before_commit = before_commit
+        self.request_timeout = request_timeout
         self._inflight: dict[int, asyncio.Future[AccessToken]] = {}
         self._cache: dict[int, AccessToken] = {}
 
@@ -333,7 +336,7 @@ class TokenKeeper:
                 "scope": " ".join(integration.scopes or cred.scopes),
             }
         try:
-            response = await request_token(client, grant, **params)
+            response = await request_token(client, grant, timeout=self.request_timeout, **params)
         except TokenRequestRefused as refused:
             raise await self._record_refusal(cred, integration, refused.error) from None
         except Transient as exc:

@@ -1,0 +1,50 @@
+"""A stand-in for the Microsoft identity platform v2.0 and Google OAuth token endpoints.
+
+The providers can't be reached from tests, so this emulator answers as they do — rotation,
+90-day inactivity, revocation, expired secrets, Google's 7-day testing grants, their error texts
+— on a clock tests can advance. `create_app(state)` is the ASGI app; `EmulatorState` holds what it
+knows and is what tests drive; `python -m mailgate.emulator` serves it.
+"""
+
+from mailgate.emulator.app import create_app
+from mailgate.emulator.clock import EmulatorClock
+from mailgate.emulator.errors import EmulatedError, GoogleError, MicrosoftError
+from mailgate.emulator.model import (
+    AccessToken,
+    Account,
+    AuthorizationCode,
+    Client,
+    Fault,
+    Grant,
+    Lifetimes,
+    Provider,
+    RefreshToken,
+    RequestRecord,
+    ResourceServer,
+    Tenant,
+)
+from mailgate.emulator.pkce import s256_challenge
+from mailgate.emulator.state import EmulatorState, IssuedGrant
+
+__all__ = [
+    "AccessToken",
+    "Account",
+    "AuthorizationCode",
+    "Client",
+    "EmulatedError",
+    "EmulatorClock",
+    "EmulatorState",
+    "Fault",
+    "GoogleError",
+    "Grant",
+    "IssuedGrant",
+    "Lifetimes",
+    "MicrosoftError",
+    "Provider",
+    "RefreshToken",
+    "RequestRecord",
+    "ResourceServer",
+    "Tenant",
+    "create_app",
+    "s256_challenge",
+]
