@@ -651,12 +651,20 @@ def credential_revoke(credential_id: str) -> None:
 
 
 @keys_app.command("rotate")
-def keys_rotate() -> None:
+def keys_rotate(
+    drop_old_keys: Annotated[
+        bool,
+        typer.Option(
+            "--drop-old-keys",
+            help="Remove the old keys from the key file (restart every mailgate process first).",
+        ),
+    ] = False,
+) -> None:
     """Use a new encryption key and re-encrypt every stored secret under it."""
     from mailgate.store.keys import rotate_keys
 
     async def work(ctx: Context) -> int:
-        return await rotate_keys(ctx)
+        return await rotate_keys(ctx, drop_old=drop_old_keys)
 
     count = run(work)
     typer.echo(f"re-encrypted {count} stored secret(s) under the new key")

@@ -84,7 +84,7 @@ async def list_credentials(
         query = select(Credential, Integration.name).join(Integration).order_by(Credential.id)
         if integration is not None:
             query = query.where(Integration.name == integration)
-        return [(c, n) for c, n in (await session.execute(query)).tuples().all()]
+        return [(c, n) for c, n in (await session.execute(query)).all()]
 
 
 async def get_credential(

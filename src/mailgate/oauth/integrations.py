@@ -184,7 +184,7 @@ async def _resolve(ctx: Context, row: Integration, opts: IntegrationOptions, is_
         row.scopes = _clean_scopes(opts.scopes)
     if opts.app_scopes is not None:
         row.app_scopes = _clean_scopes(opts.app_scopes)
-    elif provider == "generic":
+    elif provider == "generic" and (is_new or opts.scopes is not None):
         row.app_scopes = app_scopes_from(row.scopes)
     if opts.client_secret is not None:
         secret = opts.client_secret.strip()
@@ -304,9 +304,7 @@ async def list_integrations(ctx: Context) -> list[tuple[Integration, int]]:
                         Credential.integration_id
                     )
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         rows = (await session.scalars(select(Integration).order_by(Integration.name))).all()
         return [(row, counts.get(row.id, 0)) for row in rows]

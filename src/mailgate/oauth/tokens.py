@@ -40,8 +40,8 @@ from mailgate.errors import (
     NotFound,
     Transient,
 )
-from mailgate.oauth import errors as provider_errors
 from mailgate.http import DEFAULT_TIMEOUT
+from mailgate.oauth import errors as provider_errors
 from mailgate.oauth.endpoint import ClientConfig, TokenRequestRefused, TokenResponse, request_token
 from mailgate.store.models import Credential, CredentialEvent, Integration
 
@@ -325,10 +325,13 @@ class TokenKeeper:
             grant, params = "client_credentials", {"scope": " ".join(integration.app_scopes)}
         else:
             if not cred.refresh_token_enc:
-                raise NeedsReauthorization(
-                    f"Credential {cred.id} ({cred.account}) has no refresh token: authorize the "
-                    "account again (for Microsoft, the offline_access scope gives one)."
+                message = (
+                    "the provider gave no refresh token, so the access token cannot be renewed: "
+                    "authorize the account again (Microsoft needs the offline_access scope, "
+                    "Google access_type=offline with prompt=consent)"
                 )
+                await self._mark_needs_reauthorization(cred, message)
+                raise NeedsReauthorization(f"Credential {cred.id} ({cred.account}): {message}.")
             grant = "refresh_token"
             params = {
                 "refresh_token": self.ctx.secrets.decrypt(cred.refresh_token_enc),
@@ -395,22 +398,7 @@ class TokenKeeper:
         )
         kind = provider_errors.disposition(error)
         if kind is provider_errors.Disposition.REAUTHORIZE:
-            async with self.ctx.db.session() as session:
-                row = await session.get(Credential, cred.id, populate_existing=True)
-                assert row is not None
-                row.status = transition(row.status, NEEDS_REAUTHORIZATION)
-                row.last_error = message
-                row.next_attempt_at = None
-                # The refresh token is kept: re-authorizing replaces it, and a provider-side
-                # fix (consent granted) can make it work again on `credential refresh`.
-                session.add(
-                    CredentialEvent(
-                        credential_id=row.id, at=now, kind="needs-reauthorization", detail=message
-                    )
-                )
-                await session.commit()
-            log.warning("credential needs reauthorization", credential=cred.id, reason=message)
-            self.invalidate(cred.id)
+            await self._mark_needs_reauthorization(cred, message)
             return NeedsReauthorization(f"Credential {cred.id} ({cred.account}): {message}")
         if kind is provider_errors.Disposition.CLIENT:
             async with self.ctx.db.session() as session:
@@ -425,6 +413,25 @@ class TokenKeeper:
         if kind is provider_errors.Disposition.RETRY:
             return Transient(message)
         return NeedsAdmin(f"Credential {cred.id} ({cred.account}): {message}")
+
+    async def _mark_needs_reauthorization(self, cred: Credential, message: str) -> None:
+        now = self.ctx.clock()
+        async with self.ctx.db.session() as session:
+            row = await session.get(Credential, cred.id, populate_existing=True)
+            assert row is not None
+            row.status = transition(row.status, NEEDS_REAUTHORIZATION)
+            row.last_error = message
+            row.next_attempt_at = None
+            # The refresh token is kept: re-authorizing replaces it, and a provider-side
+            # fix (consent granted) can make it work again on `credential refresh`.
+            session.add(
+                CredentialEvent(
+                    credential_id=row.id, at=now, kind="needs-reauthorization", detail=message
+                )
+            )
+            await session.commit()
+        log.warning("credential needs reauthorization", credential=cred.id, reason=message)
+        self.invalidate(cred.id)
 
     async def _record_failure(self, cred: Credential, message: str) -> None:
         now = self.ctx.clock()
@@ -484,16 +491,3 @@ class TokenKeeper:
             else:
                 report.refreshed.append(credential_id)
         return report
-
-    async def run(self, stop: asyncio.Event, interval: float = 60.0) -> None:
-        """Upkeep until `stop` is set (the supervisor's token task)."""
-        while not stop.is_set():
-            try:
-                await self.upkeep()
-            except Exception:  # the supervisor's loop: log, wait, go on
-                log.exception("token upkeep failed")
-            sleeper = asyncio.ensure_future(self.ctx.sleep(interval))
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (sleeper, stopper):
-                task.cancel()

@@ -1,9 +1,11 @@
 """`keys rotate`: re-encrypt every stored secret under a new key.
 
-With the key file: a new key is written first (old keys kept after it), every secret is
-re-encrypted in one transaction, then the old keys are dropped from the file. A crash at any
-point leaves every secret readable. With MAILGATE_SECRET_KEYS the admin puts the new key first
-in the variable (keeping the old one after it) and runs this to re-encrypt.
+With the key file: a new key is written first (old keys kept after it), then every secret is
+re-encrypted in one transaction. A crash at any point leaves every secret readable. The old keys
+stay in the file by default, because a process started before the rotation still encrypts with
+the key it loaded; `drop_old` removes them once every process has been restarted.
+With MAILGATE_SECRET_KEYS the admin puts the new key first in the variable (keeping the old one
+after it) and runs this to re-encrypt.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ async def reencrypt_all(ctx: Context, box: SecretBox) -> int:
     return count
 
 
-async def rotate_keys(ctx: Context) -> int:
+async def rotate_keys(ctx: Context, *, drop_old: bool = False) -> int:
     if ctx.settings.secret_keys:
         if len(ctx.settings.secret_keys) < 2:
             raise BadInput(
@@ -52,6 +54,7 @@ async def rotate_keys(ctx: Context) -> int:
     write_key_file(path, [new_key, *old_keys])
     box = SecretBox([new_key, *old_keys])
     count = await reencrypt_all(ctx, box)
-    write_key_file(path, [new_key])
-    ctx.secrets = SecretBox([new_key])
+    kept = [new_key] if drop_old else [new_key, *old_keys]
+    write_key_file(path, kept)
+    ctx.secrets = SecretBox(kept)
     return count
