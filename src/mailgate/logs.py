@@ -40,6 +40,19 @@ def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mutab
     return event
 
 
+class _StderrLogger:
+    """Writes each line to whatever sys.stderr is at the time (it may be replaced)."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = error = critical = exception = msg
+
+
+def _stderr_logger(*_args: Any) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure_logging(level: str = "info") -> None:
     """Logs go to stderr (stdout carries only a command's result)."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
@@ -58,6 +71,6 @@ def configure_logging(level: str = "info") -> None:
             else structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )

@@ -6,11 +6,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+import structlog
 from tests.support.cli import Cli
 from tests.support.emulator import RunningEmulator
 from tests.support.keeper import CLIENT_ID, TENANT, Timeline, microsoft_credential
 
 from mailgate.context import Context
+from mailgate.errors import NeedsReauthorization
 from mailgate.logs import configure_logging
 from mailgate.oauth.tokens import TokenKeeper
 
@@ -73,19 +75,13 @@ def test_cli_never_shows_or_stores_a_secret_in_clear(
 
 
 async def test_keeper_logs_carry_no_token(
-    ctx: Context, emulator: RunningEmulator, clock: object, capfd: pytest.CaptureFixture[str]
+    ctx: Context, emulator: RunningEmulator, capfd: pytest.CaptureFixture[str]
 ) -> None:
     configure_logging("debug")
-    setup = await microsoft_credential(ctx, emulator)
-    timeline = Timeline(ctx.clock, emulator)  # type: ignore[arg-type]
-    keeper = TokenKeeper(ctx)
-    for _ in range(2):
-        timeline.advance(hours=1)
-        await keeper.access_token(setup.credential.id)
-    emulator.state.revoke_account("microsoft", setup.credential.account)
-    timeline.advance(hours=1)
-    with pytest.raises(Exception, match="AADSTS50173"):
-        await keeper.access_token(setup.credential.id)
+    try:
+        await exercise_keeper(ctx, emulator)
+    finally:
+        structlog.reset_defaults()
     captured = capfd.readouterr()
     logs = captured.out + captured.err
     assert "credential refreshed" in logs and "needs reauthorization" in logs
@@ -94,3 +90,16 @@ async def test_keeper_logs_carry_no_token(
     for content in files_under(ctx.settings.home).values():
         for secret in issued_secrets(emulator):
             assert secret.encode() not in content
+
+
+async def exercise_keeper(ctx: Context, emulator: RunningEmulator) -> None:
+    setup = await microsoft_credential(ctx, emulator)
+    timeline = Timeline(ctx.clock, emulator)  # type: ignore[arg-type]
+    keeper = TokenKeeper(ctx)
+    for _ in range(2):
+        timeline.advance(hours=1)
+        await keeper.access_token(setup.credential.id)
+    emulator.state.revoke_account("microsoft", setup.credential.account)
+    timeline.advance(hours=1)
+    with pytest.raises(NeedsReauthorization, match="AADSTS50173"):
+        await keeper.access_token(setup.credential.id)
