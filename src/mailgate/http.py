@@ -6,6 +6,7 @@ SSL_CERT_DIR); HTTPS_PROXY / NO_PROXY are honoured.
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Callable
 
@@ -19,7 +20,9 @@ DEFAULT_TIMEOUT = 20.0
 HttpFactory = Callable[[], httpx2.AsyncClient]
 
 
+@functools.cache
 def tls_context() -> ssl.SSLContext:
+    """One verifying context per process: loading the trust store costs tens of milliseconds."""
     return ssl.create_default_context()
 
 
