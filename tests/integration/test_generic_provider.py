@@ -179,3 +179,15 @@ def test_cli_generic_integration_and_client_credentials(
     assert [(c["account"], c["status"]) for c in listed] == [("app", "active")]
     everything = added.stdout + authorized.stdout + cli("credential", "show", "1").stdout
     assert client.client_secret is not None and client.client_secret not in everything
+
+
+async def test_set_keeps_custom_app_scopes(ctx: Context, oidc_provider: OidcProvider) -> None:
+    await add(ctx, oidc_provider, oidc_provider.basic_client, app_scopes=["mail", "extra"])
+    changed = await set_integration(
+        ctx, "op-mailgate-basic", IntegrationOptions(token_auth="client_secret_post")
+    )
+    assert changed.app_scopes == ["mail", "extra"]
+    rescoped = await set_integration(
+        ctx, "op-mailgate-basic", IntegrationOptions(scopes=["openid", "mail"])
+    )
+    assert rescoped.app_scopes == ["mail"]

@@ -252,3 +252,21 @@ async def test_google_testing_app_expiry_at_day_seven_is_explained(
         await TokenKeeper(ctx).access_token(setup.credential.id)
     stored = await reload(ctx, setup.credential.id)
     assert "Testing status" in (stored.last_error or "")
+
+
+async def test_credential_without_refresh_token_turns_needs_reauthorization(
+    ctx: Context, emulator: RunningEmulator, timeline: Timeline
+) -> None:
+    setup = await microsoft_credential(ctx, emulator)
+    async with ctx.db.session() as session:
+        row = await session.get(type(setup.credential), setup.credential.id)
+        assert row is not None
+        row.refresh_token_enc = None
+        await session.commit()
+    timeline.advance(hours=1)
+    with pytest.raises(NeedsReauthorization, match="no refresh token"):
+        await TokenKeeper(ctx).access_token(setup.credential.id)
+    stored = await reload(ctx, setup.credential.id)
+    assert stored.status == "needs-reauthorization"
+    assert "offline_access" in (stored.last_error or "")
+    assert refreshes(emulator) == 0
