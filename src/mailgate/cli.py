@@ -277,12 +277,29 @@ ExpiresOpt = Annotated[
 ]
 
 
-def _options(**values: Any) -> Any:
+def _options(values: dict[str, Any]) -> Any:
+    """IntegrationOptions from an `integration add|set` command's arguments."""
     from mailgate.oauth.integrations import IntegrationOptions
 
-    secret = _read_secret(values.pop("client_secret_file"), values.pop("client_secret_env"))
-    values["client_secret_expires"] = _parse_date(values["client_secret_expires"])
-    return IntegrationOptions(client_secret=secret, **values)
+    renamed = {"use": "uses", "scope": "scopes", "app_scope": "app_scopes"}
+    given = {
+        renamed.get(k, k): (v or None if k in renamed else v)
+        for k, v in values.items()
+        if k not in ("name", "as_json", "client_secret_file", "client_secret_env")
+    }
+    given["client_secret"] = _read_secret(values["client_secret_file"], values["client_secret_env"])
+    given["client_secret_expires"] = _parse_date(given["client_secret_expires"])
+    return IntegrationOptions(**given)
+
+
+async def _save_integration(
+    ctx: Context, name: str, values: dict[str, Any], *, new: bool
+) -> tuple[dict[str, Any], list[str]]:
+    from mailgate.oauth.integrations import add_integration, set_integration
+
+    save = add_integration if new else set_integration
+    await save(ctx, name, _options(values))
+    return await _integration_data(ctx, name)
 
 
 async def _integration_data(ctx: Context, name: str) -> tuple[dict[str, Any], list[str]]:
@@ -323,32 +340,8 @@ def integration_add(
     as_json: JsonFlag = False,
 ) -> None:
     """Register an OAuth 2.0 client (an app registration at the provider)."""
-    from mailgate.oauth.integrations import add_integration
-
-    async def work(ctx: Context) -> tuple[dict[str, Any], list[str]]:
-        opts = _options(
-            provider=provider,
-            client_id=client_id,
-            client_secret_file=client_secret_file,
-            client_secret_env=client_secret_env,
-            tenant=tenant,
-            cloud=cloud,
-            account_type=account_type,
-            uses=use or None,
-            authority=authority,
-            discovery_url=discovery_url,
-            authorization_endpoint=authorization_endpoint,
-            token_endpoint=token_endpoint,
-            device_authorization_endpoint=device_authorization_endpoint,
-            scopes=scope or None,
-            app_scopes=app_scope or None,
-            token_auth=token_auth,
-            client_secret_expires=client_secret_expires,
-        )
-        await add_integration(ctx, name, opts)
-        return await _integration_data(ctx, name)
-
-    view, warnings = run(work)
+    values = dict(locals())
+    view, warnings = run(lambda ctx: _save_integration(ctx, name, values, new=True))
     warn(warnings)
     emit(
         view,
@@ -383,32 +376,8 @@ def integration_set(
     as_json: JsonFlag = False,
 ) -> None:
     """Change an integration (e.g. a new client secret); credentials and mailboxes stay."""
-    from mailgate.oauth.integrations import set_integration
-
-    async def work(ctx: Context) -> tuple[dict[str, Any], list[str]]:
-        opts = _options(
-            provider=provider,
-            client_id=client_id,
-            client_secret_file=client_secret_file,
-            client_secret_env=client_secret_env,
-            tenant=tenant,
-            cloud=cloud,
-            account_type=account_type,
-            uses=use or None,
-            authority=authority,
-            discovery_url=discovery_url,
-            authorization_endpoint=authorization_endpoint,
-            token_endpoint=token_endpoint,
-            device_authorization_endpoint=device_authorization_endpoint,
-            scopes=scope or None,
-            app_scopes=app_scope or None,
-            token_auth=token_auth,
-            client_secret_expires=client_secret_expires,
-        )
-        await set_integration(ctx, name, opts)
-        return await _integration_data(ctx, name)
-
-    view, warnings = run(work)
+    values = dict(locals())
+    view, warnings = run(lambda ctx: _save_integration(ctx, name, values, new=False))
     warn(warnings)
     emit(view, as_json, lambda: key_values(view))
 

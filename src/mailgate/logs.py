@@ -49,6 +49,18 @@ class _StderrLogger:
     log = debug = info = warning = error = critical = exception = msg
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stdlib handler that, too, writes to whatever sys.stderr is at the time."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def _stderr_logger(*_args: Any) -> _StderrLogger:
     return _StderrLogger()
 
@@ -56,7 +68,9 @@ def _stderr_logger(*_args: Any) -> _StderrLogger:
 def configure_logging(level: str = "info") -> None:
     """Logs go to stderr (stdout carries only a command's result)."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-    logging.basicConfig(stream=sys.stderr, level=numeric, format="%(message)s", force=True)
+    logging.basicConfig(
+        handlers=[_StderrHandler()], level=numeric, format="%(message)s", force=True
+    )
     for noisy in ("httpx2", "httpcore", "httpcore2", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     structlog.configure(
