@@ -270,3 +270,15 @@ async def test_credential_without_refresh_token_turns_needs_reauthorization(
     assert stored.status == "needs-reauthorization"
     assert "offline_access" in (stored.last_error or "")
     assert refreshes(emulator) == 0
+
+
+async def test_two_workers_upkeep_refreshes_an_idle_credential_once(
+    ctx: Context, emulator: RunningEmulator, timeline: Timeline
+) -> None:
+    setup = await microsoft_credential(ctx, emulator)
+    timeline.advance(days=8)
+    emulator.state.inject_fault(status=None, delay=0.2, count=1)
+    first, second = TokenKeeper(ctx), TokenKeeper(ctx)
+    reports = await asyncio.gather(first.upkeep(), second.upkeep())
+    assert refreshes(emulator) == 1
+    assert sorted(r.refreshed for r in reports) == [[setup.credential.id]] * 2

@@ -158,24 +158,25 @@ class TokenKeeper:
         cached = self._cache.get(credential_id)
         if cached is not None and self.policy.access_token_fresh(cached.expires_at, now):
             return cached
-        return await self._single_flight(credential_id, force=False)
+        return await self._single_flight(credential_id)
 
     async def refresh(self, credential_id: int) -> AccessToken:
         """Refresh now, whatever the token's age or the backoff (`credential refresh`)."""
-        return await self._single_flight(credential_id, force=True)
+        return await self._single_flight(credential_id, mode="force")
 
     def invalidate(self, credential_id: int) -> None:
         """Forget the cached token (a mail server refused it)."""
         self._cache.pop(credential_id, None)
 
-    async def _single_flight(self, credential_id: int, *, force: bool) -> AccessToken:
+    async def _single_flight(self, credential_id: int, *, mode: str = "use") -> AccessToken:
+        """One refresh at a time per credential in this process; `mode` as in `_obtain`."""
         running = self._inflight.get(credential_id)
         if running is not None:
             return await asyncio.shield(running)
         future: asyncio.Future[AccessToken] = asyncio.get_running_loop().create_future()
         self._inflight[credential_id] = future
         try:
-            token = await self._obtain(credential_id, force=force)
+            token = await self._obtain(credential_id, mode=mode)
         except BaseException as exc:
             future.set_exception(exc)
             # Mark the exception retrieved: waiters may not exist.
@@ -188,13 +189,18 @@ class TokenKeeper:
         finally:
             self._inflight.pop(credential_id, None)
 
-    async def _obtain(self, credential_id: int, *, force: bool) -> AccessToken:
-        """Return a fresh token from the database, or refresh under the lease."""
+    async def _obtain(self, credential_id: int, *, mode: str) -> AccessToken:
+        """Return a fresh token from the database, or refresh under the lease.
+
+        `mode`: "use" refreshes only a token about to expire; "force" always refreshes;
+        "upkeep" refreshes only what is still due once the lease is held, so workers on
+        several hosts that found the same credential due refresh it once.
+        """
         deadline = self.ctx.clock() + self.lease_duration * 2
         while True:
             now = self.ctx.clock()
             cred = await self._load(credential_id)
-            if not force:
+            if mode == "use":
                 usable = self._usable(cred, now)
                 if usable is not None:
                     return usable
@@ -209,10 +215,13 @@ class TokenKeeper:
             await self.ctx.sleep(self.lease_poll_interval)
         try:
             cred = await self._load(credential_id)
-            if not force:
-                usable = self._usable(cred, self.ctx.clock())
+            now = self.ctx.clock()
+            if mode == "use":
+                usable = self._usable(cred, now)
                 if usable is not None:
                     return usable
+            elif mode == "upkeep" and not self._due(cred, now) and cred.access_token_enc:
+                return self._token_of(cred)
             return await self._refresh_under_lease(cred)
         finally:
             await self._release_lease(credential_id)
@@ -460,6 +469,15 @@ class TokenKeeper:
 
     # -- upkeep --------------------------------------------------------------------------------
 
+    def _due(self, cred: Credential, now: datetime) -> bool:
+        """Whether upkeep should refresh this credential now."""
+        if cred.status == REFRESH_FAILING:
+            return cred.next_attempt_at is None or cred.next_attempt_at <= now
+        if cred.status == ACTIVE and cred.refresh_token_enc:
+            last = cred.last_refresh_at or cred.refresh_token_issued_at or cred.created_at
+            return self.policy.idle(last, now)
+        return False
+
     async def due_credentials(self) -> list[int]:
         """Credentials to refresh now: idle ones, and failing ones whose backoff is over."""
         now = self.ctx.clock()
@@ -469,23 +487,14 @@ class TokenKeeper:
                     select(Credential).where(Credential.status.in_((ACTIVE, REFRESH_FAILING)))
                 )
             ).all()
-        due = []
-        for cred in rows:
-            if cred.status == REFRESH_FAILING:
-                if cred.next_attempt_at is None or cred.next_attempt_at <= now:
-                    due.append(cred.id)
-            elif cred.refresh_token_enc and self.policy.idle(
-                cred.last_refresh_at or cred.refresh_token_issued_at or cred.created_at, now
-            ):
-                due.append(cred.id)
-        return due
+        return [cred.id for cred in rows if self._due(cred, now)]
 
     async def upkeep(self) -> UpkeepReport:
         """Refresh every credential that is due; failures are recorded, not raised."""
         report = UpkeepReport()
         for credential_id in await self.due_credentials():
             try:
-                await self._single_flight(credential_id, force=True)
+                await self._single_flight(credential_id, mode="upkeep")
             except MailgateError:
                 report.failed.append(credential_id)
             else:
