@@ -10,7 +10,7 @@ from mailgate.context import Context
 from tests.support.cli import Cli
 from tests.support.clock import FakeClock
 
-pytest_plugins = ["tests.support.emulator", "tests.support.oidc"]
+pytest_plugins = ["tests.support.emulator", "tests.support.oidc", "tests.support.server"]
 
 
 @pytest.fixture

@@ -464,37 +464,78 @@ def integration_authorize(
     login_hint: Annotated[
         str | None, typer.Option("--login-hint", help="The account to sign in.")
     ] = None,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="login, consent, select_account or none.")
+    ] = None,
     device: Annotated[
         bool, typer.Option("--device", help="Device flow: enter a code on another device.")
     ] = False,
     client_credentials: Annotated[
         bool, typer.Option("--client-credentials", help="App-only token, no user.")
     ] = False,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Print the sign-in link and exit.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Authorize an account (or, with --client-credentials, the app itself)."""
+    """Authorize an account: print a sign-in link (default), show a device code (--device), or
+    get an app-only token (--client-credentials)."""
     from mailgate.oauth.credentials import credential_view
-    from mailgate.oauth.flows import authorize_client_credentials
 
     if device and client_credentials:
-        fail(BadInput("Choose one flow: --device or --client-credentials."))
+        raise BadInput("Choose one flow: --device or --client-credentials.")
 
-    async def work(ctx: Context) -> dict[str, Any]:
+    def say(text: str) -> None:
+        # The link and the code are what the user needs: stdout, unless stdout is JSON.
+        typer.echo(text, err=as_json)
+
+    async def work(ctx: Context) -> dict[str, Any] | None:
         ctx.settings.require_https_base_url()
-        if not client_credentials:
-            raise BadInput(
-                "This version signs in with client credentials only: use --client-credentials "
-                "(interactive sign-in and the device flow are not available yet)."
+        if client_credentials:
+            from mailgate.oauth.flows import authorize_client_credentials
+
+            cred = await authorize_client_credentials(ctx, name)
+        elif device:
+            from mailgate.oauth.device import poll_for_approval, request_device_code
+
+            integration, code = await request_device_code(ctx, name)
+            say(code.message or f"Open {code.verification_uri} and enter the code {code.user_code}")
+            typer.echo("Waiting for approval...", err=True)
+            cred = await poll_for_approval(ctx, integration, code)
+        else:
+            from mailgate.oauth.signin import begin, wait_for
+
+            started = await begin(ctx, name, login_hint=login_hint, prompt=prompt)
+            if no_wait:
+                emit(
+                    {
+                        "request": started.request_id,
+                        "url": started.start_url,
+                        "expires_at": started.expires_at.isoformat(),
+                    },
+                    as_json,
+                    lambda: started.start_url,
+                )
+                return None
+            say(
+                f"Open this link in a browser and sign in (valid 10 minutes):\n  {started.start_url}"
             )
-        cred = await authorize_client_credentials(ctx, name)
+            typer.echo(
+                f"Waiting for the sign-in (mailgate serve must be reachable at "
+                f"{ctx.settings.base_url})...",
+                err=True,
+            )
+            cred = await wait_for(ctx, started)
         return credential_view(cred, name)
 
     view = run(work)
+    if view is None:
+        return
     emit(
         view,
         as_json,
         lambda: (
-            f"authorized {view['account']} under {name}: credential {view['id']}, "
+            f"Connected as {view['account']} under {name}: credential {view['id']}, "
             f"token valid until {view['expires_at']}"
         ),
     )

@@ -136,3 +136,34 @@ class CredentialEvent(Base):
     at: Mapped[datetime] = mapped_column()
     kind: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class AuthorizationRequest(Base):
+    """A sign-in in progress (authorization code with PKCE): the `state` and what it binds.
+
+    Only hashes of the start token, the state and the browser binding are stored; the PKCE
+    verifier is encrypted. A request is single-use and expires after ten minutes.
+    """
+
+    __tablename__ = "authorization_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), index=True
+    )
+    start_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    binding_hash: Mapped[str | None] = mapped_column(String(64))
+    code_verifier_enc: Mapped[str] = mapped_column(Text)
+    nonce: Mapped[str] = mapped_column(String(100))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    login_hint: Mapped[str | None] = mapped_column(String(320))
+    prompt: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    outcome: Mapped[str | None] = mapped_column(Text)
+    credential_id: Mapped[int | None] = mapped_column(
+        ForeignKey("credentials.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()

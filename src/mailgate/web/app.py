@@ -1,7 +1,8 @@
 """The web application: health routes now; sign-in, admin pages and the API build on it.
 
-No route serves data without authentication: until sign-in exists, only the health routes and
-Prometheus metrics (counts, no data) are mounted.
+No route serves data without authentication: until admin sign-in exists, only the health routes,
+Prometheus metrics (counts, no data) and the OAuth 2.0 sign-in routes (start link, callback) are
+mounted.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from mailgate import __version__
 from mailgate.context import Context
 from mailgate.runtime.supervisor import Supervisor
+from mailgate.web.signin import router as signin_routes
 
 
 def create_app(ctx: Context, *, run_workers: bool = True) -> FastAPI:
@@ -41,6 +43,8 @@ def create_app(ctx: Context, *, run_workers: bool = True) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
+
+    app.include_router(signin_routes(ctx))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
