@@ -9,14 +9,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
+from tests.support.oidc import OidcFlowError, OidcProvider, complete_authorization
+from tests.support.server import MailgateServer
 
 from mailgate.context import Context
 from mailgate.oauth import signin
 from mailgate.oauth.integrations import IntegrationOptions, add_integration
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.store.models import AuthorizationRequest, Credential
-from tests.support.oidc import OidcFlowError, OidcProvider, complete_authorization
-from tests.support.server import MailgateServer
 
 pytestmark = pytest.mark.servers
 SCOPES = ["openid", "email", "offline_access", "mail"]
@@ -44,10 +44,17 @@ async def browser(mailgate_server: MailgateServer) -> AsyncIterator[httpx2.Async
 
 async def add(ctx: Context, provider: OidcProvider) -> None:
     client = provider.basic_client
-    await add_integration(ctx, "op", IntegrationOptions(
-        provider="generic", client_id=client.client_id, client_secret=client.client_secret,
-        discovery_url=provider.discovery_url, scopes=SCOPES,
-    ))
+    await add_integration(
+        ctx,
+        "op",
+        IntegrationOptions(
+            provider="generic",
+            client_id=client.client_id,
+            client_secret=client.client_secret,
+            discovery_url=provider.discovery_url,
+            scopes=SCOPES,
+        ),
+    )
 
 
 async def sign_in(
@@ -61,8 +68,9 @@ async def sign_in(
     query = parse_qs(urlsplit(authorize).query)
     assert query["code_challenge_method"] == ["S256"]
     assert len(query["code_challenge"][0]) == 43 and query["state"] and query["nonce"]
-    answer = await complete_authorization(provider, authorize, login=login,
-                                          redirect_uri=f"{ctx.settings.redirect_url}")
+    answer = await complete_authorization(
+        provider, authorize, login=login, redirect_uri=f"{ctx.settings.redirect_url}"
+    )
     return started, answer["callback_url"]
 
 
@@ -123,7 +131,9 @@ async def test_expired_state_is_refused(
 
 
 async def test_answer_in_another_browser_is_refused(
-    server_ctx: Context, provider: OidcProvider, mailgate_server: MailgateServer,
+    server_ctx: Context,
+    provider: OidcProvider,
+    mailgate_server: MailgateServer,
     browser: httpx2.AsyncClient,
 ) -> None:
     await add(server_ctx, provider)
@@ -150,7 +160,8 @@ async def test_pkce_verifier_mismatch_is_refused_by_the_server(
 
 
 async def test_redirect_mismatch_is_stopped_by_the_provider(
-    server_ctx: Context, oidc_provider_factory: Callable[..., OidcProvider],
+    server_ctx: Context,
+    oidc_provider_factory: Callable[..., OidcProvider],
     browser: httpx2.AsyncClient,
 ) -> None:
     provider = oidc_provider_factory(redirect_uri="https://elsewhere.example/oauth2/callback")
@@ -158,7 +169,87 @@ async def test_redirect_mismatch_is_stopped_by_the_provider(
     started = await signin.begin(server_ctx, "op")
     authorize = (await browser.get(started.start_url)).headers["location"]
     with pytest.raises(OidcFlowError) as refused:
-        await complete_authorization(provider, authorize, login="gina@example.test",
-                                     redirect_uri=server_ctx.settings.redirect_url)
+        await complete_authorization(
+            provider,
+            authorize,
+            login="gina@example.test",
+            redirect_uri=server_ctx.settings.redirect_url,
+        )
     assert refused.value.status == 400
     assert "redirect_uri" in (refused.value.body or "")
+
+
+async def test_consent_denied_is_explained(
+    server_ctx: Context, provider: OidcProvider, browser: httpx2.AsyncClient
+) -> None:
+    await add(server_ctx, provider)
+    started = await signin.begin(server_ctx, "op")
+    authorize = (await browser.get(started.start_url)).headers["location"]
+    with pytest.raises(OidcFlowError) as declined:
+        await complete_authorization(
+            provider,
+            authorize,
+            login="hank@example.test",
+            redirect_uri=server_ctx.settings.redirect_url,
+            decline_consent=True,
+        )
+    assert declined.value.error == "access_denied"
+    page = await browser.get(declined.value.url or "")
+    assert page.status_code == 400
+    assert "access_denied" in page.text and "accept the permissions" in page.text
+    with pytest.raises(Exception, match="access_denied"):
+        await signin.wait_for(server_ctx, started)
+
+
+async def test_cli_authorize_prints_the_link_and_waits_for_the_sign_in(
+    server_ctx: Context,
+    provider: OidcProvider,
+    browser: httpx2.AsyncClient,
+    mailgate_server: MailgateServer,
+) -> None:
+    import asyncio
+    import json
+    import os
+    import re
+    import sys
+
+    await add(server_ctx, provider)
+    env = {
+        **os.environ,
+        "MAILGATE_HOME": str(server_ctx.settings.home),
+        "MAILGATE_DATABASE_URL": server_ctx.settings.database_url,
+        "MAILGATE_BASE_URL": mailgate_server.url,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mailgate",
+        "integration",
+        "authorize",
+        "op",
+        "--login-hint",
+        "jill@example.test",
+        "--json",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    line = ""
+    while "/oauth2/start?request=" not in line:
+        line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+        assert line, "the CLI ended without printing the sign-in link"
+    link = re.search(r"https://\S+", line)
+    assert link is not None
+    authorize = (await browser.get(link.group(0))).headers["location"]
+    answer = await complete_authorization(
+        provider,
+        authorize,
+        login="jill@example.test",
+        redirect_uri=server_ctx.settings.redirect_url,
+    )
+    assert (await browser.get(answer["callback_url"])).status_code == 200
+    out, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0
+    view = json.loads(out)
+    assert view["account"] == "jill@example.test" and view["status"] == "active"

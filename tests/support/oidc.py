@@ -21,8 +21,10 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import html
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -659,6 +661,7 @@ async def _drive(
     inputs: Mapping[str, str],
     stop_at: str | None,
     max_steps: int = 25,
+    decline_consent: bool = False,
 ) -> httpx2.Response:
     """Follow redirects and submit the pages' forms like a browser whose user types ``inputs``
     into the visible fields and presses the (non-abort) submit button.
@@ -680,6 +683,11 @@ async def _drive(
                 body=response.text,
                 url=str(response.url),
             )
+        abort = re.search(r'href="([^"]*/abort)"', response.text)
+        if decline_consent and abort and 'value="consent"' in response.text:
+            # The user presses [ Cancel ] on the consent page.
+            response = await http.get(urljoin(str(response.url), html.unescape(abort.group(1))))
+            continue
         candidates = [
             form
             for form in _forms(response.text)
@@ -727,6 +735,7 @@ async def complete_authorization(
     redirect_uri: str | None = None,
     password: str = "any-password",
     expected_state: str | None = None,
+    decline_consent: bool = False,
 ) -> dict[str, str]:
     """Open ``authorization_url`` (e.g. one built by mailgate) in a fresh headless browser, log in
     as ``login``, consent, and return the parameters of the final redirect to ``redirect_uri``
@@ -738,7 +747,11 @@ async def complete_authorization(
     async with _http_client() as http:
         first = await http.get(authorization_url)
         final = await _drive(
-            http, first, inputs={"login": login, "password": password}, stop_at=target
+            http,
+            first,
+            inputs={"login": login, "password": password},
+            stop_at=target,
+            decline_consent=decline_consent,
         )
     callback_url = urljoin(str(final.url), final.headers["location"])
     query = {key: values[0] for key, values in parse_qs(urlsplit(callback_url).query).items()}

@@ -60,8 +60,12 @@ class MailgateServer:
                 ctx = Context.open(self.settings)
                 app = create_app(ctx, run_workers=False, **self.app_options)  # type: ignore[arg-type]
                 config = uvicorn.Config(
-                    app, host="127.0.0.1", port=self.port, log_level="warning",
-                    ssl_certfile=str(self.cert_file), ssl_keyfile=str(self.key_file),
+                    app,
+                    host="127.0.0.1",
+                    port=self.port,
+                    log_level="warning",
+                    ssl_certfile=str(self.cert_file),
+                    ssl_keyfile=str(self.key_file),
                 )
                 self._server = uvicorn.Server(config)
                 serving = asyncio.create_task(self._server.serve())

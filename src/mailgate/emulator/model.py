@@ -32,6 +32,14 @@ class Lifetimes:
     google_refresh_inactivity: int = 182 * DAY
     # Microsoft: "Authorization codes are short lived, typically expiring after about 10 minutes."
     authorization_code: int = 600
+    # Microsoft device code flow: "the user has 15 minutes to sign in. This is the default value
+    # for `expires_in`." learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code
+    microsoft_device_code: int = 900
+    # Google: `"expires_in": 1800` in the device flow's sample response.
+    # developers.google.com/identity/protocols/oauth2/limited-input-device
+    google_device_code: int = 1800
+    # Both providers answer `"interval": 5`; tests shrink it.
+    device_poll_interval: int = 5
 
 
 @dataclass(frozen=True)
@@ -54,11 +62,21 @@ class Client:
     testing: bool = False  # Google: consent screen in "Testing" status, external audience
     app_username: str | None = None  # the mailbox app-only tokens act for, in introspection
     allowed_scopes: frozenset[str] | None = None  # None: any scope may be consented
+    redirect_uris: tuple[str, ...] = ()  # compared exactly, as both providers do
+    # Microsoft: the app's permissions need an administrator's consent in the user's directory.
+    admin_consent_required: bool = False
+    # Microsoft "Allow public client flows": the device code grant without a secret.
+    allow_public_client_flows: bool = False
 
     @property
     def is_public(self) -> bool:
         """A public client (no secret) may use the token endpoint with its client_id alone."""
         return self.client_secret is None
+
+    @property
+    def public_flows_allowed(self) -> bool:
+        """Whether the device code grant may be redeemed without a client secret."""
+        return self.is_public or self.allow_public_client_flows
 
 
 @dataclass
@@ -70,6 +88,13 @@ class Account:
     subject: str  # Microsoft `oid`, Google `sub`
     tenant_id: str | None = None
     tokens_valid_from: float = 0.0
+    password: str | None = field(default=None, repr=False)  # None: cannot sign in interactively
+    display_name: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The display name, or the address's local part."""
+        return self.display_name or self.address.split("@", 1)[0]
 
 
 @dataclass
@@ -131,6 +156,8 @@ class AuthorizationCode:
     code_challenge: str | None = None
     code_challenge_method: str = "S256"
     redeemed: bool = False
+    redirect_uri: str | None = None  # the token request must repeat it (RFC 6749 §4.1.3)
+    nonce: str | None = None  # copied into the ID token (OpenID Connect Core §3.1.3.6)
 
 
 @dataclass(frozen=True)
@@ -159,7 +186,76 @@ class Fault:
     retry_after: int | None = None
 
 
-Endpoint = Literal["token", "revoke", "introspect"]
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """A validated authorization request: what the sign-in and consent pages work towards."""
+
+    provider: Provider
+    client_id: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    state: str | None = None
+    nonce: str | None = None
+    code_challenge: str | None = None
+    code_challenge_method: str = "plain"
+    prompt: frozenset[str] = frozenset()
+    login_hint: str | None = None
+    tenant: str = "common"  # Microsoft: the `{tenant}` path segment
+    access_type: str = "online"  # Google: `offline` asks for a refresh token
+
+
+DeviceStatus = Literal["pending", "approved", "denied", "redeemed"]
+
+
+@dataclass
+class DeviceAuthorization:
+    """A device authorization (RFC 8628 §3.2) and what the user decided about it."""
+
+    device_code: str = field(repr=False)
+    user_code: str
+    provider: Provider
+    client_id: str
+    scopes: tuple[str, ...]
+    issued_at: float
+    expires_at: float
+    interval: int  # grows by 5 s on each `slow_down` (RFC 8628 §3.5)
+    tenant: str = "common"
+    status: DeviceStatus = "pending"
+    address: str | None = None
+    last_polled_at: float | None = None
+
+
+@dataclass
+class SignInFlow:
+    """A browser sign-in in progress, keyed by the `flow` hidden field of its pages.
+
+    It ends in an authorization code (`authorization`) or a device code's approval (`user_code`).
+    """
+
+    flow_id: str
+    provider: Provider
+    client_id: str
+    scopes: tuple[str, ...]
+    tenant: str
+    created_at: float
+    authorization: AuthorizationRequest | None = None
+    user_code: str | None = None
+    login_hint: str | None = None
+    address: str | None = None  # set once the user has signed in
+
+
+@dataclass(frozen=True)
+class BrowserSession:
+    """A signed-in browser, remembered by a cookie so the next sign-in can skip the password."""
+
+    token: str = field(repr=False)
+    provider: Provider
+    address: str
+    authenticated_at: float
+    session_state: str  # Microsoft echoes it as `session_state` on the redirect
+
+
+Endpoint = Literal["token", "revoke", "introspect", "authorize", "devicecode"]
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,11 @@ _AADSTS: dict[int, tuple[Disposition, str]] = {
         Disposition.CONFIGURATION,
         "client credentials need a scope ending in /.default: check the integration's app scopes",
     ),
+    65004: (
+        Disposition.REAUTHORIZE,
+        "the user declined consent: authorize again and accept the permissions (or ask an "
+        "admin to grant consent for the organization)",
+    ),
     50011: (
         Disposition.CONFIGURATION,
         "the redirect URL does not match the app registration: register exactly the redirect URL "
@@ -135,6 +140,11 @@ _AADSTS: dict[int, tuple[Disposition, str]] = {
 }
 
 _BY_ERROR: dict[str, tuple[Disposition, str]] = {
+    "access_denied": (
+        Disposition.REAUTHORIZE,
+        "the user cancelled the sign-in or declined consent: authorize again and accept the "
+        "permissions",
+    ),
     "invalid_grant": (
         Disposition.REAUTHORIZE,
         "the provider refused the grant: authorize the account again",
