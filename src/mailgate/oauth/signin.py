@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import httpx2
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from mailgate.context import Context
 from mailgate.errors import BadInput, MailgateError, OperationFailed
@@ -364,6 +364,16 @@ async def identify(
         except (httpx2.HTTPError, ValueError):
             return None
     return None
+
+
+async def prune(ctx: Context, keep: timedelta = timedelta(days=7)) -> int:
+    """Delete sign-in requests that ended (or expired) more than `keep` ago."""
+    async with ctx.db.session() as session:
+        result = await session.execute(
+            delete(AuthorizationRequest).where(AuthorizationRequest.expires_at < ctx.clock() - keep)
+        )
+        await session.commit()
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def wait_for(ctx: Context, started: Started, poll_interval: float = 1.0) -> Credential:

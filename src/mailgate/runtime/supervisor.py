@@ -11,6 +11,7 @@ import structlog
 
 from mailgate.context import Context
 from mailgate.oauth.integrations import integration_warnings, list_integrations
+from mailgate.oauth.signin import prune as prune_signins
 from mailgate.oauth.tokens import TokenKeeper
 
 log = structlog.get_logger(__name__)
@@ -50,6 +51,7 @@ class Supervisor:
         while not self._stop.is_set():
             try:
                 await self.warn_about_integrations()
+                await prune_signins(self.ctx)
             except Exception:  # the supervisor's loop: log and go on
                 log.exception("integration check failed")
             await self._pause(self.integration_check_interval)
