@@ -175,7 +175,9 @@ def worker(
     async def main(ctx: Context) -> None:
         supervisor = Supervisor(ctx)
         if name:
-            supervisor.keeper.owner = name
+            # The name helps an admin read leases; the suffix keeps two workers given the
+            # same name from sharing a lease.
+            supervisor.keeper.owner = f"{name[:100]}:{supervisor.keeper.owner}"[:200]
         loop = asyncio.get_running_loop()
         import signal
 
@@ -195,10 +197,11 @@ def _read_secret(secret_file: Path | None, secret_env: str | None) -> str | None
     if secret_file is not None:
         try:
             return secret_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise BadInput(
-                f"The client secret file {secret_file} cannot be read ({exc.strerror}): give a "
-                "readable file holding the secret's value."
+                f"The client secret file {secret_file} cannot be read ({reason}): give a "
+                "readable text file holding the secret's value."
             ) from None
     if secret_env is not None:
         value = os.environ.get(secret_env)
@@ -546,7 +549,10 @@ def integration_authorize(
 
 def _credential_id(value: str) -> int:
     try:
-        return int(value)
+        number = int(value)
+        if not 1 <= number < 2**31:
+            raise ValueError(value)
+        return number
     except ValueError:
         raise BadInput(
             f"Credential ID {value!r} is not a number: `mailgate credential list` shows the IDs."

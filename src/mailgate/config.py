@@ -49,8 +49,12 @@ class Settings:
 
     def require_https_base_url(self) -> None:
         """Refuse OAuth 2.0 work unless the base URL is https:// (providers require it)."""
-        parts = urlsplit(self.base_url)
-        if parts.scheme != "https" or not parts.hostname:
+        try:
+            parts = urlsplit(self.base_url)
+            host = parts.hostname
+        except ValueError:
+            host = None
+        if parts.scheme != "https" or not host:
             raise BadInput(
                 f"MAILGATE_BASE_URL is {self.base_url!r}, but OAuth 2.0 needs an https:// base URL "
                 "(providers only redirect to HTTPS): set MAILGATE_BASE_URL to the https:// address "
@@ -104,10 +108,16 @@ def is_loopback_host(host: str | None) -> bool:
 
 def require_https_endpoint(url: str, what: str) -> str:
     """Return `url` if it is https:// (or http:// on a loopback address), else raise BadInput."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise BadInput(
+            f"The {what} {url!r} is not a valid URL: give the provider's https:// address."
+        ) from None
+    if parts.scheme == "https" and host:
         return url
-    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+    if parts.scheme == "http" and is_loopback_host(host):
         return url
     raise BadInput(
         f"The {what} {url!r} must be an https:// URL (plain http:// is allowed only on loopback "

@@ -91,7 +91,7 @@ def check_provider(provider: str) -> str:
 
 
 def check_tenant(tenant: str) -> str:
-    if tenant in MICROSOFT_TENANT_ALIASES or _TENANT_RE.match(tenant):
+    if tenant in MICROSOFT_TENANT_ALIASES or (len(tenant) <= 200 and _TENANT_RE.fullmatch(tenant)):
         return tenant
     raise BadInput(
         f"Tenant {tenant!r} is not valid: use common, organizations, consumers, the directory "

@@ -9,6 +9,11 @@ Register the fixtures with ``pytest_plugins = ["tests.support.emulator"]`` in a 
   need a separate process; drive it through its control API (``/_emulator/…``).
 
 ``RunningEmulator`` and ``EmulatorProcess`` are also usable directly as context managers.
+
+For the interactive flows, ``parse_forms`` reads the emulator's HTML pages, ``sign_in`` walks an
+authorization URL through the sign-in and consent pages to the redirect, and ``verify_device``
+enters a user code and signs in on the device verification page — with an ``httpx2.AsyncClient``
+that keeps cookies and does not follow redirects.
 """
 
 from __future__ import annotations
@@ -21,8 +26,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urlencode, urljoin
 
+import httpx2
 import pytest
 
 from mailgate.emulator import EmulatorState
@@ -102,6 +111,132 @@ class RunningEmulator:
     def introspection_url(self) -> str:
         """The RFC 7662 introspection endpoint."""
         return f"{self.url}/introspect"
+
+    def microsoft_authorize_url(self, tenant: str = "common", **params: str) -> str:
+        """`https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize?…`, on the emulator."""
+        return f"{self.url}/{tenant}/oauth2/v2.0/authorize?{urlencode(params)}"
+
+    def microsoft_devicecode_url(self, tenant: str = "common") -> str:
+        """The device authorization endpoint `/{tenant}/oauth2/v2.0/devicecode`."""
+        return f"{self.url}/{tenant}/oauth2/v2.0/devicecode"
+
+    def google_authorize_url(self, **params: str) -> str:
+        """`https://accounts.google.com/o/oauth2/v2/auth?…`, on the emulator."""
+        return f"{self.url}/o/oauth2/v2/auth?{urlencode(params)}"
+
+    @property
+    def google_device_code_url(self) -> str:
+        """`https://oauth2.googleapis.com/device/code`, on the emulator."""
+        return f"{self.url}/device/code"
+
+
+@dataclass
+class HtmlForm:
+    """One ``<form>`` of an emulator page: its action, filled fields and submit buttons."""
+
+    action: str
+    method: str = "get"
+    fields: dict[str, str] = field(default_factory=dict)
+    buttons: dict[str, list[str]] = field(default_factory=dict)
+
+    def data(self, **values: str) -> dict[str, str]:
+        """The fields as a browser would post them, with ``values`` typed in or clicked."""
+        return {**self.fields, **values}
+
+
+class _FormParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[HtmlForm] = []
+        self.alerts: list[str] = []
+        self._in_alert = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            method = attributes.get("method", "get").lower()
+            self.forms.append(HtmlForm(attributes.get("action", ""), method))
+        elif tag == "input" and self.forms and "name" in attributes:
+            self.forms[-1].fields[attributes["name"]] = attributes.get("value", "")
+        elif tag == "button" and self.forms and "name" in attributes:
+            values = self.forms[-1].buttons.setdefault(attributes["name"], [])
+            values.append(attributes.get("value", ""))
+        self._in_alert = attributes.get("role") == "alert"
+
+    def handle_data(self, data: str) -> None:
+        if self._in_alert and data.strip():
+            self.alerts.append(data.strip())
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_alert = False
+
+
+def parse_forms(html: str) -> list[HtmlForm]:
+    """The forms on a page."""
+    parser = _FormParser()
+    parser.feed(html)
+    return parser.forms
+
+
+def page_alerts(html: str) -> list[str]:
+    """The error messages a page shows (``role="alert"``), e.g. a wrong password's."""
+    parser = _FormParser()
+    parser.feed(html)
+    return parser.alerts
+
+
+async def _fill_pages(
+    client: httpx2.AsyncClient,
+    response: httpx2.Response,
+    login: str,
+    password: str,
+    decision: str,
+) -> httpx2.Response:
+    """Fill sign-in and consent forms until a page is neither (or shows an error)."""
+    for _ in range(5):
+        forms = parse_forms(response.text) if response.status_code == 200 else []
+        if not forms or page_alerts(response.text):
+            return response
+        form = forms[0]
+        if "password" in form.fields:
+            data = form.data(login=login, password=password)
+        elif "decision" in form.buttons:
+            data = form.data(decision=decision)
+        else:
+            return response
+        response = await client.post(urljoin(str(response.url), form.action), data=data)
+    return response
+
+
+async def sign_in(
+    client: httpx2.AsyncClient,
+    authorize_url: str,
+    login: str,
+    password: str,
+    *,
+    decision: str = "accept",
+) -> httpx2.Response:
+    """Open an authorization URL and answer its pages: the redirect (or the page it stops on)."""
+    response = await client.get(authorize_url)
+    return await _fill_pages(client, response, login, password, decision)
+
+
+async def verify_device(
+    client: httpx2.AsyncClient,
+    verification_url: str,
+    user_code: str,
+    login: str,
+    password: str,
+    *,
+    decision: str = "accept",
+) -> httpx2.Response:
+    """Enter a user code on the verification page and sign in: the final page."""
+    page = await client.get(verification_url)
+    form = parse_forms(page.text)[0]
+    response = await client.post(
+        urljoin(str(page.url), form.action), data=form.data(user_code=user_code)
+    )
+    return await _fill_pages(client, response, login, password, decision)
 
 
 _LISTENING = re.compile(r"^listening on (https?://\S+)$")

@@ -2,18 +2,23 @@
 
 The providers can't be reached from tests, so this emulator answers as they do — rotation,
 90-day inactivity, revocation, expired secrets, Google's 7-day testing grants, their error texts
-— on a clock tests can advance. `create_app(state)` is the ASGI app; `EmulatorState` holds what it
+— on a clock tests can advance. It also serves the interactive parts: sign-in and consent pages
+for the authorization code flow (with PKCE) and the device code flow (RFC 8628). `create_app(state)` is the ASGI app; `EmulatorState` holds what it
 knows and is what tests drive; `python -m mailgate.emulator` serves it.
 """
 
 from mailgate.emulator.app import create_app
 from mailgate.emulator.clock import EmulatorClock
+from mailgate.emulator.demo import demo_state, register_demo
 from mailgate.emulator.errors import EmulatedError, GoogleError, MicrosoftError
 from mailgate.emulator.model import (
     AccessToken,
     Account,
     AuthorizationCode,
+    AuthorizationRequest,
+    BrowserSession,
     Client,
+    DeviceAuthorization,
     Fault,
     Grant,
     Lifetimes,
@@ -21,6 +26,7 @@ from mailgate.emulator.model import (
     RefreshToken,
     RequestRecord,
     ResourceServer,
+    SignInFlow,
     Tenant,
 )
 from mailgate.emulator.pkce import s256_challenge
@@ -30,7 +36,10 @@ __all__ = [
     "AccessToken",
     "Account",
     "AuthorizationCode",
+    "AuthorizationRequest",
+    "BrowserSession",
     "Client",
+    "DeviceAuthorization",
     "EmulatedError",
     "EmulatorClock",
     "EmulatorState",
@@ -44,7 +53,10 @@ __all__ = [
     "RefreshToken",
     "RequestRecord",
     "ResourceServer",
+    "SignInFlow",
     "Tenant",
     "create_app",
+    "demo_state",
+    "register_demo",
     "s256_challenge",
 ]

@@ -3,7 +3,10 @@
 The file holds the control API's bodies grouped by kind::
 
     {"tenants": [{"tenant_id": "…", "domain": "contoso.example"}],
-     "clients": [{"provider": "microsoft", "client_id": "…", "client_secret": "…"}],
+     "clients": [{"provider": "microsoft", "client_id": "…", "client_secret": "…",
+                  "redirect_uris": ["https://mailgate.example/oauth/callback"]}],
+     "accounts": [{"provider": "microsoft", "address": "alice@contoso.example",
+                   "password": "demo", "tenant_id": "…"}],
      "resource_servers": [{"username": "dovecot", "password": "…"}],
      "grants": [{"provider": "google", "client_id": "…", "account": "a@example.com",
                  "scopes": "https://mail.google.com/", "refresh_token": "1//demo"}],

@@ -19,11 +19,15 @@ from starlette.routing import BaseRoute, Mount, Route
 from mailgate.emulator.model import PROVIDERS, Provider, RequestRecord
 from mailgate.emulator.responses import json_response
 from mailgate.emulator.schema import (
+    AccountIn,
     AccountRevocation,
+    AdminConsentIn,
+    AuthorizationCompletion,
     ClientIn,
     ClientUpdate,
     ClockAdvance,
     CodeIn,
+    DeviceApproval,
     FaultIn,
     GrantIn,
     LifetimesIn,
@@ -121,6 +125,18 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
     async def add_code(request: Request) -> Response:
         return json_response((await _body(request, CodeIn)).apply(state), 201)
 
+    async def add_account(request: Request) -> Response:
+        return json_response((await _body(request, AccountIn)).apply(state), 201)
+
+    async def add_admin_consent(request: Request) -> Response:
+        return json_response((await _body(request, AdminConsentIn)).apply(state), 201)
+
+    async def approve_device_code(request: Request) -> Response:
+        return json_response((await _body(request, DeviceApproval)).apply(state))
+
+    async def complete_authorization(request: Request) -> Response:
+        return json_response((await _body(request, AuthorizationCompletion)).apply(state))
+
     async def revoke_account(request: Request) -> Response:
         body = await _body(request, AccountRevocation)
         valid_from = state.revoke_account(
@@ -170,6 +186,10 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
         ("/resource-servers", add_resource_server, ["POST"]),
         ("/grants", add_grant, ["POST"]),
         ("/codes", add_code, ["POST"]),
+        ("/accounts", add_account, ["POST"]),
+        ("/admin-consents", add_admin_consent, ["POST"]),
+        ("/device-codes/approve", approve_device_code, ["POST"]),
+        ("/authorizations/complete", complete_authorization, ["POST"]),
         ("/accounts/revoke", revoke_account, ["POST"]),
         ("/refresh-tokens/revoke", revoke_refresh_token, ["POST"]),
         ("/clock", clock, ["GET"]),

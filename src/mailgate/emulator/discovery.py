@@ -14,9 +14,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mailgate.emulator.errors import MicrosoftError
-from mailgate.emulator.microsoft import CONSUMERS_TENANT_ID, resolve_tenant
 from mailgate.emulator.responses import json_response, microsoft_error_body
 from mailgate.emulator.state import EmulatorState
+from mailgate.emulator.tenants import CONSUMERS_TENANT_ID, resolve_tenant
+from mailgate.emulator.urls import emulator_base
 
 
 def microsoft_configuration(base: str, segment: str, tenant_id: str | None) -> dict[str, Any]:
@@ -129,9 +130,6 @@ def google_configuration(base: str) -> dict[str, Any]:
 def routes(state: EmulatorState) -> list[BaseRoute]:
     """Discovery and JWKS routes for both providers."""
 
-    def base_of(request: Request) -> str:
-        return str(request.base_url).rstrip("/")
-
     async def microsoft_document(request: Request) -> Response:
         segment = request.path_params["tenant"]
         try:
@@ -142,14 +140,16 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
             body["error"] = "invalid_tenant"
             return json_response(body, 400)
         return json_response(
-            microsoft_configuration(base_of(request), segment, tenant.tenant_id if tenant else None)
+            microsoft_configuration(
+                emulator_base(request), segment, tenant.tenant_id if tenant else None
+            )
         )
 
     async def keys(request: Request) -> Response:
         return json_response(state.signing_keys.jwks())
 
     async def google_document(request: Request) -> Response:
-        return json_response(google_configuration(base_of(request)))
+        return json_response(google_configuration(emulator_base(request)))
 
     return [
         Route("/{tenant}/v2.0/.well-known/openid-configuration", microsoft_document),

@@ -19,6 +19,7 @@ from mailgate.emulator.errors import EmulatedError, MicrosoftError
 from mailgate.emulator.model import Endpoint, Provider, RequestRecord
 from mailgate.emulator.responses import error_response, fault_response, json_response
 from mailgate.emulator.state import EmulatorState
+from mailgate.emulator.urls import emulator_base
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -145,7 +146,7 @@ async def serve_token_request(
     token_request = TokenRequest(
         provider=provider,
         path=request.url.path,
-        base_url=str(request.base_url).rstrip("/"),
+        base_url=emulator_base(request),
         form=form,
         credentials=credentials,
         tenant=tenant,

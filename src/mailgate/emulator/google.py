@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from mailgate.emulator import device as device_flow
 from mailgate.emulator import messages as msg
 from mailgate.emulator.endpoint import (
     RequestLog,
@@ -35,6 +36,7 @@ from mailgate.emulator.state import EmulatorState
 _REQUIRED = {
     "refresh_token": ("refresh_token",),
     "authorization_code": ("code", "redirect_uri"),
+    device_flow.DEVICE_GRANT: ("device_code",),
 }
 
 
@@ -50,6 +52,8 @@ def token(state: EmulatorState, request: TokenRequest) -> dict[str, Any]:
     client = authenticate_client(state, request)
     if grant_type == "refresh_token":
         return _refresh(state, request, client)
+    if grant_type == device_flow.DEVICE_GRANT:
+        return _device_code(state, request, client)
     return _authorization_code(state, request, client)
 
 
@@ -123,6 +127,8 @@ def _authorization_code(
         raise msg.G_UNAUTHORIZED_CLIENT()
     if code.redeemed or state.now() >= code.expires_at:
         raise msg.G_BAD_REQUEST()
+    if code.redirect_uri is not None and request.param("redirect_uri") != code.redirect_uri:
+        raise msg.G_REDIRECT_URI_MISMATCH()
     if code.code_challenge is not None:
         verifier = request.param("code_verifier")
         if verifier is None:
@@ -130,14 +136,28 @@ def _authorization_code(
         if not verifier_matches(verifier, code.code_challenge, code.code_challenge_method):
             raise msg.G_INVALID_VERIFIER()
     grant = state.grant_from_code(code)
-    body = _answer(state, request, grant, grant.scopes)
+    body = _answer(state, request, grant, grant.scopes, nonce=code.nonce)
     if grant.offline:
         body["refresh_token"] = state.issue_refresh_token(grant).token
     return body
 
 
+def _device_code(state: EmulatorState, request: TokenRequest, client: Client) -> dict[str, Any]:
+    device = device_flow.poll(state, "google", client, request.param("device_code") or "")
+    grant = state.grant_from_device_code(device)
+    body = _answer(state, request, grant, grant.scopes)
+    # "Note that refresh tokens are always returned for devices."
+    body["refresh_token"] = state.issue_refresh_token(grant).token
+    return body
+
+
 def _answer(
-    state: EmulatorState, request: TokenRequest, grant: Grant, scopes: tuple[str, ...]
+    state: EmulatorState,
+    request: TokenRequest,
+    grant: Grant,
+    scopes: tuple[str, ...],
+    *,
+    nonce: str | None = None,
 ) -> dict[str, Any]:
     access = state.issue_access_token(
         "google", grant.client_id, grant.address, scopes, grant_id=grant.grant_id
@@ -156,6 +176,7 @@ def _answer(
             account=state.account("google", grant.address),
             scopes=scopes,
             now=state.now(),
+            nonce=nonce,
         )
         body["id_token"] = state.signing_keys.sign(claims)
     return body

@@ -54,6 +54,7 @@ def id_token_claims(
     account: Account,
     scopes: tuple[str, ...],
     now: float,
+    nonce: str | None = None,
 ) -> dict[str, Any]:
     """The claims the provider would put in an ID token for `account`."""
     issued = int(now)
@@ -64,6 +65,10 @@ def id_token_claims(
         "iat": issued,
         "exp": issued + _ID_TOKEN_LIFETIME,
     }
+    if nonce is not None:
+        # OpenID Connect Core §2: "The value is passed through unmodified from the
+        # Authentication Request to the ID Token."
+        claims["nonce"] = nonce
     if provider == "microsoft":
         # Microsoft v2.0 ID token: `oid` and `tid` identify the user and directory,
         # `preferred_username` is the sign-in name (the mailbox's UPN).
@@ -73,10 +78,12 @@ def id_token_claims(
             oid=account.subject,
             tid=account.tenant_id,
             preferred_username=account.address,
-            name=account.address.split("@", 1)[0],
+            name=account.name,
         )
         if "email" in scopes:
             claims["email"] = account.address
     else:
         claims.update(azp=client_id, email=account.address, email_verified=True)
+        if "profile" in scopes:
+            claims["name"] = account.name
     return claims

@@ -114,6 +114,11 @@ class InteractiveState:
                 return False
             return all(scope_key(provider, scope) in consented for scope in scopes)
 
+    def consented_scopes(self, provider: Provider, client_id: str, address: str) -> set[str]:
+        """The scope keys the account consented to for the client so far."""
+        with self.lock:
+            return set(self.consents.get((provider, client_id, address.lower()), ()))
+
     def grant_admin_consent(
         self, client_id: str, tenant_id: str, scopes: Iterable[str] | None = None
     ) -> None:
@@ -124,7 +129,9 @@ class InteractiveState:
             )
             self.admin_consents[(client_id, tenant_id.lower())] = keys
 
-    def admin_consent_missing(self, client: Client, account: Account, scopes: Iterable[str]) -> bool:
+    def admin_consent_missing(
+        self, client: Client, account: Account, scopes: Iterable[str]
+    ) -> bool:
         """Whether the app needs an administrator's consent in the account's directory first."""
         if not client.admin_consent_required:
             return False

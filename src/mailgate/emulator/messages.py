@@ -177,6 +177,111 @@ CONSENT_REQUIRED = AadstsMessage(
     "named '{client_id}'. Send an interactive authorization request for this user and resource.",
 )
 
+# The token request's redirect_uri differs from the authorization request's. Code and `error` as
+# reported by clients behind proxies ("Entra AADSTS500112 / invalid_client"); the text follows
+# the older AADSTS50011 variant (PartnerCenterSamples/Reseller-Web-Application#73): unverified.
+CODE_REDIRECT_MISMATCH = AadstsMessage(
+    500112,
+    "invalid_client",
+    "The reply address '{given}' does not match the reply address '{expected}' provided when "
+    "requesting Authorization code.",
+)
+
+# --- Microsoft: the authorization endpoint (shown on a page, or sent to the redirect URI) -----
+
+# OfficeDev/microsoft-teams-apps-company-communicator#1035, unoplatform/uno.todo#180: a page.
+REDIRECT_URI_MISMATCH = AadstsMessage(
+    50011,
+    "invalid_request",
+    "The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs "
+    "configured for the application '{client_id}'. Make sure the redirect URI sent in the request "
+    "matches one added to your application in the Azure portal. Navigate to "
+    "https://aka.ms/redirectUriMismatchError to learn more about how to fix this.",
+)
+# OneDrive/onedrive-sample-apibrowser-dotnet#27.
+NO_REPLY_ADDRESS = AadstsMessage(
+    500113, "invalid_request", "No reply address is registered for the application."
+)
+# "AADSTS700051: response_type 'token' is not enabled for the application." is widely reported;
+# the same text for other types is unverified.
+UNSUPPORTED_RESPONSE_TYPE = AadstsMessage(
+    700051,
+    "unsupported_response_type",
+    "response_type '{response_type}' is not enabled for the application.",
+)
+# AADSTS90100 is InvalidRequestParameter ("The parameter is empty or not valid") in the
+# error-code reference; this wording is unverified.
+INVALID_PARAMETER = AadstsMessage(
+    90100, "invalid_request", "{parameter} parameter is empty or not valid."
+)
+# dotnet/aspnetcore and Power Apps troubleshooting pages quote it after prompt=none.
+LOGIN_REQUIRED = AadstsMessage(
+    50058,
+    "login_required",
+    "A silent sign-in request was sent but no user is signed in. The cookies used to represent "
+    "the user's session were not sent in the request to Azure AD. This can happen if the user is "
+    "using Internet Explorer or Edge, and the web app sending the silent sign-in request is in "
+    "different IE security zone than the Azure AD endpoint (login.microsoftonline.com).",
+)
+# As CONSENT_REQUIRED, sent to the redirect URI (`consent_required` is in the auth code flow's
+# error table). A real directory first shows a "Need admin approval" page: not emulated.
+CONSENT_REQUIRED_REDIRECT = AadstsMessage(
+    65001,
+    "consent_required",
+    "The user or administrator has not consented to use the application with ID '{client_id}' "
+    "named '{client_id}'. Send an interactive authorization request for this user and resource.",
+)
+# MicrosoftDocs/azure-docs#114009: Cancel on "Permissions requested" redirects
+# `error=access_denied&error_description=AADSTS65004: User declined to consent to access the
+# app.` (MSAL.NET#1736 reports `consent_required` for the same button).
+USER_DECLINED_CONSENT = AadstsMessage(
+    65004, "access_denied", "User declined to consent to access the app."
+)
+# The error-code reference: "AADSTS50089 | Authentication failed due to flow token expired."
+FLOW_EXPIRED = AadstsMessage(
+    50089, "invalid_request", "Authentication failed due to flow token expired."
+)
+
+# --- Microsoft: the device code flow ---------------------------------------------------------
+
+# learn.microsoft.com Q&A 981553 (2022) quotes the whole answer.
+DEVICE_PENDING = AadstsMessage(
+    70016,
+    "authorization_pending",
+    "The provided request has not yet been authorized by the user. The user must input their code.",
+)
+# Azure/azure-cli#22251, #22252 (2022); `expired_token` is the documented `error`.
+DEVICE_EXPIRED = AadstsMessage(
+    70020,
+    "expired_token",
+    "The provided value for the input parameter 'device_code' is not valid. This device code has "
+    "expired.",
+)
+# `authorization_declined` is documented ("The end user denied the authorization request");
+# the AADSTS code and text are unverified.
+DEVICE_DECLINED = AadstsMessage(
+    65004, "authorization_declined", "User declined to consent to access the app."
+)
+# `bad_verification_code` is documented ("The device_code sent to the /token endpoint wasn't
+# recognized"); code and text are unverified, patterned on AADSTS70020's.
+DEVICE_CODE_UNKNOWN = AadstsMessage(
+    70000,
+    "bad_verification_code",
+    "The provided value for the input parameter 'device_code' is not valid.",
+)
+# A device code already exchanged for tokens: unverified.
+DEVICE_CODE_REDEEMED = AadstsMessage(
+    70000, "invalid_grant", "The provided value for the input parameter 'device_code' is not valid."
+)
+# Entra documents no `slow_down`; polling too fast is met by loop detection, "AADSTS50196: The
+# server terminated an operation because it encountered a loop while processing a request"
+# (MSAL.NET#1495). The emulator answers RFC 8628's `slow_down` with that text: unverified pairing.
+DEVICE_SLOW_DOWN = AadstsMessage(
+    50196,
+    "slow_down",
+    "The server terminated an operation because it encountered a loop while processing a request.",
+)
+
 # --- Microsoft: scope --------------------------------------------------------------------------
 
 # microsoftgraph/msgraph-sdk-python#181 (`invalid_scope`, databricks/databricks-sql-nodejs#226).
@@ -240,3 +345,15 @@ G_INVALID_SCOPE = GoogleMessage(
 )
 # The revocation endpoint's answer for an unknown or already revoked token (unverified text).
 G_REVOKE_INVALID_TOKEN = GoogleMessage("invalid_token", "Token expired or revoked")
+# The token request's redirect_uri differs from the authorization request's (reported).
+G_REDIRECT_URI_MISMATCH = GoogleMessage("redirect_uri_mismatch", "Bad Request")
+
+# --- Google: the device flow (developers.google.com/identity/protocols/oauth2/limited-input-device)
+
+G_DEVICE_PENDING = GoogleMessage("authorization_pending", "Precondition Required", 428)
+G_DEVICE_SLOW_DOWN = GoogleMessage("slow_down", "Forbidden", 403)
+G_DEVICE_DENIED = GoogleMessage("access_denied", "Forbidden", 403)
+# Not in Google's page; as reported by clients' fixtures (unverified).
+G_DEVICE_EXPIRED = GoogleMessage("expired_token", "Bad Request")
+# hickford/git-credential-oauth#38: a scope outside the device flow's allowed list.
+G_DEVICE_SCOPE = GoogleMessage("invalid_scope", "Invalid device flow scope: {scope}")

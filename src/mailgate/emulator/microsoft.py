@@ -8,7 +8,6 @@ even when the code or refresh token is also bad — which `mailgate integration 
 from __future__ import annotations
 
 import hmac
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from mailgate.emulator import device as device_flow
 from mailgate.emulator import messages as msg
 from mailgate.emulator.endpoint import Sleep, TokenRequest, serve_token_request
 from mailgate.emulator.idtoken import id_token_claims
@@ -31,14 +31,7 @@ from mailgate.emulator.scopes import (
     split_scope,
 )
 from mailgate.emulator.state import EmulatorState
-
-# "common" (work/school and personal accounts), "organizations", "consumers": not directories.
-MULTI_TENANT_SEGMENTS = frozenset({"common", "organizations", "consumers"})
-# The directory personal Microsoft accounts live in.
-CONSUMERS_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
-
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
-_DOMAIN = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$", re.IGNORECASE)
+from mailgate.emulator.tenants import resolve_tenant
 
 # The parameters each grant type must carry. Microsoft, unlike RFC 6749 §6, requires `scope` on
 # a refresh: "AADSTS900144: The request body must contain the following parameter: 'scope'."
@@ -46,19 +39,8 @@ _REQUIRED = {
     "refresh_token": ("refresh_token", "scope"),
     "authorization_code": ("code",),
     "client_credentials": ("scope",),
+    device_flow.DEVICE_GRANT: ("device_code",),
 }
-
-
-def resolve_tenant(state: EmulatorState, segment: str) -> Tenant | None:
-    """The directory a `{tenant}` path segment names; None for common/organizations/consumers."""
-    if segment.lower() in MULTI_TENANT_SEGMENTS:
-        return None
-    if not (_GUID.match(segment) or _DOMAIN.match(segment)):
-        raise msg.TENANT_MALFORMED(tenant=segment)
-    tenant = state.find_tenant(segment)
-    if tenant is None:
-        raise msg.TENANT_NOT_FOUND(tenant=segment)
-    return tenant
 
 
 def token(state: EmulatorState, request: TokenRequest) -> dict[str, Any]:
@@ -83,6 +65,8 @@ def token(state: EmulatorState, request: TokenRequest) -> dict[str, Any]:
         return _refresh(state, request, client)
     if grant_type == "authorization_code":
         return _authorization_code(state, request, client)
+    if grant_type == device_flow.DEVICE_GRANT:
+        return _device_code(state, request, client)
     assert tenant is not None
     return _client_credentials(state, request, client, tenant)
 
@@ -107,6 +91,9 @@ def authenticate_client(
             raise msg.SECRET_MISSING()  # app-only tokens need a credential
         return client
     if secret is None:
+        # "Allow public client flows": the device code grant needs no secret.
+        if grant_type == device_flow.DEVICE_GRANT and client.public_flows_allowed:
+            return client
         raise msg.SECRET_MISSING()
     if not hmac.compare_digest(secret.encode(), client.client_secret.encode()):
         raise msg.SECRET_INVALID(client_id=client_id)
@@ -151,6 +138,15 @@ def _authorization_code(
         raise msg.CODE_REDEEMED()
     if state.now() >= code.expires_at:
         raise msg.CODE_EXPIRED()
+    if code.redirect_uri is not None:
+        # RFC 6749 §4.1.3: "ensure that the "redirect_uri" parameter is present if the
+        # "redirect_uri" parameter was included in the initial authorization request [...] and
+        # if included ensure that their values are identical."
+        given = request.param("redirect_uri")
+        if given is None:
+            raise msg.MISSING_PARAMETER(parameter="redirect_uri")
+        if given != code.redirect_uri:
+            raise msg.CODE_REDIRECT_MISMATCH(given=given, expected=code.redirect_uri)
     if code.code_challenge is not None:
         verifier = request.param("code_verifier")
         if verifier is None or not verifier_matches(
@@ -160,6 +156,14 @@ def _authorization_code(
     requested = split_scope(request.param("scope")) or code.scopes
     scopes = _consented_scopes(requested, code.scopes, client)
     grant = state.grant_from_code(code)
+    account = state.account("microsoft", grant.address)
+    return _delegated_answer(state, request, grant, account, scopes, nonce=code.nonce)
+
+
+def _device_code(state: EmulatorState, request: TokenRequest, client: Client) -> dict[str, Any]:
+    device = device_flow.poll(state, "microsoft", client, request.param("device_code") or "")
+    scopes = _consented_scopes(device.scopes, device.scopes, client)
+    grant = state.grant_from_device_code(device)
     account = state.account("microsoft", grant.address)
     return _delegated_answer(state, request, grant, account, scopes)
 
@@ -221,6 +225,8 @@ def _delegated_answer(
     grant: Grant,
     account: Account,
     scopes: tuple[str, ...],
+    *,
+    nonce: str | None = None,
 ) -> dict[str, Any]:
     resources = microsoft_resources(scopes)
     granted = resource_scopes(scopes)
@@ -253,6 +259,7 @@ def _delegated_answer(
             account=account,
             scopes=tuple(scope.lower() for scope in scopes),
             now=state.now(),
+            nonce=nonce,
         )
         body["id_token"] = state.signing_keys.sign(claims)
     return body

@@ -40,6 +40,8 @@ class Lifetimes:
     google_device_code: int = 1800
     # Both providers answer `"interval": 5`; tests shrink it.
     device_poll_interval: int = 5
+    # How long a sign-in page stays usable (the emulator's choice; Entra's is not documented).
+    sign_in_flow: int = 3600
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,7 @@ class AuthorizationRequest:
     login_hint: str | None = None
     tenant: str = "common"  # Microsoft: the `{tenant}` path segment
     access_type: str = "online"  # Google: `offline` asks for a refresh token
+    include_granted_scopes: bool = False  # Google: add the scopes granted before
 
 
 DeviceStatus = Literal["pending", "approved", "denied", "redeemed"]
@@ -242,6 +245,7 @@ class SignInFlow:
     user_code: str | None = None
     login_hint: str | None = None
     address: str | None = None  # set once the user has signed in
+    session_state: str | None = None  # the browser session's, once signed in
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ method, so the HTTP control API, the config file and in-process tests share one 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mailgate.emulator import authorize, signin
 from mailgate.emulator.model import Fault, Lifetimes, Provider
 from mailgate.emulator.scopes import split_scope
 from mailgate.emulator.state import UNSET, EmulatorState
@@ -49,6 +50,9 @@ class ClientIn(_Strict):
     testing: bool = False
     app_username: str | None = None
     allowed_scopes: list[str] | None = None
+    redirect_uris: list[str] = []
+    admin_consent_required: bool = False
+    allow_public_client_flows: bool = False
 
     _split = field_validator("allowed_scopes", mode="before")(_scopes)
 
@@ -67,6 +71,9 @@ class ClientIn(_Strict):
             testing=self.testing,
             app_username=self.app_username,
             allowed_scopes=self.allowed_scopes,
+            redirect_uris=self.redirect_uris,
+            admin_consent_required=self.admin_consent_required,
+            allow_public_client_flows=self.allow_public_client_flows,
         )
         return client_view(state, client.provider, client.client_id)
 
@@ -79,6 +86,8 @@ class ClientUpdate(_Strict):
     secret_expires_in: float | None = None
     testing: bool | None = None
     app_username: str | None = None
+    redirect_uris: list[str] | None = None
+    admin_consent_required: bool | None = None
 
     def apply(self, state: EmulatorState, provider: Provider, client_id: str) -> dict[str, Any]:
         """Update the client; returns its JSON view."""
@@ -94,6 +103,10 @@ class ClientUpdate(_Strict):
             secret_expires_at=expires_at if expiry_given else UNSET,
             testing=self.testing if self.testing is not None else UNSET,
             app_username=self.app_username if "app_username" in given else UNSET,
+            redirect_uris=self.redirect_uris if self.redirect_uris is not None else UNSET,
+            admin_consent_required=(
+                self.admin_consent_required if self.admin_consent_required is not None else UNSET
+            ),
         )
         return client_view(state, provider, client_id)
 
@@ -112,7 +125,87 @@ def client_view(state: EmulatorState, provider: Provider, client_id: str) -> dic
         "allowed_scopes": sorted(client.allowed_scopes)
         if client.allowed_scopes is not None
         else None,
+        "redirect_uris": list(client.redirect_uris),
+        "admin_consent_required": client.admin_consent_required,
+        "allow_public_client_flows": client.allow_public_client_flows,
     }
+
+
+class AccountIn(_Strict):
+    """A test user who signs in on the emulated pages (Microsoft: in `tenant_id`)."""
+
+    provider: Provider
+    address: str
+    password: str
+    tenant_id: str | None = None
+    display_name: str | None = None
+
+    def apply(self, state: EmulatorState) -> dict[str, Any]:
+        """Register the account; returns its JSON view (without the password)."""
+        account = state.register_account(
+            self.provider,
+            self.address,
+            self.password,
+            tenant_id=self.tenant_id,
+            display_name=self.display_name,
+        )
+        return {
+            "provider": account.provider,
+            "address": account.address,
+            "subject": account.subject,
+            "tenant_id": account.tenant_id,
+            "display_name": account.name,
+        }
+
+
+class AdminConsentIn(_Strict):
+    """A Microsoft administrator's consent for the app in a directory (all scopes if none)."""
+
+    client_id: str
+    tenant_id: str
+    scopes: list[str] | None = None
+
+    _split = field_validator("scopes", mode="before")(_scopes)
+
+    def apply(self, state: EmulatorState) -> dict[str, Any]:
+        """Record the consent."""
+        state.grant_admin_consent(self.client_id, self.tenant_id, self.scopes)
+        return {"client_id": self.client_id, "tenant_id": self.tenant_id, "scopes": self.scopes}
+
+
+class DeviceApproval(_Strict):
+    """What the device verification page does when `account` accepts (or denies)."""
+
+    user_code: str
+    account: str
+    deny: bool = False
+
+    def apply(self, state: EmulatorState) -> dict[str, Any]:
+        """Approve or deny the device code."""
+        device = state.approve_device_code(self.user_code, self.account, deny=self.deny)
+        return {"user_code": device.user_code, "status": device.status}
+
+
+class AuthorizationCompletion(_Strict):
+    """Sign `account` in for an authorization URL and choose on the consent page, without HTML."""
+
+    url: str
+    account: str
+    decision: Literal["accept", "cancel"] = "accept"
+
+    def apply(self, state: EmulatorState) -> dict[str, Any]:
+        """Where the browser would be redirected (a code, or an error), as `location`."""
+        try:
+            with state.lock:
+                request = authorize.parse_url(state, self.url)
+                location = signin.complete_authorization(
+                    state, request, self.account, accept=self.decision == "accept"
+                )
+        except authorize.PageError as err:
+            raise ValueError(f"{err.page.heading}: {err.page.message}") from err
+        except authorize.RedirectError as err:
+            location = signin.error_redirect(state, err).location
+        return {"location": location}
 
 
 class ResourceServerIn(_Strict):
@@ -220,6 +313,10 @@ class LifetimesIn(_Strict):
     google_testing_refresh: int | None = Field(default=None, gt=0)
     google_refresh_inactivity: int | None = Field(default=None, gt=0)
     authorization_code: int | None = Field(default=None, gt=0)
+    microsoft_device_code: int | None = Field(default=None, gt=0)
+    google_device_code: int | None = Field(default=None, gt=0)
+    device_poll_interval: int | None = Field(default=None, gt=0)
+    sign_in_flow: int | None = Field(default=None, gt=0)
 
     def apply(self, state: EmulatorState) -> Lifetimes:
         """Set them; returns the full set."""
@@ -248,6 +345,8 @@ class EmulatorConfig(_Strict):
 
     tenants: list[TenantIn] = []
     clients: list[ClientIn] = []
+    accounts: list[AccountIn] = []
+    admin_consents: list[AdminConsentIn] = []
     resource_servers: list[ResourceServerIn] = []
     grants: list[GrantIn] = []
     lifetimes: LifetimesIn | None = None
@@ -260,6 +359,10 @@ class EmulatorConfig(_Strict):
             tenant.apply(state)
         for client in self.clients:
             client.apply(state)
+        for account in self.accounts:
+            account.apply(state)
+        for consent in self.admin_consents:
+            consent.apply(state)
         for server in self.resource_servers:
             server.apply(state)
         for grant in self.grants:

@@ -19,11 +19,13 @@ from typing import Any
 from mailgate.emulator import tokens
 from mailgate.emulator.clock import EmulatorClock
 from mailgate.emulator.idtoken import SigningKeys
+from mailgate.emulator.interactive import InteractiveState
 from mailgate.emulator.model import (
     AccessToken,
     Account,
     AuthorizationCode,
     Client,
+    DeviceAuthorization,
     Fault,
     Grant,
     Lifetimes,
@@ -55,8 +57,11 @@ class IssuedGrant:
     expires_in: int | None = None
 
 
-class EmulatorState:
-    """The emulated providers' memory: registrations, grants, tokens, faults and request log."""
+class EmulatorState(InteractiveState):
+    """The emulated providers' memory: registrations, grants, tokens, faults and request log.
+
+    The sign-in side — passwords, consents, sessions, device codes — is `InteractiveState`'s.
+    """
 
     def __init__(
         self, *, clock: EmulatorClock | None = None, lifetimes: Lifetimes | None = None
@@ -80,6 +85,7 @@ class EmulatorState:
         self.resource_servers: dict[str, ResourceServer] = {}
         self.faults: list[Fault] = []
         self._log: list[RequestRecord] = []
+        self._clear_interactive()
 
     def reset(self) -> None:
         """Forget everything and put the clock and lifetimes back to their defaults."""
@@ -141,8 +147,17 @@ class EmulatorState:
         testing: bool = False,
         app_username: str | None = None,
         allowed_scopes: Iterable[str] | None = None,
+        redirect_uris: Iterable[str] = (),
+        admin_consent_required: bool = False,
+        allow_public_client_flows: bool = False,
     ) -> Client:
-        """Register an app. Without a secret it is a public client. Replaces an earlier one."""
+        """Register an app. Without a secret it is a public client. Replaces an earlier one.
+
+        `redirect_uris` are the only ones the authorization endpoint redirects to;
+        `admin_consent_required` (Microsoft) makes sign-in fail until `grant_admin_consent`;
+        `allow_public_client_flows` (Microsoft) lets a confidential app redeem device codes
+        without its secret.
+        """
         with self.lock:
             if provider == "microsoft":
                 # Every app registration lives in a home directory.
@@ -158,6 +173,9 @@ class EmulatorState:
                 testing=testing,
                 app_username=app_username,
                 allowed_scopes=frozenset(allowed_scopes) if allowed_scopes is not None else None,
+                redirect_uris=tuple(redirect_uris),
+                admin_consent_required=admin_consent_required,
+                allow_public_client_flows=allow_public_client_flows,
             )
             self.clients[(provider, client_id)] = client
             return client
@@ -171,6 +189,8 @@ class EmulatorState:
         secret_expires_at: float | _Unset | None = UNSET,
         testing: bool | _Unset = UNSET,
         app_username: str | _Unset | None = UNSET,
+        redirect_uris: Iterable[str] | _Unset = UNSET,
+        admin_consent_required: bool | _Unset = UNSET,
     ) -> Client:
         """Change a registered client, e.g. give it a new secret (the old one stops working)."""
         changes: dict[str, Any] = {
@@ -178,6 +198,8 @@ class EmulatorState:
             "secret_expires_at": secret_expires_at,
             "testing": testing,
             "app_username": app_username,
+            "redirect_uris": UNSET if isinstance(redirect_uris, _Unset) else tuple(redirect_uris),
+            "admin_consent_required": admin_consent_required,
         }
         with self.lock:
             client = self.require_client(provider, client_id)
@@ -314,10 +336,13 @@ class EmulatorState:
         code_challenge_method: str = "S256",
         offline: bool | None = None,
         tenant_id: str | None = None,
+        redirect_uri: str | None = None,
+        nonce: str | None = None,
     ) -> str:
         """An authorization code, as the consent page would hand it out.
 
-        The grant is made when the code is redeemed at the token endpoint.
+        The grant is made when the code is redeemed at the token endpoint. A code bound to a
+        `redirect_uri` is redeemed only by a token request naming the same one.
         """
         scopes = tuple(scopes)
         with self.lock:
@@ -334,6 +359,8 @@ class EmulatorState:
                 offline=offline,
                 code_challenge=code_challenge,
                 code_challenge_method=code_challenge_method,
+                redirect_uri=redirect_uri,
+                nonce=nonce,
             )
             self.codes[code.code] = code
             return code.code
@@ -350,6 +377,7 @@ class EmulatorState:
         """Check a consent is possible and record the account; returns whether it is offline."""
         client = self.require_client(provider, client_id)
         _check_configured(client, scopes)
+        self.record_consent(provider, client_id, address, scopes)
         if provider == "google":
             self.ensure_account(provider, address)
             return True if offline is None else offline
@@ -368,6 +396,18 @@ class EmulatorState:
             code.redeemed = True
             return self._new_grant(
                 code.provider, code.client_id, code.address, code.scopes, code.offline, None
+            )
+
+    def grant_from_device_code(self, device: DeviceAuthorization) -> Grant:
+        """Redeem an approved device code: mark it used and make its grant."""
+        with self.lock:
+            assert device.address is not None
+            device.status = "redeemed"
+            # Google: "refresh tokens are always returned for devices"; Microsoft: with
+            # offline_access, as for any delegated grant.
+            offline = True if device.provider == "google" else None
+            return self._new_grant(
+                device.provider, device.client_id, device.address, device.scopes, offline, None
             )
 
     # --- revocation ----------------------------------------------------------------------------

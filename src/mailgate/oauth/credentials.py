@@ -7,6 +7,7 @@ from typing import Any
 import httpx2
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from mailgate.context import Context
 from mailgate.errors import NotFound
@@ -31,6 +32,23 @@ async def store_grant(
     (status back to active), so whatever uses the credential keeps working.
     """
     policy = policy or RefreshPolicy()
+    try:
+        cred, kind = await _upsert_grant(ctx, integration, account, grant_type, response, policy)
+    except IntegrityError:
+        # Two first sign-ins of one account at once: the other inserted it; update it now.
+        cred, kind = await _upsert_grant(ctx, integration, account, grant_type, response, policy)
+    log.info("credential stored", credential=cred.id, integration=integration.name, change=kind)
+    return cred
+
+
+async def _upsert_grant(
+    ctx: Context,
+    integration: Integration,
+    account: str,
+    grant_type: str,
+    response: TokenResponse,
+    policy: RefreshPolicy,
+) -> tuple[Credential, str]:
     now = ctx.clock()
     async with ctx.db.session() as session:
         cred = (
@@ -44,15 +62,11 @@ async def store_grant(
         if cred is None:
             kind = "authorized"
             cred = Credential(
-                integration_id=integration.id,
-                account=account,
-                status=ACTIVE,
-                failure_count=0,
-                created_at=now,
+                integration_id=integration.id, account=account, failure_count=0, created_at=now
             )
             session.add(cred)
-        else:
-            cred.status = transition(cred.status, ACTIVE)
+        # A new grant is the one way out of every status, revoked included.
+        cred.status = ACTIVE
         cred.grant_type = grant_type
         cred.scopes = list(response.scope) or list(
             integration.app_scopes if grant_type == "client_credentials" else integration.scopes
@@ -73,8 +87,7 @@ async def store_grant(
             )
         )
         await session.commit()
-    log.info("credential stored", credential=cred.id, integration=integration.name, change=kind)
-    return cred
+        return cred, kind
 
 
 async def list_credentials(

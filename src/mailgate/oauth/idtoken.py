@@ -120,7 +120,11 @@ async def verify_id_token(
         ) from None
 
     want_issuer = expected_issuer(issuer, provider, claims)
-    if claims.get("iss") != want_issuer:
+    accepted = {want_issuer}
+    if provider == "google" and want_issuer.startswith("https://"):
+        # Google documents iss as https://accounts.google.com or accounts.google.com.
+        accepted.add(want_issuer.removeprefix("https://"))
+    if claims.get("iss") not in accepted:
         raise IdTokenInvalid(
             f"The id_token was issued by {claims.get('iss')!r}, not {want_issuer!r}: the sign-in "
             "is refused; check the integration's tenant or discovery URL."

@@ -75,7 +75,7 @@ class IntegrationOptions:
 
 
 def check_name(name: str) -> str:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise BadInput(
             f"Integration name {name!r} is not valid: use letters, digits, '.', '_' and '-' "
             "(at most 100 characters), starting with a letter or digit."
@@ -90,6 +90,8 @@ async def _resolve(ctx: Context, row: Integration, opts: IntegrationOptions, is_
     if opts.client_id is not None:
         if not opts.client_id.strip():
             raise BadInput("The client ID is empty: give the application (client) ID.")
+        if len(opts.client_id.strip()) > 500:
+            raise BadInput("The client ID is longer than 500 characters: give the client ID only.")
         row.client_id = opts.client_id.strip()
     if opts.client_secret_expires is not None:
         row.client_secret_expires = opts.client_secret_expires
@@ -169,7 +171,9 @@ async def _resolve(ctx: Context, row: Integration, opts: IntegrationOptions, is_
     for name in _ENDPOINT_FIELDS:
         value = getattr(opts, name)
         if value is not None:
-            setattr(row, name, value or None)
+            setattr(row, name, value.strip() or None)
+    if not row.token_endpoint:
+        raise BadInput("The token endpoint is empty: give the provider's token endpoint URL.")
     check_endpoints(
         Endpoints(
             token_endpoint=row.token_endpoint,

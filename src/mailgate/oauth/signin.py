@@ -80,6 +80,8 @@ async def begin(
 ) -> Started:
     """Record a sign-in request for integration `name` and return its start link."""
     ctx.settings.require_https_base_url()
+    if login_hint is not None and not 0 < len(login_hint) <= 320:
+        raise BadInput("The login hint must be an address of at most 320 characters.")
     if prompt is not None and prompt not in PROMPTS:
         raise BadInput(f"Unknown prompt {prompt!r}: use one of {', '.join(PROMPTS)}.")
     async with ctx.db.session() as session:
@@ -287,6 +289,12 @@ async def complete(
     except MailgateError as exc:
         await _finish(ctx, request.id, "failed", str(exc))
         return _refused("Sign-in failed", str(exc))
+    except Exception:
+        # The state is spent: record the failure so the waiting command ends, then let the
+        # server log the error.
+        message = "mailgate failed while completing the sign-in; its log has the details."
+        await _finish(ctx, request.id, "failed", message)
+        raise
     await _finish(ctx, request.id, "completed", outcome.account or "", outcome.credential_id)
     return outcome
 
@@ -359,8 +367,9 @@ async def identify(
                     integration.userinfo_endpoint,
                     headers={"Authorization": f"Bearer {response.access_token}"},
                 )
-            if answer.status_code == 200:
-                return account_from_claims(answer.json())
+            info = answer.json() if answer.status_code == 200 else None
+            if isinstance(info, dict):
+                return account_from_claims(info)
         except (httpx2.HTTPError, ValueError):
             return None
     return None
@@ -390,7 +399,8 @@ async def wait_for(ctx: Context, started: Started, poll_interval: float = 1.0) -
                 return credential
         if row.status == "failed":
             raise OperationFailed(f"The sign-in failed: {row.outcome}")
-        if ctx.clock() > row.expires_at and row.used_at is None:
+        # A callback still exchanging the code at the deadline gets a minute more.
+        if ctx.clock() > row.expires_at + (timedelta(minutes=1) if row.used_at else timedelta()):
             raise OperationFailed(
                 "Nobody completed the sign-in within 10 minutes: run the command again."
             )

@@ -53,12 +53,13 @@ REFRESH_FAILING = "refresh-failing"
 REVOKED = "revoked"
 STATUSES = (ACTIVE, NEEDS_REAUTHORIZATION, REFRESH_FAILING, REVOKED)
 
-# Which status may follow which. A revoked credential comes back only by authorizing again.
+# Which status may follow which, as the keeper moves them. A revoked credential comes back only
+# by authorizing again (`store_grant`), never by a refresh.
 TRANSITIONS: dict[str, frozenset[str]] = {
     ACTIVE: frozenset({ACTIVE, REFRESH_FAILING, NEEDS_REAUTHORIZATION, REVOKED}),
     REFRESH_FAILING: frozenset({ACTIVE, REFRESH_FAILING, NEEDS_REAUTHORIZATION, REVOKED}),
     NEEDS_REAUTHORIZATION: frozenset({ACTIVE, REFRESH_FAILING, NEEDS_REAUTHORIZATION, REVOKED}),
-    REVOKED: frozenset({ACTIVE, REVOKED}),
+    REVOKED: frozenset({REVOKED}),
 }
 
 
@@ -147,7 +148,7 @@ class TokenKeeper:
         self.rng = rng or random.Random()
         self._before_commit = before_commit
         self.request_timeout = request_timeout
-        self._inflight: dict[int, asyncio.Future[AccessToken]] = {}
+        self._inflight: dict[int, asyncio.Task[AccessToken]] = {}
         self._cache: dict[int, AccessToken] = {}
 
     # -- handing out tokens ------------------------------------------------------------------
@@ -169,25 +170,24 @@ class TokenKeeper:
         self._cache.pop(credential_id, None)
 
     async def _single_flight(self, credential_id: int, *, mode: str = "use") -> AccessToken:
-        """One refresh at a time per credential in this process; `mode` as in `_obtain`."""
-        running = self._inflight.get(credential_id)
-        if running is not None:
-            return await asyncio.shield(running)
-        future: asyncio.Future[AccessToken] = asyncio.get_running_loop().create_future()
-        self._inflight[credential_id] = future
-        try:
-            token = await self._obtain(credential_id, mode=mode)
-        except BaseException as exc:
-            future.set_exception(exc)
-            # Mark the exception retrieved: waiters may not exist.
-            future.exception()
-            raise
-        else:
-            future.set_result(token)
-            self._cache[credential_id] = token
-            return token
-        finally:
-            self._inflight.pop(credential_id, None)
+        """One refresh at a time per credential in this process; `mode` as in `_obtain`.
+
+        The work runs in its own task and every caller awaits it shielded, so a caller that is
+        cancelled (a mailbox loop stopping) does not cancel the others waiting on it.
+        """
+        task = self._inflight.get(credential_id)
+        if task is None:
+            task = asyncio.create_task(self._obtain(credential_id, mode=mode))
+            self._inflight[credential_id] = task
+            task.add_done_callback(lambda done: self._settled(credential_id, done))
+        return await asyncio.shield(task)
+
+    def _settled(self, credential_id: int, task: asyncio.Task[AccessToken]) -> None:
+        self._inflight.pop(credential_id, None)
+        if task.cancelled():
+            return
+        if task.exception() is None:  # also marks an exception as retrieved
+            self._cache[credential_id] = task.result()
 
     async def _obtain(self, credential_id: int, *, mode: str) -> AccessToken:
         """Return a fresh token from the database, or refresh under the lease.
@@ -216,6 +216,8 @@ class TokenKeeper:
         try:
             cred = await self._load(credential_id)
             now = self.ctx.clock()
+            if cred.status == REVOKED or (cred.status == NEEDS_REAUTHORIZATION and mode != "force"):
+                self._usable(cred, now)  # raises, saying what to do
             if mode == "use":
                 usable = self._usable(cred, now)
                 if usable is not None:
@@ -348,20 +350,47 @@ class TokenKeeper:
                 "scope": " ".join(integration.scopes or cred.scopes),
             }
         try:
-            response = await request_token(client, grant, timeout=self.request_timeout, **params)
+            # However slow the provider, the request ends well inside the lease, so no other
+            # process starts a second refresh while this one may still succeed.
+            async with asyncio.timeout(self.lease_duration.total_seconds() / 2):
+                response = await request_token(
+                    client, grant, timeout=self.request_timeout, **params
+                )
         except TokenRequestRefused as refused:
             raise await self._record_refusal(cred, integration, refused.error) from None
+        except TimeoutError:
+            message = (
+                f"The token endpoint {client.token_endpoint} did not answer within "
+                f"{self.lease_duration.total_seconds() / 2:.0f} s; mailgate will retry."
+            )
+            await self._record_failure(cred, message)
+            raise Transient(message) from None
         except Transient as exc:
             await self._record_failure(cred, str(exc))
             raise
-        return await self._store(cred, response)
+        return await self._store(cred, response, used_refresh_token=params.get("refresh_token"))
 
-    async def _store(self, cred: Credential, response: TokenResponse) -> AccessToken:
+    async def _store(
+        self, cred: Credential, response: TokenResponse, *, used_refresh_token: str | None
+    ) -> AccessToken:
         now = self.ctx.clock()
         expires_at = self.policy.expires_at(response, now)
         async with self.ctx.db.session() as session:
             row = await session.get(Credential, cred.id, populate_existing=True)
             assert row is not None
+            current = (
+                self.ctx.secrets.decrypt(row.refresh_token_enc) if row.refresh_token_enc else None
+            )
+            if row.status == REVOKED or (used_refresh_token and current != used_refresh_token):
+                # Revoked, or authorized again, while this refresh was in flight: what is
+                # stored now wins; this answer belongs to a grant that is no longer ours.
+                log.warning("refresh result discarded", credential=cred.id, status=row.status)
+                if row.status == REVOKED or not row.access_token_enc or not row.expires_at:
+                    raise NeedsReauthorization(
+                        f"Credential {cred.id} ({cred.account}) changed while it was being "
+                        "refreshed (revoked or authorized again): ask for its token again."
+                    )
+                return self._token_of(row)
             previous = row.status
             row.status = transition(row.status, ACTIVE)
             row.access_token_enc = self.ctx.secrets.encrypt(response.access_token)

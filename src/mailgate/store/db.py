@@ -32,9 +32,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def _driver_url(url: str, *, asynchronous: bool) -> sa.URL:
     try:
         parsed = make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
+        # Not echoed: it may hold a password.
         raise BadInput(
-            f"MAILGATE_DATABASE_URL {url!r} is not a database URL: use sqlite:///PATH or "
+            "MAILGATE_DATABASE_URL is not a database URL: use sqlite:///PATH or "
             "postgresql+psycopg://USER:PASSWORD@HOST/DB."
         ) from None
     backend = parsed.get_backend_name()
@@ -78,6 +79,12 @@ def migrate(url: str) -> bool:
         sa.event.listen(engine, "connect", _on_sqlite_connect)
     try:
         with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                # Processes starting together on an empty database migrate one at a time.
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(7431202611)"))
+            else:
+                # BEGIN IMMEDIATE takes SQLite's write lock before reading the revision.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
             current = MigrationContext.configure(connection).get_current_revision()
             if current == _head_revision():
                 return False
@@ -124,8 +131,22 @@ class Database:
         await self.engine.dispose()
 
 
+def ensure_home(settings: Settings) -> None:
+    """Create MAILGATE_HOME, or say why it cannot be used."""
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        probe = settings.home / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise BadInput(
+            f"MAILGATE_HOME {settings.home} cannot be used as the data folder ({exc.strerror}): "
+            "point it at a folder mailgate may write to."
+        ) from None
+
+
 def open_database(settings: Settings) -> Database:
     """Create MAILGATE_HOME, apply pending migrations, and return the process's Database."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    ensure_home(settings)
     migrate(settings.database_url)
     return Database(settings.database_url)

@@ -11,7 +11,7 @@ after it) and runs this to re-encrypt.
 from __future__ import annotations
 
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mailgate.context import Context
 from mailgate.errors import BadInput
@@ -25,17 +25,38 @@ _SECRET_COLUMNS = (
 
 
 async def reencrypt_all(ctx: Context, box: SecretBox) -> int:
-    """Re-encrypt every secret column under `box`'s newest key, in one transaction."""
+    """Re-encrypt every secret column under `box`'s newest key.
+
+    Each value is replaced only if it is still the one read (compare-and-set), so a refresh
+    that commits a rotated token meanwhile is never overwritten with the old one; such a value
+    is read again and re-encrypted in the next pass.
+    """
     count = 0
-    async with ctx.db.session() as session:
-        for model, columns in _SECRET_COLUMNS:
-            for row in (await session.scalars(select(model))).all():
-                for column in columns:
-                    value = getattr(row, column)
-                    if value:
-                        setattr(row, column, box.rotate(value))
-                        count += 1
-        await session.commit()
+    for _ in range(5):
+        stale = 0
+        async with ctx.db.session() as session:
+            for model, columns in _SECRET_COLUMNS:
+                rows = (
+                    await session.execute(select(model.id, *(getattr(model, c) for c in columns)))
+                ).all()
+                for row_id, *values in rows:
+                    for column, value in zip(columns, values, strict=True):
+                        if not value:
+                            continue
+                        rotated = box.rotate(value)
+                        result = await session.execute(
+                            update(model)
+                            .where(model.id == row_id, getattr(model, column) == value)
+                            .values({column: rotated})
+                            .execution_options(synchronize_session=False)
+                        )
+                        if result.rowcount:  # type: ignore[attr-defined]
+                            count += 1
+                        else:
+                            stale += 1
+                await session.commit()
+        if not stale:
+            return count
     return count
 
 

@@ -9,6 +9,7 @@ at its own pace (cryptography's MultiFernet).
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -71,20 +72,48 @@ def parse_keys(values: list[str], source: str) -> list[bytes]:
 
 
 def read_key_file(path: Path) -> list[bytes]:
-    lines = [ln for ln in path.read_text(encoding="ascii").splitlines() if ln.strip()]
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not ASCII"
+        raise BadInput(
+            f"The key file {path} cannot be read ({reason}): restore it from a backup, or give "
+            "the keys in MAILGATE_SECRET_KEYS."
+        ) from None
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise BadInput(
+            f"The key file {path} is empty: restore it from a backup (secrets stored with a "
+            "lost key cannot be decrypted), or give the keys in MAILGATE_SECRET_KEYS."
+        )
     return parse_keys(lines, str(path))
 
 
-def write_key_file(path: Path, keys: list[bytes]) -> None:
-    """Write the key file atomically with mode 0600."""
+def _write_temporary(path: Path, keys: list[bytes]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd, name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write("".join(k.decode("ascii") + "\n" for k in keys))
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    return Path(name)
+
+
+def write_key_file(path: Path, keys: list[bytes]) -> None:
+    """Replace the key file atomically, mode 0600."""
+    os.replace(_write_temporary(path, keys), path)
+
+
+def create_key_file(path: Path) -> None:
+    """Create the key file unless another process just did (the first one wins)."""
+    tmp = _write_temporary(path, [Fernet.generate_key()])
+    try:
+        os.link(tmp, path)  # fails if the file exists: never replaces a key in use
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
 
 
 def load_secretbox(settings: Settings) -> SecretBox:
@@ -93,5 +122,5 @@ def load_secretbox(settings: Settings) -> SecretBox:
         return SecretBox(parse_keys(list(settings.secret_keys), "MAILGATE_SECRET_KEYS"))
     path = settings.key_file
     if not path.exists():
-        write_key_file(path, [Fernet.generate_key()])
+        create_key_file(path)
     return SecretBox(read_key_file(path))

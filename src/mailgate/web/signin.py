@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -47,7 +48,8 @@ def router(ctx: Context) -> APIRouter:
             result.cookie_name,
             result.cookie_value,
             max_age=result.max_age,
-            path="/oauth2",
+            # Behind a proxy that serves mailgate under a path, the callback is under it too.
+            path=urlsplit(ctx.settings.base_url).path.rstrip("/") + "/oauth2",
             secure=True,
             httponly=True,
             samesite="lax",
