@@ -136,24 +136,38 @@ def serve(
     """Web UI, REST API and mail workers in one process, over HTTPS."""
     import uvicorn
 
+    from mailgate.store.db import ensure_home
     from mailgate.web.app import create_app
     from mailgate.web.tls import ensure_dev_certificate
 
     configure_logging(os.environ.get("MAILGATE_LOG_LEVEL", "info"))
-    if demo:
-        fail(BadInput("--demo is not available in this version yet: run `mailgate serve` alone."))
+    settings = load_settings()
     try:
-        ctx = Context.open()
+        ensure_home(settings)
+        settings.require_https_base_url()
+    except BadInput as error:
+        if not isinstance(error, BadInput) or "MAILGATE_BASE_URL" not in str(error):
+            fail(error)
+        typer.echo(f"warning: {error}", err=True)
+    cert, key = ensure_dev_certificate(settings.home)
+    try:
+        ctx = Context.open(settings)
     except MailgateError as error:
         fail(error)
-    cert, key = ensure_dev_certificate(ctx.settings.home)
     typer.echo(
         f"mailgate {__version__} serving https://{host}:{port} (base URL "
         f"{ctx.settings.base_url}); data in {ctx.settings.home}",
         err=True,
     )
+    if demo:
+        typer.echo(
+            "demo: integration 'demo' signs in at the emulator mounted on /demo-idp; run "
+            "`mailgate integration authorize demo --login-hint alice@contoso.example` and sign "
+            "in with the password 'demo'",
+            err=True,
+        )
     uvicorn.run(
-        create_app(ctx),
+        create_app(ctx, demo=demo),
         host=host,
         port=port,
         ssl_certfile=str(cert),

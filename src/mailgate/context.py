@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mailgate.config import Settings, load_settings
-from mailgate.http import HttpFactory, new_http_client
+from mailgate.http import HttpFactory, new_http_client, trust_local_certificate
 from mailgate.store.db import Database, open_database
 from mailgate.store.models import utcnow
 from mailgate.store.secretbox import SecretBox, load_secretbox
+from mailgate.web.tls import dev_certificate_path
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
@@ -33,6 +34,7 @@ class Context:
         """Load settings, migrate the database if needed, and load the encryption keys."""
         settings = settings or load_settings()
         db = open_database(settings)
+        trust_local_certificate(dev_certificate_path(settings.home))
         return cls(settings=settings, db=db, secrets=load_secretbox(settings), **overrides)  # type: ignore[arg-type]
 
     async def close(self) -> None:

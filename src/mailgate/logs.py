@@ -71,7 +71,7 @@ def configure_logging(level: str = "info") -> None:
     logging.basicConfig(
         handlers=[_StderrHandler()], level=numeric, format="%(message)s", force=True
     )
-    for noisy in ("httpx2", "httpcore", "httpcore2", "uvicorn.access"):
+    for noisy in ("httpx2", "httpcore", "httpcore2", "uvicorn.access", "alembic"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     structlog.configure(
         processors=[

@@ -21,7 +21,7 @@ from mailgate.oauth.endpoint import ClientConfig, TokenRequestRefused, request_t
 from mailgate.oauth.integrations import get_integration
 from mailgate.oauth.signin import identify
 from mailgate.oauth.tokens import TokenKeeper
-from mailgate.providers import describe_http_error
+from mailgate.providers import GOOGLE_MAIL_SCOPE, describe_http_error
 from mailgate.store.models import Credential, Integration
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -51,6 +51,13 @@ async def request_device_code(ctx: Context, name: str) -> tuple[Integration, Dev
             f"Integration {name!r} has no device authorization endpoint: set it with `mailgate "
             f"integration set {name} --device-authorization-endpoint URL`, or sign in without "
             "--device."
+        )
+    if integration.provider == "google" and GOOGLE_MAIL_SCOPE in integration.scopes:
+        # developers.google.com/identity/protocols/oauth2/limited-input-device: only openid,
+        # email, profile and a few Drive/YouTube scopes are allowed for devices.
+        raise BadInput(
+            "Google's device flow does not allow the mail scope (https://mail.google.com/): "
+            f"sign in with a browser instead, `mailgate integration authorize {name}`."
         )
     client = TokenKeeper(ctx).client_config(integration)
     form = {"client_id": client.client_id, "scope": " ".join(integration.scopes)}

@@ -68,7 +68,7 @@ def expected_issuer(configured: str, provider: str, claims: Mapping[str, Any]) -
     if "{tenantid}" in configured:
         return configured.replace("{tenantid}", str(claims.get("tid", "")))
     if provider == "microsoft":
-        match = re.match(r"^(https?://[^/]+)/([^/]+)/v2\.0$", configured)
+        match = re.match(r"^(https?://.+)/([^/]+)/v2\.0$", configured)
         if match and match.group(2) in MICROSOFT_TENANT_ALIASES:
             tid = str(claims.get("tid", ""))
             if match.group(2) == "consumers":

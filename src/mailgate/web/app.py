@@ -17,14 +17,17 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from mailgate import __version__
 from mailgate.context import Context
 from mailgate.runtime.supervisor import Supervisor
+from mailgate.web.demo import ensure_demo_integration, mount_demo
 from mailgate.web.signin import router as signin_routes
 
 
-def create_app(ctx: Context, *, run_workers: bool = True) -> FastAPI:
+def create_app(ctx: Context, *, run_workers: bool = True, demo: bool = False) -> FastAPI:
     """The ASGI app for `mailgate serve`; the supervisor runs inside its lifespan."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if demo:
+            await ensure_demo_integration(ctx)
         supervisor = Supervisor(ctx)
         task = asyncio.create_task(supervisor.run()) if run_workers else None
         try:
@@ -45,6 +48,8 @@ def create_app(ctx: Context, *, run_workers: bool = True) -> FastAPI:
     )
 
     app.include_router(signin_routes(ctx))
+    if demo:
+        mount_demo(app, ctx)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

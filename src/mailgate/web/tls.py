@@ -13,10 +13,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
+def dev_certificate_path(home: Path) -> Path:
+    return home / "tls" / "localhost.crt"
+
+
 def ensure_dev_certificate(home: Path) -> tuple[Path, Path]:
     """Return (certificate, key) under `home/tls/`, creating a self-signed pair if absent."""
-    folder = home / "tls"
-    cert_path, key_path = folder / "localhost.crt", folder / "localhost.key"
+    cert_path = dev_certificate_path(home)
+    folder = cert_path.parent
+    key_path = folder / "localhost.key"
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
     folder.mkdir(parents=True, exist_ok=True)

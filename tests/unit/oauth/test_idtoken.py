@@ -142,6 +142,10 @@ def test_microsoft_multi_tenant_issuers() -> None:
     assert expected_issuer(f"{host}/{tid}/v2.0", "microsoft", {"tid": "other"}) == (
         f"{host}/{tid}/v2.0"
     )
+    mounted = "https://localhost:8443/demo-idp"
+    assert expected_issuer(f"{mounted}/common/v2.0", "microsoft", {"tid": tid}) == (
+        f"{mounted}/{tid}/v2.0"
+    )
     with pytest.raises(IdTokenInvalid, match="personal Microsoft account"):
         expected_issuer(
             f"{host}/organizations/v2.0",

@@ -1,0 +1,43 @@
+"""`mailgate serve --demo`: the provider emulator mounted beside mailgate, and an integration
+that uses it, so a newcomer can sign an account in without a Microsoft tenant.
+
+The emulator keeps its state in memory: after a restart, demo credentials need signing in again.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from mailgate.context import Context
+from mailgate.emulator import create_app as create_emulator
+from mailgate.emulator.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_state
+from mailgate.errors import NotFound
+from mailgate.oauth.integrations import IntegrationOptions, add_integration, get_integration
+
+DEMO_PATH = "/demo-idp"
+DEMO_INTEGRATION = "demo"
+
+
+def mount_demo(app: FastAPI, ctx: Context) -> None:
+    app.mount(DEMO_PATH, create_emulator(demo_state([ctx.settings.redirect_url])))
+
+
+async def ensure_demo_integration(ctx: Context) -> None:
+    """Create the `demo` integration (Microsoft preset, emulated login host) unless it exists."""
+    async with ctx.db.session() as session:
+        try:
+            await get_integration(session, DEMO_INTEGRATION)
+            return
+        except NotFound:
+            pass
+    await add_integration(
+        ctx,
+        DEMO_INTEGRATION,
+        IntegrationOptions(
+            provider="microsoft",
+            client_id=DEMO_CLIENT_ID,
+            client_secret=DEMO_CLIENT_SECRET,
+            tenant="common",
+            authority=ctx.settings.base_url + DEMO_PATH,
+        ),
+    )
