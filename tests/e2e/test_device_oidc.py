@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests.support.oidc import OidcProvider, approve_device_code
+from tests.support.oidc import OidcProvider, approve_device_code, deny_device_code
 
 from mailgate.context import Context
 from mailgate.errors import OperationFailed
@@ -63,4 +63,17 @@ async def test_device_flow_expired(ctx: Context, oidc_provider: OidcProvider) ->
 
     ctx.sleep = jump
     with pytest.raises(OperationFailed, match="expired"):
+        await poll_for_approval(ctx, integration, code)
+
+
+async def test_device_flow_denied(ctx: Context, oidc_provider: OidcProvider) -> None:
+    await add_public(ctx, oidc_provider)
+    integration, code = await request_device_code(ctx, "op-device")
+    await deny_device_code(oidc_provider, user_code=code.user_code)
+
+    async def no_wait(_seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    ctx.sleep = no_wait
+    with pytest.raises(OperationFailed, match="declined"):
         await poll_for_approval(ctx, integration, code)

@@ -911,6 +911,31 @@ async def approve_device_code(
         )
 
 
+async def deny_device_code(
+    provider: OidcProvider, *, user_code: str, verification_uri: str | None = None
+) -> None:
+    """As the user on another device: enter ``user_code``, then press [ Abort ] on the
+    confirmation page (the device then gets ``access_denied``)."""
+    page = verification_uri or f"{provider.issuer}/device"
+    async with _http_client() as http:
+        entry = await http.get(page)
+        form = next(f for f in _forms(entry.text) if f.method == "post")
+        data = {name: value for name, _kind, value in form.fields if name}
+        data["user_code"] = user_code
+        confirm = await http.post(urljoin(str(entry.url), form.action or page), data=data)
+        confirm_form = next(f for f in _forms(confirm.text) if f.method == "post")
+        fields = {name: value for name, kind, value in confirm_form.fields if kind == "hidden"}
+        fields["abort"] = "yes"
+        done = await http.post(urljoin(str(confirm.url), confirm_form.action or page), data=fields)
+    if done.status_code >= 400 and "abort" not in done.text.lower():
+        raise OidcFlowError(
+            "device denial did not reach the provider's abort page",
+            status=done.status_code,
+            body=done.text,
+            url=str(done.url),
+        )
+
+
 __all__ = [
     "DEFAULT_CLIENT_CREDENTIALS_USERNAME",
     "DEFAULT_REDIRECT_URI",
@@ -924,6 +949,7 @@ __all__ = [
     "approve_device_code",
     "authorization_url",
     "complete_authorization",
+    "deny_device_code",
     "ensure_installed",
     "oidc_provider",
     "oidc_provider_factory",
