@@ -4,14 +4,13 @@ signed in through the emulator mounted in the running server — all real proces
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import re
 import ssl
 import sys
 from pathlib import Path
 
 import httpx2
+from tests.support.cli import AuthorizeCommand
 from tests.support.emulator import sign_in
 from tests.support.server import free_port
 
@@ -54,29 +53,10 @@ async def test_quick_start_signs_alice_in_with_the_demo(home: Path) -> None:
     )
     try:
         tls = await wait_until_serving(url, home / "tls" / "localhost.crt", serve)
-        authorize = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "mailgate",
-            "integration",
-            "authorize",
-            "demo",
-            "--login-hint",
-            "alice@contoso.example",
-            "--json",
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert authorize.stderr is not None
-        line = ""
-        while "/oauth2/start?request=" not in line:
-            line = (await asyncio.wait_for(authorize.stderr.readline(), 30)).decode()
-            assert line, "no sign-in link printed"
-        link = re.search(r"https://\S+", line)
-        assert link is not None
+        command = await AuthorizeCommand.start(env, "demo", "--login-hint", "alice@contoso.example")
+        link = await command.link()
         async with httpx2.AsyncClient(verify=tls) as browser:
-            start = await browser.get(link.group(0))
+            start = await browser.get(link)
             assert start.headers["location"].startswith(
                 f"{url}/demo-idp/common/oauth2/v2.0/authorize"
             )
@@ -85,9 +65,7 @@ async def test_quick_start_signs_alice_in_with_the_demo(home: Path) -> None:
             )
             page = await browser.get(landed.headers["location"])
         assert "Connected as alice@contoso.example" in page.text
-        out, err = await asyncio.wait_for(authorize.communicate(), 30)
-        assert authorize.returncode == 0, err
-        assert json.loads(out)["account"] == "alice@contoso.example"
+        assert (await command.result())["account"] == "alice@contoso.example"
         refresh = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
+from tests.support.cli import AuthorizeCommand
 from tests.support.oidc import OidcFlowError, OidcProvider, complete_authorization
 from tests.support.server import MailgateServer
 
@@ -207,11 +208,7 @@ async def test_cli_authorize_prints_the_link_and_waits_for_the_sign_in(
     browser: httpx2.AsyncClient,
     mailgate_server: MailgateServer,
 ) -> None:
-    import asyncio
-    import json
     import os
-    import re
-    import sys
 
     await add(server_ctx, provider)
     env = {
@@ -220,28 +217,8 @@ async def test_cli_authorize_prints_the_link_and_waits_for_the_sign_in(
         "MAILGATE_DATABASE_URL": server_ctx.settings.database_url,
         "MAILGATE_BASE_URL": mailgate_server.url,
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mailgate",
-        "integration",
-        "authorize",
-        "op",
-        "--login-hint",
-        "jill@example.test",
-        "--json",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    line = ""
-    while "/oauth2/start?request=" not in line:
-        line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
-        assert line, "the CLI ended without printing the sign-in link"
-    link = re.search(r"https://\S+", line)
-    assert link is not None
-    authorize = (await browser.get(link.group(0))).headers["location"]
+    command = await AuthorizeCommand.start(env, "op", "--login-hint", "jill@example.test")
+    authorize = (await browser.get(await command.link())).headers["location"]
     answer = await complete_authorization(
         provider,
         authorize,
@@ -249,7 +226,5 @@ async def test_cli_authorize_prints_the_link_and_waits_for_the_sign_in(
         redirect_uri=server_ctx.settings.redirect_url,
     )
     assert (await browser.get(answer["callback_url"])).status_code == 200
-    out, _ = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 0
-    view = json.loads(out)
+    view = await command.result()
     assert view["account"] == "jill@example.test" and view["status"] == "active"

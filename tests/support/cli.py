@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -39,3 +41,43 @@ class Cli:
             timeout=120,
         )
         return Result(done.returncode, done.stdout, done.stderr)
+
+
+class AuthorizeCommand:
+    """`mailgate integration authorize NAME … --json` running in the background, as a user
+    would start it: read the sign-in link it prints, then its result once the sign-in ends."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(cls, env: dict[str, str], name: str, *args: str) -> AuthorizeCommand:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mailgate",
+            "integration",
+            "authorize",
+            name,
+            *args,
+            "--json",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        return cls(process)
+
+    async def link(self) -> str:
+        """The sign-in link (printed on stderr, since stdout carries the JSON result)."""
+        assert self.process.stderr is not None
+        while True:
+            line = (await asyncio.wait_for(self.process.stderr.readline(), 30)).decode()
+            assert line, "the command ended without printing the sign-in link"
+            found = re.search(r"https://\S+/oauth2/start\?request=\S+", line)
+            if found:
+                return found.group(0)
+
+    async def result(self) -> Any:
+        out, err = await asyncio.wait_for(self.process.communicate(), 30)
+        assert self.process.returncode == 0, err
+        return json.loads(out)
