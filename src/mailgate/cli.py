@@ -37,8 +37,12 @@ integration_app = typer.Typer(
 )
 credential_app = typer.Typer(help="Authorized accounts and their tokens.", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys of stored secrets.", no_args_is_help=True)
+mailbox_app = typer.Typer(
+    help="Incoming mail servers (IMAP, POP3) read with OAuth 2.0.", no_args_is_help=True
+)
 app.add_typer(integration_app, name="integration")
 app.add_typer(credential_app, name="credential")
+app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(keys_app, name="keys")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON and nothing else.")]
@@ -675,6 +679,203 @@ def credential_revoke(credential_id: str) -> None:
     typer.echo(
         f"revoked credential {cid}" + (" at the provider" if remote else " (tokens forgotten)")
     )
+
+
+# -- mailboxes -----------------------------------------------------------------------------------
+
+MbProtocolOpt = Annotated[str | None, typer.Option("--protocol", help="imap or pop3.")]
+MbHostOpt = Annotated[str | None, typer.Option("--host", help="The mail server's host name.")]
+MbPortOpt = Annotated[
+    int | None, typer.Option("--port", help="Default: 993/143 (IMAP), 995/110 (POP3).")
+]
+MbSecurityOpt = Annotated[
+    str | None, typer.Option("--security", help="ssl (default), starttls, or none (loopback only).")
+]
+MbUserOpt = Annotated[
+    str | None, typer.Option("--username", help="The server's login, usually the mailbox address.")
+]
+MbCredentialOpt = Annotated[
+    str | None, typer.Option("--credential", help="Credential ID (OAuth 2.0).")
+]
+MbPasswordOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--password-file", help="File holding a password (deprecated for Microsoft and Google)."
+    ),
+]
+MbFolderOpt = Annotated[str | None, typer.Option("--folder", help="IMAP folder (default INBOX).")]
+MbCaOpt = Annotated[
+    str | None, typer.Option("--ca-file", help="PEM file of a private CA to trust.")
+]
+MbProjectOpt = Annotated[str | None, typer.Option("--project", help="Project key mail lands in.")]
+MbHandlerOpt = Annotated[
+    str | None, typer.Option("--handler", help="create-or-comment (default), create or comment.")
+]
+MbAfterOpt = Annotated[
+    str | None, typer.Option("--after", help="seen (default), delete or move:FOLDER.")
+]
+MbPollOpt = Annotated[
+    int | None, typer.Option("--poll", help="Poll interval in seconds (default 60).")
+]
+MbIdleOpt = Annotated[
+    bool | None, typer.Option("--idle/--no-idle", help="Use IMAP IDLE when offered (default on).")
+]
+MbBacklogOpt = Annotated[
+    str | None, typer.Option("--backlog", help="Mail already there: unseen (default), all or none.")
+]
+MbSaslOpt = Annotated[
+    str | None, typer.Option("--sasl", help="auto (default), OAUTHBEARER or XOAUTH2.")
+]
+MbMaxOpt = Annotated[
+    int | None,
+    typer.Option("--max-message-bytes", help="Larger messages are quarantined (default 25 MB)."),
+]
+
+
+def _read_password(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise BadInput(
+            f"The password file {path} cannot be read ({reason}): give a readable text file."
+        ) from None
+
+
+def _mailbox_options(values: dict[str, Any]) -> Any:
+    from mailgate.mail.mailboxes import MailboxOptions
+
+    credential = values["credential"]
+    return MailboxOptions(
+        protocol=values["protocol"],
+        host=values["host"],
+        port=values["port"],
+        security=values["security"],
+        username=values["username"],
+        credential_id=_credential_id(credential) if credential is not None else None,
+        password=_read_password(values["password_file"]),
+        folder=values["folder"],
+        ca_file=values["ca_file"],
+        project=values["project"],
+        handler=values["handler"],
+        after=values["after"],
+        poll_seconds=values["poll"],
+        idle=values["idle"],
+        backlog=values["backlog"],
+        sasl_mechanism=values["sasl"],
+        max_message_bytes=values["max_message_bytes"],
+    )
+
+
+async def _save_mailbox(
+    ctx: Context, name: str, values: dict[str, Any], *, new: bool
+) -> tuple[dict[str, Any], list[str]]:
+    from mailgate.mail.mailboxes import add_mailbox, mailbox_view, set_mailbox
+
+    save = add_mailbox if new else set_mailbox
+    row, warnings = await save(ctx, name, _mailbox_options(values))
+    return mailbox_view(row), warnings
+
+
+@mailbox_app.command("add")
+def mailbox_add(
+    name: str,
+    protocol: MbProtocolOpt = None,
+    host: MbHostOpt = None,
+    port: MbPortOpt = None,
+    security: MbSecurityOpt = None,
+    username: MbUserOpt = None,
+    credential: MbCredentialOpt = None,
+    password_file: MbPasswordOpt = None,
+    folder: MbFolderOpt = None,
+    ca_file: MbCaOpt = None,
+    project: MbProjectOpt = None,
+    handler: MbHandlerOpt = None,
+    after: MbAfterOpt = None,
+    poll: MbPollOpt = None,
+    idle: MbIdleOpt = None,
+    backlog: MbBacklogOpt = None,
+    sasl: MbSaslOpt = None,
+    max_message_bytes: MbMaxOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add an incoming mail server (IMAP or POP3)."""
+    values = dict(locals())
+    view, warnings = run(lambda ctx: _save_mailbox(ctx, name, values, new=True))
+    warn(warnings)
+    emit(view, as_json, lambda: key_values(view))
+
+
+@mailbox_app.command("set")
+def mailbox_set(
+    name: str,
+    protocol: MbProtocolOpt = None,
+    host: MbHostOpt = None,
+    port: MbPortOpt = None,
+    security: MbSecurityOpt = None,
+    username: MbUserOpt = None,
+    credential: MbCredentialOpt = None,
+    password_file: MbPasswordOpt = None,
+    folder: MbFolderOpt = None,
+    ca_file: MbCaOpt = None,
+    project: MbProjectOpt = None,
+    handler: MbHandlerOpt = None,
+    after: MbAfterOpt = None,
+    poll: MbPollOpt = None,
+    idle: MbIdleOpt = None,
+    backlog: MbBacklogOpt = None,
+    sasl: MbSaslOpt = None,
+    max_message_bytes: MbMaxOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change a mailbox; it keeps its UID state, so no mail is taken twice."""
+    values = dict(locals())
+    view, warnings = run(lambda ctx: _save_mailbox(ctx, name, values, new=False))
+    warn(warnings)
+    emit(view, as_json, lambda: key_values(view))
+
+
+@mailbox_app.command("list")
+def mailbox_list(as_json: JsonFlag = False) -> None:
+    """List mailboxes with their status."""
+    from mailgate.mail.mailboxes import list_mailboxes, mailbox_view
+
+    async def work(ctx: Context) -> list[dict[str, Any]]:
+        return [mailbox_view(row) for row in await list_mailboxes(ctx)]
+
+    views = run(work)
+    emit(
+        views,
+        as_json,
+        lambda: table(
+            views,
+            ["name", "protocol", "host", "username", "auth", "project", "status", "last_error"],
+        ),
+    )
+
+
+@mailbox_app.command("show")
+def mailbox_show(name: str, as_json: JsonFlag = False) -> None:
+    """Show a mailbox."""
+    from mailgate.mail.mailboxes import get_mailbox, mailbox_view
+
+    async def work(ctx: Context) -> dict[str, Any]:
+        async with ctx.db.session() as session:
+            return mailbox_view(await get_mailbox(session, name))
+
+    view = run(work)
+    emit(view, as_json, lambda: key_values(view))
+
+
+@mailbox_app.command("delete")
+def mailbox_delete(name: str) -> None:
+    """Delete a mailbox (the mail on the server is not touched)."""
+    from mailgate.mail.mailboxes import delete_mailbox
+
+    run(lambda ctx: delete_mailbox(ctx, name))
+    typer.echo(f"deleted mailbox {name}")
 
 
 # -- keys ------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from mailgate.providers import (
     microsoft_endpoints,
     microsoft_scopes,
 )
-from mailgate.store.models import Credential, Integration
+from mailgate.store.models import Credential, Integration, Mailbox
 
 SECRET_EXPIRY_WARNING_DAYS = 14
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -320,6 +320,18 @@ async def delete_integration(ctx: Context, name: str, *, force: bool = False) ->
         count = await session.scalar(
             select(func.count()).select_from(Credential).where(Credential.integration_id == row.id)
         )
+        used_by = (
+            await session.scalars(
+                select(Mailbox.name)
+                .join(Credential, Mailbox.credential_id == Credential.id)
+                .where(Credential.integration_id == row.id)
+            )
+        ).all()
+        if used_by:
+            raise BadInput(
+                f"Integration {name!r} signs in mailbox(es) {', '.join(used_by)}: give them "
+                "another credential or delete them first."
+            )
         if count and not force:
             raise BadInput(
                 f"Integration {name!r} has {count} authorized account(s): delete it with --force "

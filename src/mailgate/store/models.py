@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
+import sqlalchemy as sa
 from sqlalchemy import (
     JSON,
     Date,
@@ -167,3 +168,42 @@ class AuthorizationRequest(Base):
     created_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column()
+
+
+class Mailbox(Base):
+    """An incoming mail server: where mail is read, how, and what becomes of it."""
+
+    __tablename__ = "mailboxes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    protocol: Mapped[str] = mapped_column(String(10))
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    security: Mapped[str] = mapped_column(String(10))
+    ca_file: Mapped[str | None] = mapped_column(Text)
+    username: Mapped[str] = mapped_column(String(320))
+    credential_id: Mapped[int | None] = mapped_column(
+        ForeignKey("credentials.id", ondelete="RESTRICT"), index=True
+    )
+    password_enc: Mapped[str | None] = mapped_column(Text)
+    sasl_mechanism: Mapped[str | None] = mapped_column(String(20))
+    folder: Mapped[str] = mapped_column(String(255), default="INBOX")
+    project: Mapped[str] = mapped_column(String(50))
+    handler: Mapped[str] = mapped_column(String(30))
+    after: Mapped[str] = mapped_column(String(300))
+    poll_seconds: Mapped[int] = mapped_column(Integer)
+    idle: Mapped[bool] = mapped_column(default=True)
+    backlog: Mapped[str] = mapped_column(String(10))
+    max_message_bytes: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(30), default="new")
+    last_check_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    quarantined: Mapped[int] = mapped_column(Integer, default=0)
+    uidvalidity: Mapped[int | None] = mapped_column(sa.BigInteger)
+    last_uid: Mapped[int | None] = mapped_column(sa.BigInteger)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,340 @@
+"""Service functions for mailboxes (incoming mail servers): add, change, show, delete.
+
+The CLI, the web UI and the API call these. `mailbox set` keeps the UID state: a mailbox that
+changes its credential or poll interval does not take its mail again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailgate.config import is_loopback_host
+from mailgate.context import Context
+from mailgate.errors import BadInput, NotFound
+from mailgate.mail.sasl import MECHANISMS
+from mailgate.store.models import Credential, Mailbox
+
+PROTOCOLS = ("imap", "pop3")
+SECURITIES = ("ssl", "starttls", "none")
+HANDLERS = ("create-or-comment", "create", "comment")
+BACKLOGS = ("unseen", "all", "none")
+DEFAULT_PORTS = {
+    ("imap", "ssl"): 993,
+    ("imap", "starttls"): 143,
+    ("imap", "none"): 143,
+    ("pop3", "ssl"): 995,
+    ("pop3", "starttls"): 110,
+    ("pop3", "none"): 110,
+}
+DEFAULT_POLL_SECONDS = 60
+DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+MIN_POLL_SECONDS = 5
+PASSWORD_DEPRECATED = "This authentication method is deprecated, you should use OAuth 2.0 instead"
+# Hosts of providers that are switching off passwords for IMAP, POP and SMTP.
+_OAUTH_ONLY_HOSTS = re.compile(
+    r"(^|\.)(office365\.com|outlook\.com|office\.com|office365\.us|partner\.outlook\.cn|"
+    r"gmail\.com|googlemail\.com)$",
+    re.IGNORECASE,
+)
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_PROJECT_RE = re.compile(r"[A-Z][A-Z0-9_]{0,49}")
+_HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,253})|\[?[0-9A-Fa-f:.]+\]?")
+
+
+@dataclass
+class MailboxOptions:
+    """What the admin gave; None means "not given" (keep the current value or the default)."""
+
+    protocol: str | None = None
+    host: str | None = None
+    port: int | None = None
+    security: str | None = None
+    username: str | None = None
+    credential_id: int | None = None
+    password: str | None = None
+    folder: str | None = None
+    ca_file: str | None = None
+    project: str | None = None
+    handler: str | None = None
+    after: str | None = None
+    poll_seconds: int | None = None
+    idle: bool | None = None
+    backlog: str | None = None
+    sasl_mechanism: str | None = None
+    max_message_bytes: int | None = None
+
+    def __repr__(self) -> str:  # never show the password
+        given = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+        if "password" in given:
+            given["password"] = "<hidden>"
+        return f"MailboxOptions({given})"
+
+
+def uses_oauth_only_host(host: str) -> bool:
+    """Microsoft's and Google's mail hosts, where password logins are being switched off."""
+    return bool(_OAUTH_ONLY_HOSTS.search(host.rstrip(".")))
+
+
+def _choose(value: str | None, allowed: tuple[str, ...], what: str, flag: str) -> str | None:
+    if value is None:
+        return None
+    if value not in allowed:
+        raise BadInput(f"Unknown {what} {value!r}: use {', '.join(allowed)} ({flag}).")
+    return value
+
+
+def check_after(after: str, protocol: str) -> str:
+    """`seen`, `delete` or `move:FOLDER`; POP3 has no folders and no flags to set."""
+    if after in ("seen", "delete"):
+        return after
+    if after.startswith("move:") and after[5:].strip():
+        if protocol == "pop3":
+            raise BadInput("POP3 has no folders to move mail to: use --after seen or delete.")
+        return "move:" + after[5:].strip()
+    raise BadInput(
+        f"Unknown after-processing action {after!r}: use seen, delete or move:FOLDER (--after)."
+    )
+
+
+async def _resolve(
+    ctx: Context, session: AsyncSession, row: Mailbox, opts: MailboxOptions
+) -> list[str]:
+    """Fill `row` from the options, check it whole, and return warnings for the admin."""
+    warnings: list[str] = []
+    if opts.protocol is not None:
+        row.protocol = _choose(opts.protocol, PROTOCOLS, "protocol", "--protocol") or row.protocol
+    if not row.protocol:
+        raise BadInput("No protocol given: use --protocol imap or pop3.")
+    if opts.host is not None:
+        host = opts.host.strip()
+        if not host or not _HOST_RE.fullmatch(host):
+            raise BadInput(
+                f"Host {opts.host!r} is not a host name or address: give the mail server's name."
+            )
+        row.host = host
+    if not row.host:
+        raise BadInput("No host given: use --host with the mail server's name.")
+    if opts.security is not None:
+        row.security = _choose(opts.security, SECURITIES, "security", "--security") or row.security
+    row.security = row.security or "ssl"
+    if row.security == "none" and not is_loopback_host(row.host.strip("[]")):
+        raise BadInput(
+            f"--security none sends the token in clear text, so it is refused for {row.host}, "
+            "which is not a loopback address: use ssl or starttls."
+        )
+    if opts.port is not None:
+        if not 0 < opts.port < 65536:
+            raise BadInput(f"Port {opts.port} is not a TCP port: give a number from 1 to 65535.")
+        row.port = opts.port
+    elif opts.protocol is not None or opts.security is not None or not row.port:
+        row.port = DEFAULT_PORTS[(row.protocol, row.security)]
+    if opts.username is not None:
+        if not opts.username.strip() or len(opts.username) > 320:
+            raise BadInput(
+                "The username is empty or too long: give the server's login, usually the mailbox address."
+            )
+        row.username = opts.username.strip()
+    if not row.username:
+        raise BadInput(
+            "No username given: use --username with the server's login (usually the mailbox address)."
+        )
+
+    if opts.credential_id is not None and opts.password is not None:
+        raise BadInput("Give either --credential or --password-file, not both.")
+    if opts.credential_id is not None:
+        if await session.get(Credential, opts.credential_id) is None:
+            raise NotFound(
+                f"No credential {opts.credential_id}: `mailgate credential list` shows the ones "
+                "there are (authorize an account with `mailgate integration authorize`)."
+            )
+        row.credential_id = opts.credential_id
+        row.password_enc = None
+    if opts.password is not None:
+        if not opts.password:
+            raise BadInput("The password file is empty: give a file holding the password.")
+        row.password_enc = ctx.secrets.encrypt(opts.password)
+        row.credential_id = None
+    if row.credential_id is None and row.password_enc is None:
+        raise BadInput(
+            "No authentication given: use --credential ID (OAuth 2.0) or --password-file F."
+        )
+    if row.password_enc is not None and uses_oauth_only_host(row.host):
+        warnings.append(f"{row.host}: {PASSWORD_DEPRECATED}.")
+
+    if opts.folder is not None:
+        if not opts.folder.strip():
+            raise BadInput("The folder is empty: give the IMAP folder to read, e.g. INBOX.")
+        row.folder = opts.folder.strip()
+    row.folder = row.folder or "INBOX"
+    if row.protocol == "pop3" and row.folder.upper() != "INBOX":
+        raise BadInput("POP3 reads the inbox only: leave out --folder, or use IMAP.")
+    if opts.ca_file is not None:
+        path = Path(opts.ca_file)
+        if not path.is_file():
+            raise BadInput(
+                f"The CA file {opts.ca_file} does not exist: give the PEM file of the CA that signed the server's certificate."
+            )
+        row.ca_file = str(path.absolute())
+    if opts.project is not None:
+        if not _PROJECT_RE.fullmatch(opts.project):
+            raise BadInput(
+                f"Project key {opts.project!r} is not valid: use capital letters, digits and _, starting with a letter (e.g. HELP)."
+            )
+        row.project = opts.project
+    if not row.project:
+        raise BadInput("No project given: use --project KEY for the project mail lands in.")
+    row.handler = (
+        _choose(opts.handler, HANDLERS, "handler", "--handler")
+        or row.handler
+        or "create-or-comment"
+    )
+    row.after = check_after(
+        opts.after if opts.after is not None else (row.after or "seen"), row.protocol
+    )
+    if opts.poll_seconds is not None:
+        if opts.poll_seconds < MIN_POLL_SECONDS:
+            raise BadInput(
+                f"A poll interval of {opts.poll_seconds} s is too short: use at least {MIN_POLL_SECONDS} s (IMAP IDLE delivers new mail at once anyway)."
+            )
+        row.poll_seconds = opts.poll_seconds
+    row.poll_seconds = row.poll_seconds or DEFAULT_POLL_SECONDS
+    if row.poll_seconds < 60 and uses_oauth_only_host(row.host):
+        warnings.append(
+            f"{row.host}: polling more than once a minute can be throttled; IMAP IDLE is used when offered."
+        )
+    if opts.idle is not None:
+        row.idle = opts.idle
+    row.backlog = (
+        _choose(opts.backlog, BACKLOGS, "backlog policy", "--backlog") or row.backlog or "unseen"
+    )
+    if opts.sasl_mechanism is not None:
+        mechanism = opts.sasl_mechanism.upper()
+        row.sasl_mechanism = (
+            _choose(mechanism, MECHANISMS, "SASL mechanism", "--sasl")
+            if mechanism != "AUTO"
+            else None
+        )
+    if opts.max_message_bytes is not None:
+        if opts.max_message_bytes < 1024:
+            raise BadInput(
+                "The size limit is below 1 KiB: give a limit in bytes, e.g. 26214400 for 25 MB."
+            )
+        row.max_message_bytes = opts.max_message_bytes
+    row.max_message_bytes = row.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES
+    return warnings
+
+
+def check_name(name: str) -> str:
+    if not _NAME_RE.fullmatch(name):
+        raise BadInput(
+            f"Mailbox name {name!r} is not valid: use letters, digits, '.', '_' and '-' "
+            "(at most 100 characters), starting with a letter or digit."
+        )
+    return name
+
+
+async def get_mailbox(session: AsyncSession, name: str) -> Mailbox:
+    row = (await session.scalars(select(Mailbox).where(Mailbox.name == name))).first()
+    if row is None:
+        raise NotFound(
+            f"No mailbox named {name!r}: `mailgate mailbox list` shows the ones there are."
+        )
+    return row
+
+
+async def add_mailbox(ctx: Context, name: str, opts: MailboxOptions) -> tuple[Mailbox, list[str]]:
+    check_name(name)
+    async with ctx.db.session() as session:
+        if (await session.scalars(select(Mailbox).where(Mailbox.name == name))).first():
+            raise BadInput(
+                f"A mailbox named {name!r} already exists: change it with `mailgate mailbox set "
+                f"{name} …` or choose another name."
+            )
+        row = Mailbox(
+            name=name,
+            protocol="",
+            host="",
+            port=0,
+            security="",
+            username="",
+            project="",
+            handler="",
+            after="",
+            poll_seconds=0,
+            backlog="",
+            max_message_bytes=0,
+            status="new",
+            processed=0,
+            quarantined=0,
+            idle=True,
+            folder="INBOX",
+        )
+        warnings = await _resolve(ctx, session, row, opts)
+        session.add(row)
+        await session.commit()
+        return row, warnings
+
+
+async def set_mailbox(ctx: Context, name: str, opts: MailboxOptions) -> tuple[Mailbox, list[str]]:
+    """Change a mailbox; its UID state stays, so no mail is taken twice."""
+    async with ctx.db.session() as session:
+        row = await get_mailbox(session, name)
+        if opts.protocol is not None and opts.protocol != row.protocol:
+            raise BadInput(
+                f"Mailbox {name!r} reads over {row.protocol} and keeps that protocol's message "
+                "state: add a new mailbox for the other protocol instead."
+            )
+        warnings = await _resolve(ctx, session, row, opts)
+        await session.commit()
+        return row, warnings
+
+
+async def list_mailboxes(ctx: Context) -> list[Mailbox]:
+    async with ctx.db.session() as session:
+        return list((await session.scalars(select(Mailbox).order_by(Mailbox.name))).all())
+
+
+async def delete_mailbox(ctx: Context, name: str) -> None:
+    async with ctx.db.session() as session:
+        await session.delete(await get_mailbox(session, name))
+        await session.commit()
+
+
+def mailbox_view(row: Mailbox) -> dict[str, Any]:
+    """A mailbox as shown anywhere — never the password."""
+
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "name": row.name,
+        "protocol": row.protocol,
+        "host": row.host,
+        "port": row.port,
+        "security": row.security,
+        "username": row.username,
+        "auth": "oauth2" if row.credential_id is not None else "password",
+        "credential": row.credential_id,
+        "sasl_mechanism": row.sasl_mechanism or "auto",
+        "folder": row.folder,
+        "ca_file": row.ca_file,
+        "project": row.project,
+        "handler": row.handler,
+        "after": row.after,
+        "poll_seconds": row.poll_seconds,
+        "idle": row.idle,
+        "backlog": row.backlog,
+        "max_message_bytes": row.max_message_bytes,
+        "status": row.status,
+        "last_check_at": iso(row.last_check_at),
+        "last_error": row.last_error,
+        "processed": row.processed,
+        "quarantined": row.quarantined,
+        "created_at": iso(row.created_at),
+    }
