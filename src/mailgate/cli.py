@@ -869,6 +869,29 @@ def mailbox_show(name: str, as_json: JsonFlag = False) -> None:
     emit(view, as_json, lambda: key_values(view))
 
 
+@mailbox_app.command("test")
+def mailbox_test(name: str, as_json: JsonFlag = False) -> None:
+    """Test connection: resolve, connect, TLS, greeting, token, authenticate, select, count."""
+    from mailgate.mail.probe import ProbeResult, probe
+
+    async def work(ctx: Context) -> ProbeResult:
+        return await probe(ctx, name)
+
+    result = run(work)
+
+    def text() -> str:
+        lines = [
+            f"{index}. {'ok  ' if s.ok else 'FAIL'}  {s.step}: {s.detail}"
+            for index, s in enumerate(result.steps, 1)
+        ]
+        if result.diagnosis:
+            lines.append(f"\n{result.diagnosis}")
+        return "\n".join(lines)
+
+    emit(result.as_json(), as_json, text)
+    raise typer.Exit(0 if result.ok else 1)
+
+
 @mailbox_app.command("delete")
 def mailbox_delete(name: str) -> None:
     """Delete a mailbox (the mail on the server is not touched)."""

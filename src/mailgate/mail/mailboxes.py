@@ -338,3 +338,8 @@ def mailbox_view(row: Mailbox) -> dict[str, Any]:
         "quarantined": row.quarantined,
         "created_at": iso(row.created_at),
     }
+
+
+def password_of(ctx: Context, mailbox: Mailbox) -> str:
+    assert mailbox.password_enc is not None
+    return ctx.secrets.decrypt(mailbox.password_enc)
