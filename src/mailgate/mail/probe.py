@@ -67,18 +67,19 @@ class StepFailed(Exception):
 class _Imap(imaplib.IMAP4):
     """imaplib over a socket we connected (and maybe wrapped) ourselves, step by step."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, host: str, port: int) -> None:
         self._premade = sock
-        super().__init__("", 0, timeout=TIMEOUT)
+        # The host is kept for STARTTLS's certificate check (server_hostname).
+        super().__init__(host, port, timeout=TIMEOUT)
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
         return self._premade
 
 
 class _Pop(poplib.POP3):
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, host: str, port: int) -> None:
         self._premade = sock
-        super().__init__("", 0, timeout=TIMEOUT)
+        super().__init__(host, port, timeout=TIMEOUT)
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
         return self._premade
@@ -202,9 +203,9 @@ class Session:
         assert self.sock is not None
         try:
             if self.mailbox.protocol == "imap":
-                self.imap = _Imap(self.sock)
+                self.imap = _Imap(self.sock, self.mailbox.host.strip("[]"), self.mailbox.port)
                 return _text(self.imap.welcome)
-            self.pop = _Pop(self.sock)
+            self.pop = _Pop(self.sock, self.mailbox.host.strip("[]"), self.mailbox.port)
             return _text(self.pop.getwelcome())
         except (imaplib.IMAP4.error, poplib.error_proto, OSError, EOFError) as exc:
             raise StepFailed(
