@@ -10,7 +10,12 @@ from mailgate.context import Context
 from tests.support.cli import Cli
 from tests.support.clock import FakeClock
 
-pytest_plugins = ["tests.support.emulator", "tests.support.oidc", "tests.support.server"]
+pytest_plugins = [
+    "tests.support.emulator",
+    "tests.support.oidc",
+    "tests.support.server",
+    "tests.support.dovecot",
+]
 
 
 @pytest.fixture
