@@ -892,6 +892,46 @@ def mailbox_test(name: str, as_json: JsonFlag = False) -> None:
     raise typer.Exit(0 if result.ok else 1)
 
 
+@mailbox_app.command("poll")
+def mailbox_poll(
+    name: str,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be taken; change nothing.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Take everything there now (finishing post-actions a crash left pending), then exit."""
+    from mailgate.mail.mailboxes import get_mailbox
+    from mailgate.runtime.imap_mailbox import PollReport, poll_once
+
+    async def work(ctx: Context) -> PollReport:
+        async with ctx.db.session() as session:
+            mailbox = await get_mailbox(session, name)
+        if mailbox.protocol != "imap":
+            raise BadInput("`mailbox poll` reads IMAP mailboxes in this version; POP3 follows.")
+        return await poll_once(ctx, name, dry_run=dry_run)
+
+    report = run(work)
+    data = {
+        "taken": report.taken,
+        "skipped": report.skipped,
+        "quarantined": report.quarantined,
+        "post_actions_finished": report.post_actions_finished,
+    }
+    if dry_run:
+        data = {"would_take": report.would_take}
+    emit(
+        data,
+        as_json,
+        lambda: (
+            f"would take {len(report.would_take)} message(s): UIDs {report.would_take}"
+            if dry_run
+            else f"took {len(report.taken)} message(s), quarantined {len(report.quarantined)}, "
+            f"finished {report.post_actions_finished} pending post-action(s)"
+        ),
+    )
+
+
 @mailbox_app.command("delete")
 def mailbox_delete(name: str) -> None:
     """Delete a mailbox (the mail on the server is not touched)."""

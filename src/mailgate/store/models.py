@@ -207,3 +207,34 @@ class Mailbox(Base):
     lease_until: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Receipt(Base):
+    """The record that one message of one mailbox was taken: the basis of exactly-once.
+
+    Written in the same transaction as what the message became (and the mailbox's UID state);
+    the mailbox post-action (seen, delete, move) runs only after that commit and is marked done
+    here, so a crash in between only repeats the post-action.
+    """
+
+    __tablename__ = "receipts"
+    __table_args__ = (
+        UniqueConstraint("mailbox_id", "uidvalidity", "uid", name="uq_receipt_uid"),
+        UniqueConstraint("mailbox_id", "uidl", name="uq_receipt_uidl"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(
+        ForeignKey("mailboxes.id", ondelete="CASCADE"), index=True
+    )
+    uidvalidity: Mapped[int | None] = mapped_column(sa.BigInteger)
+    uid: Mapped[int | None] = mapped_column(sa.BigInteger)
+    uidl: Mapped[str | None] = mapped_column(String(100))
+    message_id: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    received_at: Mapped[datetime] = mapped_column()
+    post_action_done_at: Mapped[datetime | None] = mapped_column()

@@ -1,0 +1,336 @@
+"""Reading an IMAP mailbox: find new mail by UID, take each message exactly once, then run the
+post-action; and the loop that keeps the mailbox connected (IDLE, or polling).
+
+New mail is found by UID, never by \\Seen, so mail a person opened first is not lost. The UID
+state (UIDVALIDITY, last UID) advances in the transaction that records each message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import select
+
+from mailgate.context import Context
+from mailgate.errors import MailgateError, NeedsReauthorization, Transient
+from mailgate.inbound import pipeline
+from mailgate.mail import sasl
+from mailgate.mail.diagnose import Failure, diagnose
+from mailgate.mail.imap import (
+    IDLE_RENEW_SECONDS,
+    AuthenticationFailed,
+    ConnectionLost,
+    ImapClient,
+    ImapError,
+    Selected,
+)
+from mailgate.mail.mailboxes import get_mailbox, password_of
+from mailgate.mail.probe import tls_context_for
+from mailgate.oauth.tokens import TokenKeeper
+from mailgate.store.models import Mailbox, Receipt
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class PollReport:
+    taken: list[int] = field(default_factory=list)  # UIDs taken now
+    skipped: list[int] = field(default_factory=list)  # taken before (not done again)
+    quarantined: list[int] = field(default_factory=list)
+    post_actions_finished: int = 0
+    would_take: list[int] = field(default_factory=list)  # --dry-run
+
+
+class AuthenticationStopped(MailgateError):
+    """The server refused the login even with a freshly refreshed token: stop, don't loop."""
+
+
+async def load(ctx: Context, name: str) -> Mailbox:
+    async with ctx.db.session() as session:
+        return await get_mailbox(session, name)
+
+
+async def set_status(
+    ctx: Context, mailbox_id: int, status: str, error: str | None = None, *, checked: bool = True
+) -> None:
+    async with ctx.db.session() as session, session.begin():
+        row = await session.get(Mailbox, mailbox_id)
+        if row is None:
+            return
+        row.status = status
+        row.last_error = error
+        if checked:
+            row.last_check_at = ctx.clock()
+
+
+@asynccontextmanager
+async def open_mailbox(
+    ctx: Context, keeper: TokenKeeper, mailbox: Mailbox
+) -> AsyncIterator[ImapClient]:
+    """Connected and authenticated. A refused token is refreshed once and tried once more."""
+    tls = tls_context_for(mailbox)
+    for attempt in (1, 2):
+        async with ImapClient.connect(
+            mailbox.host, mailbox.port, security=mailbox.security, tls=tls
+        ) as imap:
+            try:
+                await _authenticate(ctx, keeper, mailbox, imap, refreshed=attempt == 2)
+            except AuthenticationFailed as refused:
+                if (
+                    mailbox.credential_id is None
+                    or attempt == 2
+                    or "UNAVAILABLE" in refused.text.upper()
+                ):
+                    raise
+                keeper.invalidate(mailbox.credential_id)
+                await keeper.refresh(mailbox.credential_id)
+                continue
+            yield imap
+            return
+
+
+async def _authenticate(
+    ctx: Context, keeper: TokenKeeper, mailbox: Mailbox, imap: ImapClient, *, refreshed: bool
+) -> None:
+    if mailbox.credential_id is None:
+        await imap.login(mailbox.username, password_of(ctx, mailbox))
+        return
+    token = await keeper.access_token(mailbox.credential_id)
+    offered = {c[5:] for c in imap.capabilities if c.startswith("AUTH=")}
+    mechanism = sasl.choose_mechanism(offered, mailbox.sasl_mechanism)
+    await imap.authenticate(mechanism, mailbox.username, token.value)
+
+
+async def _post_action(imap: ImapClient, mailbox: Mailbox, uid: int) -> None:
+    if mailbox.after == "seen":
+        await imap.mark_seen(uid)
+    elif mailbox.after == "delete":
+        await imap.delete(uid)
+    elif mailbox.after.startswith("move:"):
+        await imap.move(uid, mailbox.after[5:])
+
+
+async def _finish_pending(
+    ctx: Context, imap: ImapClient, mailbox: Mailbox, uidvalidity: int | None
+) -> int:
+    """Post-actions a crash left undone (the messages were committed)."""
+    done = 0
+    for receipt in await pipeline.pending_post_actions(ctx, mailbox.id):
+        if (
+            receipt.uid is not None
+            and receipt.uidvalidity == uidvalidity
+            and await imap.uid_search(f"UID {receipt.uid}")
+        ):
+            await _post_action(imap, mailbox, receipt.uid)
+        await pipeline.post_action_done(ctx, receipt.id)
+        done += 1
+    return done
+
+
+async def _plan(
+    imap: ImapClient, mailbox: Mailbox, selected: Selected
+) -> tuple[list[int], int | None]:
+    """The UIDs to take now, and — when the UID state starts over — the last UID to remember
+    first (so a backlog of "unseen" or "none" never takes old mail later)."""
+    if mailbox.uidvalidity is not None and mailbox.uidvalidity == selected.uidvalidity:
+        last = mailbox.last_uid or 0
+        # "n:*" always matches the highest UID, even below n (RFC 3501 §6.4.8): filter.
+        return [uid for uid in await imap.uid_search(f"UID {last + 1}:*") if uid > last], None
+    if mailbox.uidvalidity is not None:
+        # The server renumbered the folder: look at everything; what was taken before is
+        # recognised by its content and not taken again.
+        log.warning(
+            "uidvalidity changed",
+            mailbox=mailbox.name,
+            old=mailbox.uidvalidity,
+            new=selected.uidvalidity,
+        )
+        return await imap.uid_search("ALL"), 0
+    present = selected.uidnext - 1 if selected.uidnext else max(await imap.uid_search("ALL") or [0])
+    if mailbox.backlog == "all":
+        return await imap.uid_search("ALL"), 0
+    if mailbox.backlog == "unseen":
+        return await imap.uid_search("UNSEEN"), present
+    return [], present
+
+
+async def _remember(ctx: Context, mailbox: Mailbox, uidvalidity: int | None, last_uid: int) -> None:
+    async with ctx.db.session() as session, session.begin():
+        row = await session.get(Mailbox, mailbox.id)
+        assert row is not None
+        row.uidvalidity = uidvalidity
+        row.last_uid = last_uid
+    mailbox.uidvalidity, mailbox.last_uid = uidvalidity, last_uid
+
+
+async def process(
+    ctx: Context, imap: ImapClient, mailbox: Mailbox, *, dry_run: bool = False
+) -> PollReport:
+    """Take every new message of the selected folder, in UID order."""
+    report = PollReport()
+    selected = await imap.select(mailbox.folder, readonly=dry_run)
+    uids, start_after = await _plan(imap, mailbox, selected)
+    if dry_run:
+        report.would_take = uids
+        return report
+    report.post_actions_finished = await _finish_pending(ctx, imap, mailbox, selected.uidvalidity)
+    if start_after is not None:
+        await _remember(ctx, mailbox, selected.uidvalidity, start_after)
+    sizes = await imap.sizes(uids)
+    for uid in uids:
+        ref = pipeline.MessageRef(uidvalidity=selected.uidvalidity, uid=uid)
+        size = sizes.get(uid, 0)
+        if size > mailbox.max_message_bytes:
+            reason = (
+                f"{size} bytes, over the limit of {mailbox.max_message_bytes} "
+                "(--max-message-bytes); left on the server"
+            )
+            await pipeline.quarantine(ctx, mailbox.id, ref, size, reason)
+            report.quarantined.append(uid)
+            continue
+        raw = await imap.fetch(uid)
+        if raw is None:  # deleted meanwhile by someone else
+            continue
+        taken = await pipeline.take(ctx, mailbox.id, ref, raw)
+        (report.taken if taken.new else report.skipped).append(uid)
+        await _post_action(imap, mailbox, uid)
+        await pipeline.post_action_done(ctx, taken.receipt_id)
+    mailbox.last_uid = max([mailbox.last_uid or 0, *uids])
+    return report
+
+
+async def poll_once(
+    ctx: Context, name: str, *, keeper: TokenKeeper | None = None, dry_run: bool = False
+) -> PollReport:
+    """`mailbox poll`: connect, take everything there, disconnect."""
+    keeper = keeper or TokenKeeper(ctx)
+    mailbox = await load(ctx, name)
+    try:
+        async with open_mailbox(ctx, keeper, mailbox) as imap:
+            report = await process(ctx, imap, mailbox, dry_run=dry_run)
+            await imap.logout()
+    except (
+        AuthenticationFailed,
+        ConnectionLost,
+        ImapError,
+        NeedsReauthorization,
+        sasl.NoOAuthMechanism,
+    ) as exc:
+        message = describe(mailbox, exc)
+        if not dry_run:
+            await set_status(ctx, mailbox.id, status_for(exc), message)
+        raise Transient(message) from None
+    if not dry_run:
+        await set_status(ctx, mailbox.id, "polling" if not mailbox.idle else "connected")
+    return report
+
+
+def status_for(exc: BaseException) -> str:
+    if isinstance(exc, NeedsReauthorization):
+        return "needs-reauthorization"
+    if isinstance(exc, AuthenticationFailed | AuthenticationStopped):
+        return "auth-failed"
+    return "failing"
+
+
+def describe(mailbox: Mailbox, exc: BaseException) -> str:
+    if isinstance(exc, AuthenticationFailed):
+        return diagnose(
+            Failure(
+                step="authenticate",
+                protocol="imap",
+                host=mailbox.host,
+                port=mailbox.port,
+                text=f"{exc.status} {exc.text}",
+                challenge=exc.challenge,
+                auth="oauth2" if mailbox.credential_id else "password",
+                username=mailbox.username,
+            )
+        )
+    return str(exc)
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter for reconnects: capped, reset after a success."""
+
+    base: float = 1.0
+    cap: float = 300.0
+    failures: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next(self) -> float:
+        self.failures += 1
+        growth = float(1 << min(self.failures - 1, 20))
+        jitter: float = self.rng.uniform(0.5, 1.0)
+        return min(self.cap, self.base * growth) * jitter
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+async def run_mailbox(
+    ctx: Context,
+    name: str,
+    stop: asyncio.Event,
+    *,
+    keeper: TokenKeeper | None = None,
+    idle_renew: float = IDLE_RENEW_SECONDS,
+    backoff: Backoff | None = None,
+    auth_failure_wait: timedelta = timedelta(minutes=15),
+) -> None:
+    """Keep one mailbox connected until `stop`: IDLE when offered, else poll; reconnect on faults."""
+    keeper = keeper or TokenKeeper(ctx)
+    backoff = backoff or Backoff()
+    while not stop.is_set():
+        mailbox = await load(ctx, name)
+        try:
+            async with open_mailbox(ctx, keeper, mailbox) as imap:
+                use_idle = mailbox.idle and "IDLE" in imap.capabilities
+                await set_status(ctx, mailbox.id, "idle" if use_idle else "polling")
+                backoff.reset()
+                while not stop.is_set():
+                    await process(ctx, imap, mailbox)
+                    await set_status(ctx, mailbox.id, "idle" if use_idle else "polling")
+                    if use_idle:
+                        # Push: back within a second of new mail; re-issued before 29 minutes.
+                        await imap.idle(idle_renew)
+                    else:
+                        await _wait(ctx, stop, mailbox.poll_seconds)
+        except NeedsReauthorization as exc:
+            await set_status(ctx, mailbox.id, "needs-reauthorization", str(exc))
+            await _wait(ctx, stop, 60)
+        except AuthenticationFailed as exc:
+            # Refused even after one refresh: stop and say why; never loop against the server.
+            await set_status(ctx, mailbox.id, "auth-failed", describe(mailbox, exc))
+            await _wait(ctx, stop, auth_failure_wait.total_seconds())
+        except (ConnectionLost, ImapError, Transient, sasl.NoOAuthMechanism, OSError) as exc:
+            delay = backoff.next()
+            await set_status(ctx, mailbox.id, "failing", f"{exc}; reconnecting in {delay:.0f} s")
+            log.warning("mailbox connection failed", mailbox=name, error=str(exc), retry_in=delay)
+            await _wait(ctx, stop, delay)
+
+
+async def _wait(ctx: Context, stop: asyncio.Event, seconds: float) -> None:
+    sleeper = asyncio.ensure_future(ctx.sleep(seconds))
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (sleeper, stopper):
+        task.cancel()
+
+
+async def receipts_of(ctx: Context, mailbox_id: int) -> list[Receipt]:
+    async with ctx.db.session() as session:
+        return list(
+            (
+                await session.scalars(
+                    select(Receipt).where(Receipt.mailbox_id == mailbox_id).order_by(Receipt.id)
+                )
+            ).all()
+        )
