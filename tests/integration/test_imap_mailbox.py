@@ -1,0 +1,241 @@
+"""Reading an IMAP mailbox from the real Dovecot: exactly once, by UID, post-actions after commit,
+backlog policies, UIDVALIDITY changes, size limits, IDLE push and reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+from email.message import EmailMessage
+
+import pytest
+from tests.support.dovecot import Dovecot
+from tests.support.emulator import RunningEmulator
+from tests.support.keeper import microsoft_credential
+
+from mailgate.context import Context
+from mailgate.inbound import pipeline
+from mailgate.mail.imap import ImapClient
+from mailgate.mail.mailboxes import MailboxOptions, add_mailbox
+from mailgate.runtime.imap_mailbox import Backoff, poll_once, receipts_of, run_mailbox
+from mailgate.store.models import Mailbox
+
+ALICE = "alice@example.test"
+
+
+def message(subject: str, size: int = 0) -> bytes:
+    mail = EmailMessage()
+    mail["From"] = "customer@example.net"
+    mail["To"] = ALICE
+    mail["Subject"] = subject
+    mail["Message-ID"] = f"<{subject.replace(' ', '-')}@example.net>"
+    mail.set_content(f"about {subject}\n" + "x" * size)
+    return bytes(mail)
+
+
+async def mailbox(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot, **options: object
+) -> Mailbox:
+    cred = await microsoft_credential(ctx, emulator, account=ALICE)
+    values: dict[str, object] = {
+        "protocol": "imap",
+        "host": "127.0.0.1",
+        "port": dovecot.imaps_port,
+        "username": ALICE,
+        "credential_id": cred.credential.id,
+        "ca_file": str(dovecot.ca_file),
+        "project": "HELP",
+    }
+    values.update(options)
+    row, _ = await add_mailbox(ctx, "support", MailboxOptions(**values))  # type: ignore[arg-type]
+    return row
+
+
+async def flags(dovecot: Dovecot, emulator: RunningEmulator) -> dict[str, set[str]]:
+    """Subject → flags, seen through a second connection (password login)."""
+    async with ImapClient.connect(
+        "127.0.0.1", dovecot.imaps_port, security="ssl", tls=dovecot.ssl_context()
+    ) as imap:
+        await imap.login(ALICE, "alice-password")
+        await imap.select("INBOX", readonly=True)
+        out = {}
+        for uid in await imap.uid_search("ALL"):
+            raw = await imap.fetch(uid) or b""
+            subject = next(
+                line for line in raw.decode().splitlines() if line.startswith("Subject:")
+            )
+            responses = await imap.command(f"UID FETCH {uid} (FLAGS)")
+            out[subject[9:]] = {
+                f for r in responses for f in ("\\Seen", "\\Deleted") if f in r.text
+            }
+        return out
+
+
+async def test_backlog_unseen_then_new_mail_once(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
+) -> None:
+    dovecot.deliver(ALICE, message("old and read"))
+    dovecot.deliver(ALICE, message("old unread"))
+    async with ImapClient.connect(
+        "127.0.0.1", dovecot.imaps_port, security="ssl", tls=dovecot.ssl_context()
+    ) as imap:
+        await imap.login(ALICE, "alice-password")
+        await imap.select("INBOX")
+        await imap.mark_seen((await imap.uid_search("ALL"))[0])
+    row = await mailbox(ctx, emulator, dovecot)
+    preview = await poll_once(ctx, "support", dry_run=True)
+    assert len(preview.would_take) == 1
+    assert await receipts_of(ctx, row.id) == []
+
+    first = await poll_once(ctx, "support")
+    assert len(first.taken) == 1
+    dovecot.deliver(ALICE, message("new"))
+    second = await poll_once(ctx, "support")
+    assert len(second.taken) == 1
+    assert (await poll_once(ctx, "support")).taken == []
+    receipts = await receipts_of(ctx, row.id)
+    assert [r.message_id for r in receipts] == ["old-unread@example.net", "new@example.net"]
+    assert all(r.post_action_done_at for r in receipts)
+    assert (await flags(dovecot, emulator))["new"] == {"\\Seen"}
+
+
+async def test_mail_someone_read_first_is_still_taken(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
+) -> None:
+    await mailbox(ctx, emulator, dovecot)
+    assert (await poll_once(ctx, "support")).taken == []
+    dovecot.deliver(ALICE, message("read by a person"))
+    async with ImapClient.connect(
+        "127.0.0.1", dovecot.imaps_port, security="ssl", tls=dovecot.ssl_context()
+    ) as imap:
+        await imap.login(ALICE, "alice-password")
+        await imap.select("INBOX")
+        await imap.mark_seen((await imap.uid_search("ALL"))[0])
+    assert len((await poll_once(ctx, "support")).taken) == 1
+
+
+@pytest.mark.parametrize(("backlog", "expected"), [("none", 0), ("all", 2)])
+async def test_backlog_policies(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot, backlog: str, expected: int
+) -> None:
+    dovecot.deliver(ALICE, message("one"))
+    dovecot.deliver(ALICE, message("two"))
+    await mailbox(ctx, emulator, dovecot, backlog=backlog)
+    assert len((await poll_once(ctx, "support")).taken) == expected
+    dovecot.deliver(ALICE, message("three"))
+    assert len((await poll_once(ctx, "support")).taken) == 1
+
+
+@pytest.mark.parametrize("after", ["delete", "move:Done"])
+async def test_post_actions(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot, after: str
+) -> None:
+    dovecot.create_folder(ALICE, "Done")
+    dovecot.deliver(ALICE, message("handled"))
+    await mailbox(ctx, emulator, dovecot, after=after)
+    assert len((await poll_once(ctx, "support")).taken) == 1
+    assert await flags(dovecot, emulator) == {}
+    assert dovecot.mailbox_status(ALICE, "Done")["messages"] == (
+        1 if after.startswith("move") else 0
+    )
+
+
+async def test_crash_between_commit_and_post_action_repeats_only_the_post_action(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
+) -> None:
+    dovecot.deliver(ALICE, message("committed"))
+    row = await mailbox(ctx, emulator, dovecot, after="delete", backlog="all")
+    status = dovecot.mailbox_status(ALICE)
+    # As if a process committed the message, then died before deleting it on the server.
+    async with ImapClient.connect(
+        "127.0.0.1", dovecot.imaps_port, security="ssl", tls=dovecot.ssl_context()
+    ) as imap:
+        await imap.login(ALICE, "alice-password")
+        await imap.select("INBOX")
+        [uid] = await imap.uid_search("ALL")
+        raw = await imap.fetch(uid) or b""
+    await pipeline.take(ctx, row.id, pipeline.MessageRef(status["uidvalidity"], uid), raw)
+    report = await poll_once(ctx, "support")
+    assert report.taken == [] and report.post_actions_finished == 1
+    assert await flags(dovecot, emulator) == {}
+    assert len(await receipts_of(ctx, row.id)) == 1
+
+
+async def test_uidvalidity_change_takes_only_new_mail(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
+) -> None:
+    dovecot.deliver(ALICE, message("before"))
+    row = await mailbox(ctx, emulator, dovecot, after="seen", backlog="all")
+    assert len((await poll_once(ctx, "support")).taken) == 1
+    dovecot.change_uidvalidity(ALICE)
+    dovecot.deliver(ALICE, message("after"))
+    report = await poll_once(ctx, "support")
+    assert len(report.taken) == 1 and len(report.skipped) == 1
+    assert [r.message_id for r in await receipts_of(ctx, row.id)] == [
+        "before@example.net",
+        "after@example.net",
+    ]
+
+
+async def test_message_over_the_size_limit_is_quarantined_not_fetched(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
+) -> None:
+    dovecot.deliver(ALICE, message("huge", size=50_000))
+    dovecot.deliver(ALICE, message("small"))
+    row = await mailbox(ctx, emulator, dovecot, max_message_bytes=20_000, backlog="all")
+    report = await poll_once(ctx, "support")
+    assert len(report.quarantined) == 1 and len(report.taken) == 1
+    receipts = await receipts_of(ctx, row.id)
+    huge = next(r for r in receipts if r.status == "quarantined")
+    assert huge.raw is None and "over the limit" in (huge.reason or "")
+    assert (await flags(dovecot, emulator))["huge"] == set()  # left on the server, unread
+    async with ctx.db.session() as session:
+        fresh = await session.get(Mailbox, row.id)
+        assert fresh is not None and fresh.quarantined == 1 and fresh.processed == 1
+
+
+async def wait_for_receipts(ctx: Context, mailbox_id: int, count: int, seconds: float = 15) -> None:
+    for _ in range(int(seconds * 20)):
+        if len(await receipts_of(ctx, mailbox_id)) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"fewer than {count} message(s) taken within {seconds} s")
+
+
+async def test_idle_push_and_reconnect_after_a_server_restart(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
+) -> None:
+    row = await mailbox(ctx, emulator, dovecot, poll_seconds=3600)
+    ctx.sleep = asyncio.sleep  # real waits: this test watches a live connection
+    stop = asyncio.Event()
+    loop = asyncio.create_task(run_mailbox(ctx, "support", stop, backoff=Backoff(base=0.2, cap=1)))
+    try:
+        for _ in range(100):
+            async with ctx.db.session() as session:
+                if (await session.get(Mailbox, row.id, populate_existing=True)).status == "idle":  # type: ignore[union-attr]
+                    break
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(dovecot.deliver, ALICE, message("pushed"))
+        await wait_for_receipts(ctx, row.id, 1)  # by IDLE: the poll interval is an hour
+
+        await asyncio.to_thread(dovecot.restart)
+        await asyncio.to_thread(dovecot.deliver, ALICE, message("after restart"))
+        await wait_for_receipts(ctx, row.id, 2)
+    finally:
+        stop.set()
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+    assert [r.message_id for r in await receipts_of(ctx, row.id)] == [
+        "pushed@example.net",
+        "after-restart@example.net",
+    ]
+
+
+async def test_revoked_grant_marks_the_mailbox(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
+) -> None:
+    row = await mailbox(ctx, emulator, dovecot)
+    emulator.state.revoke_account("microsoft", ALICE, revoke_access_tokens=True)
+    with pytest.raises(Exception, match="AADSTS50173"):
+        await poll_once(ctx, "support")
+    async with ctx.db.session() as session:
+        fresh = await session.get(Mailbox, row.id)
+        assert fresh is not None and fresh.status == "needs-reauthorization"
