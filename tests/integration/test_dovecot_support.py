@@ -15,7 +15,6 @@ import poplib
 import re
 import smtplib
 import socket
-import ssl
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
@@ -195,7 +194,9 @@ def test_a_token_only_logs_in_the_account_it_was_issued_for(
 ) -> None:
     token = issue_token(ALICE)
     with imaps(dovecot) as client, pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
-        client.authenticate("XOAUTH2", lambda challenge: xoauth2(BOB, token) if not challenge else b"")
+        client.authenticate(
+            "XOAUTH2", lambda challenge: xoauth2(BOB, token) if not challenge else b""
+        )
 
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
@@ -281,9 +282,10 @@ async def test_oidc_provider_tokens_work_beside_the_emulator(
 
     for user, token in [(service, oidc_token), (ALICE, issue_token(ALICE))]:
         with imaps(dovecot) as imap:
-            assert imap.authenticate("OAUTHBEARER", lambda _, u=user, t=token: oauthbearer(u, t))[
-                0
-            ] == "OK"
+            assert (
+                imap.authenticate("OAUTHBEARER", lambda _, u=user, t=token: oauthbearer(u, t))[0]
+                == "OK"
+            )
 
 
 # --- mail -----------------------------------------------------------------------------------

@@ -4,49 +4,17 @@ backlog policies, UIDVALIDITY changes, size limits, IDLE push and reconnects."""
 from __future__ import annotations
 
 import asyncio
-from email.message import EmailMessage
 
 import pytest
 from tests.support.dovecot import Dovecot
 from tests.support.emulator import RunningEmulator
-from tests.support.keeper import microsoft_credential
+from tests.support.mail import ALICE, message, wait_for_receipts, with_mailbox
 
 from mailgate.context import Context
 from mailgate.inbound import pipeline
 from mailgate.mail.imap import ImapClient
-from mailgate.mail.mailboxes import MailboxOptions, add_mailbox
 from mailgate.runtime.imap_mailbox import Backoff, poll_once, receipts_of, run_mailbox
 from mailgate.store.models import Mailbox
-
-ALICE = "alice@example.test"
-
-
-def message(subject: str, size: int = 0) -> bytes:
-    mail = EmailMessage()
-    mail["From"] = "customer@example.net"
-    mail["To"] = ALICE
-    mail["Subject"] = subject
-    mail["Message-ID"] = f"<{subject.replace(' ', '-')}@example.net>"
-    mail.set_content(f"about {subject}\n" + "x" * size)
-    return bytes(mail)
-
-
-async def mailbox(
-    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot, **options: object
-) -> Mailbox:
-    cred = await microsoft_credential(ctx, emulator, account=ALICE)
-    values: dict[str, object] = {
-        "protocol": "imap",
-        "host": "127.0.0.1",
-        "port": dovecot.imaps_port,
-        "username": ALICE,
-        "credential_id": cred.credential.id,
-        "ca_file": str(dovecot.ca_file),
-        "project": "HELP",
-    }
-    values.update(options)
-    row, _ = await add_mailbox(ctx, "support", MailboxOptions(**values))  # type: ignore[arg-type]
-    return row
 
 
 async def flags(dovecot: Dovecot, emulator: RunningEmulator) -> dict[str, set[str]]:
@@ -80,7 +48,7 @@ async def test_backlog_unseen_then_new_mail_once(
         await imap.login(ALICE, "alice-password")
         await imap.select("INBOX")
         await imap.mark_seen((await imap.uid_search("ALL"))[0])
-    row = await mailbox(ctx, emulator, dovecot)
+    row = await with_mailbox(ctx, emulator, dovecot)
     preview = await poll_once(ctx, "support", dry_run=True)
     assert len(preview.would_take) == 1
     assert await receipts_of(ctx, row.id) == []
@@ -100,7 +68,7 @@ async def test_backlog_unseen_then_new_mail_once(
 async def test_mail_someone_read_first_is_still_taken(
     ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
 ) -> None:
-    await mailbox(ctx, emulator, dovecot)
+    await with_mailbox(ctx, emulator, dovecot)
     assert (await poll_once(ctx, "support")).taken == []
     dovecot.deliver(ALICE, message("read by a person"))
     async with ImapClient.connect(
@@ -118,7 +86,7 @@ async def test_backlog_policies(
 ) -> None:
     dovecot.deliver(ALICE, message("one"))
     dovecot.deliver(ALICE, message("two"))
-    await mailbox(ctx, emulator, dovecot, backlog=backlog)
+    await with_mailbox(ctx, emulator, dovecot, backlog=backlog)
     assert len((await poll_once(ctx, "support")).taken) == expected
     dovecot.deliver(ALICE, message("three"))
     assert len((await poll_once(ctx, "support")).taken) == 1
@@ -130,7 +98,7 @@ async def test_post_actions(
 ) -> None:
     dovecot.create_folder(ALICE, "Done")
     dovecot.deliver(ALICE, message("handled"))
-    await mailbox(ctx, emulator, dovecot, after=after)
+    await with_mailbox(ctx, emulator, dovecot, after=after)
     assert len((await poll_once(ctx, "support")).taken) == 1
     assert await flags(dovecot, emulator) == {}
     assert dovecot.mailbox_status(ALICE, "Done")["messages"] == (
@@ -142,7 +110,7 @@ async def test_crash_between_commit_and_post_action_repeats_only_the_post_action
     ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
 ) -> None:
     dovecot.deliver(ALICE, message("committed"))
-    row = await mailbox(ctx, emulator, dovecot, after="delete", backlog="all")
+    row = await with_mailbox(ctx, emulator, dovecot, after="delete", backlog="all")
     status = dovecot.mailbox_status(ALICE)
     # As if a process committed the message, then died before deleting it on the server.
     async with ImapClient.connect(
@@ -163,7 +131,7 @@ async def test_uidvalidity_change_takes_only_new_mail(
     ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
 ) -> None:
     dovecot.deliver(ALICE, message("before"))
-    row = await mailbox(ctx, emulator, dovecot, after="seen", backlog="all")
+    row = await with_mailbox(ctx, emulator, dovecot, after="seen", backlog="all")
     assert len((await poll_once(ctx, "support")).taken) == 1
     dovecot.change_uidvalidity(ALICE)
     dovecot.deliver(ALICE, message("after"))
@@ -180,7 +148,7 @@ async def test_message_over_the_size_limit_is_quarantined_not_fetched(
 ) -> None:
     dovecot.deliver(ALICE, message("huge", size=50_000))
     dovecot.deliver(ALICE, message("small"))
-    row = await mailbox(ctx, emulator, dovecot, max_message_bytes=20_000, backlog="all")
+    row = await with_mailbox(ctx, emulator, dovecot, max_message_bytes=20_000, backlog="all")
     report = await poll_once(ctx, "support")
     assert len(report.quarantined) == 1 and len(report.taken) == 1
     receipts = await receipts_of(ctx, row.id)
@@ -192,18 +160,10 @@ async def test_message_over_the_size_limit_is_quarantined_not_fetched(
         assert fresh is not None and fresh.quarantined == 1 and fresh.processed == 1
 
 
-async def wait_for_receipts(ctx: Context, mailbox_id: int, count: int, seconds: float = 15) -> None:
-    for _ in range(int(seconds * 20)):
-        if len(await receipts_of(ctx, mailbox_id)) >= count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"fewer than {count} message(s) taken within {seconds} s")
-
-
 async def test_idle_push_and_reconnect_after_a_server_restart(
     ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
 ) -> None:
-    row = await mailbox(ctx, emulator, dovecot, poll_seconds=3600)
+    row = await with_mailbox(ctx, emulator, dovecot, poll_seconds=3600)
     ctx.sleep = asyncio.sleep  # real waits: this test watches a live connection
     stop = asyncio.Event()
     loop = asyncio.create_task(run_mailbox(ctx, "support", stop, backoff=Backoff(base=0.2, cap=1)))
@@ -232,7 +192,7 @@ async def test_idle_push_and_reconnect_after_a_server_restart(
 async def test_revoked_grant_marks_the_mailbox(
     ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
 ) -> None:
-    row = await mailbox(ctx, emulator, dovecot)
+    row = await with_mailbox(ctx, emulator, dovecot)
     emulator.state.revoke_account("microsoft", ALICE, revoke_access_tokens=True)
     with pytest.raises(Exception, match="AADSTS50173"):
         await poll_once(ctx, "support")

@@ -196,6 +196,10 @@ class Dovecot:
         if self.running:
             return
         self._write_config()
+        # A master killed while it rewrote its list of instances leaves the dotlock behind, and
+        # the next master would wait for it to go stale before listening. Nothing else of this
+        # instance runs now, so the lock is nobody's.
+        (self.folder / "state" / "instances.lock").unlink(missing_ok=True)
         self.log_file.touch()
         with open(self.stderr_file, "wb") as stderr:
             self._process = subprocess.Popen(

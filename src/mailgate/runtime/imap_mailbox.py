@@ -33,6 +33,7 @@ from mailgate.mail.imap import (
 from mailgate.mail.mailboxes import get_mailbox, password_of
 from mailgate.mail.probe import tls_context_for
 from mailgate.oauth.tokens import TokenKeeper
+from mailgate.runtime import leases
 from mailgate.store.models import Mailbox, Receipt
 
 log = structlog.get_logger(__name__)
@@ -212,7 +213,12 @@ async def poll_once(
     keeper = keeper or TokenKeeper(ctx)
     mailbox = await load(ctx, name)
     try:
-        async with open_mailbox(ctx, keeper, mailbox) as imap:
+        # A dead holder's lease runs out within LEASE_SECONDS: wait that long, then take over.
+        async with (
+            leases.holding(ctx, mailbox.id, keeper.owner, wait=leases.LEASE_SECONDS + 2),
+            open_mailbox(ctx, keeper, mailbox) as imap,
+        ):
+            mailbox = await load(ctx, name)  # the state as the previous holder left it
             report = await process(ctx, imap, mailbox, dry_run=dry_run)
             await imap.logout()
     except (

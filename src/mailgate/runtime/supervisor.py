@@ -1,6 +1,7 @@
 """The supervisor: runs the process's long-lived tasks and restarts them when they crash.
 
-Today it keeps OAuth tokens (the token keeper's upkeep); mailbox loops and the outbox join it.
+It keeps OAuth tokens (the token keeper's upkeep), checks integrations daily, and runs every
+mailbox it holds the lease of; the outbox joins it.
 """
 
 from __future__ import annotations
@@ -10,9 +11,14 @@ import asyncio
 import structlog
 
 from mailgate.context import Context
+from mailgate.errors import OperationFailed
+from mailgate.mail.mailboxes import list_mailboxes
 from mailgate.oauth.integrations import integration_warnings, list_integrations
 from mailgate.oauth.signin import prune as prune_signins
 from mailgate.oauth.tokens import TokenKeeper
+from mailgate.runtime import leases
+from mailgate.runtime.imap_mailbox import run_mailbox
+from mailgate.store.models import Mailbox
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +53,39 @@ class Supervisor:
                 log.exception("token upkeep failed")
             await self._pause(self.upkeep_interval)
 
+    async def _mailboxes(self, scan_interval: float = 30.0) -> None:
+        """Run every IMAP mailbox whose lease this process can take; look again regularly, so a
+        mailbox added, or left by a worker that died, is picked up."""
+        running: dict[int, asyncio.Task[None]] = {}
+        try:
+            while not self._stop.is_set():
+                try:
+                    mailboxes = await list_mailboxes(self.ctx)
+                except Exception:  # the supervisor's loop: log, wait, go on
+                    log.exception("listing mailboxes failed")
+                    mailboxes = []
+                present = {m.id for m in mailboxes}
+                for mailbox_id in [i for i in running if i not in present]:
+                    running.pop(mailbox_id).cancel()
+                for mailbox in mailboxes:
+                    task = running.get(mailbox.id)
+                    if mailbox.protocol == "imap" and (task is None or task.done()):
+                        running[mailbox.id] = asyncio.create_task(self._run_mailbox(mailbox))
+                await self._pause(scan_interval)
+        finally:
+            for task in running.values():
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
+
+    async def _run_mailbox(self, mailbox: Mailbox) -> None:
+        try:
+            async with leases.holding(self.ctx, mailbox.id, self.keeper.owner):
+                await run_mailbox(self.ctx, mailbox.name, self._stop, keeper=self.keeper)
+        except OperationFailed:
+            pass  # another process holds it; the next scan tries again
+        except Exception:  # the supervisor catches a crashed loop, logs, and restarts it later
+            log.exception("mailbox loop crashed", mailbox=mailbox.name)
+
     async def _integration_checks(self) -> None:
         while not self._stop.is_set():
             try:
@@ -70,5 +109,6 @@ class Supervisor:
         await asyncio.gather(
             self._token_upkeep(),
             self._integration_checks(),
+            self._mailboxes(),
         )
         log.info("supervisor stopped")
