@@ -902,14 +902,15 @@ def mailbox_poll(
 ) -> None:
     """Take everything there now (finishing post-actions a crash left pending), then exit."""
     from mailgate.mail.mailboxes import get_mailbox
-    from mailgate.runtime.imap_mailbox import PollReport, poll_once
+    from mailgate.runtime import imap_mailbox, pop3_mailbox
+    from mailgate.runtime.imap_mailbox import PollReport
 
     async def work(ctx: Context) -> PollReport:
         async with ctx.db.session() as session:
             mailbox = await get_mailbox(session, name)
-        if mailbox.protocol != "imap":
-            raise BadInput("`mailbox poll` reads IMAP mailboxes in this version; POP3 follows.")
-        return await poll_once(ctx, name, dry_run=dry_run)
+        if mailbox.protocol == "imap":
+            return await imap_mailbox.poll_once(ctx, name, dry_run=dry_run)
+        return await pop3_mailbox.poll_once(ctx, name, dry_run=dry_run)
 
     report = run(work)
     data = {

@@ -89,9 +89,16 @@ async def take(
 
 
 async def quarantine(
-    ctx: Context, mailbox_id: int, ref: MessageRef, size: int, reason: str
+    ctx: Context,
+    mailbox_id: int,
+    ref: MessageRef,
+    size: int,
+    reason: str,
+    *,
+    status: str = "quarantined",
 ) -> Taken:
-    """Record a message that is not taken (too large …), with the reason; it stays on the server."""
+    """Record a message that is not taken (too large …; or "skipped": there before the mailbox
+    was added), with the reason; it stays on the server."""
     async with ctx.db.session() as session, session.begin():
         mailbox = await session.get(Mailbox, mailbox_id, with_for_update=True)
         assert mailbox is not None
@@ -106,7 +113,7 @@ async def quarantine(
             uidl=ref.uidl,
             sha256="",
             size=size,
-            status="quarantined",
+            status=status,
             reason=reason,
             received_at=ctx.clock(),
             # Quarantined mail is left where it is: there is no post-action to do.
@@ -114,7 +121,8 @@ async def quarantine(
         )
         session.add(receipt)
         await session.flush()
-        mailbox.quarantined += 1
+        if status == "quarantined":
+            mailbox.quarantined += 1
         return Taken(receipt.id, new=True)
 
 

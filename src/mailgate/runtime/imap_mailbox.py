@@ -308,22 +308,22 @@ async def run_mailbox(
                         # Push: back within a second of new mail; re-issued before 29 minutes.
                         await imap.idle(idle_renew)
                     else:
-                        await _wait(ctx, stop, mailbox.poll_seconds)
+                        await wait_or_stop(ctx, stop, mailbox.poll_seconds)
         except NeedsReauthorization as exc:
             await set_status(ctx, mailbox.id, "needs-reauthorization", str(exc))
-            await _wait(ctx, stop, 60)
+            await wait_or_stop(ctx, stop, 60)
         except AuthenticationFailed as exc:
             # Refused even after one refresh: stop and say why; never loop against the server.
             await set_status(ctx, mailbox.id, "auth-failed", describe(mailbox, exc))
-            await _wait(ctx, stop, auth_failure_wait.total_seconds())
+            await wait_or_stop(ctx, stop, auth_failure_wait.total_seconds())
         except (ConnectionLost, ImapError, Transient, sasl.NoOAuthMechanism, OSError) as exc:
             delay = backoff.next()
             await set_status(ctx, mailbox.id, "failing", f"{exc}; reconnecting in {delay:.0f} s")
             log.warning("mailbox connection failed", mailbox=name, error=str(exc), retry_in=delay)
-            await _wait(ctx, stop, delay)
+            await wait_or_stop(ctx, stop, delay)
 
 
-async def _wait(ctx: Context, stop: asyncio.Event, seconds: float) -> None:
+async def wait_or_stop(ctx: Context, stop: asyncio.Event, seconds: float) -> None:
     sleeper = asyncio.ensure_future(ctx.sleep(seconds))
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)

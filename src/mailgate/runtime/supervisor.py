@@ -18,6 +18,7 @@ from mailgate.oauth.signin import prune as prune_signins
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.runtime import leases
 from mailgate.runtime.imap_mailbox import run_mailbox
+from mailgate.runtime.pop3_mailbox import run_pop3_mailbox
 from mailgate.store.models import Mailbox
 
 log = structlog.get_logger(__name__)
@@ -54,7 +55,7 @@ class Supervisor:
             await self._pause(self.upkeep_interval)
 
     async def _mailboxes(self, scan_interval: float = 30.0) -> None:
-        """Run every IMAP mailbox whose lease this process can take; look again regularly, so a
+        """Run every mailbox whose lease this process can take; look again regularly, so a
         mailbox added, or left by a worker that died, is picked up."""
         running: dict[int, asyncio.Task[None]] = {}
         try:
@@ -69,7 +70,7 @@ class Supervisor:
                     running.pop(mailbox_id).cancel()
                 for mailbox in mailboxes:
                     task = running.get(mailbox.id)
-                    if mailbox.protocol == "imap" and (task is None or task.done()):
+                    if task is None or task.done():
                         running[mailbox.id] = asyncio.create_task(self._run_mailbox(mailbox))
                 await self._pause(scan_interval)
         finally:
@@ -80,7 +81,8 @@ class Supervisor:
     async def _run_mailbox(self, mailbox: Mailbox) -> None:
         try:
             async with leases.holding(self.ctx, mailbox.id, self.keeper.owner):
-                await run_mailbox(self.ctx, mailbox.name, self._stop, keeper=self.keeper)
+                run = run_mailbox if mailbox.protocol == "imap" else run_pop3_mailbox
+                await run(self.ctx, mailbox.name, self._stop, keeper=self.keeper)
         except OperationFailed:
             pass  # another process holds it; the next scan tries again
         except Exception:  # the supervisor catches a crashed loop, logs, and restarts it later
