@@ -6,8 +6,8 @@ and POP3S, LMTP and an auth listener for a future Postfix, all on free 127.0.0.1
 ``trustme`` certificate for ``localhost`` / ``127.0.0.1`` (:attr:`Dovecot.ca_file` for clients).
 XOAUTH2 and OAUTHBEARER are checked by RFC 7662 introspection, one ``oauth2`` passdb per
 introspection URL given (tried in order); PLAIN and LOGIN against a passwd-file that is also the
-userdb. Mail is Maildir under the folder, owned by ``mail:mail``. See /work/shared/REAL-SERVERS.md
-for the facts this is built on.
+userdb. Mail is Maildir under the folder, owned by ``mail:mail`` (run as root) or by the user
+running the tests (rootless). /work/shared/REAL-SERVERS.md has the facts this is built on.
 
 Register the fixtures with ``pytest_plugins = ["tests.support.dovecot"]`` in a conftest.py:
 
@@ -18,9 +18,9 @@ Register the fixtures with ``pytest_plugins = ["tests.support.dovecot"]`` in a c
 * ``dovecot_factory`` (function): ``factory(introspection_urls=[...], users={...})`` starts a
   private instance (e.g. one that also asks oidc-provider), closed after the test.
 
-Why a new instance per test: it listens ~30 ms after the exec and stops in well under 0.1 s (the
-process group is signalled), ~0.1 s a test in all, so a test may restart, kill or misconfigure
-its server, and its log holds only its own story, without a reset protocol to keep correct.
+Why a new instance per test: it listens 20–30 ms after the exec and is gone ~10 ms after the
+kill, so a fresh server costs a test about 40 ms. A test may then restart, kill or misconfigure
+its server, and its log holds only its own story, with no reset protocol to keep correct.
 
 Skip rule: when Dovecot is not installed or does not start, the fixtures FAIL if ``$CI`` is set or
 the process runs as root; only a developer machine without root gets a ``pytest.skip``.
@@ -28,6 +28,7 @@ the process runs as root; only a developer machine without root gets a ``pytest.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import grp
 import os
@@ -39,6 +40,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +68,17 @@ DEFAULT_USERS: Mapping[str, str | None] = {
 
 # Dovecot's own binaries; /usr/sbin is not on every PATH.
 _SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/bin"])
+
+
+# Instances started and not yet stopped, killed when the interpreter exits: an instance a
+# failed test script left running would otherwise outlive it.
+_running: weakref.WeakSet[Dovecot] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for instance in list(_running):
+        instance.kill()
 
 
 class DovecotUnavailable(RuntimeError):
@@ -201,6 +214,7 @@ class Dovecot:
         # instance runs now, so the lock is nobody's.
         (self.folder / "state" / "instances.lock").unlink(missing_ok=True)
         self.log_file.touch()
+        _running.add(self)
         with open(self.stderr_file, "wb") as stderr:
             self._process = subprocess.Popen(
                 [self.dovecot_binary, "-F", "-c", str(self.config_file)],
@@ -212,16 +226,16 @@ class Dovecot:
         deadline = time.monotonic() + self.start_timeout
         pending = list(self.ports.listening())
         while pending:
-            if self._process.poll() is not None:
+            if self._process.poll() is not None or time.monotonic() > deadline:
                 status = self._process.returncode
-                self._process = None
-                raise DovecotStartError(f"dovecot exited with status {status}\n{self._tails()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise DovecotStartError(
-                    f"dovecot did not listen on {pending} within {self.start_timeout:.0f}s\n"
-                    f"{self._tails()}"
+                what = (
+                    f"dovecot exited with status {status}"
+                    if status is not None
+                    else f"dovecot did not listen on {pending} within {self.start_timeout:.0f}s"
                 )
+                # Not waiting for the ports: another program may be the one holding them.
+                self._shut_down(signal.SIGKILL, wait_for_ports=False)
+                raise DovecotStartError(f"{what}\n{self._tails()}")
             if _accepts(pending[0]):
                 pending.pop(0)
             else:
@@ -245,8 +259,9 @@ class Dovecot:
         without a goodbye. Mail, users and ports stay for :meth:`start`."""
         self._shut_down(signal.SIGKILL)
 
-    def _shut_down(self, how: signal.Signals) -> None:
+    def _shut_down(self, how: signal.Signals, *, wait_for_ports: bool = True) -> None:
         process, self._process = self._process, None
+        _running.discard(self)
         if process is None:
             return
         # Signal the whole process group (the master leads its own session): each imap/pop3
@@ -263,7 +278,7 @@ class Dovecot:
         process.wait()
         # Children exit on their own schedule; a restart can bind the ports once they have.
         deadline = time.monotonic() + STOP_TIMEOUT
-        while any(_accepts(port) for port in self.ports.listening()):
+        while wait_for_ports and any(_accepts(port) for port in self.ports.listening()):
             if time.monotonic() > deadline:
                 raise DovecotStartError(f"dovecot's ports still accept after stop\n{self._tails()}")
             time.sleep(0.01)
