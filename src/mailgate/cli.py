@@ -866,6 +866,7 @@ def mailbox_show(name: str, as_json: JsonFlag = False) -> None:
             return mailbox_view(await get_mailbox(session, name))
 
     view = run(work)
+    warn(view["warnings"])
     emit(view, as_json, lambda: key_values(view))
 
 

@@ -58,6 +58,11 @@ MECHANISMS: dict[str, Callable[[str, str], bytes]] = {
 }
 
 
+def answer(data: bytes) -> Callable[[bytes], bytes]:
+    """An imaplib authenticate() callback: imaplib calls it with the server's (empty) "+ "."""
+    return lambda _challenge: data
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -174,8 +179,7 @@ def test_imap_logs_in_with_an_emulator_access_token(
 ) -> None:
     response = MECHANISMS[mechanism](ALICE, issue_token(ALICE))
     with imaps(dovecot) as client:
-        # imaplib answers the server's empty "+ " with the callback's bytes.
-        assert client.authenticate(mechanism, lambda _: response)[0] == "OK"
+        assert client.authenticate(mechanism, answer(response))[0] == "OK"
         assert client.select("INBOX")[0] == "OK"
 
 
@@ -284,9 +288,8 @@ async def test_oidc_provider_and_emulator_tokens_work_side_by_side(
     oidc_token = response.json()["access_token"]
 
     for user, token in [(service, oidc_token), (ALICE, issue_token(ALICE))]:
-        response_bytes = oauthbearer(user, token)
         with imaps(dovecot) as imap:
-            assert imap.authenticate("OAUTHBEARER", lambda _: response_bytes)[0] == "OK"
+            assert imap.authenticate("OAUTHBEARER", answer(oauthbearer(user, token)))[0] == "OK"
 
 
 # --- mail -----------------------------------------------------------------------------------
@@ -330,6 +333,8 @@ def test_an_idle_session_hears_of_delivered_mail(dovecot: Dovecot) -> None:
         # Dovecot waits 0.5 s for more changes before it tells.
         assert imap.readline() == b"* 1 EXISTS\r\n"
         imap.send(b"DONE\r\n")
+        while not imap.readline().startswith(b"i1 OK"):
+            pass
 
 
 def test_restart_says_goodbye_and_keeps_mail_and_ports(dovecot: Dovecot) -> None:

@@ -4,15 +4,21 @@ set -euo pipefail
 need=()
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
-for package in dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd; do
-  dpkg -s "$package" >/dev/null 2>&1 || need+=("$package")
-done
+# Dovecot (tests/support/dovecot.py): IMAP, POP3, LMTP to deliver test mail, submission for the
+# SMTP tests. Each protocol is its own Debian package, so ask dpkg; elsewhere look for the server
+# (in /usr/sbin, which is not on every PATH).
+if command -v dpkg >/dev/null 2>&1; then
+  for package in dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd; do
+    dpkg -s "$package" >/dev/null 2>&1 || need+=("$package")
+  done
+elif ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
+  need+=(dovecot)
+fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-    "${need[@]}" >/dev/null
+  apt-get install -y -qq "${need[@]}" >/dev/null
 else
   echo "tests: missing ${need[*]}; tests that need them fail in CI and skip here (not root)." >&2
 fi

@@ -337,6 +337,9 @@ def mailbox_view(row: Mailbox) -> dict[str, Any]:
         "processed": row.processed,
         "quarantined": row.quarantined,
         "created_at": iso(row.created_at),
+        "warnings": [f"{row.host}: {PASSWORD_DEPRECATED}."]
+        if row.password_enc is not None and uses_oauth_only_host(row.host)
+        else [],
     }
 
 

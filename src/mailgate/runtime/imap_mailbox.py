@@ -316,7 +316,27 @@ async def run_mailbox(
             # Refused even after one refresh: stop and say why; never loop against the server.
             await set_status(ctx, mailbox.id, "auth-failed", describe(mailbox, exc))
             await wait_or_stop(ctx, stop, auth_failure_wait.total_seconds())
-        except (ConnectionLost, ImapError, Transient, sasl.NoOAuthMechanism, OSError) as exc:
+        except ConnectionLost as exc:
+            expired = "AccessTokenExpired" in str(exc) and mailbox.credential_id is not None
+            if expired and backoff.failures == 0:
+                # Microsoft ends a session when the token it began with expires
+                # ("* BYE Session invalidated - AccessTokenExpired"): refresh, reconnect now
+                # (once; a second time in a row backs off like any other loss).
+                log.info("session ended: access token expired", mailbox=name)
+                assert mailbox.credential_id is not None
+                keeper.invalidate(mailbox.credential_id)
+                backoff.failures = 1
+                try:
+                    await keeper.refresh(mailbox.credential_id)
+                except MailgateError as refresh_failed:
+                    await set_status(ctx, mailbox.id, "failing", str(refresh_failed))
+                    await wait_or_stop(ctx, stop, backoff.next())
+                continue
+            delay = backoff.next()
+            await set_status(ctx, mailbox.id, "failing", f"{exc}; reconnecting in {delay:.0f} s")
+            log.warning("mailbox connection lost", mailbox=name, error=str(exc), retry_in=delay)
+            await wait_or_stop(ctx, stop, delay)
+        except (ImapError, Transient, sasl.NoOAuthMechanism, OSError) as exc:
             delay = backoff.next()
             await set_status(ctx, mailbox.id, "failing", f"{exc}; reconnecting in {delay:.0f} s")
             log.warning("mailbox connection failed", mailbox=name, error=str(exc), retry_in=delay)
