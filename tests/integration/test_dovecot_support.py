@@ -27,9 +27,6 @@ if TYPE_CHECKING:
     from tests.support.emulator import RunningEmulator
     from tests.support.oidc import OidcProvider
 
-# The fixtures dovecot and dovecot_factory (tests/conftest.py doesn't list this plugin).
-pytest_plugins = ["tests.support.dovecot"]
-
 pytestmark = pytest.mark.servers
 
 CLIENT_ID = "6731de76-14a6-49ae-97bc-6eba6914391e"

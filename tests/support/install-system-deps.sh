@@ -18,7 +18,9 @@ if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${need[@]}" >/dev/null
+  # Keep existing configuration files without asking (Dovecot's conffiles, on an upgrade).
+  apt-get install -y -qq -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+    "${need[@]}" >/dev/null
 else
   echo "tests: missing ${need[*]}; tests that need them fail in CI and skip here (not root)." >&2
 fi
