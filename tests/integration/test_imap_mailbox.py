@@ -199,3 +199,13 @@ async def test_revoked_grant_marks_the_mailbox(
     async with ctx.db.session() as session:
         fresh = await session.get(Mailbox, row.id)
         assert fresh is not None and fresh.status == "needs-reauthorization"
+
+
+async def test_expired_token_is_refreshed_once_and_the_login_retried(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
+) -> None:
+    dovecot.deliver(ALICE, message("after a refresh"))
+    await with_mailbox(ctx, emulator, dovecot, backlog="all")
+    emulator.state.advance(2 * 3600)  # Dovecot's view: expired; mailgate's clock: still valid
+    assert len((await poll_once(ctx, "support")).taken) == 1
+    assert emulator.state.count_requests(endpoint="token", grant_type="refresh_token") == 1

@@ -215,3 +215,15 @@ async def test_cached_token_is_not_refreshed_when_valid(
     assert (await probe(ctx, "support", keeper)).ok
     assert emulator.state.count_requests(endpoint="token") == 0
     assert (await reload(ctx, credential_id)).status == "active"
+
+
+async def test_server_that_cannot_check_tokens_is_a_temporary_failure(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
+) -> None:
+    await setup(ctx, emulator, dovecot)
+    emulator.state.reset()  # the introspection credentials Dovecot uses are gone: it cannot check
+    emulator.state.register_client("microsoft", "x", "y")
+    result = await probe(ctx, "support")
+    assert steps(result)[-1] == ("authenticate", False)
+    assert "UNAVAILABLE" in result.steps[-1].detail
+    assert "temporary" in (result.diagnosis or "")
