@@ -42,7 +42,11 @@ mailbox_app = typer.Typer(
 )
 app.add_typer(integration_app, name="integration")
 app.add_typer(credential_app, name="credential")
+project_app = typer.Typer(help="Projects of the built-in tracker.", no_args_is_help=True)
+issue_app = typer.Typer(help="Issues of the built-in tracker.", no_args_is_help=True)
 app.add_typer(mailbox_app, name="mailbox")
+app.add_typer(project_app, name="project")
+app.add_typer(issue_app, name="issue")
 app.add_typer(keys_app, name="keys")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON and nothing else.")]
@@ -941,6 +945,107 @@ def mailbox_delete(name: str) -> None:
 
     run(lambda ctx: delete_mailbox(ctx, name))
     typer.echo(f"deleted mailbox {name}")
+
+
+# -- projects and issues --------------------------------------------------------------------------
+
+
+@project_app.command("add")
+def project_add(
+    key: str,
+    name: Annotated[str, typer.Option("--name", help="The project's name.")],
+    smtp: Annotated[
+        str | None, typer.Option("--smtp", help="SMTP server its notifications use.")
+    ] = None,
+) -> None:
+    """Add a project (issues are KEY-1, KEY-2, …)."""
+    from mailgate.tracker.service import add_project
+
+    run(lambda ctx: add_project(ctx, key, name, smtp=smtp))
+    typer.echo(f"added project {key}")
+
+
+@project_app.command("set")
+def project_set(
+    key: str,
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    smtp: Annotated[str | None, typer.Option("--smtp")] = None,
+    notify: Annotated[bool | None, typer.Option("--notify/--no-notify")] = None,
+    default_reporter: Annotated[
+        str | None, typer.Option("--default-reporter", help="Reporter for unknown senders.")
+    ] = None,
+) -> None:
+    """Change a project."""
+    from mailgate.tracker.service import set_project
+
+    run(
+        lambda ctx: set_project(
+            ctx, key, name=name, smtp=smtp, notify=notify, default_reporter=default_reporter
+        )
+    )
+    typer.echo(f"changed project {key}")
+
+
+@project_app.command("list")
+def project_list(as_json: JsonFlag = False) -> None:
+    """List projects."""
+    from mailgate.tracker.service import list_projects
+
+    async def work(ctx: Context) -> list[dict[str, Any]]:
+        return [
+            {"key": p.key, "name": p.name, "smtp": p.smtp, "notify": p.notify}
+            for p in await list_projects(ctx)
+        ]
+
+    views = run(work)
+    emit(views, as_json, lambda: table(views, ["key", "name", "smtp", "notify"]))
+
+
+@issue_app.command("list")
+def issue_list(
+    project: Annotated[str | None, typer.Option("--project", help="Only this project's.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List issues."""
+    from mailgate.tracker.service import list_issues
+
+    views = run(lambda ctx: list_issues(ctx, project))
+    emit(views, as_json, lambda: table(views, ["key", "status", "reporter", "comments", "summary"]))
+
+
+def _issue_text(view: dict[str, Any]) -> str:
+    head = {k: v for k, v in view.items() if k not in ("comments", "attachments", "description")}
+    lines = [key_values(head), "", view["description"] or "(no description)"]
+    for attachment in view["attachments"]:
+        lines.append(f"[attachment] {attachment['filename']} ({attachment['size']} bytes)")
+    for comment in view["comments"]:
+        lines += ["", f"— {comment['author']}, {comment['created_at']}", comment["body"]]
+    return "\n".join(lines)
+
+
+@issue_app.command("show")
+def issue_show(key: str, as_json: JsonFlag = False) -> None:
+    """Show an issue with its comments and attachments."""
+    from mailgate.tracker.service import show_issue
+
+    view = run(lambda ctx: show_issue(ctx, key))
+    emit(view, as_json, lambda: _issue_text(view))
+
+
+@issue_app.command("comment")
+def issue_comment(
+    key: str,
+    body: Annotated[str, typer.Option("--body", help="The comment's text.")],
+    author: Annotated[
+        str | None, typer.Option("--author", help="Author's address; default: the local admin.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Comment on an issue (without --author: an agent's comment by the local admin)."""
+    from mailgate.tracker.service import comment_as_agent
+
+    view = run(lambda ctx: comment_as_agent(ctx, key, body, author))
+    emit(view, as_json, lambda: _issue_text(view))
 
 
 # -- keys ------------------------------------------------------------------------------------------
