@@ -44,9 +44,11 @@ app.add_typer(integration_app, name="integration")
 app.add_typer(credential_app, name="credential")
 project_app = typer.Typer(help="Projects of the built-in tracker.", no_args_is_help=True)
 issue_app = typer.Typer(help="Issues of the built-in tracker.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Messages that could not be processed.", no_args_is_help=True)
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(project_app, name="project")
 app.add_typer(issue_app, name="issue")
+app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(keys_app, name="keys")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON and nothing else.")]
@@ -1046,6 +1048,67 @@ def issue_comment(
 
     view = run(lambda ctx: comment_as_agent(ctx, key, body, author))
     emit(view, as_json, lambda: _issue_text(view))
+
+
+@quarantine_app.command("list")
+def quarantine_list(as_json: JsonFlag = False) -> None:
+    """List quarantined messages with the reason."""
+    from mailgate.inbound.quarantine import list_quarantine
+
+    views = run(list_quarantine)
+    emit(views, as_json, lambda: table(views, ["id", "mailbox", "project", "message_id", "reason"]))
+
+
+@quarantine_app.command("retry")
+def quarantine_retry(receipt_id: str, as_json: JsonFlag = False) -> None:
+    """Run a quarantined message through the pipeline again (after fixing the cause)."""
+    from mailgate.inbound.quarantine import retry
+
+    number = _credential_id(receipt_id)
+    view = run(lambda ctx: retry(ctx, number))
+    emit(
+        view,
+        as_json,
+        lambda: (
+            f"message {view['id']}: {view['status']}"
+            + (f" ({view['reason']})" if view.get("reason") else "")
+        ),
+    )
+    raise typer.Exit(0 if view["status"] != "quarantined" else 1)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help=".eml files, mbox files, Maildir folders.")],
+    project: Annotated[str, typer.Option("--project", help="Project key.")],
+    handler: Annotated[
+        str, typer.Option("--handler", help="create-or-comment, create or comment.")
+    ] = "create-or-comment",
+    as_json: JsonFlag = False,
+) -> None:
+    """Bring in mail from files through the same pipeline as a mailbox."""
+    from mailgate.inbound.ingest import SUMMARY_ORDER
+    from mailgate.inbound.ingest import ingest as run_ingest
+
+    async def work(ctx: Context) -> dict[str, int]:
+        if sys.stderr.isatty() and not as_json:
+            from rich.progress import Progress
+
+            with Progress(transient=True) as progress:
+                task = progress.add_task("ingesting", total=None)
+                summary = await run_ingest(
+                    ctx, paths, project, handler, lambda _o, _s: progress.advance(task)
+                )
+        else:
+            summary = await run_ingest(ctx, paths, project, handler)
+        return {name: summary.get(name, 0) for name in SUMMARY_ORDER if name in summary}
+
+    counts = run(work)
+    emit(
+        counts,
+        as_json,
+        lambda: ", ".join(f"{n} {name}" for name, n in counts.items()) or "no messages",
+    )
 
 
 # -- keys ------------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ async def test_backlog_none_skips_what_is_there(
     dovecot.deliver(ALICE, message("new"))
     assert len((await pop3_mailbox.poll_once(ctx, "support")).taken) == 1
     statuses = [(r.message_id, r.status) for r in await receipts_of(ctx, row.id)]
-    assert statuses == [(None, "skipped"), ("new@example.net", "received")]
+    assert statuses == [(None, "skipped"), ("new@example.net", "created")]
 
 
 async def test_expired_token_is_refreshed_once(

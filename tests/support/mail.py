@@ -9,6 +9,7 @@ from mailgate.context import Context
 from mailgate.mail.mailboxes import MailboxOptions, add_mailbox
 from mailgate.runtime.imap_mailbox import receipts_of
 from mailgate.store.models import Mailbox
+from mailgate.tracker.service import add_project, find_project
 from tests.support.dovecot import Dovecot
 from tests.support.emulator import RunningEmulator
 from tests.support.keeper import microsoft_credential
@@ -29,6 +30,10 @@ def message(subject: str, size: int = 0) -> bytes:
 async def with_mailbox(
     ctx: Context, emulator: RunningEmulator, dovecot: Dovecot, **options: object
 ) -> Mailbox:
+    async with ctx.db.session() as session:
+        exists = await find_project(session, "HELP")
+    if exists is None:
+        await add_project(ctx, "HELP", "Help desk")
     cred = await microsoft_credential(ctx, emulator, account=ALICE)
     values: dict[str, object] = {
         "protocol": "imap",

@@ -1,7 +1,7 @@
 """The inbound pipeline's entry: a fetched message is recorded exactly once.
 
-`take` commits, in one transaction, the message's receipt and the mailbox's UID state (and,
-through `Handler`, what the message becomes in the tracker). Only after that commit does the
+`take` commits, in one transaction, the message's receipt, the mailbox's UID state and what the
+message becomes in the tracker (`handle`). Only after that commit does the
 mailbox loop run the post-action (seen, delete, move), and then `post_action_done` marks it — so
 a crash at any point either repeats nothing or repeats only the post-action.
 """
@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Protocol
 
+import structlog
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailgate.context import Context
+from mailgate.inbound.handle import Destination, handle
 from mailgate.store.models import Mailbox, Receipt
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,16 +30,6 @@ class MessageRef:
     uidvalidity: int | None = None
     uid: int | None = None
     uidl: str | None = None
-
-
-class Handler(Protocol):
-    """What a message becomes (an issue, a comment); runs inside the receipt's transaction."""
-
-    async def __call__(self, session: AsyncSession, mailbox: Mailbox, receipt: Receipt) -> None: ...
-
-
-async def record_only(session: AsyncSession, mailbox: Mailbox, receipt: Receipt) -> None:
-    """The handler until the tracker exists: the receipt and the raw message are the record."""
 
 
 def message_id_of(raw: bytes) -> str | None:
@@ -49,28 +42,33 @@ def message_id_of(raw: bytes) -> str | None:
 class Taken:
     receipt_id: int
     new: bool  # False: this message was taken before (nothing was done again)
+    status: str = "received"  # created, commented, ignored, duplicate, quarantined, received
 
 
 async def take(
     ctx: Context,
-    mailbox_id: int,
+    mailbox_id: int | None,
     ref: MessageRef,
     raw: bytes,
     *,
-    handler: Handler = record_only,
+    destination: Destination | None = None,
+    origin: str | None = None,
 ) -> Taken:
-    """Record `raw` once; a message seen again (same place, or same content after a UIDVALIDITY
-    change) is not taken twice."""
+    """Record `raw` once, and what it becomes, in one transaction. A message seen again (same
+    place, or same content after a UIDVALIDITY change, or the same file ingested twice) is not
+    taken twice. A message mailgate cannot process is quarantined with the reason, its bytes
+    kept, never lost."""
     digest = hashlib.sha256(raw).hexdigest()
     async with ctx.db.session() as session, session.begin():
-        mailbox = await session.get(Mailbox, mailbox_id, with_for_update=True)
-        assert mailbox is not None
-        existing = await _existing(session, mailbox_id, ref, digest)
-        _advance(mailbox, ref)
+        mailbox = await session.get(Mailbox, mailbox_id) if mailbox_id is not None else None
+        existing = await _existing(session, mailbox_id, ref, digest, destination)
+        if mailbox is not None:
+            _advance(mailbox, ref)
         if existing is not None:
-            return Taken(existing.id, new=False)
+            return Taken(existing.id, new=False, status=existing.status)
         receipt = Receipt(
             mailbox_id=mailbox_id,
+            origin=origin,
             uidvalidity=ref.uidvalidity,
             uid=ref.uid,
             uidl=ref.uidl,
@@ -80,12 +78,24 @@ async def take(
             status="received",
             raw=raw,
             received_at=ctx.clock(),
+            project=destination.project if destination else None,
         )
         session.add(receipt)
         await session.flush()
-        await handler(session, mailbox, receipt)
-        mailbox.processed += 1
-        return Taken(receipt.id, new=True)
+        if destination is not None:
+            try:
+                async with session.begin_nested():
+                    await handle(session, receipt, destination)
+            except Exception as exc:  # any failure of one message must not stop the mailbox
+                log.exception("message quarantined", receipt=receipt.id)
+                receipt.status = "quarantined"
+                receipt.reason = f"mailgate could not process it ({type(exc).__name__}: {exc})"
+                receipt.issue_id = None
+        if mailbox is not None:
+            mailbox.processed += 1
+            if receipt.status == "quarantined":
+                mailbox.quarantined += 1
+        return Taken(receipt.id, new=True, status=receipt.status)
 
 
 async def quarantine(
@@ -133,8 +143,26 @@ def _advance(mailbox: Mailbox, ref: MessageRef) -> None:
 
 
 async def _existing(
-    session: AsyncSession, mailbox_id: int, ref: MessageRef, digest: str | None
+    session: AsyncSession,
+    mailbox_id: int | None,
+    ref: MessageRef,
+    digest: str | None,
+    destination: Destination | None = None,
 ) -> Receipt | None:
+    if mailbox_id is None:
+        # Ingested files: the same bytes for the same project were taken already.
+        project = destination.project if destination else None
+        return (
+            await session.scalars(
+                select(Receipt)
+                .where(
+                    Receipt.mailbox_id.is_(None),
+                    Receipt.project == project,
+                    Receipt.sha256 == digest,
+                )
+                .limit(1)
+            )
+        ).first()
     same_place = (
         (Receipt.uidvalidity == ref.uidvalidity) & (Receipt.uid == ref.uid)
         if ref.uid is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +19,9 @@ from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
 from mailgate.mail.sasl import MECHANISMS
 from mailgate.store.models import Credential, Mailbox
+
+if TYPE_CHECKING:
+    from mailgate.inbound.handle import Destination
 
 PROTOCOLS = ("imap", "pop3")
 SECURITIES = ("ssl", "starttls", "none")
@@ -346,3 +349,15 @@ def mailbox_view(row: Mailbox) -> dict[str, Any]:
 def password_of(ctx: Context, mailbox: Mailbox) -> str:
     assert mailbox.password_enc is not None
     return ctx.secrets.decrypt(mailbox.password_enc)
+
+
+def destination_of(mailbox: Mailbox) -> Destination:
+    """Where the mailbox's messages go: its project, with its handler."""
+    from mailgate.inbound.handle import Destination
+    from mailgate.inbound.route import RouteOptions
+
+    return Destination(
+        project=mailbox.project,
+        options=RouteOptions(handler=mailbox.handler),
+        own_addresses=(mailbox.username.lower(),),
+    )

@@ -30,7 +30,7 @@ from mailgate.mail.imap import (
     ImapError,
     Selected,
 )
-from mailgate.mail.mailboxes import get_mailbox, password_of
+from mailgate.mail.mailboxes import destination_of, get_mailbox, password_of
 from mailgate.mail.probe import tls_context_for
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.runtime import leases
@@ -124,7 +124,8 @@ async def _finish_pending(
     done = 0
     for receipt in await pipeline.pending_post_actions(ctx, mailbox.id):
         if (
-            receipt.uid is not None
+            receipt.status != "quarantined"
+            and receipt.uid is not None
             and receipt.uidvalidity == uidvalidity
             and await imap.uid_search(f"UID {receipt.uid}")
         ):
@@ -198,9 +199,12 @@ async def process(
         raw = await imap.fetch(uid)
         if raw is None:  # deleted meanwhile by someone else
             continue
-        taken = await pipeline.take(ctx, mailbox.id, ref, raw)
+        taken = await pipeline.take(ctx, mailbox.id, ref, raw, destination=destination_of(mailbox))
         (report.taken if taken.new else report.skipped).append(uid)
-        await _post_action(imap, mailbox, uid)
+        if taken.status == "quarantined":
+            report.quarantined.append(uid)  # kept on the server, untouched, for a retry
+        else:
+            await _post_action(imap, mailbox, uid)
         await pipeline.post_action_done(ctx, taken.receipt_id)
     mailbox.last_uid = max([mailbox.last_uid or 0, *uids])
     return report

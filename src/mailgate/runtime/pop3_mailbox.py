@@ -17,7 +17,7 @@ from mailgate.context import Context
 from mailgate.errors import NeedsReauthorization, Transient
 from mailgate.inbound import pipeline
 from mailgate.mail import sasl
-from mailgate.mail.mailboxes import password_of
+from mailgate.mail.mailboxes import destination_of, password_of
 from mailgate.mail.probe import Session, StepFailed, tls_context_for
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.runtime import leases
@@ -98,7 +98,7 @@ async def process(
     # Post-actions a crash left pending: the messages were committed but not deleted.
     pending = [r for r in known.values() if r.post_action_done_at is None and r.uidl in numbers]
     for receipt in pending:
-        if mailbox.after == "delete":
+        if mailbox.after == "delete" and receipt.status != "quarantined":
             deletes.append(receipt.id)
             await asyncio.to_thread(pop.dele, numbers[str(receipt.uidl)])
     report.post_actions_finished = len(pending)
@@ -122,9 +122,12 @@ async def process(
             continue
         response = await asyncio.to_thread(pop.retr, number)
         raw = b"\r\n".join(response[1]) + b"\r\n"
-        taken = await pipeline.take(ctx, mailbox.id, ref, raw)
+        taken = await pipeline.take(ctx, mailbox.id, ref, raw, destination=destination_of(mailbox))
         (report.taken if taken.new else report.skipped).append(number)
-        if mailbox.after == "delete":
+        if taken.status == "quarantined":
+            report.quarantined.append(number)  # kept on the server for a retry
+            await pipeline.post_action_done(ctx, taken.receipt_id)
+        elif mailbox.after == "delete":
             await asyncio.to_thread(pop.dele, number)
             deletes.append(taken.receipt_id)
         else:

@@ -224,9 +224,13 @@ class Receipt(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    mailbox_id: Mapped[int] = mapped_column(
+    # None for messages brought in by `mailgate ingest` (their origin says from where).
+    mailbox_id: Mapped[int | None] = mapped_column(
         ForeignKey("mailboxes.id", ondelete="CASCADE"), index=True
     )
+    origin: Mapped[str | None] = mapped_column(Text)
+    project: Mapped[str | None] = mapped_column(String(50))
+    issue_id: Mapped[int | None] = mapped_column(Integer)
     uidvalidity: Mapped[int | None] = mapped_column(sa.BigInteger)
     uid: Mapped[int | None] = mapped_column(sa.BigInteger)
     uidl: Mapped[str | None] = mapped_column(String(100))

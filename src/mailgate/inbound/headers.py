@@ -1,0 +1,233 @@
+"""Header values made safe: decoded text on one line, addresses, message ids, dates, and the
+receiving provider's Authentication-Results.
+
+Every function takes the raw (unfolded or not) value as the parser stored it and never raises:
+a header a sender broke yields what can be read of it, or nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import policy
+from email.headerregistry import AddressHeader
+
+from mailgate.inbound.charsets import decode_bytes
+
+__all__ = [
+    "AuthResults",
+    "decode_text",
+    "first_message_id",
+    "message_ids",
+    "one_line",
+    "parse_addresses",
+    "parse_auth_results",
+    "parse_date",
+    "repair_8bit",
+]
+
+# Every character that ends a line somewhere (str.splitlines' set) or is another control
+# character: none of them may reach a subject, a name or an id.
+_LINE_BREAKS_AND_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_SPACE_RUNS = re.compile(r"\s+")
+_ENCODED_WORD_PARTS = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+_ANGLE_ID = re.compile(r"<([^<>]*)>")
+_ADDRESS_FIELD = policy.default.header_factory
+
+
+def repair_8bit(value: str) -> str:
+    """Raw 8-bit bytes in a header (RFC 6532 allows UTF-8) arrive surrogate-escaped from the
+    parser: read them as UTF-8, else as Windows-1252."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+        return value
+    data = value.encode("utf-8", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")
+
+
+def one_line(text: str) -> str:
+    """CR, LF and every other line break or control character become one space."""
+    return _SPACE_RUNS.sub(" ", _LINE_BREAKS_AND_CONTROLS.sub(" ", text)).strip()
+
+
+def decode_text(raw: str) -> str:
+    """An unstructured header (Subject, a display name) decoded from RFC 2047 encoded words,
+    on one line. Broken encoded words and unknown charsets decode as far as they can."""
+    value = repair_8bit(raw)
+    if "=?" in value:
+        value = _decode_words(value)
+    return one_line(value)
+
+
+def _decode_words(value: str) -> str:
+    """RFC 2047 decoding done leniently: white space between two encoded words is dropped
+    (§6.2); neighbouring words in one charset are joined as bytes before decoding, because
+    clients split a multi-byte character across two words; each charset falls back like a body
+    (unknown or lying charset → UTF-8 → Windows-1252); damaged base64 decodes what it can."""
+    pieces: list[str] = []
+    pending = b""
+    pending_charset: str | None = None
+    position = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_charset
+        if pending_charset is not None:
+            pieces.append(decode_bytes(pending, pending_charset)[0])
+        pending, pending_charset = b"", None
+
+    for match in _ENCODED_WORD_PARTS.finditer(value):
+        between = value[position : match.start()]
+        position = match.end()
+        charset = match.group(1).split("*", 1)[0]
+        if pending_charset is None or between.strip():
+            flush()
+            pieces.append(between)
+        elif charset.lower() != pending_charset.lower():
+            flush()
+        pending += _word_bytes(match.group(2).lower(), match.group(3))
+        pending_charset = charset
+    flush()
+    pieces.append(value[position:])
+    return "".join(pieces)
+
+
+def _word_bytes(encoding: str, text: str) -> bytes:
+    raw = text.encode("ascii", "replace")
+    if encoding == "q":
+        return binascii.a2b_qp(raw, header=True)
+    cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", raw)
+    if len(cleaned) % 4 == 1:
+        cleaned = cleaned[:-1]
+    try:
+        return base64.b64decode(cleaned + b"=" * (-len(cleaned) % 4))
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def parse_addresses(raw: str) -> list[tuple[str | None, str]]:
+    """(display name or None, lower-case address) for each mailbox in an address header, in
+    order; groups are flattened. Entries without an address are left out."""
+    value = repair_8bit(raw)
+    found: list[tuple[str | None, str]] = []
+    try:
+        header = _ADDRESS_FIELD("to", value)
+        if isinstance(header, AddressHeader):
+            found = [(mailbox.display_name, mailbox.addr_spec) for mailbox in header.addresses]
+    except Exception:
+        found = []
+    if not found:
+        try:
+            found = [
+                (name, addr)
+                for name, addr in email.utils.getaddresses([one_line(value)])
+                if addr and "=?" not in addr
+            ]
+        except Exception:
+            found = []
+    result: list[tuple[str | None, str]] = []
+    for name, address in found:
+        clean = one_line(address).strip("<> ").lower().replace(" ", "")
+        if not clean or clean == "<>":
+            continue
+        display = decode_text(name) if name else ""
+        result.append((display or None, clean))
+    return result
+
+
+def message_ids(raw: str) -> list[str]:
+    """The ids in a References/In-Reply-To value, without angle brackets, in order, each once.
+    Values without brackets (some clients) are split on white space."""
+    value = one_line(repair_8bit(raw))
+    ids = [one_line(found) for found in _ANGLE_ID.findall(value)]
+    if not ids:
+        words = value.split()
+        ids = [word for word in words if "@" in word] or words[:1]
+    seen: set[str] = set()
+    result = []
+    for found in ids:
+        found = found.strip("<> ").replace(" ", "")
+        if found and found not in seen:
+            seen.add(found)
+            result.append(found)
+    return result
+
+
+def first_message_id(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    ids = message_ids(raw)
+    return ids[0] if ids else None
+
+
+def parse_date(raw: str | None) -> datetime | None:
+    """A timezone-aware datetime; "-0000" (zone unknown, RFC 5322 §3.3) is taken as UTC."""
+    if not raw:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(one_line(repair_8bit(raw)))
+    except Exception:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        parsed.utcoffset()
+        parsed.isoformat()
+    except Exception:
+        return None
+    return parsed
+
+
+@dataclass(frozen=True)
+class AuthResults:
+    """The verdicts of one Authentication-Results header (RFC 8601): each is the result keyword
+    (``pass``, ``fail``, ``softfail``, ``none``, …) or None when the method is not reported.
+    ``authserv_id`` names who checked (Microsoft 365 leaves it out: None)."""
+
+    authserv_id: str | None = None
+    spf: str | None = None
+    dkim: str | None = None
+    dmarc: str | None = None
+
+    @property
+    def summary(self) -> str:
+        """ "spf=pass dkim=pass dmarc=fail" — the methods reported, in that order; "" if none."""
+        verdicts = (("spf", self.spf), ("dkim", self.dkim), ("dmarc", self.dmarc))
+        return " ".join(f"{method}={result}" for method, result in verdicts if result)
+
+
+_COMMENT = re.compile(r"\([^()]*\)")
+_METHOD = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*(?:/\s*[0-9]+\s*)?=\s*([A-Za-z0-9_.-]+)")
+
+
+def parse_auth_results(raw: str) -> AuthResults:
+    """Read spf, dkim and dmarc results from one Authentication-Results value. For DKIM, any
+    passing signature makes ``pass``."""
+    value = one_line(repair_8bit(raw))
+    for _ in range(8):  # comments nest; strip innermost first, a bounded number of times
+        stripped = _COMMENT.sub(" ", value)
+        if stripped == value:
+            break
+        value = stripped
+    pieces = [piece.strip() for piece in value.split(";")]
+    authserv_id: str | None = None
+    if pieces and "=" not in pieces[0]:
+        authserv_id = pieces[0].split()[0] if pieces[0].split() else None
+        pieces = pieces[1:]
+    results: dict[str, list[str]] = {}
+    for piece in pieces:
+        match = _METHOD.match(piece)
+        if match:
+            results.setdefault(match.group(1).lower(), []).append(match.group(2).lower())
+    dkim = results.get("dkim")
+    return AuthResults(
+        authserv_id=authserv_id,
+        spf=results["spf"][0] if "spf" in results else None,
+        dkim=("pass" if "pass" in dkim else dkim[0]) if dkim else None,
+        dmarc=results["dmarc"][0] if "dmarc" in results else None,
+    )

@@ -1,0 +1,348 @@
+"""An email's bytes turned into the fields mailgate routes on: `parse_message(raw)`.
+
+Pure and total: no I/O, and no input makes it raise — a message the stdlib parser cannot read
+at all still yields an `InboundMessage` (with empty fields and a note in `defects`), so one bad
+message can never stop a mailbox. MIME is read with the stdlib `email` package and
+`policy.default` (never `compat32`); the rest is in small modules beside this one:
+
+- `headers`  header values: encoded words, addresses, ids, dates, Authentication-Results
+- `mime`     the MIME tree: body texts, attachments, charsets, damaged encodings
+- `htmltext` HTML to text, and the HTML quote containers cut out
+- `quotes`   the new part of a reply, without the quoted history
+- `classify` why a message is automated
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import policy
+from email.message import Message
+from email.parser import BytesParser
+from typing import Any
+
+from mailgate.inbound.charsets import decode_bytes
+from mailgate.inbound.classify import Automated, classify
+from mailgate.inbound.headers import (
+    AuthResults,
+    decode_text,
+    first_message_id,
+    message_ids,
+    one_line,
+    parse_addresses,
+    parse_auth_results,
+    parse_date,
+    repair_8bit,
+)
+from mailgate.inbound.htmltext import render
+from mailgate.inbound.mime import Attachment, BodyPiece, clean_text, walk
+from mailgate.inbound.quotes import split_reply, strip_quoted
+
+__all__ = [
+    "ISSUE_KEY",
+    "Address",
+    "Attachment",
+    "AuthResults",
+    "InboundMessage",
+    "parse_message",
+]
+
+# An issue key: project key (a capital letter, then capitals, digits or "_") and a number; not
+# glued to a longer word or number ("XHELP-1" is one key, "HELP-12" never becomes "HELP-1").
+ISSUE_KEY = re.compile(r"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]+-[0-9]+(?![0-9])")
+_UNFOLD = re.compile(r"\r?\n(?=[ \t])")
+_PARSER = BytesParser(policy=policy.default)
+# Substrings that show an HTML body holds a quote container worth rendering for.
+_HTML_QUOTE_HINTS = (
+    "gmail_quote",
+    "cite",
+    "divRplyFwdMsg",
+    "appendonsend",
+    "moz-",
+    "yahoo_quoted",
+    "border-top:solid",
+    "protonmail_quote",
+    "OutlookMessageHeader",
+    "mail-editor-reference-message-container",
+    "zmail_extra",
+)
+
+
+@dataclass(frozen=True)
+class Address:
+    """A mailbox: the decoded display name (None when there is none) and the lower-case
+    address ("" when the header is missing or unreadable)."""
+
+    name: str | None
+    address: str
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """Everything mailgate needs from one received message.
+
+    Text fields never carry CR or LF where they are one line (`subject`, names, ids).
+    `headers` are the top-level header fields as (name, value) pairs in order, values
+    unfolded but not decoded — what `classify` and the router read (Auto-Submitted, List-Id,
+    Delivered-To, …). `defects` notes what was repaired (a charset that lied, damaged base64).
+    """
+
+    message_id: str | None = None
+    subject: str = ""
+    from_: Address = field(default_factory=lambda: Address(None, ""))
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    date: datetime | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    issue_keys: tuple[str, ...] = ()
+    body_text: str = ""
+    body_html: str | None = None
+    reply_text: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    automated: Automated | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    authentication_results: tuple[str, ...] = ()
+    auth: AuthResults = field(default_factory=AuthResults)
+    content_type: str = "text/plain"
+    defects: tuple[str, ...] = ()
+
+    @property
+    def from_address(self) -> str:
+        """The sender's lower-case address ("" when unknown)."""
+        return self.from_.address
+
+    @property
+    def from_name(self) -> str | None:
+        """The sender's decoded display name, if any."""
+        return self.from_.name
+
+    @property
+    def authentication(self) -> str:
+        """The receiving provider's verdicts, "spf=pass dkim=pass dmarc=pass"; "" when the
+        message carries no Authentication-Results."""
+        return self.auth.summary
+
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (case-insensitive), or None."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), None)
+
+    def header_values(self, name: str) -> tuple[str, ...]:
+        """Every value of header `name` (case-insensitive), in order."""
+        wanted = name.lower()
+        return tuple(value for key, value in self.headers if key.lower() == wanted)
+
+    def as_json(self, file: str) -> dict[str, Any]:
+        """The `mailgate parse --json` object (INTERFACE.md), plus `content_id` per attachment,
+        the Authentication-Results verdicts and the repair notes."""
+        return {
+            "file": file,
+            "message_id": self.message_id,
+            "subject": self.subject,
+            "from": {"name": self.from_.name, "address": self.from_.address},
+            "to": list(self.to),
+            "cc": list(self.cc),
+            "date": self.date.isoformat() if self.date else None,
+            "in_reply_to": self.in_reply_to,
+            "references": list(self.references),
+            "issue_keys": list(self.issue_keys),
+            "body_text": self.body_text,
+            "reply_text": self.reply_text,
+            "attachments": [
+                {
+                    "filename": attachment.filename,
+                    "content_type": attachment.content_type,
+                    "size": attachment.size,
+                    "inline": attachment.inline,
+                    "content_id": attachment.content_id,
+                }
+                for attachment in self.attachments
+            ],
+            "automated": self.automated,
+            "authserv_id": self.auth.authserv_id,
+            "spf": self.auth.spf,
+            "dkim": self.auth.dkim,
+            "dmarc": self.auth.dmarc,
+            "defects": list(self.defects),
+        }
+
+
+def parse_message(raw: bytes) -> InboundMessage:
+    """Parse one message from its raw bytes (as fetched: CRLF or LF line ends). Never raises."""
+    data = bytes(raw)
+    try:
+        return _parse(data)
+    except Exception as error:  # the stdlib parser has crashed on hostile input before
+        note = f"unreadable MIME structure ({type(error).__name__}); headers only"
+    try:
+        return _parse_headers_only(data, note)
+    except Exception as error:
+        return InboundMessage(defects=(f"unreadable message ({type(error).__name__})",))
+
+
+def _parse(data: bytes) -> InboundMessage:
+    message = _PARSER.parsebytes(data)
+    headers = _header_pairs(message)
+    collected = walk(message)
+    body_text, body_html, reply_text = _texts(collected.pieces)
+    defects = [type(defect).__name__ for defect in message.defects] + collected.defects
+    return _assemble(
+        headers,
+        content_type=_top_content_type(message),
+        report_type=_report_type(message),
+        body_text=body_text,
+        body_html=body_html,
+        reply_text=reply_text,
+        attachments=tuple(collected.attachments),
+        part_types=collected.part_types,
+        defects=defects,
+    )
+
+
+def _parse_headers_only(data: bytes, note: str) -> InboundMessage:
+    message = _PARSER.parsebytes(data, headersonly=True)
+    headers = _header_pairs(message)
+    payload = message.get_payload()
+    raw_body = payload.encode("ascii", "surrogateescape") if isinstance(payload, str) else b""
+    body_text = clean_text(decode_bytes(raw_body, None)[0])
+    return _assemble(
+        headers,
+        content_type="text/plain",
+        report_type=None,
+        body_text=body_text,
+        body_html=None,
+        reply_text=strip_quoted(body_text),
+        attachments=(),
+        part_types=[],
+        defects=[note],
+    )
+
+
+def _assemble(
+    headers: tuple[tuple[str, str], ...],
+    *,
+    content_type: str,
+    report_type: str | None,
+    body_text: str,
+    body_html: str | None,
+    reply_text: str,
+    attachments: tuple[Attachment, ...],
+    part_types: list[str],
+    defects: list[str],
+) -> InboundMessage:
+    first = _First(headers)
+    subject = decode_text(first.get("subject") or "")
+    senders = parse_addresses(first.get("from") or first.get("sender") or "")
+    sender = Address(*senders[0]) if senders else Address(None, "")
+    auth_values = tuple(one_line(value) for value in first.all("authentication-results"))
+    return InboundMessage(
+        message_id=first_message_id(first.get("message-id")),
+        subject=subject,
+        from_=sender,
+        to=_addresses(first.all("to")),
+        cc=_addresses(first.all("cc")),
+        date=parse_date(first.get("date")),
+        in_reply_to=first_message_id(first.get("in-reply-to")),
+        references=tuple(message_ids(first.get("references") or "")),
+        issue_keys=_issue_keys(subject),
+        body_text=body_text,
+        body_html=body_html,
+        reply_text=reply_text,
+        attachments=attachments,
+        automated=classify(
+            headers,
+            from_address=sender.address,
+            content_type=content_type,
+            report_type=report_type,
+            part_types=part_types,
+            subject=subject,
+        ),
+        headers=headers,
+        authentication_results=auth_values,
+        auth=parse_auth_results(auth_values[0]) if auth_values else AuthResults(),
+        content_type=content_type,
+        defects=tuple(dict.fromkeys(defects)),
+    )
+
+
+class _First:
+    """Header lookup by lower-case name; duplicates keep their order (the first wins)."""
+
+    def __init__(self, headers: tuple[tuple[str, str], ...]) -> None:
+        self._values: dict[str, list[str]] = {}
+        for name, value in headers:
+            self._values.setdefault(name.lower(), []).append(value)
+
+    def get(self, name: str) -> str | None:
+        values = self._values.get(name)
+        return values[0] if values else None
+
+    def all(self, name: str) -> list[str]:
+        return self._values.get(name, [])
+
+
+def _header_pairs(message: Message) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for name, value in message.raw_items():
+        text = repair_8bit(_UNFOLD.sub("", str(value)))
+        pairs.append((one_line(str(name)), text.replace("\r", " ").replace("\n", " ").strip()))
+    return tuple(pairs)
+
+
+def _addresses(values: list[str]) -> tuple[str, ...]:
+    found = (address for value in values for _, address in parse_addresses(value))
+    return tuple(dict.fromkeys(found))
+
+
+def _issue_keys(subject: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(ISSUE_KEY.findall(subject)))
+
+
+def _top_content_type(message: Message) -> str:
+    try:
+        return message.get_content_type().lower()
+    except Exception:
+        return "text/plain"
+
+
+def _report_type(message: Message) -> str | None:
+    try:
+        value = message.get_param("report-type")
+    except Exception:
+        return None
+    if isinstance(value, tuple):
+        value = value[2]
+    return one_line(str(value)).lower() if isinstance(value, str) else None
+
+
+def _texts(pieces: list[BodyPiece]) -> tuple[str, str | None, str]:
+    """(body_text, body_html, reply_text). Plain text is preferred; HTML is turned into text
+    where a piece has no plain rendering. When the plain text shows no quote but the HTML may
+    hold a quote container, the HTML decides: its markup marks history more reliably."""
+    markups = [piece.html for piece in pieces if piece.html is not None]
+    html = "\n".join(markups) if markups else None
+    if all(piece.plain is not None for piece in pieces):
+        plain = _join([piece.plain or "" for piece in pieces])
+        reply, quoted = split_reply(plain)
+        if not quoted and html and any(hint in html for hint in _HTML_QUOTE_HINTS):
+            rendered = render(html)
+            if rendered.quote_found:
+                reply = strip_quoted(rendered.reply)
+        return plain, html, reply
+    texts: list[str] = []
+    replies: list[str] = []
+    for piece in pieces:
+        if piece.plain is not None:
+            texts.append(piece.plain)
+            replies.append(piece.plain)
+        elif piece.html is not None:
+            rendered = render(piece.html)
+            texts.append(rendered.text)
+            replies.append(rendered.reply)
+    return _join(texts), html, strip_quoted(_join(replies))
+
+
+def _join(texts: list[str]) -> str:
+    return "\n\n".join(text.strip("\n") for text in texts if text.strip())

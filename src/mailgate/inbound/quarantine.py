@@ -1,0 +1,86 @@
+"""Quarantined messages: listed with their reason, retried once the cause is fixed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from mailgate.context import Context
+from mailgate.errors import BadInput, NotFound
+from mailgate.inbound.handle import Destination, handle
+from mailgate.inbound.route import RouteOptions
+from mailgate.mail.mailboxes import destination_of
+from mailgate.store.models import Mailbox, Receipt
+
+
+async def list_quarantine(ctx: Context) -> list[dict[str, Any]]:
+    async with ctx.db.session() as session:
+        rows = (
+            await session.execute(
+                select(Receipt, Mailbox.name)
+                .outerjoin(Mailbox, Receipt.mailbox_id == Mailbox.id)
+                .where(Receipt.status == "quarantined")
+                .order_by(Receipt.id)
+            )
+        ).all()
+    return [
+        {
+            "id": receipt.id,
+            "mailbox": name,
+            "origin": receipt.origin,
+            "project": receipt.project,
+            "message_id": receipt.message_id,
+            "size": receipt.size,
+            "reason": receipt.reason,
+            "received_at": receipt.received_at.isoformat(),
+            "kept": receipt.raw is not None,
+        }
+        for receipt, name in rows
+    ]
+
+
+async def retry(ctx: Context, receipt_id: int) -> dict[str, Any]:
+    """Run a quarantined message through the pipeline again; its receipt shows the outcome."""
+    async with ctx.db.session() as session, session.begin():
+        receipt = await session.get(Receipt, receipt_id)
+        if receipt is None or receipt.status != "quarantined":
+            raise NotFound(
+                f"No quarantined message {receipt_id}: `mailgate quarantine list` shows them."
+            )
+        mailbox = await session.get(Mailbox, receipt.mailbox_id) if receipt.mailbox_id else None
+        if receipt.raw is None:
+            if mailbox is None or receipt.uid is None:
+                raise BadInput(f"Message {receipt_id} was never fetched, so it cannot be retried.")
+            if receipt.size > mailbox.max_message_bytes:
+                raise BadInput(
+                    f"Message {receipt_id} is {receipt.size} bytes, over mailbox {mailbox.name}'s "
+                    "limit: raise it with `mailgate mailbox set NAME --max-message-bytes N`, then "
+                    "retry."
+                )
+            # Fetch it again at the next poll: forget the receipt, step the UID state back.
+            mailbox.last_uid = min(mailbox.last_uid or 0, receipt.uid - 1)
+            mailbox.quarantined = max(0, mailbox.quarantined - 1)
+            await session.delete(receipt)
+            return {
+                "id": receipt_id,
+                "status": "refetch",
+                "reason": "fetched again at the next poll",
+            }
+        destination = (
+            destination_of(mailbox)
+            if mailbox is not None
+            else Destination(project=receipt.project or "", options=RouteOptions())
+        )
+        async with session.begin_nested():
+            await handle(session, receipt, destination)
+        if receipt.status != "quarantined" and mailbox is not None:
+            mailbox.quarantined = max(0, mailbox.quarantined - 1)
+            # The post-action that was held back runs at the next poll.
+            receipt.post_action_done_at = None
+        return {
+            "id": receipt.id,
+            "status": receipt.status,
+            "reason": receipt.reason,
+            "issue": receipt.issue_id,
+        }

@@ -1,0 +1,172 @@
+"""The inbound pipeline: every message becomes an issue or a comment exactly once; automated
+mail never does; what cannot be processed is quarantined, kept, and can be retried."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from mailgate.context import Context
+from mailgate.inbound import pipeline
+from mailgate.inbound.handle import Destination
+from mailgate.inbound.ingest import ingest
+from mailgate.inbound.quarantine import list_quarantine, retry
+from mailgate.tracker.service import add_project, list_issues, show_issue
+
+HELP = Destination(project="HELP", own_addresses=("support@example.com",))
+
+
+def mail(
+    subject: str = "Printer on fire",
+    *,
+    sender: str = "Carol Customer <carol@example.net>",
+    message_id: str | None = "<m1@example.net>",
+    in_reply_to: str | None = None,
+    body: str = "It is burning.",
+    cc: str | None = None,
+    headers: dict[str, str] | None = None,
+    attachment: tuple[str, bytes] | None = None,
+) -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = "support@example.com"
+    if cc:
+        message["Cc"] = cc
+    message["Subject"] = subject
+    if message_id:
+        message["Message-ID"] = message_id
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+        message["References"] = in_reply_to
+    for name, value in (headers or {}).items():
+        message[name] = value
+    message.set_content(body)
+    if attachment:
+        message.add_attachment(
+            attachment[1], maintype="application", subtype="octet-stream", filename=attachment[0]
+        )
+    return bytes(message)
+
+
+@pytest.fixture
+async def project(ctx: Context) -> None:
+    await add_project(ctx, "HELP", "Help desk")
+
+
+async def take(ctx: Context, raw: bytes, destination: Destination = HELP) -> pipeline.Taken:
+    return await pipeline.take(
+        ctx, None, pipeline.MessageRef(), raw, destination=destination, origin="test"
+    )
+
+
+async def test_a_message_creates_an_issue(ctx: Context, project: None) -> None:
+    taken = await take(
+        ctx, mail(cc="dave@example.net, support@example.com", attachment=("log.txt", b"x" * 100))
+    )
+    assert taken.status == "created"
+    issue = await show_issue(ctx, "HELP-1")
+    assert issue["summary"] == "Printer on fire"
+    assert issue["reporter"] == "carol@example.net"
+    assert "It is burning." in issue["description"]
+    assert issue["watchers"] == ["dave@example.net"]  # Cc, not our own address
+    assert [(a["filename"], a["size"]) for a in issue["attachments"]] == [("log.txt", 100)]
+    assert issue["source_message_id"] == "m1@example.net"
+
+
+async def test_reply_by_key_and_by_in_reply_to_become_comments(ctx: Context, project: None) -> None:
+    await take(ctx, mail())
+    by_key = await take(
+        ctx,
+        mail(
+            "Re: [HELP-1] Printer on fire",
+            message_id="<m2@example.net>",
+            body="Still burning.\n\nOn Mon, Carol wrote:\n> It is burning.",
+            sender="Erin <erin@example.net>",
+        ),
+    )
+    by_reply = await take(
+        ctx,
+        mail(
+            "Re: Printer on fire",
+            message_id="<m3@example.net>",
+            in_reply_to="<m1@example.net>",
+            body="Out now.",
+        ),
+    )
+    assert (by_key.status, by_reply.status) == ("commented", "commented")
+    issue = await show_issue(ctx, "HELP-1")
+    assert [c["body"] for c in issue["comments"]] == ["Still burning.", "Out now."]
+    assert "erin@example.net" in issue["watchers"]  # a commenter becomes a watcher
+    assert len(await list_issues(ctx, "HELP")) == 1
+
+
+async def test_the_same_message_twice_is_one_issue(ctx: Context, project: None) -> None:
+    first = await take(ctx, mail())
+    again = await pipeline.take(
+        ctx,
+        None,
+        pipeline.MessageRef(),
+        mail() + b"\n",  # other bytes,
+        destination=HELP,
+        origin="second mailbox",
+    )  # same Message-ID
+    assert first.status == "created" and again.status == "duplicate"
+    assert len(await list_issues(ctx, "HELP")) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "sender"),
+    [
+        ({"Auto-Submitted": "auto-replied"}, "carol@example.net"),
+        ({"X-Autoreply": "yes"}, "carol@example.net"),
+        ({}, "MAILER-DAEMON@mx.example.net"),
+        ({"Precedence": "bulk"}, "news@example.net"),
+        ({"List-Id": "<users.lists.example.net>"}, "list@example.net"),
+        ({"X-Mailgate-Fingerprint": "HELP-1"}, "support@example.com"),
+    ],
+)
+async def test_automated_mail_is_ignored(
+    ctx: Context, project: None, headers: dict[str, str], sender: str
+) -> None:
+    taken = await take(ctx, mail(sender=sender, headers=headers))
+    assert taken.status == "ignored"
+    assert await list_issues(ctx, "HELP") == []
+
+
+async def test_unknown_project_is_quarantined_then_retried(ctx: Context) -> None:
+    taken = await take(ctx, mail(), Destination(project="NOPE"))
+    assert taken.status == "quarantined"
+    [held] = await list_quarantine(ctx)
+    assert "project NOPE does not exist" in held["reason"] and held["kept"]
+    await add_project(ctx, "NOPE", "Found again")
+    result = await retry(ctx, held["id"])
+    assert result["status"] == "created"
+    assert await list_quarantine(ctx) == []
+    assert (await show_issue(ctx, "NOPE-1"))["summary"] == "Printer on fire"
+
+
+async def test_attachment_over_the_limit_is_noted_not_kept(ctx: Context, project: None) -> None:
+    small = Destination(project="HELP", max_attachment_bytes=1000)
+    await take(ctx, mail(attachment=("big.bin", b"y" * 5000)), small)
+    issue = await show_issue(ctx, "HELP-1")
+    assert issue["attachments"] == []
+    assert "big.bin (5000 bytes) not kept" in issue["description"]
+
+
+async def test_ingest_eml_mbox_and_maildir(ctx: Context, project: None, tmp_path: Path) -> None:
+    import mailbox
+
+    eml = tmp_path / "one.eml"
+    eml.write_bytes(mail("From a file", message_id="<f1@example.net>"))
+    box = mailbox.mbox(tmp_path / "archive.mbox")
+    box.add(mail("From an mbox", message_id="<f2@example.net>"))
+    box.add(mail("Re: [HELP-1] From a file", message_id="<f3@example.net>", body="more"))
+    box.flush()
+    maildir = mailbox.Maildir(tmp_path / "Maildir")
+    maildir.add(mail("From a Maildir", message_id="<f4@example.net>"))
+    summary = await ingest(ctx, [eml, tmp_path / "archive.mbox", tmp_path / "Maildir"], "HELP")
+    assert dict(summary) == {"created": 3, "commented": 1}
+    again = await ingest(ctx, [eml], "HELP")
+    assert dict(again) == {"duplicate": 1}
