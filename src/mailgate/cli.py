@@ -1078,6 +1078,40 @@ def quarantine_retry(receipt_id: str, as_json: JsonFlag = False) -> None:
 
 
 @app.command()
+def parse(
+    files: Annotated[list[Path], typer.Argument(help="Message files (.eml).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Parse messages exactly as a mailbox would; store nothing."""
+    from mailgate.inbound.parse import parse_message
+
+    failed = False
+    for path in files:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            failed = True
+            if as_json:
+                typer.echo(json.dumps({"file": str(path), "error": f"cannot read: {exc.strerror}"}))
+            else:
+                typer.echo(f"mailgate: {path} cannot be read ({exc.strerror}).", err=True)
+            continue
+        data = parse_message(raw).as_json(str(path))
+        if as_json:
+            typer.echo(json.dumps(data, ensure_ascii=False))
+        else:
+            sender = data["from"]
+            typer.echo(
+                f"{path}: {data['subject']!r} from {sender['address'] or '(unknown)'}, "
+                f"{len(data['attachments'])} attachment(s)"
+                + (f", automated: {data['automated']}" if data["automated"] else "")
+                + (f", keys: {' '.join(data['issue_keys'])}" if data["issue_keys"] else "")
+            )
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help=".eml files, mbox files, Maildir folders.")],
     project: Annotated[str, typer.Option("--project", help="Project key.")],

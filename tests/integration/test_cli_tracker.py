@@ -1,0 +1,44 @@
+"""The tracker's commands as a user types them: parse, project, ingest, issue, quarantine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.support.cli import Cli
+
+DATA = Path(__file__).parents[1] / "data" / "mail"
+
+
+def test_parse_prints_one_json_line_per_file_and_exit_2_for_unreadable(cli: Cli) -> None:
+    result = cli("parse", str(DATA / "gmail-reply.eml"), "/nonexistent.eml", "--json")
+    assert result.code == 2
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["subject"] == "Re: [HELP-42] Printer offline"
+    assert first["issue_keys"] == ["HELP-42"]
+    assert second["file"] == "/nonexistent.eml" and "error" in second
+
+
+def test_ingest_then_issue_and_quarantine_commands(cli: Cli, tmp_path: Path) -> None:
+    assert cli("ingest", str(DATA / "gmail-reply.eml"), "--project", "HELP").code == 2  # no project
+    assert cli("project", "add", "HELP", "--name", "Help desk").code == 0
+    message = tmp_path / "new.eml"
+    message.write_bytes(
+        b"From: Carol <carol@example.net>\r\nTo: support@example.com\r\n"
+        b"Subject: Printer on fire\r\nMessage-ID: <c1@example.net>\r\n\r\nIt burns.\r\n"
+    )
+    ingested = cli(
+        "ingest", str(message), str(DATA / "exchange-oof.eml"), "--project", "HELP", "--json"
+    )
+    assert ingested.code == 0, ingested.stderr
+    assert ingested.json() == {"created": 1, "ignored": 1}
+    issues = cli("issue", "list", "--json").json()
+    assert [(i["key"], i["reporter"], i["comments"]) for i in issues] == [
+        ("HELP-1", "carol@example.net", 0)
+    ]
+    commented = cli("issue", "comment", "HELP-1", "--body", "We are on it.", "--json")
+    assert commented.json()["comments"][0]["body"] == "We are on it."
+    shown = cli("issue", "show", "HELP-1", "--json").json()
+    assert shown["description"].startswith("It burns.")
+    assert cli("quarantine", "list", "--json").json() == []
+    assert cli("issue", "show", "HELP-99").code == 2
