@@ -13,8 +13,10 @@ from tests.support.mail import ALICE, message, wait_for_receipts, with_mailbox
 from mailgate.context import Context
 from mailgate.inbound import pipeline
 from mailgate.mail.imap import ImapClient
+from mailgate.mail.mailboxes import destination_of
 from mailgate.runtime.imap_mailbox import Backoff, poll_once, receipts_of, run_mailbox
 from mailgate.store.models import Mailbox
+from mailgate.tracker.service import list_issues
 
 
 async def flags(dovecot: Dovecot, emulator: RunningEmulator) -> dict[str, set[str]]:
@@ -120,11 +122,20 @@ async def test_crash_between_commit_and_post_action_repeats_only_the_post_action
         await imap.select("INBOX")
         [uid] = await imap.uid_search("ALL")
         raw = await imap.fetch(uid) or b""
-    await pipeline.take(ctx, row.id, pipeline.MessageRef(status["uidvalidity"], uid), raw)
+    taken = await pipeline.take(
+        ctx,
+        row.id,
+        pipeline.MessageRef(status["uidvalidity"], uid),
+        raw,
+        destination=destination_of(row),
+    )
+    assert taken.status == "created"
+    # The restart: the post-action is finished, nothing is taken again.
     report = await poll_once(ctx, "support")
     assert report.taken == [] and report.post_actions_finished == 1
     assert await flags(dovecot, emulator) == {}
     assert len(await receipts_of(ctx, row.id)) == 1
+    assert [i["summary"] for i in await list_issues(ctx, "HELP")] == ["committed"]
 
 
 async def test_uidvalidity_change_takes_only_new_mail(

@@ -12,6 +12,7 @@ content; the walk below skips those elements instead.
 
 from __future__ import annotations
 
+import html as _html_module
 import re
 from dataclasses import dataclass
 
@@ -110,6 +111,13 @@ _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|mso-hide\s*:\s*all", re.IGNORECA
 _SPACES = re.compile(r"[ \t\r\n\f\u00a0\u202f\u2007]+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _MAX_HTML = 8 * 1024 * 1024  # characters; larger bodies are cut before parsing
+_MAX_DEPTH = 1000  # nested containers; real mail stays far below (a long Outlook thread: ~100)
+_CONTAINER_TAG = re.compile(
+    r"<(/?)(?:div|blockquote|table|section|article|span|font|center|ul|ol)\b", re.IGNORECASE
+)
+_SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_BLOCK_TAG = re.compile(r"<(?:br|/?p|/?div|/?li|/?tr|/?h[1-6]|/?blockquote)\b[^>]*>", re.IGNORECASE)
+_ANY_TAG = re.compile(r"<[^>]*>")
 
 
 @dataclass(frozen=True)
@@ -124,7 +132,11 @@ class HtmlText:
 
 def render(html: str) -> HtmlText:
     """Turn an HTML body into readable text, and into the text without quoted history."""
-    tree = LexborHTMLParser(html[:_MAX_HTML])
+    html = html[:_MAX_HTML]
+    if _too_deep(html):
+        text = _strip_tags(html)
+        return HtmlText(text, text, False)
+    tree = LexborHTMLParser(html)
     root = tree.body or tree.root
     if root is None:
         return HtmlText("", "", False)
@@ -132,6 +144,27 @@ def render(html: str) -> HtmlText:
     found = _cut_quotes(tree, root)
     reply = _to_text(root) if found else text
     return HtmlText(text, reply, found)
+
+
+def _too_deep(html: str) -> bool:
+    """Whether the markup nests containers deeper than any mail client writes. The HTML tree
+    builder is quadratic in the depth (20,000 nested divs take seconds), so a hostile message
+    must not reach it; this scan is linear."""
+    depth = 0
+    for match in _CONTAINER_TAG.finditer(html):
+        depth += -1 if match.group(1) else 1
+        if depth > _MAX_DEPTH:
+            return True
+    return False
+
+
+def _strip_tags(html: str) -> str:
+    """The fallback for markup too deep to parse: tags and script/style content removed."""
+    text = _SCRIPT_OR_STYLE.sub(" ", html)
+    text = _BLOCK_TAG.sub("\n", text)
+    text = _html_module.unescape(_ANY_TAG.sub("", text))
+    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
 
 
 def _cut_quotes(tree: LexborHTMLParser, root: LexborNode) -> bool:

@@ -15,6 +15,8 @@ from mailgate.inbound.handle import Destination
 from mailgate.inbound.route import HANDLERS, RouteOptions
 from mailgate.tracker.service import get_project
 
+# Messages committed together: one commit per batch, each message in its own savepoint.
+BATCH = 100
 SUMMARY_ORDER = ("created", "commented", "ignored", "quarantined", "duplicate", "received")
 
 

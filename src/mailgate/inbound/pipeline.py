@@ -45,6 +45,15 @@ class Taken:
     status: str = "received"  # created, commented, ignored, duplicate, quarantined, received
 
 
+@dataclass(frozen=True)
+class Incoming:
+    """One message to take: where it is, its bytes, and (ingest) where it came from."""
+
+    ref: MessageRef
+    raw: bytes
+    origin: str | None = None
+
+
 async def take(
     ctx: Context,
     mailbox_id: int | None,
@@ -58,44 +67,74 @@ async def take(
     place, or same content after a UIDVALIDITY change, or the same file ingested twice) is not
     taken twice. A message mailgate cannot process is quarantined with the reason, its bytes
     kept, never lost."""
-    digest = hashlib.sha256(raw).hexdigest()
+    [taken] = await take_many(
+        ctx, mailbox_id, [Incoming(ref, raw, origin)], destination=destination
+    )
+    return taken
+
+
+async def take_many(
+    ctx: Context,
+    mailbox_id: int | None,
+    messages: list[Incoming],
+    *,
+    destination: Destination | None = None,
+) -> list[Taken]:
+    """`take` for several messages in one transaction (one commit: the hot path of ingest).
+    Each message runs in its own savepoint, so one that fails is quarantined alone."""
+    results: list[Taken] = []
     async with ctx.db.session() as session, session.begin():
         mailbox = await session.get(Mailbox, mailbox_id) if mailbox_id is not None else None
-        existing = await _existing(session, mailbox_id, ref, digest, destination)
-        if mailbox is not None:
-            _advance(mailbox, ref)
-        if existing is not None:
-            return Taken(existing.id, new=False, status=existing.status)
-        receipt = Receipt(
-            mailbox_id=mailbox_id,
-            origin=origin,
-            uidvalidity=ref.uidvalidity,
-            uid=ref.uid,
-            uidl=ref.uidl,
-            message_id=message_id_of(raw),
-            sha256=digest,
-            size=len(raw),
-            status="received",
-            raw=raw,
-            received_at=ctx.clock(),
-            project=destination.project if destination else None,
-        )
-        session.add(receipt)
-        await session.flush()
-        if destination is not None:
-            try:
-                async with session.begin_nested():
-                    await handle(session, receipt, destination)
-            except Exception as exc:  # any failure of one message must not stop the mailbox
-                log.exception("message quarantined", receipt=receipt.id)
-                receipt.status = "quarantined"
-                receipt.reason = f"mailgate could not process it ({type(exc).__name__}: {exc})"
-                receipt.issue_id = None
-        if mailbox is not None:
-            mailbox.processed += 1
-            if receipt.status == "quarantined":
-                mailbox.quarantined += 1
-        return Taken(receipt.id, new=True, status=receipt.status)
+        for message in messages:
+            results.append(await _take_one(ctx, session, mailbox, mailbox_id, message, destination))
+    return results
+
+
+async def _take_one(
+    ctx: Context,
+    session: AsyncSession,
+    mailbox: Mailbox | None,
+    mailbox_id: int | None,
+    message: Incoming,
+    destination: Destination | None,
+) -> Taken:
+    ref, raw = message.ref, message.raw
+    digest = hashlib.sha256(raw).hexdigest()
+    existing = await _existing(session, mailbox_id, ref, digest, destination)
+    if mailbox is not None:
+        _advance(mailbox, ref)
+    if existing is not None:
+        return Taken(existing.id, new=False, status=existing.status)
+    receipt = Receipt(
+        mailbox_id=mailbox_id,
+        origin=message.origin,
+        uidvalidity=ref.uidvalidity,
+        uid=ref.uid,
+        uidl=ref.uidl,
+        message_id=message_id_of(raw),
+        sha256=digest,
+        size=len(raw),
+        status="received",
+        raw=raw,
+        received_at=ctx.clock(),
+        project=destination.project if destination else None,
+    )
+    session.add(receipt)
+    await session.flush()
+    if destination is not None:
+        try:
+            async with session.begin_nested():
+                await handle(session, receipt, destination)
+        except Exception as exc:  # any failure of one message must not stop the mailbox
+            log.exception("message quarantined", receipt=receipt.id)
+            receipt.status = "quarantined"
+            receipt.reason = f"mailgate could not process it ({type(exc).__name__}: {exc})"
+            receipt.issue_id = None
+    if mailbox is not None:
+        mailbox.processed += 1
+        if receipt.status == "quarantined":
+            mailbox.quarantined += 1
+    return Taken(receipt.id, new=True, status=receipt.status)
 
 
 async def quarantine(
