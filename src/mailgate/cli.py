@@ -732,6 +732,58 @@ MbBacklogOpt = Annotated[
 MbSaslOpt = Annotated[
     str | None, typer.Option("--sasl", help="auto (default), OAUTHBEARER or XOAUTH2.")
 ]
+MbBulkOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bulk", help="Automated mail (auto-replies, bounces, lists): ignore (default) or accept."
+    ),
+]
+MbParticipantsOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--comments-from-participants-only/--comments-from-anyone",
+        help="Replies from others open a new issue.",
+    ),
+]
+MbCcOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--cc-watchers/--no-cc-watchers", help="Cc'd addresses become watchers (default on)."
+    ),
+]
+MbCatchOpt = Annotated[
+    str | None, typer.Option("--catch-address", help="Only mail addressed to this address.")
+]
+MbCustomersOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--create-customers/--no-create-customers",
+        help="Unknown senders become customers (default on); else the project's default reporter.",
+    ),
+]
+MbWholeOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--whole-body/--reply-only",
+        help="Comments keep the quoted history (default: the reply only).",
+    ),
+]
+MbSplitOpt = Annotated[
+    str | None, typer.Option("--split-regex", help="Cut comments at the first match.")
+]
+MbDmarcOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--quarantine-dmarc-fail/--accept-dmarc-fail",
+        help="Quarantine mail whose DMARC check failed.",
+    ),
+]
+MbFloodOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-per-sender-hour", help="Quarantine floods from one sender (default 30; 0: off)."
+    ),
+]
 MbMaxOpt = Annotated[
     int | None,
     typer.Option("--max-message-bytes", help="Larger messages are quarantined (default 25 MB)."),
@@ -772,7 +824,21 @@ def _mailbox_options(values: dict[str, Any]) -> Any:
         backlog=values["backlog"],
         sasl_mechanism=values["sasl"],
         max_message_bytes=values["max_message_bytes"],
+        route={name: values[name] for name in ROUTE_FLAGS if values[name] is not None},
     )
+
+
+ROUTE_FLAGS = (
+    "bulk",
+    "comments_from_participants_only",
+    "cc_watchers",
+    "catch_address",
+    "create_customers",
+    "whole_body",
+    "split_regex",
+    "quarantine_dmarc_fail",
+    "max_per_sender_hour",
+)
 
 
 async def _save_mailbox(
@@ -805,6 +871,15 @@ def mailbox_add(
     backlog: MbBacklogOpt = None,
     sasl: MbSaslOpt = None,
     max_message_bytes: MbMaxOpt = None,
+    bulk: MbBulkOpt = None,
+    comments_from_participants_only: MbParticipantsOpt = None,
+    cc_watchers: MbCcOpt = None,
+    catch_address: MbCatchOpt = None,
+    create_customers: MbCustomersOpt = None,
+    whole_body: MbWholeOpt = None,
+    split_regex: MbSplitOpt = None,
+    quarantine_dmarc_fail: MbDmarcOpt = None,
+    max_per_sender_hour: MbFloodOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Add an incoming mail server (IMAP or POP3)."""
@@ -834,6 +909,15 @@ def mailbox_set(
     backlog: MbBacklogOpt = None,
     sasl: MbSaslOpt = None,
     max_message_bytes: MbMaxOpt = None,
+    bulk: MbBulkOpt = None,
+    comments_from_participants_only: MbParticipantsOpt = None,
+    cc_watchers: MbCcOpt = None,
+    catch_address: MbCatchOpt = None,
+    create_customers: MbCustomersOpt = None,
+    whole_body: MbWholeOpt = None,
+    split_regex: MbSplitOpt = None,
+    quarantine_dmarc_fail: MbDmarcOpt = None,
+    max_per_sender_hour: MbFloodOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Change a mailbox; it keeps its UID state, so no mail is taken twice."""

@@ -13,6 +13,7 @@ from mailgate.inbound import pipeline
 from mailgate.inbound.handle import Destination
 from mailgate.inbound.ingest import ingest
 from mailgate.inbound.quarantine import list_quarantine, retry
+from mailgate.inbound.route import RouteOptions
 from mailgate.tracker.service import add_project, list_issues, show_issue
 
 HELP = Destination(project="HELP", own_addresses=("support@example.com",))
@@ -170,3 +171,27 @@ async def test_ingest_eml_mbox_and_maildir(ctx: Context, project: None, tmp_path
     assert dict(summary) == {"created": 3, "commented": 1}
     again = await ingest(ctx, [eml], "HELP")
     assert dict(again) == {"duplicate": 1}
+
+
+async def test_dmarc_failure_is_quarantined_when_asked(ctx: Context, project: None) -> None:
+    spoofed = mail(
+        headers={
+            "Authentication-Results": "mx.example.com; spf=fail smtp.mailfrom=example.net; dkim=none; dmarc=fail header.from=example.net"
+        }
+    )
+    strict = Destination(project="HELP", options=RouteOptions(quarantine_dmarc_fail=True))
+    assert (await take(ctx, spoofed, strict)).status == "quarantined"
+    relaxed = await take(ctx, spoofed.replace(b"<m1@", b"<m2@"))  # the default records it
+    assert relaxed.status == "created"
+    assert "dmarc=fail" in (await show_issue(ctx, "HELP-1"))["sender_authentication"]
+
+
+async def test_a_flood_from_one_sender_is_quarantined(ctx: Context, project: None) -> None:
+    limited = Destination(project="HELP", options=RouteOptions(max_per_sender_hour=3))
+    statuses = [
+        (
+            await take(ctx, mail(f"message {n}", message_id=f"<flood{n}@example.net>"), limited)
+        ).status
+        for n in range(5)
+    ]
+    assert statuses == ["created"] * 3 + ["quarantined"] * 2

@@ -4,9 +4,10 @@ transaction that records the message's receipt (see `pipeline`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailgate.inbound import route
@@ -45,12 +46,14 @@ async def handle(session: AsyncSession, receipt: Receipt, destination: Destinati
         )
         return
     receipt.project = project.key
-    match = await _match(session, project, message)
+    receipt.sender = message.from_.address or None
+    match = await _match(session, project, message, receipt)
     decision = route.decide(
         automated=message.automated,
         recipients=[*message.to, *message.cc],
         options=destination.options,
         match=match,
+        dmarc=message.auth.dmarc,
     )
     if isinstance(decision, route.Ignore):
         _mark(receipt, "ignored", decision.reason)
@@ -119,7 +122,26 @@ def _mark(receipt: Receipt, status: str, reason: str | None, issue_id: int | Non
     receipt.issue_id = issue_id
 
 
-async def _match(session: AsyncSession, project: Project, message: InboundMessage) -> route.Match:
+async def _match(
+    session: AsyncSession, project: Project, message: InboundMessage, receipt: Receipt
+) -> route.Match:
+    recent = 0
+    if message.from_.address:
+        since = receipt.received_at - timedelta(hours=1)
+        recent = int(
+            await session.scalar(
+                select(func.count())
+                .select_from(Receipt)
+                .where(
+                    Receipt.sender == message.from_.address,
+                    Receipt.project == project.key,
+                    Receipt.received_at >= since,
+                    Receipt.status.in_(("created", "commented")),
+                    Receipt.id != receipt.id,
+                )
+            )
+            or 0
+        )
     if message.message_id:
         seen = (
             await session.scalars(
@@ -130,7 +152,7 @@ async def _match(session: AsyncSession, project: Project, message: InboundMessag
             )
         ).first()
         if seen is not None:
-            return route.Match(issue_id=None, duplicate_of=seen.issue_id)
+            return route.Match(issue_id=None, duplicate_of=seen.issue_id, sender_last_hour=recent)
     issue: Issue | None = None
     for key in message.issue_keys:  # the first key of a known issue wins
         found = await service.issue_by_key(session, key)
@@ -141,7 +163,7 @@ async def _match(session: AsyncSession, project: Project, message: InboundMessag
         replied = [m for m in [message.in_reply_to, *reversed(message.references)] if m]
         issue = await service.issue_by_message_id(session, project.id, replied)
     if issue is None:
-        return route.Match(issue_id=None)
+        return route.Match(issue_id=None, sender_last_hour=recent)
     sender = (
         await session.scalars(select(Person).where(Person.email == message.from_.address))
     ).first()
@@ -149,7 +171,9 @@ async def _match(session: AsyncSession, project: Project, message: InboundMessag
         sender.id == issue.reporter_id
         or await session.get(Watcher, (issue.id, sender.id)) is not None
     )
-    return route.Match(issue_id=issue.id, sender_is_participant=participant)
+    return route.Match(
+        issue_id=issue.id, sender_is_participant=participant, sender_last_hour=recent
+    )
 
 
 async def _reporter(

@@ -10,15 +10,18 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
-from email.headerregistry import AddressHeader
+from email.headerregistry import AddressHeader, BaseHeader, HeaderRegistry
+from typing import Any
 
 from mailgate.inbound.charsets import decode_bytes
 
 __all__ = [
+    "POLICY",
     "AuthResults",
     "decode_text",
     "first_message_id",
@@ -34,15 +37,56 @@ __all__ = [
 # character: none of them may reach a subject, a name or an id.
 _LINE_BREAKS_AND_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _SPACE_RUNS = re.compile(r"\s+")
+_SURROGATE = re.compile("[\udc80-\udcff]")
 _ENCODED_WORD_PARTS = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
-_ADDRESS_FIELD = policy.default.header_factory
+
+
+class _MemoisingRegistry(HeaderRegistry):
+    """policy.default's header classes, with each parsed header kept for reuse. The stdlib
+    parses a header anew on every access, and the parser itself reads Content-Type several
+    times per part: most of the time parsing a message went there. Header objects are
+    immutable, so sharing one between messages is safe."""
+
+    def __call__(self, name: str, value: Any) -> BaseHeader:
+        if isinstance(value, str) and len(value) <= _MEMO_MAX_VALUE:
+            return _parse_header(name, value)
+        return _PLAIN_REGISTRY(name, value)
+
+
+class _ClassCachingRegistry(HeaderRegistry):
+    """The stdlib registry builds a new header class with `type()` on every lookup; build each
+    once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        found = self._classes.get(key)
+        if found is None:
+            found = self._classes[key] = super().__getitem__(name)
+        return found
+
+
+_MEMO_MAX_VALUE = 4096
+_PLAIN_REGISTRY = _ClassCachingRegistry()
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_header(name: str, value: str) -> BaseHeader:
+    return _PLAIN_REGISTRY(name, value)
+
+
+# policy.default (RFC 5322 semantics, never compat32), with memoised header parsing.
+POLICY = policy.default.clone(header_factory=_MemoisingRegistry())
 
 
 def repair_8bit(value: str) -> str:
     """Raw 8-bit bytes in a header (RFC 6532 allows UTF-8) arrive surrogate-escaped from the
     parser: read them as UTF-8, else as Windows-1252."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+    if value.isascii() or not _SURROGATE.search(value):
         return value
     data = value.encode("utf-8", "surrogateescape")
     try:
@@ -116,7 +160,7 @@ def parse_addresses(raw: str) -> list[tuple[str | None, str]]:
     value = repair_8bit(raw)
     found: list[tuple[str | None, str]] = []
     try:
-        header = _ADDRESS_FIELD("to", value)
+        header = POLICY.header_factory("to", value)
         if isinstance(header, AddressHeader):
             found = [(mailbox.display_name, mailbox.addr_spec) for mailbox in header.addresses]
     except Exception:

@@ -69,7 +69,10 @@ async def ingest(
         raise BadInput(f"Unknown handler {handler!r}: use {', '.join(HANDLERS)}.")
     async with ctx.db.session() as session:
         await get_project(session, project)
-    destination = Destination(project=project, options=RouteOptions(handler=handler))
+    # A migration brings a sender's whole history at once: no flood limit here.
+    destination = Destination(
+        project=project, options=RouteOptions(handler=handler, max_per_sender_hour=0)
+    )
     summary: Counter[str] = Counter()
     for origin, raw in messages(paths):
         taken = await pipeline.take(

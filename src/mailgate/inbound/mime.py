@@ -13,17 +13,16 @@ import binascii
 import io
 import re
 from dataclasses import dataclass, field
-from email import policy
 from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 
 from mailgate.inbound.charsets import decode_bytes
-from mailgate.inbound.headers import decode_text, one_line, repair_8bit
+from mailgate.inbound.headers import POLICY, decode_text, one_line, repair_8bit
 
 __all__ = ["Attachment", "BodyPiece", "Collected", "clean_text", "unflow", "walk"]
 
 _MAX_DEPTH = 32  # no client nests deeper; a hostile tree stops here
-_SERIALIZE = policy.default.clone(refold_source="none", max_line_length=None, linesep="\r\n")
+_SERIALIZE = POLICY.clone(refold_source="none", max_line_length=None, linesep="\r\n")
 _EXTENSIONS = {
     "application/ms-tnef": ".dat",
     "application/msword": ".doc",
@@ -255,10 +254,10 @@ def _serialize(message: Message) -> bytes:
         if isinstance(message, EmailMessage):  # always, from a policy.default parser
             BytesGenerator(buffer, mangle_from_=False, policy=_SERIALIZE).flatten(message)
             return buffer.getvalue()
-        return message.as_bytes(policy=policy.compat32)
+        return message.as_bytes()
     except Exception:
         try:
-            return message.as_bytes(policy=policy.compat32)
+            return message.as_bytes()
         except Exception:
             return b""
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy
 from email.message import Message
 from email.parser import BytesParser
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from mailgate.inbound.charsets import decode_bytes
 from mailgate.inbound.classify import Automated, classify
 from mailgate.inbound.headers import (
+    POLICY,
     AuthResults,
     decode_text,
     first_message_id,
@@ -52,7 +52,7 @@ __all__ = [
 # glued to a longer word or number ("XHELP-1" is one key, "HELP-12" never becomes "HELP-1").
 ISSUE_KEY = re.compile(r"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]+-[0-9]+(?![0-9])")
 _UNFOLD = re.compile(r"\r?\n(?=[ \t])")
-_PARSER = BytesParser(policy=policy.default)
+_PARSER = BytesParser(policy=POLICY)
 # Substrings that show an HTML body holds a quote container worth rendering for.
 _HTML_QUOTE_HINTS = (
     "gmail_quote",
@@ -169,7 +169,7 @@ class InboundMessage:
         }
 
 
-def parse_message(raw: bytes) -> InboundMessage:
+def parse_message(raw: bytes | bytearray | memoryview) -> InboundMessage:
     """Parse one message from its raw bytes (as fetched: CRLF or LF line ends). Never raises."""
     data = bytes(raw)
     try:

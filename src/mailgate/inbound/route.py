@@ -20,6 +20,9 @@ class RouteOptions:
     catch_address: str | None = None
     whole_body: bool = False
     split_regex: str | None = None
+    quarantine_dmarc_fail: bool = False
+    # A flood of person-like mail from one sender (no automation headers) is quarantined.
+    max_per_sender_hour: int = 30
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Match:
     issue_id: int | None  # by an issue key in the subject, else by In-Reply-To / References
     sender_is_participant: bool = False
     duplicate_of: int | None = None  # an issue already made from this Message-ID
+    sender_last_hour: int = 0  # messages from this sender taken in the last hour
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ def decide(
     recipients: list[str],
     options: RouteOptions,
     match: Match,
+    dmarc: str | None = None,
 ) -> Decision:
     """The handler's decision for one message."""
     if automated == "own":
@@ -75,6 +80,16 @@ def decide(
         return Ignore(f"not addressed to {options.catch_address}")
     if match.duplicate_of is not None:
         return Duplicate(match.duplicate_of)
+    if options.quarantine_dmarc_fail and dmarc == "fail":
+        return Quarantine(
+            "the receiving server says DMARC failed for the sender's domain (a spoofed sender?); "
+            "retry it if it is genuine"
+        )
+    if options.max_per_sender_hour and match.sender_last_hour >= options.max_per_sender_hour:
+        return Quarantine(
+            f"the sender sent more than {options.max_per_sender_hour} messages in the last hour "
+            "(a flood without automation headers); retry the ones that are genuine"
+        )
     if options.handler == "create":
         return Create()
     if match.issue_id is not None:

@@ -71,6 +71,7 @@ class MailboxOptions:
     backlog: str | None = None
     sasl_mechanism: str | None = None
     max_message_bytes: int | None = None
+    route: dict[str, Any] | None = None  # handler options (inbound.route.RouteOptions) given
 
     def __repr__(self) -> str:  # never show the password
         given = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
@@ -230,7 +231,30 @@ async def _resolve(
             )
         row.max_message_bytes = opts.max_message_bytes
     row.max_message_bytes = row.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES
+    if opts.route:
+        row.route_options = {**(row.route_options or {}), **_check_route(opts.route)}
     return warnings
+
+
+def _check_route(given: dict[str, Any]) -> dict[str, Any]:
+    """Validate handler options; only the ones given are stored."""
+    from mailgate.inbound.route import BULK_ACTIONS
+
+    checked = dict(given)
+    if "bulk" in checked:
+        _choose(checked["bulk"], BULK_ACTIONS, "action for automated mail", "--bulk")
+    if checked.get("split_regex"):
+        try:
+            re.compile(checked["split_regex"])
+        except re.error as exc:
+            raise BadInput(
+                f"--split-regex is not a regular expression ({exc}): fix the pattern."
+            ) from None
+    if "max_per_sender_hour" in checked and checked["max_per_sender_hour"] < 0:
+        raise BadInput("--max-per-sender-hour cannot be negative: use 0 to turn the limit off.")
+    if checked.get("catch_address") is not None:
+        checked["catch_address"] = checked["catch_address"].strip().lower() or None
+    return checked
 
 
 def check_name(name: str) -> str:
@@ -334,6 +358,7 @@ def mailbox_view(row: Mailbox) -> dict[str, Any]:
         "idle": row.idle,
         "backlog": row.backlog,
         "max_message_bytes": row.max_message_bytes,
+        "route_options": dict(row.route_options or {}),
         "status": row.status,
         "last_check_at": iso(row.last_check_at),
         "last_error": row.last_error,
@@ -358,6 +383,6 @@ def destination_of(mailbox: Mailbox) -> Destination:
 
     return Destination(
         project=mailbox.project,
-        options=RouteOptions(handler=mailbox.handler),
+        options=RouteOptions(handler=mailbox.handler, **(mailbox.route_options or {})),
         own_addresses=(mailbox.username.lower(),),
     )

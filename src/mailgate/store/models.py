@@ -196,6 +196,8 @@ class Mailbox(Base):
     idle: Mapped[bool] = mapped_column(default=True)
     backlog: Mapped[str] = mapped_column(String(10))
     max_message_bytes: Mapped[int] = mapped_column(Integer)
+    # The handler's options (inbound.route.RouteOptions) that differ from the defaults.
+    route_options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(30), default="new")
     last_check_at: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -230,6 +232,7 @@ class Receipt(Base):
     )
     origin: Mapped[str | None] = mapped_column(Text)
     project: Mapped[str | None] = mapped_column(String(50))
+    sender: Mapped[str | None] = mapped_column(String(320), index=True)
     issue_id: Mapped[int | None] = mapped_column(Integer)
     uidvalidity: Mapped[int | None] = mapped_column(sa.BigInteger)
     uid: Mapped[int | None] = mapped_column(sa.BigInteger)

@@ -30,9 +30,10 @@ CORPUS = [
 ]
 WHOLE_KEY = re.compile(r"[A-Z][A-Z0-9_]+-[0-9]+")
 LINE_BREAKS = ("\r", "\n", "\u2028", "\u2029", "\x85", "\x0b", "\x0c")
-SETTINGS = settings(
-    max_examples=4000, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=False
-)
+# About eight seconds in all; run with more examples when changing the parser.
+GENERATED = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+MUTATED = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+RANDOM = settings(max_examples=300, deadline=None)
 
 
 def check(message: InboundMessage) -> None:
@@ -62,6 +63,11 @@ def check(message: InboundMessage) -> None:
 text = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)
 charsets = st.sampled_from(["utf-8", "iso-8859-1", "us-ascii", "windows-1252", "x-bogus", ""])
 encodings = st.sampled_from(["7bit", "8bit", "quoted-printable", "base64", ""])
+
+
+# Header text without line breaks or other controls: a raw CR or LF would end the header (the
+# generated message would not be the one meant); encoded words carry those instead.
+header_text = text.map(lambda t: "".join(ch for ch in t if ch.isprintable() and ch not in '"\\'))
 
 
 @dataclass
@@ -188,7 +194,7 @@ def header_values(draw: st.DrawFn) -> str:
     for _ in range(draw(st.integers(1, 4))):
         kind = draw(st.sampled_from(["text", "word", "key", "fold"]))
         if kind == "text":
-            pieces.append(draw(text).replace("\r", " ").replace("\n", " "))
+            pieces.append(draw(header_text))
         elif kind == "key":
             pieces.append(draw(st.from_regex(r"[A-Za-z][A-Z0-9_]{0,5}-[0-9]{1,4}", fullmatch=True)))
         elif kind == "fold":
@@ -202,9 +208,7 @@ def header_values(draw: st.DrawFn) -> str:
 
 addresses = st.one_of(
     st.emails().map(lambda e: f"{e.upper()}"),
-    st.builds(
-        lambda name, e: f'"{name}" <{e}>', text.map(lambda t: t.replace('"', "")), st.emails()
-    ),
+    st.builds(lambda name, e: f'"{name}" <{e}>', header_text, st.emails()),
     header_values(),
 )
 
@@ -217,7 +221,7 @@ def messages(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
         ("From", draw(addresses)),
         ("To", ", ".join(draw(st.lists(addresses, max_size=3)))),
         ("Cc", draw(addresses)),
-        ("Message-ID", f"<{draw(text)}@example.org>".replace("\r", "").replace("\n", "")),
+        ("Message-ID", f"<{draw(header_text)}@example.org>"),
         ("Date", draw(st.sampled_from(["Mon, 6 Jan 2025 10:15:00 +0100", "garbage", ""]))),
         ("MIME-Version", "1.0"),
     ]
@@ -241,7 +245,7 @@ def messages(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
     return head.encode("utf-8", "surrogateescape") + _serialize(tree, counter), _binaries(tree)
 
 
-@SETTINGS
+@GENERATED
 @given(messages())
 def test_generated_messages(generated: tuple[bytes, list[bytes]]) -> None:
     raw, binaries = generated
@@ -285,19 +289,19 @@ def _mutate(raw: bytes, steps: list[tuple[str, float, bytes]]) -> bytes:
     return bytes(data)
 
 
-@SETTINGS
+@MUTATED
 @given(st.sampled_from(CORPUS), mutations)
 def test_mutated_corpus(raw: bytes, steps: list[tuple[str, float, bytes]]) -> None:
     check(parse_message(_mutate(raw, steps)))
 
 
-@settings(max_examples=4000, deadline=None)
+@RANDOM
 @given(st.binary(max_size=3000))
 def test_random_bytes(raw: bytes) -> None:
     check(parse_message(raw))
 
 
-@settings(max_examples=4000, deadline=None)
+@RANDOM
 @given(
     st.lists(st.tuples(st.binary(min_size=1, max_size=20), st.binary(max_size=80)), max_size=8),
     st.binary(max_size=300),
