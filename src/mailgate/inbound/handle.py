@@ -47,7 +47,9 @@ async def handle(session: AsyncSession, receipt: Receipt, destination: Destinati
         return
     receipt.project = project.key
     receipt.sender = message.from_.address or None
-    match = await _match(session, project, message, receipt)
+    match = await _match(
+        session, project, message, receipt, destination.options.max_per_sender_hour
+    )
     decision = route.decide(
         automated=message.automated,
         recipients=[*message.to, *message.cc],
@@ -123,10 +125,14 @@ def _mark(receipt: Receipt, status: str, reason: str | None, issue_id: int | Non
 
 
 async def _match(
-    session: AsyncSession, project: Project, message: InboundMessage, receipt: Receipt
+    session: AsyncSession,
+    project: Project,
+    message: InboundMessage,
+    receipt: Receipt,
+    flood_limit: int,
 ) -> route.Match:
     recent = 0
-    if message.from_.address:
+    if message.from_.address and flood_limit:
         since = receipt.received_at - timedelta(hours=1)
         recent = int(
             await session.scalar(
