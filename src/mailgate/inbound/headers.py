@@ -38,6 +38,10 @@ __all__ = [
 _LINE_BREAKS_AND_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _SPACE_RUNS = re.compile(r"\s+")
 _SURROGATE = re.compile("[\udc80-\udcff]")
+_NOT_SIMPLE = re.compile(r'["()\\:;\[\]]|=\?|[\x00-\x08\x0b-\x1f\x7f]')
+_SIMPLE_MAILBOX = re.compile(
+    r"^\s*(?:([^<>@,]*?)\s*<([^<>@\s,]+@[^<>@\s,]+)>|([^<>@\s,]+@[^<>@\s,]+))\s*$"
+)
 _ENCODED_WORD_PARTS = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
 
@@ -70,7 +74,7 @@ class _ClassCachingRegistry(HeaderRegistry):
         return found
 
 
-_MEMO_MAX_VALUE = 4096
+_MEMO_MAX_VALUE = 1024  # with 4096 entries: at most a few MB
 _PLAIN_REGISTRY = _ClassCachingRegistry()
 
 
@@ -158,6 +162,11 @@ def parse_addresses(raw: str) -> list[tuple[str | None, str]]:
     """(display name or None, lower-case address) for each mailbox in an address header, in
     order; groups are flattened. Entries without an address are left out."""
     value = repair_8bit(raw)
+    simple = _simple_addresses(value)
+    return simple if simple is not None else _full_addresses(value)
+
+
+def _full_addresses(value: str) -> list[tuple[str | None, str]]:
     found: list[tuple[str | None, str]] = []
     try:
         header = POLICY.header_factory("to", value)
@@ -181,6 +190,24 @@ def parse_addresses(raw: str) -> list[tuple[str | None, str]]:
             continue
         display = decode_text(name) if name else ""
         result.append((display or None, clean))
+    return result
+
+
+def _simple_addresses(value: str) -> list[tuple[str | None, str]] | None:
+    """The common case without the full RFC 5322 parser, which costs a third of a millisecond
+    per header: plain ASCII "Name <a@b>" or "a@b" entries. None when anything is unusual
+    (quotes, comments, groups, encoded words, escapes): then the full parser decides."""
+    if not value.isascii() or _NOT_SIMPLE.search(value):
+        return None
+    result: list[tuple[str | None, str]] = []
+    for entry in value.split(","):
+        if not entry.strip():
+            continue
+        match = _SIMPLE_MAILBOX.match(entry)
+        if match is None:
+            return None
+        name, address = match.group(1), match.group(2) or match.group(3)
+        result.append((one_line(name) or None if name else None, address.lower()))
     return result
 
 

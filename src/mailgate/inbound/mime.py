@@ -12,6 +12,7 @@ import base64
 import binascii
 import io
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
@@ -19,7 +20,7 @@ from email.message import EmailMessage, Message
 from mailgate.inbound.charsets import decode_bytes
 from mailgate.inbound.headers import POLICY, decode_text, one_line, repair_8bit
 
-__all__ = ["Attachment", "BodyPiece", "Collected", "clean_text", "unflow", "walk"]
+__all__ = ["Attachment", "BodyPiece", "Collected", "clean_text", "params", "unflow", "walk"]
 
 _MAX_DEPTH = 32  # no client nests deeper; a hostile tree stops here
 _SERIALIZE = POLICY.clone(refold_source="none", max_line_length=None, linesep="\r\n")
@@ -58,9 +59,9 @@ _BASE64_CHUNKS = re.compile(rb"=+")
 
 @dataclass(frozen=True)
 class Attachment:
-    """A file the message carries. `content` is the decoded bytes (after base64 or
+    """A file the message carries. `data` is the decoded bytes (after base64 or
     quoted-printable); `inline` says the sender placed it in the body (an image shown by
-    `Content-ID`), not as a separate file."""
+    `Content-ID`), not as a separate file; `content_id` without angle brackets."""
 
     filename: str
     content_type: str
@@ -85,6 +86,9 @@ class BodyPiece:
 
 @dataclass
 class Collected:
+    """What one walk found: body pieces and attachments in document order, every part's
+    content type (for classification), and notes on what was repaired."""
+
     pieces: list[BodyPiece] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
     part_types: list[str] = field(default_factory=list)
@@ -110,7 +114,7 @@ def _visit(part: Message, out: Collected, depth: int) -> None:
         out.attachments.append(_embedded_message(part, content_type, len(out.attachments), out))
         return
     if part.is_multipart():
-        children = [child for child in _children(part)]
+        children = _children(part)
         if content_type == "multipart/alternative":
             _alternative(children, out, depth)
         else:
@@ -179,26 +183,33 @@ def _content_type(part: Message) -> str:
         return "application/octet-stream"
 
 
+def params(part: Message, header: str) -> Mapping[str, str]:
+    """The parameters of a Content-Type or Content-Disposition header, RFC 2231 and encoded
+    words decoded, names lower-case; empty when the header is missing or unreadable. Read from
+    the header object the policy parsed (memoised), not with the stdlib's older parameter
+    parser that `get_param` re-runs on every call."""
+    try:
+        found = getattr(part.get(header), "params", None)
+    except Exception:
+        return {}
+    return found if isinstance(found, Mapping) else {}
+
+
 def _disposition(part: Message) -> str | None:
     try:
-        return part.get_content_disposition()
+        value = getattr(part.get("content-disposition"), "content_disposition", None)
     except Exception:
         return None
+    return value.lower() if isinstance(value, str) and value else None
 
 
 def _filename(part: Message) -> str | None:
     """The decoded file name (RFC 2231 `filename*=`, or RFC 2047 words inside quotes as
     Outlook and Gmail write them), reduced to a base name without control characters."""
-    try:
-        name = part.get_filename() or part.get_param("name")
-    except Exception:
-        name = None
-    if isinstance(name, tuple):  # an RFC 2231 triple the parser left undecoded
-        try:
-            name = name[2] if isinstance(name[2], str) else None
-        except Exception:
-            name = None
-    if not isinstance(name, str):
+    name = params(part, "content-disposition").get("filename") or params(part, "content-type").get(
+        "name"
+    )
+    if not name:
         return None
     name = decode_text(name).replace("\\", "/").rsplit("/", 1)[-1].strip(". ")
     return name[:255] or None
@@ -310,11 +321,7 @@ def _qp(data: bytes) -> bytes:
 
 def _text_of(part: Message, content_type: str, out: Collected) -> str:
     data = _payload_bytes(part, out, content_type)
-    declared: str | None
-    try:
-        declared = part.get_content_charset()
-    except Exception:
-        declared = None
+    declared = params(part, "content-type").get("charset") or None
     if declared is None and content_type == "text/html":
         meta = _META_CHARSET.search(data[:4096])
         declared = meta.group(1).decode("ascii").lower() if meta else None
@@ -330,12 +337,10 @@ def clean_text(text: str) -> str:
 
 
 def _unflow_if_flowed(part: Message, text: str) -> str:
-    try:
-        flowed = str(part.get_param("format", "")).lower() == "flowed"
-        delsp = str(part.get_param("delsp", "")).lower() == "yes"
-    except Exception:
+    found = params(part, "content-type")
+    if found.get("format", "").lower() != "flowed":
         return text
-    return unflow(text, delsp=delsp) if flowed else text
+    return unflow(text, delsp=found.get("delsp", "").lower() == "yes")
 
 
 def unflow(text: str, *, delsp: bool = False) -> str:

@@ -6,7 +6,8 @@ message can never stop a mailbox. MIME is read with the stdlib `email` package a
 `policy.default` (never `compat32`); the rest is in small modules beside this one:
 
 - `headers`  header values: encoded words, addresses, ids, dates, Authentication-Results
-- `mime`     the MIME tree: body texts, attachments, charsets, damaged encodings
+- `mime`     the MIME tree: body texts, attachments, damaged encodings
+- `charsets` bytes to text when the declared charset is missing, unknown or wrong
 - `htmltext` HTML to text, and the HTML quote containers cut out
 - `quotes`   the new part of a reply, without the quoted history
 - `classify` why a message is automated
@@ -36,7 +37,7 @@ from mailgate.inbound.headers import (
     repair_8bit,
 )
 from mailgate.inbound.htmltext import render
-from mailgate.inbound.mime import Attachment, BodyPiece, clean_text, walk
+from mailgate.inbound.mime import Attachment, BodyPiece, clean_text, params, walk
 from mailgate.inbound.quotes import split_reply, strip_quoted
 
 __all__ = [
@@ -205,7 +206,7 @@ def _parse_headers_only(data: bytes, note: str) -> InboundMessage:
     message = _PARSER.parsebytes(data, headersonly=True)
     headers = _header_pairs(message)
     payload = message.get_payload()
-    raw_body = payload.encode("ascii", "surrogateescape") if isinstance(payload, str) else b""
+    raw_body = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
     body_text = clean_text(decode_bytes(raw_body, None)[0])
     return _assemble(
         headers,
@@ -261,6 +262,8 @@ def _assemble(
         ),
         headers=headers,
         authentication_results=auth_values,
+        # The topmost Authentication-Results is the one the receiving provider added; any
+        # below it came with the message and could be forged (RFC 8601 §5).
         auth=parse_auth_results(auth_values[0]) if auth_values else AuthResults(),
         content_type=content_type,
         defects=tuple(dict.fromkeys(defects)),
@@ -308,13 +311,8 @@ def _top_content_type(message: Message) -> str:
 
 
 def _report_type(message: Message) -> str | None:
-    try:
-        value = message.get_param("report-type")
-    except Exception:
-        return None
-    if isinstance(value, tuple):
-        value = value[2]
-    return one_line(str(value)).lower() if isinstance(value, str) else None
+    value = params(message, "content-type").get("report-type")
+    return one_line(value).lower() if value else None
 
 
 def _texts(pieces: list[BodyPiece]) -> tuple[str, str | None, str]:

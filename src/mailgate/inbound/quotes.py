@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from mailparser_reply.parser import EmailMessage  # type: ignore[import-untyped]
+from mailparser_reply.parser import EmailMessage  # type: ignore[import-untyped, unused-ignore]
 
 __all__ = ["split_reply", "strip_quoted"]
 
@@ -180,9 +180,11 @@ def _bottom_posted(lines: list[str], probe: list[str], after: int) -> list[str]:
 
 def _cut_signature(lines: list[str]) -> list[str]:
     """RFC 3676 §4.3: the signature follows a line that is "-- "."""
+    text_before = False
     for index, line in enumerate(lines):
-        if index and line in _SIGNATURE and any(earlier.strip() for earlier in lines[:index]):
+        if text_before and line in _SIGNATURE:
             return lines[:index]
+        text_before = text_before or bool(line.strip())
     return lines
 
 

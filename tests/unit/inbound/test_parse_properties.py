@@ -22,6 +22,7 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mailgate.inbound.headers import _full_addresses, _simple_addresses
 from mailgate.inbound.parse import InboundMessage, parse_message
 
 CORPUS = [
@@ -31,8 +32,8 @@ CORPUS = [
 WHOLE_KEY = re.compile(r"[A-Z][A-Z0-9_]+-[0-9]+")
 LINE_BREAKS = ("\r", "\n", "\u2028", "\u2029", "\x85", "\x0b", "\x0c")
 # About eight seconds in all; run with more examples when changing the parser.
-GENERATED = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-MUTATED = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+GENERATED = settings(max_examples=350, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+MUTATED = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RANDOM = settings(max_examples=300, deadline=None)
 
 
@@ -309,3 +310,22 @@ def test_random_bytes(raw: bytes) -> None:
 def test_random_header_blocks(fields: list[tuple[bytes, bytes]], body: bytes) -> None:
     head = b"".join(name.replace(b":", b"") + b": " + value + b"\r\n" for name, value in fields)
     check(parse_message(head + b"\r\n" + body))
+
+
+# --- the fast path for plain address lists agrees with the full parser ----------------------
+
+plain_names = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters='"()\\:;[]<>@,'),
+    max_size=20,
+)
+plain_mailboxes = st.one_of(
+    st.emails(), st.builds(lambda name, email: f"{name} <{email}>", plain_names, st.emails())
+)
+
+
+@settings(max_examples=100, deadline=None)  # generating addresses is slow
+@given(st.lists(plain_mailboxes, min_size=1, max_size=4))
+def test_simple_address_lists_read_as_the_full_parser_reads_them(mailboxes: list[str]) -> None:
+    value = ", ".join(mailboxes)
+    simple = _simple_addresses(value)
+    assert simple is None or simple == _full_addresses(value)
