@@ -16,7 +16,6 @@ import re
 import socket
 import ssl
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from mailgate.context import Context
@@ -25,33 +24,13 @@ from mailgate.mail import sasl
 from mailgate.mail.diagnose import Failure, diagnose
 from mailgate.mail.mailboxes import get_mailbox
 from mailgate.oauth.tokens import TokenKeeper
+from mailgate.steps import Step, StepReport
 from mailgate.store.models import Mailbox
 
 TIMEOUT = 15.0
 
 
-@dataclass
-class Step:
-    step: str
-    ok: bool
-    detail: str
-
-
-@dataclass
-class ProbeResult:
-    steps: list[Step] = field(default_factory=list)
-    diagnosis: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.steps) and all(s.ok for s in self.steps)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "steps": [{"step": s.step, "ok": s.ok, "detail": s.detail} for s in self.steps],
-            "diagnosis": self.diagnosis,
-        }
+ProbeResult = StepReport
 
 
 class StepFailed(Exception):

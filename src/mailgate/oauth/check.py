@@ -8,8 +8,6 @@ client ID and secret were accepted, and `invalid_client` means they were not.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
-from typing import Any
 
 from mailgate.context import Context
 from mailgate.errors import MailgateError, Transient
@@ -18,32 +16,12 @@ from mailgate.oauth.endpoint import TokenRequestRefused, request_token
 from mailgate.oauth.integrations import get_integration, integration_warnings
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.providers import discover
+from mailgate.steps import Step, StepReport
 
 INVALID_CODE = "mailgate-connection-test-invalid-code"
 
 
-@dataclass
-class Step:
-    step: str
-    ok: bool
-    detail: str
-
-
-@dataclass
-class CheckResult:
-    steps: list[Step] = field(default_factory=list)
-    diagnosis: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return all(s.ok for s in self.steps)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "steps": [{"step": s.step, "ok": s.ok, "detail": s.detail} for s in self.steps],
-            "diagnosis": self.diagnosis,
-        }
+CheckResult = StepReport
 
 
 async def check_integration(ctx: Context, name: str) -> CheckResult:
