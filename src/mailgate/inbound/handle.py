@@ -36,7 +36,11 @@ async def handle(session: AsyncSession, receipt: Receipt, destination: Destinati
     """Turn the receipt's message into an issue or comment; set the receipt's status and reason."""
     assert receipt.raw is not None
     message = parse_message(receipt.raw)
-    project = await service.find_project(session, destination.project)
+    # One lookup per transaction: a batch of ingested messages shares it.
+    projects: dict[str, Project | None] = session.info.setdefault("projects", {})
+    if destination.project not in projects:
+        projects[destination.project] = await service.find_project(session, destination.project)
+    project = projects[destination.project]
     if project is None:
         _mark(
             receipt,

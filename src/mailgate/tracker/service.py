@@ -155,6 +155,7 @@ async def create_issue(
             .where(Project.id == project.id)
             .values(next_number=Project.next_number + 1)
             .returning(Project.next_number)
+            .execution_options(synchronize_session=False)
         )
     ).scalar_one() - 1
     issue = Issue(
@@ -171,7 +172,10 @@ async def create_issue(
     session.add(issue)
     await session.flush()
     if source_message_id:
-        await remember_message(session, project.id, source_message_id, issue.id, "in")
+        # The pipeline looked the Message-ID up before deciding to create this issue.
+        await remember_message(
+            session, project.id, source_message_id, issue.id, "in", known_new=True
+        )
     await _attach(session, issue, None, attachments)
     for watcher in watchers:
         await watch(session, issue, watcher)
@@ -200,7 +204,9 @@ async def add_comment(
     session.add(comment)
     await session.flush()
     if source_message_id:
-        await remember_message(session, issue.project_id, source_message_id, issue.id, "in")
+        await remember_message(
+            session, issue.project_id, source_message_id, issue.id, "in", known_new=True
+        )
     await _attach(session, issue, comment, attachments)
     issue.updated_at = comment.created_at
     return comment
@@ -232,8 +238,26 @@ async def _attach(
 
 
 async def remember_message(
-    session: AsyncSession, project_id: int, message_id: str, issue_id: int, direction: str
+    session: AsyncSession,
+    project_id: int,
+    message_id: str,
+    issue_id: int,
+    direction: str,
+    *,
+    known_new: bool = False,
 ) -> None:
+    """Index a Message-ID for threading; `known_new` when the caller already looked it up."""
+    if known_new:
+        session.add(
+            ThreadMessage(
+                project_id=project_id,
+                message_id=message_id[:998],
+                issue_id=issue_id,
+                direction=direction,
+            )
+        )
+        await session.flush()
+        return
     exists = (
         await session.scalars(
             select(ThreadMessage).where(
