@@ -14,7 +14,7 @@ from mailgate.context import Context
 from mailgate.inbound import pipeline
 from mailgate.mail.imap import ImapClient
 from mailgate.mail.mailboxes import destination_of
-from mailgate.runtime.imap_mailbox import Backoff, poll_once, receipts_of, run_mailbox
+from mailgate.runtime.imap_mailbox import Backoff, load, poll_once, receipts_of, run_mailbox
 from mailgate.store.models import Mailbox
 from mailgate.tracker.service import list_issues
 
@@ -220,3 +220,74 @@ async def test_expired_token_is_refreshed_once_and_the_login_retried(
     emulator.state.advance(2 * 3600)  # Dovecot's view: expired; mailgate's clock: still valid
     assert len((await poll_once(ctx, "support")).taken) == 1
     assert emulator.state.count_requests(endpoint="token", grant_type="refresh_token") == 1
+
+
+async def test_an_interrupted_backlog_is_finished_at_the_next_poll(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for subject in ("one", "two", "three"):
+        dovecot.deliver(ALICE, message(subject))
+    row = await with_mailbox(ctx, emulator, dovecot)  # backlog: unseen
+    real_take = pipeline.take
+    calls = 0
+
+    async def dies_after_the_first(*args: object, **kwargs: object) -> pipeline.Taken:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionError("the process dies here")
+        return await real_take(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "take", dies_after_the_first)
+    with pytest.raises(ConnectionError):
+        await poll_once(ctx, "support")
+    monkeypatch.setattr(pipeline, "take", real_take)
+    report = await poll_once(ctx, "support")
+    assert len(report.taken) == 2
+    assert sorted(r.message_id or "" for r in await receipts_of(ctx, row.id)) == [
+        "one@example.net",
+        "three@example.net",
+        "two@example.net",
+    ]
+
+
+async def test_mail_announced_while_processing_is_not_left_waiting_for_idle(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
+) -> None:
+    dovecot.deliver(ALICE, message("first"))
+    row = await with_mailbox(ctx, emulator, dovecot, backlog="none", poll_seconds=3600)
+    ctx.sleep = asyncio.sleep
+    delivered = False
+    real_take = pipeline.take
+
+    async def deliver_meanwhile(*args: object, **kwargs: object) -> pipeline.Taken:
+        nonlocal delivered
+        taken = await real_take(*args, **kwargs)  # type: ignore[arg-type]
+        if not delivered:  # arrives after the search, announced in a later command's reply
+            delivered = True
+            await asyncio.to_thread(dovecot.deliver, ALICE, message("meanwhile"))
+        return taken
+
+    import mailgate.runtime.imap_mailbox as reader
+
+    original = reader.pipeline.take
+    reader.pipeline.take = deliver_meanwhile  # type: ignore[assignment]
+    stop = asyncio.Event()
+    loop = asyncio.create_task(run_mailbox(ctx, "support", stop, idle_renew=3600))
+    try:
+        for _ in range(100):
+            if (await load(ctx, "support")).status == "idle":
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(dovecot.deliver, ALICE, message("second"))
+        # "second" by IDLE; "meanwhile" without waiting for the hour-long IDLE renewal
+        await wait_for_receipts(ctx, row.id, 2, seconds=10)
+    finally:
+        reader.pipeline.take = original
+        stop.set()
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+    assert [r.message_id for r in await receipts_of(ctx, row.id)] == [
+        "second@example.net",
+        "meanwhile@example.net",
+    ]

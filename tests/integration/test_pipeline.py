@@ -195,3 +195,31 @@ async def test_a_flood_from_one_sender_is_quarantined(ctx: Context, project: Non
         for n in range(5)
     ]
     assert statuses == ["created"] * 3 + ["quarantined"] * 2
+
+
+async def test_a_failure_inside_the_handler_quarantines_the_message(
+    ctx: Context, project: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailgate.tracker import service
+
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(service, "create_issue", broken)
+    taken = await take(ctx, mail())
+    assert taken.status == "quarantined"
+    [held] = await list_quarantine(ctx)
+    assert "disk on fire" in held["reason"] and held["kept"]
+    monkeypatch.undo()
+    assert (await retry(ctx, held["id"]))["status"] == "created"
+
+
+async def test_a_reply_to_another_projects_issue_twice_is_one_comment(
+    ctx: Context, project: None
+) -> None:
+    await add_project(ctx, "SEC", "Security")
+    await take(ctx, mail(message_id="<s1@example.net>"), Destination(project="SEC"))
+    reply = mail("Re: SEC-1", message_id="<r1@example.net>", body="again")
+    assert (await take(ctx, reply)).status == "commented"
+    assert (await take(ctx, reply + b"\n")).status == "duplicate"  # through another mailbox
+    assert len((await show_issue(ctx, "SEC-1"))["comments"]) == 1

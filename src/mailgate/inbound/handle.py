@@ -174,6 +174,18 @@ async def _match(
         issue = await service.issue_by_message_id(session, project.id, replied)
     if issue is None:
         return route.Match(issue_id=None, sender_last_hour=recent)
+    if message.message_id and issue.project_id != project.id:
+        # A key of another project: this Message-ID may already be a comment there.
+        seen_there = (
+            await session.scalars(
+                select(ThreadMessage).where(
+                    ThreadMessage.project_id == issue.project_id,
+                    ThreadMessage.message_id == message.message_id,
+                )
+            )
+        ).first()
+        if seen_there is not None:
+            return route.Match(issue_id=None, duplicate_of=seen_there.issue_id)
     sender = (
         await session.scalars(select(Person).where(Person.email == message.from_.address))
     ).first()

@@ -30,6 +30,9 @@ class MessageRef:
     uidvalidity: int | None = None
     uid: int | None = None
     uidl: str | None = None
+    # False while a backlog is taken: the UID state is set once the whole backlog is done, so
+    # an interrupted backlog is taken again (what was taken is recognised) instead of skipped.
+    advance: bool = True
 
 
 def message_id_of(raw: bytes) -> str | None:
@@ -100,8 +103,9 @@ async def _take_one(
 ) -> Taken:
     ref, raw = message.ref, message.raw
     digest = hashlib.sha256(raw).hexdigest()
-    existing = await _existing(session, mailbox_id, ref, digest, destination)
-    if mailbox is not None:
+    message_id = message_id_of(raw)
+    existing = await _existing(session, mailbox_id, ref, digest, destination, message_id)
+    if mailbox is not None and ref.advance:
         _advance(mailbox, ref)
     if existing is not None:
         return Taken(existing.id, new=False, status=existing.status)
@@ -111,7 +115,7 @@ async def _take_one(
         uidvalidity=ref.uidvalidity,
         uid=ref.uid,
         uidl=ref.uidl,
-        message_id=message_id_of(raw),
+        message_id=message_id,
         sha256=digest,
         size=len(raw),
         status="received",
@@ -126,6 +130,8 @@ async def _take_one(
             async with session.begin_nested():
                 await handle(session, receipt, destination)
         except Exception as exc:  # any failure of one message must not stop the mailbox
+            # The savepoint's rollback expired the receipt: load it again before touching it.
+            await session.refresh(receipt)
             log.exception("message quarantined", receipt=receipt.id)
             receipt.status = "quarantined"
             receipt.reason = f"mailgate could not process it ({type(exc).__name__}: {exc})"
@@ -187,6 +193,7 @@ async def _existing(
     ref: MessageRef,
     digest: str | None,
     destination: Destination | None = None,
+    message_id: str | None = None,
 ) -> Receipt | None:
     if mailbox_id is None:
         # Ingested files: the same bytes for the same project were taken already.
@@ -208,6 +215,9 @@ async def _existing(
         else Receipt.uidl == ref.uidl
     )
     condition = or_(same_place, Receipt.sha256 == digest) if digest else same_place
+    if message_id:
+        # The same message renumbered (a UIDVALIDITY change) with other bytes (a header added).
+        condition = or_(condition, Receipt.message_id == message_id)
     return (
         await session.scalars(
             select(Receipt).where(Receipt.mailbox_id == mailbox_id, condition).limit(1)

@@ -50,7 +50,7 @@ async def retry(ctx: Context, receipt_id: int) -> dict[str, Any]:
             )
         mailbox = await session.get(Mailbox, receipt.mailbox_id) if receipt.mailbox_id else None
         if receipt.raw is None:
-            if mailbox is None or receipt.uid is None:
+            if mailbox is None:
                 raise BadInput(f"Message {receipt_id} was never fetched, so it cannot be retried.")
             if receipt.size > mailbox.max_message_bytes:
                 raise BadInput(
@@ -58,10 +58,14 @@ async def retry(ctx: Context, receipt_id: int) -> dict[str, Any]:
                     "limit: raise it with `mailgate mailbox set NAME --max-message-bytes N`, then "
                     "retry."
                 )
-            # Fetch it again at the next poll: forget the receipt, step the UID state back.
-            mailbox.last_uid = min(mailbox.last_uid or 0, receipt.uid - 1)
             mailbox.quarantined = max(0, mailbox.quarantined - 1)
-            await session.delete(receipt)
+            if receipt.uidl is not None:
+                # POP3: without a receipt the UIDL is new again and fetched at the next poll.
+                await session.delete(receipt)
+            else:
+                # IMAP: the next poll fetches this UID before new mail (the UID state stays).
+                receipt.status = "refetch"
+                receipt.reason = "to be fetched again at the next poll"
             return {
                 "id": receipt_id,
                 "status": "refetch",

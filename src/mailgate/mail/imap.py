@@ -136,6 +136,7 @@ class ImapClient:
         self.timeout = timeout
         self.capabilities: set[str] = set()
         self.greeting = ""
+        self.news = False  # the server announced new mail (EXISTS) outside IDLE
         self._tag = 0
 
     # -- connecting ------------------------------------------------------------------------------
@@ -187,6 +188,9 @@ class ImapClient:
         if "STARTTLS" not in self.capabilities:
             raise ImapError("NO", "the server does not offer STARTTLS")
         await self.command("STARTTLS")
+        if getattr(self.reader, "_buffer", b""):  # the stream has no public way to ask
+            # Plaintext after STARTTLS's OK would be read as if it came over TLS (an injection).
+            raise ConnectionLost(f"{self.host} sent data right after STARTTLS: refusing it")
         async with asyncio.timeout(self.timeout):
             await self.writer.start_tls(tls, server_hostname=self.host.strip("[]"))
         self.capabilities = set()  # RFC 3501 §6.2.1: forget what was said before TLS
@@ -271,6 +275,9 @@ class ImapClient:
                     raise ImapError(status.upper(), text)
                 untagged.append(response)  # the completion may carry response codes
                 return untagged
+            if response.tag == "*" and re.match(r"\d+ EXISTS", response.text, re.I):
+                # New mail told in passing (RFC 3501 §7.3.1): the server won't repeat it in IDLE.
+                self.news = True
             untagged.append(response)
 
     # -- authentication --------------------------------------------------------------------------
@@ -328,10 +335,13 @@ class ImapClient:
         return parse_search(await self.command(f"UID SEARCH {criteria}"))
 
     async def sizes(self, uids: list[int]) -> dict[int, int]:
-        if not uids:
-            return {}
-        found = parse_fetch(await self.command(f"UID FETCH {_set(uids)} (UID RFC822.SIZE)"))
-        return {uid: int(str(item.get("size", 0))) for uid, item in found.items()}
+        sizes: dict[int, int] = {}
+        ordered = sorted(uids)
+        for start in range(0, len(ordered), 500):  # servers limit a command line's length
+            chunk = ordered[start : start + 500]
+            found = parse_fetch(await self.command(f"UID FETCH {_set(chunk)} (UID RFC822.SIZE)"))
+            sizes.update({uid: int(str(item.get("size", 0))) for uid, item in found.items()})
+        return sizes
 
     async def fetch(self, uid: int) -> bytes | None:
         """The message, without setting \\Seen (BODY.PEEK); None when it is gone."""
@@ -354,12 +364,11 @@ class ImapClient:
         await self.delete(uid)
 
     async def _expunge(self, uid: int) -> None:
-        # UID EXPUNGE (UIDPLUS) removes only this message; plain EXPUNGE would also remove
-        # messages someone else marked \Deleted.
+        # UID EXPUNGE (UIDPLUS) removes only this message. Plain EXPUNGE would also remove
+        # messages someone else marked \Deleted, so without UIDPLUS the message stays flagged
+        # \Deleted for the server or the next client to expunge.
         if "UIDPLUS" in self.capabilities:
             await self.command(f"UID EXPUNGE {uid}")
-        else:
-            await self.command("EXPUNGE")
 
     async def idle(self, wait: float) -> bool:
         """IDLE until the server reports new mail or `wait` seconds pass; True on new mail."""
@@ -370,9 +379,11 @@ class ImapClient:
             raise ImapError("NO", f"IDLE refused: {first.text}")
         news = False
         saved = self.timeout
+        deadline = asyncio.get_running_loop().time() + wait
         try:
-            self.timeout = wait
             while True:
+                # One deadline for the whole IDLE, however many other lines arrive meanwhile.
+                self.timeout = max(0.001, deadline - asyncio.get_running_loop().time())
                 response = await self._read_response()
                 if response.tag == "*" and re.match(r"\d+ (EXISTS|RECENT)", response.text, re.I):
                     news = True

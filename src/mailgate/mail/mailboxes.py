@@ -317,7 +317,12 @@ async def set_mailbox(ctx: Context, name: str, opts: MailboxOptions) -> tuple[Ma
                 f"Mailbox {name!r} reads over {row.protocol} and keeps that protocol's message "
                 "state: add a new mailbox for the other protocol instead."
             )
+        place = (row.host, row.port, row.username.lower(), row.folder)
         warnings = await _resolve(ctx, session, row, opts)
+        if (row.host, row.port, row.username.lower(), row.folder) != place:
+            # Another mailbox or folder: its UIDs mean nothing here; start over (by --backlog).
+            row.uidvalidity = None
+            row.last_uid = None
         await session.commit()
         return row, warnings
 

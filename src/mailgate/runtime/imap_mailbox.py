@@ -129,7 +129,7 @@ async def _finish_pending(
             and receipt.uidvalidity == uidvalidity
             and await imap.uid_search(f"UID {receipt.uid}")
         ):
-            await _post_action(imap, mailbox, receipt.uid)
+            await _safe_post_action(ctx, imap, mailbox, receipt.uid)
         await pipeline.post_action_done(ctx, receipt.id)
         done += 1
     return done
@@ -138,25 +138,24 @@ async def _finish_pending(
 async def _plan(
     imap: ImapClient, mailbox: Mailbox, selected: Selected
 ) -> tuple[list[int], int | None]:
-    """The UIDs to take now, and — when the UID state starts over — the last UID to remember
-    first (so a backlog of "unseen" or "none" never takes old mail later)."""
+    """The UIDs to take now, and — when the UID state starts over (first poll, or the server
+    renumbered the folder) — the last UID to remember once they are all taken."""
     if mailbox.uidvalidity is not None and mailbox.uidvalidity == selected.uidvalidity:
         last = mailbox.last_uid or 0
         # "n:*" always matches the highest UID, even below n (RFC 3501 §6.4.8): filter.
         return [uid for uid in await imap.uid_search(f"UID {last + 1}:*") if uid > last], None
     if mailbox.uidvalidity is not None:
-        # The server renumbered the folder: look at everything; what was taken before is
-        # recognised by its content and not taken again.
+        # The server renumbered the folder: the backlog policy applies again; what was taken
+        # before is recognised (place, content or Message-ID) and not taken again.
         log.warning(
             "uidvalidity changed",
             mailbox=mailbox.name,
             old=mailbox.uidvalidity,
             new=selected.uidvalidity,
         )
-        return await imap.uid_search("ALL"), 0
     present = selected.uidnext - 1 if selected.uidnext else max(await imap.uid_search("ALL") or [0])
     if mailbox.backlog == "all":
-        return await imap.uid_search("ALL"), 0
+        return await imap.uid_search("ALL"), present
     if mailbox.backlog == "unseen":
         return await imap.uid_search("UNSEEN"), present
     return [], present
@@ -166,9 +165,43 @@ async def _remember(ctx: Context, mailbox: Mailbox, uidvalidity: int | None, las
     async with ctx.db.session() as session, session.begin():
         row = await session.get(Mailbox, mailbox.id)
         assert row is not None
+        same = row.uidvalidity == uidvalidity
+        row.last_uid = max(last_uid, row.last_uid or 0) if same else last_uid
         row.uidvalidity = uidvalidity
-        row.last_uid = last_uid
     mailbox.uidvalidity, mailbox.last_uid = uidvalidity, last_uid
+
+
+async def _refetch(ctx: Context, mailbox: Mailbox, uidvalidity: int | None) -> list[int]:
+    """UIDs of quarantined messages whose retry asked for them to be fetched again."""
+    async with ctx.db.session() as session, session.begin():
+        receipts = (
+            await session.scalars(
+                select(Receipt).where(Receipt.mailbox_id == mailbox.id, Receipt.status == "refetch")
+            )
+        ).all()
+        uids = []
+        for receipt in receipts:
+            if receipt.uidvalidity == uidvalidity and receipt.uid is not None:
+                uids.append(receipt.uid)
+            await session.delete(receipt)  # the message gets a fresh receipt when taken
+    return uids
+
+
+async def _safe_post_action(ctx: Context, imap: ImapClient, mailbox: Mailbox, uid: int) -> None:
+    """The post-action; its failure (e.g. the move folder is missing) is recorded, and does not
+    hold back the mailbox: the message is committed already."""
+    try:
+        await _post_action(imap, mailbox, uid)
+    except ImapError as exc:
+        log.warning("post-action failed", mailbox=mailbox.name, uid=uid, error=str(exc))
+        await set_status(
+            ctx,
+            mailbox.id,
+            "failing",
+            f"the post-action {mailbox.after} failed for UID {uid} ({exc}): the message was "
+            "taken; fix the mailbox's --after (e.g. create the folder)",
+            checked=False,
+        )
 
 
 async def process(
@@ -177,16 +210,20 @@ async def process(
     """Take every new message of the selected folder, in UID order."""
     report = PollReport()
     selected = await imap.select(mailbox.folder, readonly=dry_run)
-    uids, start_after = await _plan(imap, mailbox, selected)
+    imap.news = False  # SELECT's own EXISTS is the count, not news
+    uids, start_over = await _plan(imap, mailbox, selected)
     if dry_run:
         report.would_take = uids
         return report
     report.post_actions_finished = await _finish_pending(ctx, imap, mailbox, selected.uidvalidity)
-    if start_after is not None:
-        await _remember(ctx, mailbox, selected.uidvalidity, start_after)
+    uids = sorted(set(uids) | set(await _refetch(ctx, mailbox, selected.uidvalidity)))
     sizes = await imap.sizes(uids)
     for uid in uids:
-        ref = pipeline.MessageRef(uidvalidity=selected.uidvalidity, uid=uid)
+        # While a backlog is taken the UID state stays put: an interrupted backlog is taken
+        # again from the start, and what was taken is recognised.
+        ref = pipeline.MessageRef(
+            uidvalidity=selected.uidvalidity, uid=uid, advance=start_over is None
+        )
         size = sizes.get(uid, 0)
         if size > mailbox.max_message_bytes:
             reason = (
@@ -204,9 +241,12 @@ async def process(
         if taken.status == "quarantined":
             report.quarantined.append(uid)  # kept on the server, untouched, for a retry
         else:
-            await _post_action(imap, mailbox, uid)
+            await _safe_post_action(ctx, imap, mailbox, uid)
         await pipeline.post_action_done(ctx, taken.receipt_id)
-    mailbox.last_uid = max([mailbox.last_uid or 0, *uids])
+    if start_over is not None:
+        await _remember(ctx, mailbox, selected.uidvalidity, max([start_over, *uids]))
+    else:
+        mailbox.last_uid = max([mailbox.last_uid or 0, *uids])
     return report
 
 
@@ -306,8 +346,11 @@ async def run_mailbox(
                 await set_status(ctx, mailbox.id, "idle" if use_idle else "polling")
                 backoff.reset()
                 while not stop.is_set():
+                    mailbox = await load(ctx, name)  # `mailbox set` applies at the next round
                     await process(ctx, imap, mailbox)
                     await set_status(ctx, mailbox.id, "idle" if use_idle else "polling")
+                    if imap.news:
+                        continue  # mail announced while the last batch was processed
                     if use_idle:
                         # Push: back within a second of new mail; re-issued before 29 minutes.
                         await imap.idle(idle_renew)
@@ -340,7 +383,9 @@ async def run_mailbox(
             await set_status(ctx, mailbox.id, "failing", f"{exc}; reconnecting in {delay:.0f} s")
             log.warning("mailbox connection lost", mailbox=name, error=str(exc), retry_in=delay)
             await wait_or_stop(ctx, stop, delay)
-        except (ImapError, Transient, sasl.NoOAuthMechanism, OSError) as exc:
+        except Exception as exc:  # the loop survives anything: log, say it, back off, retry
+            if not isinstance(exc, ImapError | Transient | sasl.NoOAuthMechanism | OSError):
+                log.exception("mailbox loop error", mailbox=name)
             delay = backoff.next()
             await set_status(ctx, mailbox.id, "failing", f"{exc}; reconnecting in {delay:.0f} s")
             log.warning("mailbox connection failed", mailbox=name, error=str(exc), retry_in=delay)

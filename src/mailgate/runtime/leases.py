@@ -76,12 +76,20 @@ async def holding(
     assert body is not None
 
     async def heartbeat() -> None:
+        renewed = asyncio.get_running_loop().time()
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
-            if not await claim(ctx, mailbox_id, owner):
-                log.error("mailbox lease lost", mailbox=mailbox_id, owner=owner)
-                body.cancel()
-                return
+            try:
+                if not await claim(ctx, mailbox_id, owner):
+                    log.error("mailbox lease lost", mailbox=mailbox_id, owner=owner)
+                    body.cancel()
+                    return
+                renewed = asyncio.get_running_loop().time()
+            except Exception:  # a database blip: retry, but never hold a lease we cannot renew
+                log.exception("mailbox lease renewal failed", mailbox=mailbox_id)
+                if asyncio.get_running_loop().time() - renewed > LEASE_SECONDS - HEARTBEAT_SECONDS:
+                    body.cancel()
+                    return
 
     beating = asyncio.create_task(heartbeat())
     try:

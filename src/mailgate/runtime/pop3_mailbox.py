@@ -9,8 +9,11 @@ client runs in a thread.
 from __future__ import annotations
 
 import asyncio
+import poplib
 import re
+from dataclasses import dataclass
 
+import structlog
 from sqlalchemy import select
 
 from mailgate.context import Context
@@ -23,6 +26,8 @@ from mailgate.oauth.tokens import TokenKeeper
 from mailgate.runtime import leases
 from mailgate.runtime.imap_mailbox import Backoff, PollReport, load, set_status, wait_or_stop
 from mailgate.store.models import Mailbox, Receipt
+
+log = structlog.get_logger(__name__)
 
 
 async def _open(ctx: Context, keeper: TokenKeeper, mailbox: Mailbox) -> Session:
@@ -61,14 +66,24 @@ async def _open(ctx: Context, keeper: TokenKeeper, mailbox: Mailbox) -> Session:
     raise AssertionError("unreachable")
 
 
-async def _known(ctx: Context, mailbox_id: int) -> dict[str, Receipt]:
+@dataclass(frozen=True)
+class _Known:
+    id: int
+    status: str
+    post_action_done_at: object
+
+
+async def _known(ctx: Context, mailbox_id: int) -> dict[str, _Known]:
+    """UIDL → what was taken (only the columns needed: not the stored messages)."""
     async with ctx.db.session() as session:
         rows = (
-            await session.scalars(
-                select(Receipt).where(Receipt.mailbox_id == mailbox_id, Receipt.uidl.is_not(None))
+            await session.execute(
+                select(Receipt.uidl, Receipt.id, Receipt.status, Receipt.post_action_done_at).where(
+                    Receipt.mailbox_id == mailbox_id, Receipt.uidl.is_not(None)
+                )
             )
         ).all()
-    return {str(r.uidl): r for r in rows}
+    return {str(uidl): _Known(rid, status, done) for uidl, rid, status, done in rows}
 
 
 async def process(
@@ -96,11 +111,13 @@ async def process(
         return report
     deletes: list[int] = []
     # Post-actions a crash left pending: the messages were committed but not deleted.
-    pending = [r for r in known.values() if r.post_action_done_at is None and r.uidl in numbers]
-    for receipt in pending:
+    pending = [
+        (uidl, r) for uidl, r in known.items() if r.post_action_done_at is None and uidl in numbers
+    ]
+    for uidl, receipt in pending:
         if mailbox.after == "delete" and receipt.status != "quarantined":
             deletes.append(receipt.id)
-            await asyncio.to_thread(pop.dele, numbers[str(receipt.uidl)])
+            await asyncio.to_thread(pop.dele, numbers[uidl])
     report.post_actions_finished = len(pending)
     for uidl in new:
         number = numbers[uidl]
@@ -162,7 +179,7 @@ async def poll_once(
     except NeedsReauthorization as exc:
         await set_status(ctx, mailbox.id, "needs-reauthorization", str(exc))
         raise
-    except (StepFailed, sasl.NoOAuthMechanism, OSError, EOFError) as exc:
+    except (StepFailed, sasl.NoOAuthMechanism, OSError, EOFError, poplib.error_proto) as exc:
         status = (
             "auth-failed" if isinstance(exc, StepFailed) and exc.kind == "refused" else "failing"
         )
@@ -197,7 +214,9 @@ async def run_pop3_mailbox(
             status = "auth-failed" if exc.kind == "refused" else "failing"
             await set_status(ctx, mailbox.id, status, exc.detail)
             wait = backoff.next() if status == "failing" else max(wait, 900.0)
-        except (Transient, sasl.NoOAuthMechanism, OSError, EOFError) as exc:
+        except Exception as exc:  # the loop survives anything: log, say it, back off, retry
+            if not isinstance(exc, Transient | sasl.NoOAuthMechanism | OSError | EOFError):
+                log.exception("mailbox loop error", mailbox=name)
             wait = backoff.next()
             await set_status(ctx, mailbox.id, "failing", f"{exc}; retrying in {wait:.0f} s")
         await wait_or_stop(ctx, stop, wait)

@@ -204,9 +204,8 @@ async def add_comment(
     session.add(comment)
     await session.flush()
     if source_message_id:
-        await remember_message(
-            session, issue.project_id, source_message_id, issue.id, "in", known_new=True
-        )
+        # The issue may be in another project than the mailbox's: look the id up there.
+        await remember_message(session, issue.project_id, source_message_id, issue.id, "in")
     await _attach(session, issue, comment, attachments)
     issue.updated_at = comment.created_at
     return comment
