@@ -7,6 +7,7 @@ first, so a new user never runs `mailgate migrate` by hand.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -135,9 +136,9 @@ def ensure_home(settings: Settings) -> None:
     """Create MAILGATE_HOME, or say why it cannot be used."""
     try:
         settings.home.mkdir(parents=True, exist_ok=True)
-        probe = settings.home / ".write-test"
-        probe.touch()
-        probe.unlink()
+        # A probe file of this process's own: processes starting together must not race.
+        with tempfile.NamedTemporaryFile(dir=settings.home, prefix=".write-test-"):
+            pass
     except OSError as exc:
         raise BadInput(
             f"MAILGATE_HOME {settings.home} cannot be used as the data folder ({exc.strerror}): "
