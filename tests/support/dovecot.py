@@ -7,7 +7,7 @@ and POP3S, LMTP and an auth listener for a future Postfix, all on free 127.0.0.1
 XOAUTH2 and OAUTHBEARER are checked by RFC 7662 introspection, one ``oauth2`` passdb per
 introspection URL given (tried in order); PLAIN and LOGIN against a passwd-file that is also the
 userdb. Mail is Maildir under the folder, owned by ``mail:mail`` (run as root) or by the user
-running the tests (rootless). /work/shared/REAL-SERVERS.md has the facts this is built on.
+running the tests (rootless). The project's notes on running real servers have the facts this is built on.
 
 Register the fixtures with ``pytest_plugins = ["tests.support.dovecot"]`` in a conftest.py:
 

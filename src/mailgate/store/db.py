@@ -53,9 +53,10 @@ def _driver_url(url: str, *, asynchronous: bool) -> sa.URL:
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers work while one writer commits; busy_timeout makes a second writer wait
-    # instead of failing at once with "database is locked".
+    # instead of failing at once with "database is locked" — and stays well below the mailbox
+    # lease (10 s), so a heartbeat waiting for the lock renews in time.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
