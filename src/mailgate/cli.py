@@ -7,6 +7,7 @@ standard error. Exit status: 0 success, 1 the operation failed, 2 bad usage or i
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -87,6 +88,24 @@ def emit(data: Any, as_json: bool, text: Callable[[], str]) -> None:
 def warn(messages: list[str]) -> None:
     for message in messages:
         typer.echo(f"warning: {message}", err=True)
+
+
+def same_options(
+    template: Callable[..., None],
+) -> Callable[[Callable[[dict[str, Any]], None]], Callable[..., None]]:
+    """A `set` command takes every option of its `add`: the signature is written once (on
+    `add`); the decorated body receives the given values as a dict."""
+
+    def decorate(body: Callable[[dict[str, Any]], None]) -> Callable[..., None]:
+        @functools.wraps(template)
+        def command(**values: Any) -> None:
+            body(values)
+
+        command.__doc__ = body.__doc__
+        command.__name__ = command.__qualname__ = body.__name__
+        return command
+
+    return decorate
 
 
 def key_values(data: dict[str, Any]) -> str:
@@ -381,32 +400,12 @@ def integration_add(
 
 
 @integration_app.command("set")
-def integration_set(
-    name: str,
-    provider: ProviderOpt = None,
-    client_id: ClientIdOpt = None,
-    client_secret_file: SecretFileOpt = None,
-    client_secret_env: SecretEnvOpt = None,
-    tenant: TenantOpt = None,
-    cloud: CloudOpt = None,
-    account_type: AccountTypeOpt = None,
-    use: UseOpt = None,
-    authority: AuthorityOpt = None,
-    discovery_url: DiscoveryOpt = None,
-    authorization_endpoint: AuthzOpt = None,
-    token_endpoint: TokenOpt = None,
-    device_authorization_endpoint: DeviceOpt = None,
-    scope: ScopeOpt = None,
-    app_scope: AppScopeOpt = None,
-    token_auth: TokenAuthOpt = None,
-    client_secret_expires: ExpiresOpt = None,
-    as_json: JsonFlag = False,
-) -> None:
+@same_options(integration_add)
+def integration_set(values: dict[str, Any]) -> None:
     """Change an integration (e.g. a new client secret); credentials and mailboxes stay."""
-    values = dict(locals())
-    view, warnings = run(lambda ctx: _save_integration(ctx, name, values, new=False))
+    view, warnings = run(lambda ctx: _save_integration(ctx, values["name"], values, new=False))
     warn(warnings)
-    emit(view, as_json, lambda: key_values(view))
+    emit(view, values["as_json"], lambda: key_values(view))
 
 
 @integration_app.command("list")
@@ -890,41 +889,12 @@ def mailbox_add(
 
 
 @mailbox_app.command("set")
-def mailbox_set(
-    name: str,
-    protocol: MbProtocolOpt = None,
-    host: MbHostOpt = None,
-    port: MbPortOpt = None,
-    security: MbSecurityOpt = None,
-    username: MbUserOpt = None,
-    credential: MbCredentialOpt = None,
-    password_file: MbPasswordOpt = None,
-    folder: MbFolderOpt = None,
-    ca_file: MbCaOpt = None,
-    project: MbProjectOpt = None,
-    handler: MbHandlerOpt = None,
-    after: MbAfterOpt = None,
-    poll: MbPollOpt = None,
-    idle: MbIdleOpt = None,
-    backlog: MbBacklogOpt = None,
-    sasl: MbSaslOpt = None,
-    max_message_bytes: MbMaxOpt = None,
-    bulk: MbBulkOpt = None,
-    comments_from_participants_only: MbParticipantsOpt = None,
-    cc_watchers: MbCcOpt = None,
-    catch_address: MbCatchOpt = None,
-    create_customers: MbCustomersOpt = None,
-    whole_body: MbWholeOpt = None,
-    split_regex: MbSplitOpt = None,
-    quarantine_dmarc_fail: MbDmarcOpt = None,
-    max_per_sender_hour: MbFloodOpt = None,
-    as_json: JsonFlag = False,
-) -> None:
+@same_options(mailbox_add)
+def mailbox_set(values: dict[str, Any]) -> None:
     """Change a mailbox; it keeps its UID state, so no mail is taken twice."""
-    values = dict(locals())
-    view, warnings = run(lambda ctx: _save_mailbox(ctx, name, values, new=False))
+    view, warnings = run(lambda ctx: _save_mailbox(ctx, values["name"], values, new=False))
     warn(warnings)
-    emit(view, as_json, lambda: key_values(view))
+    emit(view, values["as_json"], lambda: key_values(view))
 
 
 @mailbox_app.command("list")

@@ -12,9 +12,10 @@ import pytest
 from tests.support.emulator import RunningEmulator
 from tests.support.keeper import microsoft_credential
 
+from mailgate.backoff import Backoff
 from mailgate.context import Context
 from mailgate.mail.mailboxes import MailboxOptions, add_mailbox
-from mailgate.runtime.imap_mailbox import Backoff, load, run_mailbox
+from mailgate.runtime.imap_mailbox import load, run_mailbox
 
 ALICE = "alice@contoso.example"
 

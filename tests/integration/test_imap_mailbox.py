@@ -10,11 +10,12 @@ from tests.support.dovecot import Dovecot
 from tests.support.emulator import RunningEmulator
 from tests.support.mail import ALICE, message, wait_for_receipts, with_mailbox
 
+from mailgate.backoff import Backoff
 from mailgate.context import Context
 from mailgate.inbound import pipeline
 from mailgate.mail.imap import ImapClient
 from mailgate.mail.mailboxes import destination_of
-from mailgate.runtime.imap_mailbox import Backoff, load, poll_once, receipts_of, run_mailbox
+from mailgate.runtime.imap_mailbox import load, poll_once, receipts_of, run_mailbox
 from mailgate.store.models import Mailbox
 from mailgate.tracker.service import list_issues
 

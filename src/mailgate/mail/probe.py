@@ -22,6 +22,7 @@ from mailgate.context import Context
 from mailgate.errors import MailgateError
 from mailgate.mail import sasl
 from mailgate.mail.diagnose import Failure, diagnose
+from mailgate.mail.imap import quote
 from mailgate.mail.mailboxes import get_mailbox
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.steps import Step, StepReport
@@ -267,7 +268,7 @@ class Session:
 
     def select(self) -> str:
         if self.imap is not None:
-            typ, data = self.imap.select(_quote(self.mailbox.folder), readonly=True)
+            typ, data = self.imap.select(quote(self.mailbox.folder), readonly=True)
             if typ != "OK":
                 raise StepFailed(_text(data))
             uidvalidity = self.imap.response("UIDVALIDITY")[1]
@@ -305,14 +306,6 @@ class Session:
         finally:
             if self.sock is not None:
                 self.sock.close()
-
-
-def _quote(folder: str) -> str:
-    return (
-        folder
-        if re.fullmatch(r"[A-Za-z0-9_.\-/]+", folder)
-        else '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    )
 
 
 def tls_context_for(mailbox: Mailbox) -> ssl.SSLContext:

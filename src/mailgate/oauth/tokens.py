@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy import or_, select, update
 
+from mailgate.backoff import delay
 from mailgate.context import Context
 from mailgate.errors import (
     BadInput,
@@ -91,10 +92,10 @@ class RefreshPolicy:
 
     def backoff(self, failures: int, rng: random.Random) -> timedelta:
         """Exponential backoff with jitter: base·2^(n-1), capped, times a factor in [0.5, 1]."""
-        exponent = min(max(failures, 1) - 1, 30)
-        capped = min(self.backoff_base * (1 << exponent), self.backoff_max)
-        factor: float = rng.uniform(0.5, 1.0)
-        return capped * factor
+        seconds = delay(
+            failures, self.backoff_base.total_seconds(), self.backoff_max.total_seconds(), rng
+        )
+        return timedelta(seconds=seconds)
 
     def expires_at(self, response: TokenResponse, now: datetime) -> datetime:
         if response.expires_in is None:

@@ -8,7 +8,6 @@ state (UIDVALIDITY, last UID) advances in the transaction that records each mess
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from datetime import timedelta
 import structlog
 from sqlalchemy import select
 
+from mailgate.backoff import Backoff
 from mailgate.context import Context
 from mailgate.errors import MailgateError, NeedsReauthorization, Transient
 from mailgate.inbound import pipeline
@@ -34,6 +34,7 @@ from mailgate.mail.mailboxes import destination_of, get_mailbox, password_of
 from mailgate.mail.probe import tls_context_for
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.runtime import leases
+from mailgate.runtime.pause import wait_or_stop
 from mailgate.store.models import Mailbox, Receipt
 
 log = structlog.get_logger(__name__)
@@ -306,25 +307,6 @@ def describe(mailbox: Mailbox, exc: BaseException) -> str:
     return str(exc)
 
 
-@dataclass
-class Backoff:
-    """Exponential backoff with jitter for reconnects: capped, reset after a success."""
-
-    base: float = 1.0
-    cap: float = 300.0
-    failures: int = 0
-    rng: random.Random = field(default_factory=random.Random)
-
-    def next(self) -> float:
-        self.failures += 1
-        growth = float(1 << min(self.failures - 1, 20))
-        jitter: float = self.rng.uniform(0.5, 1.0)
-        return min(self.cap, self.base * growth) * jitter
-
-    def reset(self) -> None:
-        self.failures = 0
-
-
 async def run_mailbox(
     ctx: Context,
     name: str,
@@ -390,14 +372,6 @@ async def run_mailbox(
             await set_status(ctx, mailbox.id, "failing", f"{exc}; reconnecting in {delay:.0f} s")
             log.warning("mailbox connection failed", mailbox=name, error=str(exc), retry_in=delay)
             await wait_or_stop(ctx, stop, delay)
-
-
-async def wait_or_stop(ctx: Context, stop: asyncio.Event, seconds: float) -> None:
-    sleeper = asyncio.ensure_future(ctx.sleep(seconds))
-    stopper = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    for task in (sleeper, stopper):
-        task.cancel()
 
 
 async def receipts_of(ctx: Context, mailbox_id: int) -> list[Receipt]:

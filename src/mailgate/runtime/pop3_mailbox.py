@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy import select
 
+from mailgate.backoff import Backoff
 from mailgate.context import Context
 from mailgate.errors import NeedsReauthorization, Transient
 from mailgate.inbound import pipeline
@@ -24,7 +25,8 @@ from mailgate.mail.mailboxes import destination_of, password_of
 from mailgate.mail.probe import Session, StepFailed, tls_context_for
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.runtime import leases
-from mailgate.runtime.imap_mailbox import Backoff, PollReport, load, set_status, wait_or_stop
+from mailgate.runtime.imap_mailbox import PollReport, load, set_status
+from mailgate.runtime.pause import wait_or_stop
 from mailgate.store.models import Mailbox, Receipt
 
 log = structlog.get_logger(__name__)

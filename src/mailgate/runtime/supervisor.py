@@ -18,6 +18,7 @@ from mailgate.oauth.signin import prune as prune_signins
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.runtime import leases
 from mailgate.runtime.imap_mailbox import run_mailbox
+from mailgate.runtime.pause import wait_or_stop
 from mailgate.runtime.pop3_mailbox import run_pop3_mailbox
 from mailgate.store.models import Mailbox
 
@@ -98,12 +99,7 @@ class Supervisor:
             await self._pause(self.integration_check_interval)
 
     async def _pause(self, seconds: float) -> None:
-        """Sleep (the context's, so tests inject it) unless stopped first."""
-        sleeper = asyncio.ensure_future(self.ctx.sleep(seconds))
-        stopper = asyncio.ensure_future(self._stop.wait())
-        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (sleeper, stopper):
-            task.cancel()
+        await wait_or_stop(self.ctx, self._stop, seconds)
 
     async def run(self) -> None:
         """Run until stopped: token upkeep, and a daily look at integrations."""
