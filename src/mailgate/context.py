@@ -6,13 +6,28 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from mailgate.config import Settings, load_settings
-from mailgate.http import HttpFactory, new_http_client, trust_local_certificate
 from mailgate.store.db import Database, open_database
 from mailgate.store.models import utcnow
 from mailgate.store.secretbox import SecretBox, load_secretbox
+from mailgate.trust import trust_local_certificate
 from mailgate.web.tls import dev_certificate_path
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from mailgate.http import HttpFactory
+
+
+def new_http_client() -> httpx2.AsyncClient:
+    """`mailgate.http.new_http_client`, imported when first needed (most commands make no HTTP
+    request: they start faster without the HTTP stack)."""
+    from mailgate.http import new_http_client as new
+
+    return new()
+
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]

@@ -173,6 +173,56 @@ async def test_ingest_eml_mbox_and_maildir(ctx: Context, project: None, tmp_path
     assert dict(again) == {"duplicate": 1}
 
 
+async def test_a_large_ingest_parses_in_other_processes_in_order(
+    ctx: Context, project: None, tmp_path: Path
+) -> None:
+    """More than one batch: parsing runs in spawned processes while earlier batches are
+    written, and a reply in a later batch still finds the issue of an earlier one."""
+    import mailbox
+
+    from mailgate.inbound import ingest as ingest_module
+
+    box = mailbox.mbox(tmp_path / "big.mbox")
+    for n in range(ingest_module.BATCH * 2 + 5):
+        box.add(mail(f"Case {n}", message_id=f"<big{n}@example.net>", body=f"body {n}"))
+    box.add(mail("Re: Case 0", message_id="<late@example.net>", in_reply_to="<big0@example.net>"))
+    box.flush()
+    seen: list[str] = []
+    summary = await ingest(
+        ctx, [tmp_path / "big.mbox"], "HELP", on_message=lambda origin, _: seen.append(origin)
+    )
+    assert dict(summary) == {"created": ingest_module.BATCH * 2 + 5, "commented": 1}
+    assert seen == [f"{tmp_path / 'big.mbox'}#{n}" for n in range(len(seen))]
+    first = await show_issue(ctx, "HELP-1")
+    assert first["summary"] == "Case 0" and len(first["comments"]) == 1
+    assert (await show_issue(ctx, "HELP-205"))["description"].strip() == "body 204"
+
+
+async def test_a_failing_message_in_a_batch_is_quarantined_alone(
+    ctx: Context, project: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch is taken again message by message: the others are created, once each."""
+    from mailgate.inbound import handle as handle_module
+
+    real = handle_module.handle
+
+    def sometimes(session, receipt_id, received_at, message, destination):  # type: ignore[no-untyped-def]
+        if message.subject == "poison":
+            raise RuntimeError("cannot digest this")
+        return real(session, receipt_id, received_at, message, destination)
+
+    monkeypatch.setattr(pipeline, "handle", sometimes)
+    batch = [
+        pipeline.Incoming(pipeline.MessageRef(), mail(subject, message_id=f"<{n}@x.example>"))
+        for n, subject in enumerate(["first", "poison", "third"])
+    ]
+    taken = await pipeline.take_many(ctx, None, batch, destination=HELP)
+    assert [t.status for t in taken] == ["created", "quarantined", "created"]
+    assert [i["summary"] for i in await list_issues(ctx)] == ["first", "third"]
+    [held] = await list_quarantine(ctx)
+    assert "cannot digest this" in held["reason"]
+
+
 async def test_dmarc_failure_is_quarantined_when_asked(ctx: Context, project: None) -> None:
     spoofed = mail(
         headers={
@@ -202,7 +252,7 @@ async def test_a_failure_inside_the_handler_quarantines_the_message(
 ) -> None:
     from mailgate.tracker import service
 
-    async def broken(*_args: object, **_kwargs: object) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(service, "create_issue", broken)

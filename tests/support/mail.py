@@ -30,8 +30,7 @@ def message(subject: str, size: int = 0) -> bytes:
 async def with_mailbox(
     ctx: Context, emulator: RunningEmulator, dovecot: Dovecot, **options: object
 ) -> Mailbox:
-    async with ctx.db.session() as session:
-        exists = await find_project(session, "HELP")
+    exists = await ctx.db.run(find_project, "HELP")
     if exists is None:
         await add_project(ctx, "HELP", "Help desk")
     cred = await microsoft_credential(ctx, emulator, account=ALICE)

@@ -1,21 +1,18 @@
-"""What a received message becomes in the tracker: parse, classify, route, write — inside the
+"""What a received message becomes in the tracker: classify, route, write — inside the
 transaction that records the message's receipt (see `pipeline`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-import structlog
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from mailgate.inbound import route
-from mailgate.inbound.parse import InboundMessage, parse_message
-from mailgate.store.models import Issue, Person, Project, Receipt, ThreadMessage, Watcher
+from mailgate.inbound.parse import InboundMessage
+from mailgate.store.models import Project, Receipt
 from mailgate.tracker import service
-
-log = structlog.get_logger(__name__)
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_ATTACHMENTS_PER_MESSAGE = 25 * 1024 * 1024
@@ -32,27 +29,44 @@ class Destination:
     max_attachments_per_message: int = DEFAULT_MAX_ATTACHMENTS_PER_MESSAGE
 
 
-async def handle(session: AsyncSession, receipt: Receipt, destination: Destination) -> None:
-    """Turn the receipt's message into an issue or comment; set the receipt's status and reason."""
-    assert receipt.raw is not None
-    message = parse_message(receipt.raw)
-    # One lookup per transaction: a batch of ingested messages shares it.
+@dataclass(frozen=True)
+class Outcome:
+    """What the message became: the receipt's status, reason and issue."""
+
+    status: str  # created, commented, ignored, duplicate, quarantined
+    reason: str | None = None
+    issue_id: int | None = None
+    project: str | None = None
+    sender: str | None = None
+
+
+RECEIPTS = service.table_of(Receipt)
+
+
+def handle(
+    session: Session,
+    receipt_id: int,
+    received_at: datetime,
+    message: InboundMessage,
+    destination: Destination,
+) -> Outcome:
+    """Turn a received message into an issue or comment (or decide not to), in the caller's
+    transaction."""
+    # One lookup per transaction: a batch of messages shares it.
     projects: dict[str, Project | None] = session.info.setdefault("projects", {})
     if destination.project not in projects:
-        projects[destination.project] = await service.find_project(session, destination.project)
+        projects[destination.project] = service.find_project(session, destination.project)
     project = projects[destination.project]
     if project is None:
-        _mark(
-            receipt,
+        return Outcome(
             "quarantined",
             f"project {destination.project} does not exist: create it with "
-            f"`mailgate project add {destination.project} --name NAME`, then `mailgate quarantine retry {receipt.id}`",
+            f"`mailgate project add {destination.project} --name NAME`, then "
+            f"`mailgate quarantine retry {receipt_id}`",
         )
-        return
-    receipt.project = project.key
-    receipt.sender = message.from_.address or None
-    match = await _match(
-        session, project, message, receipt, destination.options.max_per_sender_hour
+    sender = message.from_.address or None
+    match, found = _match(
+        session, project, message, receipt_id, received_at, destination.options.max_per_sender_hour
     )
     decision = route.decide(
         automated=message.automated,
@@ -62,153 +76,129 @@ async def handle(session: AsyncSession, receipt: Receipt, destination: Destinati
         dmarc=message.auth.dmarc,
     )
     if isinstance(decision, route.Ignore):
-        _mark(receipt, "ignored", decision.reason)
-    elif isinstance(decision, route.Quarantine):
-        _mark(receipt, "quarantined", decision.reason)
-    elif isinstance(decision, route.Duplicate):
-        _mark(
-            receipt,
+        return Outcome("ignored", decision.reason, project=project.key, sender=sender)
+    if isinstance(decision, route.Quarantine):
+        return Outcome("quarantined", decision.reason, project=project.key, sender=sender)
+    if isinstance(decision, route.Duplicate):
+        return Outcome(
             "duplicate",
             "this Message-ID already made an issue in the project",
             decision.issue_id,
+            project=project.key,
+            sender=sender,
         )
-    elif isinstance(decision, route.AddComment):
-        issue = await session.get(Issue, decision.issue_id)
-        assert issue is not None
-        author = await service.person(session, message.from_.address, message.from_.name)
+    if isinstance(decision, route.AddComment):
+        assert found is not None
+        author = service.person(session, message.from_.address, message.from_.name)
         attachments, notes = _attachments(message, destination)
         body = route.comment_body(message.reply_text, message.body_text, destination.options)
-        await service.add_comment(
+        service.add_comment(
             session,
-            issue,
+            found,
             author,
             _with_notes(body, notes),
             source_message_id=message.message_id,
-            receipt_id=receipt.id,
+            receipt_id=receipt_id,
             sender_authentication=message.auth.summary or None,
             attachments=attachments,
         )
-        await service.watch(session, issue, author)  # Jira: a commenter becomes a watcher
-        _mark(receipt, "commented", None, issue.id)
-    else:
-        reporter = await _reporter(session, project, message, destination)
-        if reporter is None:
-            _mark(
-                receipt,
-                "quarantined",
-                f"the sender {message.from_.address or '(none)'} is not known and the "
-                "project has no default reporter (`mailgate project set KEY --default-reporter ADDRESS`)",
-            )
-            return
-        watchers = []
-        if destination.options.cc_watchers:
-            own = {a.lower() for a in destination.own_addresses}
-            for address in message.cc:
-                if address not in own and address != reporter.email:
-                    watchers.append(await service.person(session, address))
-        attachments, notes = _attachments(message, destination)
-        issue = await service.create_issue(
-            session,
-            project,
-            reporter,
-            message.subject,
-            _with_notes(message.body_text, notes),
-            source_message_id=message.message_id,
-            receipt_id=receipt.id,
-            sender_authentication=message.auth.summary or None,
-            attachments=attachments,
-            watchers=watchers,
+        service.watch(session, found, author)  # Jira: a commenter becomes a watcher
+        return Outcome("commented", None, found.id, project=project.key, sender=sender)
+    reporter = _reporter(session, project, message, destination)
+    if reporter is None:
+        return Outcome(
+            "quarantined",
+            f"the sender {message.from_.address or '(none)'} is not known and the "
+            "project has no default reporter (`mailgate project set KEY --default-reporter ADDRESS`)",
+            project=project.key,
+            sender=sender,
         )
-        _mark(receipt, "created", None, issue.id)
+    watchers = []
+    if destination.options.cc_watchers:
+        own = {a.lower() for a in destination.own_addresses}
+        for address in message.cc:
+            if address not in own:
+                watchers.append(service.person(session, address))
+    attachments, notes = _attachments(message, destination)
+    issue = service.create_issue(
+        session,
+        project.id,
+        reporter,
+        message.subject,
+        _with_notes(message.body_text, notes),
+        source_message_id=message.message_id,
+        receipt_id=receipt_id,
+        sender_authentication=message.auth.summary or None,
+        attachments=attachments,
+        watcher_ids=watchers,
+    )
+    return Outcome("created", None, issue.id, project=project.key, sender=sender)
 
 
-def _mark(receipt: Receipt, status: str, reason: str | None, issue_id: int | None = None) -> None:
-    receipt.status = status
-    receipt.reason = reason
-    receipt.issue_id = issue_id
-
-
-async def _match(
-    session: AsyncSession,
+def _match(
+    session: Session,
     project: Project,
     message: InboundMessage,
-    receipt: Receipt,
+    receipt_id: int,
+    received_at: datetime,
     flood_limit: int,
-) -> route.Match:
+) -> tuple[route.Match, service.IssueRef | None]:
+    """What routing needs to know, and the issue the message names (if any)."""
     recent = 0
     if message.from_.address and flood_limit:
-        since = receipt.received_at - timedelta(hours=1)
         recent = int(
-            await session.scalar(
+            session.connection()
+            .execute(
                 select(func.count())
-                .select_from(Receipt)
+                .select_from(RECEIPTS)
                 .where(
-                    Receipt.sender == message.from_.address,
-                    Receipt.project == project.key,
-                    Receipt.received_at >= since,
-                    Receipt.status.in_(("created", "commented")),
-                    Receipt.id != receipt.id,
+                    RECEIPTS.c.sender == message.from_.address,
+                    RECEIPTS.c.project == project.key,
+                    RECEIPTS.c.received_at >= received_at - timedelta(hours=1),
+                    RECEIPTS.c.status.in_(("created", "commented")),
+                    RECEIPTS.c.id != receipt_id,
                 )
             )
+            .scalar()
             or 0
         )
     if message.message_id:
-        seen = (
-            await session.scalars(
-                select(ThreadMessage).where(
-                    ThreadMessage.project_id == project.id,
-                    ThreadMessage.message_id == message.message_id,
-                )
-            )
-        ).first()
+        seen = service.thread_issue(session, project.id, message.message_id)
         if seen is not None:
-            return route.Match(issue_id=None, duplicate_of=seen.issue_id, sender_last_hour=recent)
-    issue: Issue | None = None
+            return route.Match(issue_id=None, duplicate_of=seen, sender_last_hour=recent), None
+    issue: service.IssueRef | None = None
     for key in message.issue_keys:  # the first key of a known issue wins
-        found = await service.issue_by_key(session, key)
-        if found is not None:
-            issue = found[1]
+        issue = service.issue_ref_by_key(session, key)
+        if issue is not None:
             break
     if issue is None:
         replied = [m for m in [message.in_reply_to, *reversed(message.references)] if m]
-        issue = await service.issue_by_message_id(session, project.id, replied)
+        issue = service.issue_by_message_id(session, project.id, replied)
     if issue is None:
-        return route.Match(issue_id=None, sender_last_hour=recent)
+        return route.Match(issue_id=None, sender_last_hour=recent), None
     if message.message_id and issue.project_id != project.id:
         # A key of another project: this Message-ID may already be a comment there.
-        seen_there = (
-            await session.scalars(
-                select(ThreadMessage).where(
-                    ThreadMessage.project_id == issue.project_id,
-                    ThreadMessage.message_id == message.message_id,
-                )
-            )
-        ).first()
+        seen_there = service.thread_issue(session, issue.project_id, message.message_id)
         if seen_there is not None:
-            return route.Match(issue_id=None, duplicate_of=seen_there.issue_id)
-    sender = (
-        await session.scalars(select(Person).where(Person.email == message.from_.address))
-    ).first()
-    participant = sender is not None and (
-        sender.id == issue.reporter_id
-        or await session.get(Watcher, (issue.id, sender.id)) is not None
+            return route.Match(issue_id=None, duplicate_of=seen_there), None
+    participant = bool(message.from_.address) and service.is_participant(
+        session, issue, message.from_.address
     )
     return route.Match(
         issue_id=issue.id, sender_is_participant=participant, sender_last_hour=recent
-    )
+    ), issue
 
 
-async def _reporter(
-    session: AsyncSession, project: Project, message: InboundMessage, destination: Destination
-) -> Person | None:
-    if message.from_.address:
-        known = (
-            await session.scalars(select(Person).where(Person.email == message.from_.address))
-        ).first()
-        if known is not None or destination.options.create_customers:
-            return known or await service.person(session, message.from_.address, message.from_.name)
+def _reporter(
+    session: Session, project: Project, message: InboundMessage, destination: Destination
+) -> int | None:
+    address = message.from_.address
+    if address and (
+        destination.options.create_customers or service.person_exists(session, address)
+    ):
+        return service.person(session, address, message.from_.name)
     if project.default_reporter:
-        return await service.person(session, project.default_reporter)
+        return service.person(session, project.default_reporter)
     return None
 
 

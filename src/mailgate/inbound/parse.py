@@ -183,6 +183,11 @@ def parse_message(raw: bytes | bytearray | memoryview) -> InboundMessage:
         return InboundMessage(defects=(f"unreadable message ({type(error).__name__})",))
 
 
+def parse_many(raws: list[bytes]) -> list[InboundMessage]:
+    """`parse_message` of each (the unit of work of a parsing process)."""
+    return [parse_message(raw) for raw in raws]
+
+
 def _parse(data: bytes) -> InboundMessage:
     message = _PARSER.parsebytes(data)
     headers = _header_pairs(message)

@@ -11,13 +11,17 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+import sqlalchemy as sa
 import structlog
-from sqlalchemy import func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy.orm import Session
 
 from mailgate.context import Context
-from mailgate.inbound.handle import Destination, handle
+from mailgate.inbound.handle import RECEIPTS, Destination, Outcome, handle
+from mailgate.inbound.parse import InboundMessage, parse_message
 from mailgate.store.models import Mailbox, Receipt
 
 log = structlog.get_logger(__name__)
@@ -38,7 +42,8 @@ class MessageRef:
 def message_id_of(raw: bytes) -> str | None:
     head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     match = re.search(rb"(?im)^message-id:\s*<?([^>\s]+)>?", head)
-    return match.group(1).decode("utf-8", "replace") if match else None
+    # As long as the thread index keeps (a longer one is not a real Message-ID anyway).
+    return match.group(1)[:998].decode("utf-8", "replace") if match else None
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class Incoming:
     ref: MessageRef
     raw: bytes
     origin: str | None = None
+    parsed: InboundMessage | None = None  # parsed ahead (ingest parses in other processes)
 
 
 async def take(
@@ -83,64 +89,109 @@ async def take_many(
     *,
     destination: Destination | None = None,
 ) -> list[Taken]:
-    """`take` for several messages in one transaction (one commit: the hot path of ingest).
-    Each message runs in its own savepoint, so one that fails is quarantined alone."""
-    results: list[Taken] = []
-    async with ctx.db.session() as session, session.begin():
-        mailbox = await session.get(Mailbox, mailbox_id) if mailbox_id is not None else None
-        for message in messages:
-            results.append(await _take_one(ctx, session, mailbox, mailbox_id, message, destination))
-    return results
+    """`take` for several messages in one transaction (one commit: the hot path of ingest and of
+    a mailbox's batches). A message that fails is quarantined alone: the batch is first tried
+    as one transaction, and when any message raises, it is rolled back and taken again with a
+    savepoint per message."""
+
+    def take_all(session: Session, savepoints: bool) -> list[Taken]:
+        mailbox = session.get(Mailbox, mailbox_id) if mailbox_id is not None else None
+        return [
+            _take_one(ctx, session, mailbox, mailbox_id, message, destination, savepoints)
+            for message in messages
+        ]
+
+    try:
+        return await ctx.db.run(take_all, False)
+    except _Failed:
+        return await ctx.db.run(take_all, True)
 
 
-async def _take_one(
+class _Failed(Exception):
+    """A message of a batch taken without savepoints raised: take the batch again with them."""
+
+
+def _take_one(
     ctx: Context,
-    session: AsyncSession,
+    session: Session,
     mailbox: Mailbox | None,
     mailbox_id: int | None,
     message: Incoming,
     destination: Destination | None,
+    savepoints: bool,
 ) -> Taken:
     ref, raw = message.ref, message.raw
     digest = hashlib.sha256(raw).hexdigest()
     message_id = message_id_of(raw)
-    existing = await _existing(session, mailbox_id, ref, digest, destination, message_id)
+    existing = _existing(session, mailbox_id, ref, digest, destination, message_id)
     if mailbox is not None and ref.advance:
         _advance(mailbox, ref)
     if existing is not None:
         return Taken(existing.id, new=False, status=existing.status)
-    receipt = Receipt(
-        mailbox_id=mailbox_id,
-        origin=message.origin,
-        uidvalidity=ref.uidvalidity,
-        uid=ref.uid,
-        uidl=ref.uidl,
-        message_id=message_id,
-        sha256=digest,
-        size=len(raw),
-        status="received",
-        raw=raw,
-        received_at=ctx.clock(),
-        project=destination.project if destination else None,
-    )
-    session.add(receipt)
-    await session.flush()
+    received_at = ctx.clock()
+    db = session.connection()
+    values = {
+        "mailbox_id": mailbox_id,
+        "origin": message.origin,
+        "uidvalidity": ref.uidvalidity,
+        "uid": ref.uid,
+        "uidl": ref.uidl,
+        "message_id": message_id,
+        "sha256": digest,
+        "size": len(raw),
+        "status": "received",
+        "raw": raw,
+        "received_at": received_at,
+        "project": destination.project if destination else None,
+        "sender": None,
+        "reason": None,
+        "issue_id": None,
+        "post_action_done_at": None,
+    }
+    receipt_id = int(db.execute(_NEW_RECEIPT, values).scalar_one())
+    status = "received"
     if destination is not None:
         try:
-            async with session.begin_nested():
-                await handle(session, receipt, destination)
+            if savepoints:
+                with session.begin_nested():
+                    outcome = _handle(session, receipt_id, received_at, message, destination)
+            else:
+                outcome = _handle(session, receipt_id, received_at, message, destination)
         except Exception as exc:  # any failure of one message must not stop the mailbox
-            # The savepoint's rollback expired the receipt: load it again before touching it.
-            await session.refresh(receipt)
-            log.exception("message quarantined", receipt=receipt.id)
-            receipt.status = "quarantined"
-            receipt.reason = f"mailgate could not process it ({type(exc).__name__}: {exc})"
-            receipt.issue_id = None
+            if not savepoints:
+                raise _Failed from exc
+            log.exception("message quarantined", receipt=receipt_id)
+            outcome = Outcome(
+                "quarantined", f"mailgate could not process it ({type(exc).__name__}: {exc})"
+            )
+        status = outcome.status
+        db.execute(
+            _RECEIPT_OUTCOME,
+            {
+                "receipt": receipt_id,
+                "new_status": outcome.status,
+                "new_reason": outcome.reason,
+                "new_issue_id": outcome.issue_id,
+                "new_project": outcome.project or values["project"],
+                "new_sender": outcome.sender,
+            },
+        )
     if mailbox is not None:
         mailbox.processed += 1
-        if receipt.status == "quarantined":
+        if status == "quarantined":
             mailbox.quarantined += 1
-    return Taken(receipt.id, new=True, status=receipt.status)
+    return Taken(receipt_id, new=True, status=status)
+
+
+def _handle(
+    session: Session,
+    receipt_id: int,
+    received_at: datetime,
+    message: Incoming,
+    destination: Destination,
+) -> Outcome:
+    parsed = message.parsed if message.parsed is not None else parse_message(message.raw)
+    return handle(session, receipt_id, received_at, parsed, destination)
 
 
 async def quarantine(
@@ -154,10 +205,11 @@ async def quarantine(
 ) -> Taken:
     """Record a message that is not taken (too large …; or "skipped": there before the mailbox
     was added), with the reason; it stays on the server."""
-    async with ctx.db.session() as session, session.begin():
-        mailbox = await session.get(Mailbox, mailbox_id, with_for_update=True)
+
+    def record(session: Session) -> Taken:
+        mailbox = session.get(Mailbox, mailbox_id, with_for_update=True)
         assert mailbox is not None
-        existing = await _existing(session, mailbox_id, ref, None)
+        existing = _existing(session, mailbox_id, ref, None)
         _advance(mailbox, ref)
         if existing is not None:
             return Taken(existing.id, new=False)
@@ -175,10 +227,12 @@ async def quarantine(
             post_action_done_at=ctx.clock(),
         )
         session.add(receipt)
-        await session.flush()
+        session.flush()
         if status == "quarantined":
             mailbox.quarantined += 1
         return Taken(receipt.id, new=True)
+
+    return await ctx.db.run(record)
 
 
 def _advance(mailbox: Mailbox, ref: MessageRef) -> None:
@@ -187,42 +241,62 @@ def _advance(mailbox: Mailbox, ref: MessageRef) -> None:
         mailbox.last_uid = max(mailbox.last_uid or 0, ref.uid)
 
 
-async def _existing(
-    session: AsyncSession,
+def _existing(
+    session: Session,
     mailbox_id: int | None,
     ref: MessageRef,
     digest: str | None,
     destination: Destination | None = None,
     message_id: str | None = None,
-) -> Receipt | None:
+) -> sa.Row[Any, Any] | None:
+    """(id, status) of this message's receipt, if it was taken before: the same place, or the
+    same bytes, or the same Message-ID renumbered (a UIDVALIDITY change) with other bytes (a
+    header added). Ingested files: the same bytes for the same project."""
+    db = session.connection()
     if mailbox_id is None:
-        # Ingested files: the same bytes for the same project were taken already.
         project = destination.project if destination else None
-        return (
-            await session.scalars(
-                select(Receipt)
-                .where(
-                    Receipt.mailbox_id.is_(None),
-                    Receipt.project == project,
-                    Receipt.sha256 == digest,
-                )
-                .limit(1)
-            )
-        ).first()
-    same_place = (
-        (Receipt.uidvalidity == ref.uidvalidity) & (Receipt.uid == ref.uid)
-        if ref.uid is not None
-        else Receipt.uidl == ref.uidl
+        return db.execute(_INGESTED, {"project": project, "sha256": digest}).first()
+    # Absent values are NULL, and NULL equals nothing: one statement serves every case.
+    place = {"uidvalidity": ref.uidvalidity, "uid": ref.uid, "uidl": ref.uidl}
+    values = {"mailbox": mailbox_id, **place, "sha256": digest, "message_id": message_id}
+    return db.execute(_TAKEN, values).first()
+
+
+_NEW_RECEIPT = insert(RECEIPTS).returning(RECEIPTS.c.id)
+_RECEIPT_OUTCOME = (
+    update(RECEIPTS)
+    .where(RECEIPTS.c.id == bindparam("receipt"))
+    .values(
+        status=bindparam("new_status"),
+        reason=bindparam("new_reason"),
+        issue_id=bindparam("new_issue_id"),
+        project=bindparam("new_project"),
+        sender=bindparam("new_sender"),
     )
-    condition = or_(same_place, Receipt.sha256 == digest) if digest else same_place
-    if message_id:
-        # The same message renumbered (a UIDVALIDITY change) with other bytes (a header added).
-        condition = or_(condition, Receipt.message_id == message_id)
-    return (
-        await session.scalars(
-            select(Receipt).where(Receipt.mailbox_id == mailbox_id, condition).limit(1)
-        )
-    ).first()
+)
+_INGESTED = (
+    select(RECEIPTS.c.id, RECEIPTS.c.status)
+    .where(
+        RECEIPTS.c.mailbox_id.is_(None),
+        RECEIPTS.c.project == bindparam("project"),
+        RECEIPTS.c.sha256 == bindparam("sha256"),
+    )
+    .limit(1)
+)
+_TAKEN = (
+    select(RECEIPTS.c.id, RECEIPTS.c.status)
+    .where(
+        RECEIPTS.c.mailbox_id == bindparam("mailbox"),
+        or_(
+            (RECEIPTS.c.uidvalidity == bindparam("uidvalidity"))
+            & (RECEIPTS.c.uid == bindparam("uid")),
+            RECEIPTS.c.uidl == bindparam("uidl"),
+            RECEIPTS.c.sha256 == bindparam("sha256"),
+            RECEIPTS.c.message_id == bindparam("message_id"),
+        ),
+    )
+    .limit(1)
+)
 
 
 async def post_action_done(ctx: Context, receipt_id: int) -> None:

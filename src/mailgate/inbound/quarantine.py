@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
 from mailgate.inbound.handle import Destination, handle
+from mailgate.inbound.parse import parse_message
 from mailgate.inbound.route import RouteOptions
 from mailgate.mail.mailboxes import destination_of
 from mailgate.store.models import Mailbox, Receipt
@@ -42,13 +44,14 @@ async def list_quarantine(ctx: Context) -> list[dict[str, Any]]:
 
 async def retry(ctx: Context, receipt_id: int) -> dict[str, Any]:
     """Run a quarantined message through the pipeline again; its receipt shows the outcome."""
-    async with ctx.db.session() as session, session.begin():
-        receipt = await session.get(Receipt, receipt_id)
+
+    def run(session: Session) -> dict[str, Any]:
+        receipt = session.get(Receipt, receipt_id)
         if receipt is None or receipt.status != "quarantined":
             raise NotFound(
                 f"No quarantined message {receipt_id}: `mailgate quarantine list` shows them."
             )
-        mailbox = await session.get(Mailbox, receipt.mailbox_id) if receipt.mailbox_id else None
+        mailbox = session.get(Mailbox, receipt.mailbox_id) if receipt.mailbox_id else None
         if receipt.raw is None:
             if mailbox is None:
                 raise BadInput(f"Message {receipt_id} was never fetched, so it cannot be retried.")
@@ -61,7 +64,7 @@ async def retry(ctx: Context, receipt_id: int) -> dict[str, Any]:
             mailbox.quarantined = max(0, mailbox.quarantined - 1)
             if receipt.uidl is not None:
                 # POP3: without a receipt the UIDL is new again and fetched at the next poll.
-                await session.delete(receipt)
+                session.delete(receipt)
             else:
                 # IMAP: the next poll fetches this UID before new mail (the UID state stays).
                 receipt.status = "refetch"
@@ -76,8 +79,17 @@ async def retry(ctx: Context, receipt_id: int) -> dict[str, Any]:
             if mailbox is not None
             else Destination(project=receipt.project or "", options=RouteOptions())
         )
-        async with session.begin_nested():
-            await handle(session, receipt, destination)
+        with session.begin_nested():
+            outcome = handle(
+                session, receipt.id, receipt.received_at, parse_message(receipt.raw), destination
+            )
+        receipt.status, receipt.reason, receipt.issue_id = (
+            outcome.status,
+            outcome.reason,
+            outcome.issue_id,
+        )
+        if outcome.project:
+            receipt.project, receipt.sender = outcome.project, outcome.sender
         if receipt.status != "quarantined" and mailbox is not None:
             mailbox.quarantined = max(0, mailbox.quarantined - 1)
             # The post-action that was held back runs at the next poll.
@@ -88,3 +100,5 @@ async def retry(ctx: Context, receipt_id: int) -> dict[str, Any]:
             "reason": receipt.reason,
             "issue": receipt.issue_id,
         }
+
+    return await ctx.db.run(run)

@@ -223,6 +223,7 @@ class Receipt(Base):
     __table_args__ = (
         UniqueConstraint("mailbox_id", "uidvalidity", "uid", name="uq_receipt_uid"),
         UniqueConstraint("mailbox_id", "uidl", name="uq_receipt_uidl"),
+        sa.Index("ix_receipts_message_id", "mailbox_id", "message_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -10,10 +10,11 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+import sqlalchemy as sa
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
@@ -26,7 +27,22 @@ from mailgate.store.models import (
     Project,
     ThreadMessage,
     Watcher,
+    utcnow,
 )
+
+
+def table_of(model: type[Any]) -> sa.Table:
+    return cast(sa.Table, model.__table__)
+
+
+PEOPLE = table_of(Person)
+PROJECTS = table_of(Project)
+ISSUES = table_of(Issue)
+COMMENTS = table_of(Comment)
+WATCHERS = table_of(Watcher)
+BLOBS = table_of(Blob)
+ATTACHMENTS = table_of(Attachment)
+THREAD = table_of(ThreadMessage)
 
 KEY_RE = re.compile(r"[A-Z][A-Z0-9_]{0,49}")
 ISSUE_KEY_RE = re.compile(r"([A-Z][A-Z0-9_]+)-([0-9]+)")
@@ -56,14 +72,17 @@ async def add_project(ctx: Context, key: str, name: str, *, smtp: str | None = N
         )
     if not name.strip():
         raise BadInput("The project name is empty: give --name.")
-    async with ctx.db.session() as session, session.begin():
-        if await find_project(session, key) is not None:
+
+    def add(session: Session) -> Project:
+        if find_project(session, key) is not None:
             raise BadInput(
                 f"A project {key} already exists: change it with `mailgate project set {key}`."
             )
         project = Project(key=key, name=name.strip(), smtp=smtp, notify=True, next_number=1)
         session.add(project)
-    return project
+        return project
+
+    return await ctx.db.run(add)
 
 
 async def set_project(
@@ -75,8 +94,8 @@ async def set_project(
     notify: bool | None = None,
     default_reporter: str | None = None,
 ) -> Project:
-    async with ctx.db.session() as session, session.begin():
-        project = await get_project(session, key)
+    def change(session: Session) -> Project:
+        project = get_project(session, key)
         if name is not None:
             project.name = name.strip() or project.name
         if smtp is not None:
@@ -85,15 +104,17 @@ async def set_project(
             project.notify = notify
         if default_reporter is not None:
             project.default_reporter = default_reporter.strip().lower() or None
-    return project
+        return project
+
+    return await ctx.db.run(change)
 
 
-async def find_project(session: AsyncSession, key: str) -> Project | None:
-    return (await session.scalars(select(Project).where(Project.key == key))).first()
+def find_project(session: Session, key: str) -> Project | None:
+    return (session.scalars(select(Project).where(Project.key == key))).first()
 
 
-async def get_project(session: AsyncSession, key: str) -> Project:
-    project = await find_project(session, key)
+def get_project(session: Session, key: str) -> Project:
+    project = find_project(session, key)
     if project is None:
         raise NotFound(
             f"No project {key!r}: create it with `mailgate project add {key} --name NAME`."
@@ -102,43 +123,124 @@ async def get_project(session: AsyncSession, key: str) -> Project:
 
 
 async def list_projects(ctx: Context) -> list[Project]:
-    async with ctx.db.session() as session:
-        return list((await session.scalars(select(Project).order_by(Project.key))).all())
+    return await ctx.db.run(
+        lambda session: list(session.scalars(select(Project).order_by(Project.key)))
+    )
 
 
 # -- people ----------------------------------------------------------------------------------------
+#
+# The write functions below are the inbound pipeline's hot path: Core statements built once and
+# executed with parameters on the session's connection (no unit of work), and a per-transaction
+# cache of people by address.
+
+_PERSON_BY_EMAIL = select(PEOPLE.c.id, PEOPLE.c.name).where(PEOPLE.c.email == bindparam("email"))
+_NEW_PERSON = insert(PEOPLE).returning(PEOPLE.c.id)
+_PERSON_NAMED = (
+    update(PEOPLE).where(PEOPLE.c.id == bindparam("person")).values(name=bindparam("new_name"))
+)
 
 
-async def person(
-    session: AsyncSession, email: str, name: str | None = None, kind: str = "customer"
-) -> Person:
-    """The person with this address, created (as a customer) when new."""
+def person(session: Session, email: str, name: str | None = None, kind: str = "customer") -> int:
+    """The id of the person with this address, created (as a customer) when new."""
     address = email.strip().lower()
-    found = (await session.scalars(select(Person).where(Person.email == address))).first()
-    if found is None:
-        found = Person(email=address, name=name, kind=kind)
-        session.add(found)
-        await session.flush()
-    elif name and not found.name:
-        found.name = name
-    return found
+    known: dict[str, int] = session.info.setdefault("people", {})
+    if address in known:
+        return known[address]
+    db = session.connection()
+    row = db.execute(_PERSON_BY_EMAIL, {"email": address}).first()
+    if row is None:
+        values = {"email": address, "name": name, "kind": kind, "created_at": utcnow()}
+        person_id = int(db.execute(_NEW_PERSON, values).scalar_one())
+    else:
+        person_id = int(row.id)
+        if name and not row.name:
+            db.execute(_PERSON_NAMED, {"person": person_id, "new_name": name})
+    known[address] = person_id
+    return person_id
 
 
-async def watch(session: AsyncSession, issue: Issue, who: Person) -> None:
-    if issue.reporter_id == who.id:
-        return
-    exists = await session.get(Watcher, (issue.id, who.id))
-    if exists is None:
-        session.add(Watcher(issue_id=issue.id, person_id=who.id))
+def person_exists(session: Session, address: str) -> bool:
+    found = session.connection().execute(_PERSON_BY_EMAIL, {"email": address.strip().lower()})
+    return found.first() is not None
+
+
+def watch(session: Session, issue: IssueRef, person_id: int) -> None:
+    if issue.reporter_id != person_id:
+        _insert_new(session, WATCHERS, issue_id=issue.id, person_id=person_id)
+
+
+_INSERT_NEW: dict[tuple[str, str], sa.Insert] = {}
+
+
+def _insert_new(session: Session, table: sa.Table, **values: Any) -> None:
+    """INSERT unless a row with the same unique key exists (the database decides: no race)."""
+    db = session.connection()
+    key = (table.name, db.dialect.name)
+    if key not in _INSERT_NEW:
+        if db.dialect.name == "sqlite":
+            from sqlalchemy.dialects import sqlite
+
+            _INSERT_NEW[key] = sqlite.insert(table).on_conflict_do_nothing()
+        else:
+            from sqlalchemy.dialects import postgresql
+
+            _INSERT_NEW[key] = postgresql.insert(table).on_conflict_do_nothing()
+    db.execute(_INSERT_NEW[key], values)
 
 
 # -- issues and comments -----------------------------------------------------------------------------
 
 
-async def create_issue(
-    session: AsyncSession,
-    project: Project,
-    reporter: Person,
+@dataclass(frozen=True)
+class IssueRef:
+    """An issue as the write functions need it."""
+
+    id: int
+    project_id: int
+    number: int
+    reporter_id: int
+
+    @classmethod
+    def of(cls, issue: Issue) -> IssueRef:
+        return cls(issue.id, issue.project_id, issue.number, issue.reporter_id)
+
+
+_ISSUE_REF = (ISSUES.c.id, ISSUES.c.project_id, ISSUES.c.number, ISSUES.c.reporter_id)
+_NEXT_NUMBER = (
+    update(PROJECTS)
+    .where(PROJECTS.c.id == bindparam("project"))
+    .values(next_number=PROJECTS.c.next_number + 1)
+    .returning(PROJECTS.c.next_number)
+)
+_NEW_ISSUE = insert(ISSUES).returning(ISSUES.c.id)
+_NEW_COMMENT = insert(COMMENTS).returning(COMMENTS.c.id)
+_NEW_ATTACHMENT = insert(ATTACHMENTS)
+_ISSUE_UPDATED = (
+    update(ISSUES).where(ISSUES.c.id == bindparam("issue")).values(updated_at=bindparam("now"))
+)
+_THREAD_ISSUE = select(THREAD.c.issue_id).where(
+    THREAD.c.project_id == bindparam("project"), THREAD.c.message_id == bindparam("message_id")
+)
+_THREAD_ISSUES = select(THREAD.c.message_id, THREAD.c.issue_id).where(
+    THREAD.c.project_id == bindparam("project"),
+    THREAD.c.message_id.in_(bindparam("message_ids", expanding=True)),
+)
+_ISSUE_BY_ID = select(*_ISSUE_REF).where(ISSUES.c.id == bindparam("id"))
+_ISSUE_BY_KEY = (
+    select(*_ISSUE_REF)
+    .join(PROJECTS, PROJECTS.c.id == ISSUES.c.project_id)
+    .where(PROJECTS.c.key == bindparam("key"), ISSUES.c.number == bindparam("number"))
+)
+_WATCHING = select(WATCHERS.c.person_id).where(
+    WATCHERS.c.issue_id == bindparam("issue"), WATCHERS.c.person_id == bindparam("person")
+)
+
+
+def create_issue(
+    session: Session,
+    project_id: int,
+    reporter_id: int,
     summary: str,
     description: str,
     *,
@@ -146,173 +248,172 @@ async def create_issue(
     receipt_id: int | None = None,
     sender_authentication: str | None = None,
     attachments: Sequence[NewAttachment] = (),
-    watchers: Sequence[Person] = (),
-) -> Issue:
+    watcher_ids: Sequence[int] = (),
+) -> IssueRef:
+    db = session.connection()
     # Numbers come from the project row, incremented in the same transaction.
-    number = (
-        await session.execute(
-            update(Project)
-            .where(Project.id == project.id)
-            .values(next_number=Project.next_number + 1)
-            .returning(Project.next_number)
-            .execution_options(synchronize_session=False)
-        )
-    ).scalar_one() - 1
-    issue = Issue(
-        project_id=project.id,
-        number=number,
-        summary=_one_line(summary) or "(no subject)",
-        description=description,
-        reporter_id=reporter.id,
-        status="open",
-        source_message_id=source_message_id,
-        receipt_id=receipt_id,
-        sender_authentication=sender_authentication,
-    )
-    session.add(issue)
-    await session.flush()
+    number = db.execute(_NEXT_NUMBER, {"project": project_id}).scalar_one() - 1
+    now = utcnow()
+    issue_id = db.execute(
+        _NEW_ISSUE,
+        {
+            "project_id": project_id,
+            "number": number,
+            "summary": _one_line(summary) or "(no subject)",
+            "description": description,
+            "reporter_id": reporter_id,
+            "status": "open",
+            "source_message_id": source_message_id,
+            "receipt_id": receipt_id,
+            "sender_authentication": sender_authentication,
+            "created_at": now,
+            "updated_at": now,
+        },
+    ).scalar_one()
+    issue = IssueRef(issue_id, project_id, number, reporter_id)
     if source_message_id:
-        # The pipeline looked the Message-ID up before deciding to create this issue.
-        await remember_message(
-            session, project.id, source_message_id, issue.id, "in", known_new=True
-        )
-    await _attach(session, issue, None, attachments)
-    for watcher in watchers:
-        await watch(session, issue, watcher)
+        remember_message(session, project_id, source_message_id, issue_id, "in")
+    _attach(session, issue_id, None, attachments)
+    for watcher in watcher_ids:
+        watch(session, issue, watcher)
     return issue
 
 
-async def add_comment(
-    session: AsyncSession,
-    issue: Issue,
-    author: Person,
+def add_comment(
+    session: Session,
+    issue: IssueRef,
+    author_id: int,
     body: str,
     *,
     source_message_id: str | None = None,
     receipt_id: int | None = None,
     sender_authentication: str | None = None,
     attachments: Sequence[NewAttachment] = (),
-) -> Comment:
-    comment = Comment(
-        issue_id=issue.id,
-        author_id=author.id,
-        body=body,
-        source_message_id=source_message_id,
-        receipt_id=receipt_id,
-        sender_authentication=sender_authentication,
-    )
-    session.add(comment)
-    await session.flush()
+) -> int:
+    db = session.connection()
+    now = utcnow()
+    values = {
+        "issue_id": issue.id,
+        "author_id": author_id,
+        "body": body,
+        "source_message_id": source_message_id,
+        "receipt_id": receipt_id,
+        "sender_authentication": sender_authentication,
+        "created_at": now,
+    }
+    comment_id = int(db.execute(_NEW_COMMENT, values).scalar_one())
     if source_message_id:
-        # The issue may be in another project than the mailbox's: look the id up there.
-        await remember_message(session, issue.project_id, source_message_id, issue.id, "in")
-    await _attach(session, issue, comment, attachments)
-    issue.updated_at = comment.created_at
-    return comment
+        # The issue may be in another project than the mailbox's: it is indexed there.
+        remember_message(session, issue.project_id, source_message_id, issue.id, "in")
+    _attach(session, issue.id, comment_id, attachments)
+    db.execute(_ISSUE_UPDATED, {"issue": issue.id, "now": now})
+    return comment_id
 
 
-async def _attach(
-    session: AsyncSession,
-    issue: Issue,
-    comment: Comment | None,
+def _attach(
+    session: Session,
+    issue_id: int,
+    comment_id: int | None,
     attachments: Sequence[NewAttachment],
 ) -> None:
+    if not attachments:
+        return
+    rows = []
     for item in attachments:
         digest = hashlib.sha256(item.data).hexdigest()
-        if await session.get(Blob, digest) is None:
-            session.add(Blob(sha256=digest, size=len(item.data), data=item.data))
-            await session.flush()
-        session.add(
-            Attachment(
-                issue_id=issue.id,
-                comment_id=comment.id if comment else None,
-                sha256=digest,
-                filename=item.filename,
-                content_type=item.content_type,
-                size=len(item.data),
-                inline=item.inline,
-                content_id=item.content_id,
-            )
+        _insert_new(session, BLOBS, sha256=digest, size=len(item.data), data=item.data)
+        rows.append(
+            {
+                "issue_id": issue_id,
+                "comment_id": comment_id,
+                "sha256": digest,
+                "filename": item.filename,
+                "content_type": item.content_type,
+                "size": len(item.data),
+                "inline": item.inline,
+                "content_id": item.content_id,
+            }
         )
+    session.connection().execute(_NEW_ATTACHMENT, rows)
 
 
-async def remember_message(
-    session: AsyncSession,
-    project_id: int,
-    message_id: str,
-    issue_id: int,
-    direction: str,
-    *,
-    known_new: bool = False,
+def remember_message(
+    session: Session, project_id: int, message_id: str, issue_id: int, direction: str
 ) -> None:
-    """Index a Message-ID for threading; `known_new` when the caller already looked it up."""
-    if known_new:
-        session.add(
-            ThreadMessage(
-                project_id=project_id,
-                message_id=message_id[:998],
-                issue_id=issue_id,
-                direction=direction,
-            )
-        )
-        await session.flush()
-        return
-    exists = (
-        await session.scalars(
-            select(ThreadMessage).where(
-                ThreadMessage.project_id == project_id, ThreadMessage.message_id == message_id
-            )
-        )
-    ).first()
-    if exists is None:
-        session.add(
-            ThreadMessage(
-                project_id=project_id,
-                message_id=message_id[:998],
-                issue_id=issue_id,
-                direction=direction,
-            )
-        )
-        await session.flush()
+    """Index a Message-ID for threading (once per project)."""
+    _insert_new(
+        session,
+        THREAD,
+        project_id=project_id,
+        message_id=message_id[:998],
+        issue_id=issue_id,
+        direction=direction,
+    )
 
 
-async def issue_by_message_id(
-    session: AsyncSession, project_id: int, message_ids: list[str]
-) -> Issue | None:
+def thread_issue(session: Session, project_id: int, message_id: str) -> int | None:
+    """The issue a Message-ID was indexed for in a project."""
+    found = session.connection().execute(
+        _THREAD_ISSUE, {"project": project_id, "message_id": message_id}
+    )
+    return found.scalar()
+
+
+def issue_by_message_id(
+    session: Session, project_id: int, message_ids: list[str]
+) -> IssueRef | None:
     if not message_ids:
         return None
-    found = (
-        await session.scalars(
-            select(ThreadMessage).where(
-                ThreadMessage.project_id == project_id, ThreadMessage.message_id.in_(message_ids)
-            )
-        )
-    ).all()
+    db = session.connection()
+    found = db.execute(_THREAD_ISSUES, {"project": project_id, "message_ids": message_ids}).all()
     if not found:
         return None
     # The most specific match: In-Reply-To first, then References from the newest.
     order = {mid: i for i, mid in enumerate(message_ids)}
     best = min(found, key=lambda t: order.get(t.message_id, len(order)))
-    return await session.get(Issue, best.issue_id)
+    row = db.execute(_ISSUE_BY_ID, {"id": best.issue_id}).first()
+    return IssueRef(*row) if row else None
 
 
-async def issue_by_key(session: AsyncSession, key: str) -> tuple[Project, Issue] | None:
+def issue_ref_by_key(session: Session, key: str) -> IssueRef | None:
     match = ISSUE_KEY_RE.fullmatch(key)
     if not match:
         return None
-    project = await find_project(session, match.group(1))
+    found = session.connection().execute(
+        _ISSUE_BY_KEY, {"key": match.group(1), "number": int(match.group(2))}
+    )
+    row = found.first()
+    return IssueRef(*row) if row else None
+
+
+def is_participant(session: Session, issue: IssueRef, address: str) -> bool:
+    """The address is the issue's reporter's or a watcher's."""
+    db = session.connection()
+    person_id = db.execute(_PERSON_BY_EMAIL, {"email": address.strip().lower()}).scalar()
+    if person_id is None:
+        return False
+    if person_id == issue.reporter_id:
+        return True
+    return db.execute(_WATCHING, {"issue": issue.id, "person": person_id}).first() is not None
+
+
+def issue_by_key(session: Session, key: str) -> tuple[Project, Issue] | None:
+    match = ISSUE_KEY_RE.fullmatch(key)
+    if not match:
+        return None
+    project = find_project(session, match.group(1))
     if project is None:
         return None
     issue = (
-        await session.scalars(
+        session.scalars(
             select(Issue).where(Issue.project_id == project.id, Issue.number == int(match.group(2)))
         )
     ).first()
     return (project, issue) if issue else None
 
 
-async def get_issue(session: AsyncSession, key: str) -> tuple[Project, Issue]:
-    found = await issue_by_key(session, key)
+def get_issue(session: Session, key: str) -> tuple[Project, Issue]:
+    found = issue_by_key(session, key)
     if found is None:
         raise NotFound(f"No issue {key!r}: `mailgate issue list` shows the issues there are.")
     return found
@@ -326,106 +427,112 @@ def _one_line(text: str) -> str:
 
 
 async def list_issues(ctx: Context, project_key: str | None = None) -> list[dict[str, Any]]:
-    async with ctx.db.session() as session:
-        query = (
-            select(Issue, Project, Person)
-            .join(Project, Issue.project_id == Project.id)
-            .join(Person, Issue.reporter_id == Person.id)
-            .order_by(Project.key, Issue.number)
-        )
-        if project_key:
-            await get_project(session, project_key)
-            query = query.where(Project.key == project_key)
-        rows = (await session.execute(query)).all()
-        counts = dict(
-            (
-                await session.execute(
-                    select(Comment.issue_id, func.count()).group_by(Comment.issue_id)
-                )
-            ).all()
-        )
-        return [
-            {
-                "key": issue_key(project, issue),
-                "summary": issue.summary,
-                "reporter": reporter.email,
-                "status": issue.status,
-                "created_at": issue.created_at.isoformat(),
-                "comments": int(counts.get(issue.id, 0)),
-                "source_message_id": issue.source_message_id,
-            }
-            for issue, project, reporter in rows
-        ]
+    return await ctx.db.run(issues_view, project_key)
 
 
-async def show_issue(ctx: Context, key: str) -> dict[str, Any]:
-    async with ctx.db.session() as session:
-        project, issue = await get_issue(session, key)
-        reporter = await session.get(Person, issue.reporter_id)
-        assert reporter is not None
-        watchers = (
-            await session.scalars(
-                select(Person.email)
-                .join(Watcher, Watcher.person_id == Person.id)
-                .where(Watcher.issue_id == issue.id)
-                .order_by(Person.email)
-            )
-        ).all()
-        comments = (
-            await session.execute(
-                select(Comment, Person)
-                .join(Person, Comment.author_id == Person.id)
-                .where(Comment.issue_id == issue.id)
-                .order_by(Comment.id)
-            )
-        ).all()
-        attachments = (
-            await session.scalars(
-                select(Attachment).where(Attachment.issue_id == issue.id).order_by(Attachment.id)
-            )
-        ).all()
-        count = len(comments)
-        return {
+def issues_view(session: Session, project_key: str | None = None) -> list[dict[str, Any]]:
+    query = (
+        select(Issue, Project, Person)
+        .join(Project, Issue.project_id == Project.id)
+        .join(Person, Issue.reporter_id == Person.id)
+        .order_by(Project.key, Issue.number)
+    )
+    if project_key:
+        get_project(session, project_key)
+        query = query.where(Project.key == project_key)
+    rows = (session.execute(query)).all()
+    counts = dict(
+        (session.execute(select(Comment.issue_id, func.count()).group_by(Comment.issue_id))).all()
+    )
+    return [
+        {
             "key": issue_key(project, issue),
             "summary": issue.summary,
             "reporter": reporter.email,
             "status": issue.status,
             "created_at": issue.created_at.isoformat(),
-            "comments_count": count,
+            "comments": int(counts.get(issue.id, 0)),
             "source_message_id": issue.source_message_id,
-            "description": issue.description,
-            "sender_authentication": issue.sender_authentication,
-            "watchers": list(watchers),
-            "attachments": [
-                {
-                    "filename": a.filename,
-                    "content_type": a.content_type,
-                    "size": a.size,
-                    "inline": a.inline,
-                    "sha256": a.sha256,
-                    "comment": a.comment_id,
-                }
-                for a in attachments
-            ],
-            "comments": [
-                {
-                    "author": author.email,
-                    "body": comment.body,
-                    "created_at": comment.created_at.isoformat(),
-                    "source_message_id": comment.source_message_id,
-                }
-                for comment, author in comments
-            ],
         }
+        for issue, project, reporter in rows
+    ]
+
+
+async def show_issue(ctx: Context, key: str) -> dict[str, Any]:
+    return await ctx.db.run(issue_view, key)
+
+
+def issue_view(session: Session, key: str) -> dict[str, Any]:
+    project, issue = get_issue(session, key)
+    reporter = session.get(Person, issue.reporter_id)
+    assert reporter is not None
+    watchers = (
+        session.scalars(
+            select(Person.email)
+            .join(Watcher, Watcher.person_id == Person.id)
+            .where(Watcher.issue_id == issue.id)
+            .order_by(Person.email)
+        )
+    ).all()
+    comments = (
+        session.execute(
+            select(Comment, Person)
+            .join(Person, Comment.author_id == Person.id)
+            .where(Comment.issue_id == issue.id)
+            .order_by(Comment.id)
+        )
+    ).all()
+    attachments = (
+        session.scalars(
+            select(Attachment).where(Attachment.issue_id == issue.id).order_by(Attachment.id)
+        )
+    ).all()
+    count = len(comments)
+    return {
+        "key": issue_key(project, issue),
+        "summary": issue.summary,
+        "reporter": reporter.email,
+        "status": issue.status,
+        "created_at": issue.created_at.isoformat(),
+        "comments_count": count,
+        "source_message_id": issue.source_message_id,
+        "description": issue.description,
+        "sender_authentication": issue.sender_authentication,
+        "watchers": list(watchers),
+        "attachments": [
+            {
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "inline": a.inline,
+                "sha256": a.sha256,
+                "comment": a.comment_id,
+            }
+            for a in attachments
+        ],
+        "comments": [
+            {
+                "author": author.email,
+                "body": comment.body,
+                "created_at": comment.created_at.isoformat(),
+                "source_message_id": comment.source_message_id,
+            }
+            for comment, author in comments
+        ],
+    }
 
 
 async def comment_as_agent(ctx: Context, key: str, body: str, author: str | None) -> dict[str, Any]:
     if not body.strip():
         raise BadInput("The comment is empty: give --body TEXT.")
-    async with ctx.db.session() as session, session.begin():
-        _, issue = await get_issue(session, key)
-        who = await person(
+
+    def comment(session: Session) -> dict[str, Any]:
+        _, issue = get_issue(session, key)
+        who = person(
             session, author or "admin@localhost", kind="agent" if author is None else "customer"
         )
-        await add_comment(session, issue, who, body)
-    return await show_issue(ctx, key)
+        add_comment(session, IssueRef.of(issue), who, body)
+        session.expire_all()
+        return issue_view(session, key)
+
+    return await ctx.db.run(comment)

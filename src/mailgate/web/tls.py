@@ -7,11 +7,6 @@ import ipaddress
 import os
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 
 def dev_certificate_path(home: Path) -> Path:
     return home / "tls" / "localhost.crt"
@@ -24,6 +19,12 @@ def ensure_dev_certificate(home: Path) -> tuple[Path, Path]:
     key_path = folder / "localhost.key"
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
+    # Imported here: every command needs the path, only `serve` the certificate.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     folder.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
