@@ -7,13 +7,14 @@ attachment, non-ASCII subjects, 30% replies to earlier messages. Side by side, i
 - mailgate: the `mailgate ingest FILE.mbox --project BENCH` command, as a user runs it
   (interpreter start included): parse, classify, route, issue/comment + attachments + receipt.
 
-    .venv/bin/python bench/ingest.py [--sizes 1000 10000] [--seed 7]
+    .venv/bin/python bench/ingest.py [--sizes 1000 10000] [--seed 7] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import email
+import json
 import mailbox
 import os
 import random
@@ -124,20 +125,25 @@ def ours(messages: list[bytes], folder: Path) -> float:
         text=True,
     )
     elapsed = time.perf_counter() - started
-    print(f"  mailgate ingest said: {done.stdout.strip()}", file=sys.stderr)
+    assert json.loads(done.stdout).get("quarantined", 0) == 0, done.stdout
     return elapsed
 
 
-def main(sizes: list[int], seed: int) -> None:
+def main(sizes: list[int], seed: int, repeat: int) -> None:
+    print(
+        f"best of {repeat} runs each (a shared machine is noisy; the best run is the least noisy)"
+    )
     print(
         f"{'messages':>9} {'floor msg/s':>12} {'mailgate msg/s':>15} {'mailgate ÷ floor time':>22}"
     )
     for size in sizes:
         messages = corpus(size, seed)
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            base = floor(messages, folder)
-            mine = ours(messages, folder)
+        base, mine = float("inf"), float("inf")
+        for _ in range(repeat):
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp)
+                base = min(base, floor(messages, folder))
+                mine = min(mine, ours(messages, folder))
         print(f"{size:>9} {size / base:>12.0f} {size / mine:>15.0f} {mine / base:>21.1f}×")
 
 
@@ -145,5 +151,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=3)
     arguments = parser.parse_args()
-    main(arguments.sizes, arguments.seed)
+    main(arguments.sizes, arguments.seed, arguments.repeat)

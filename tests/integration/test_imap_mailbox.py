@@ -15,6 +15,7 @@ from mailgate.context import Context
 from mailgate.inbound import pipeline
 from mailgate.mail.imap import ImapClient
 from mailgate.mail.mailboxes import destination_of
+from mailgate.runtime import imap_mailbox
 from mailgate.runtime.imap_mailbox import load, poll_once, receipts_of, run_mailbox
 from mailgate.store.models import Mailbox
 from mailgate.tracker.service import list_issues
@@ -172,6 +173,34 @@ async def test_message_over_the_size_limit_is_quarantined_not_fetched(
         assert fresh is not None and fresh.quarantined == 1 and fresh.processed == 1
 
 
+async def test_a_backlog_is_taken_in_batches_in_uid_order(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches (fetched with one command, taken in one transaction, the next one fetched
+    meanwhile) around a message over the size limit: every message once, in order, each with
+    its post-action; the oversized one untouched."""
+    monkeypatch.setattr(imap_mailbox, "BATCH", 2)
+    subjects = ["m1", "m2", "m3", "huge", "m5", "m6", "m7"]
+    for subject in subjects:
+        dovecot.deliver(ALICE, message(subject, size=50_000 if subject == "huge" else 0))
+    row = await with_mailbox(
+        ctx, emulator, dovecot, max_message_bytes=20_000, backlog="all", after="seen"
+    )
+    report = await poll_once(ctx, "support")
+    assert len(report.taken) == 6 and len(report.quarantined) == 1
+    receipts = await receipts_of(ctx, row.id)
+    assert [r.uid for r in receipts] == sorted(r.uid for r in receipts)
+    assert [(r.message_id or "huge").split("@")[0] for r in receipts] == subjects
+    assert all(r.post_action_done_at is not None for r in receipts)
+    seen = await flags(dovecot, emulator)
+    assert seen["huge"] == set()
+    assert all(seen[s] == {"\\Seen"} for s in subjects if s != "huge")
+    issues = await list_issues(ctx, "HELP")
+    assert [i["summary"] for i in issues] == [s for s in subjects if s != "huge"]
+    again = await poll_once(ctx, "support")
+    assert again.taken == [] and again.quarantined == []
+
+
 async def test_idle_push_and_reconnect_after_a_server_restart(
     ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
 ) -> None:
@@ -229,20 +258,21 @@ async def test_an_interrupted_backlog_is_finished_at_the_next_poll(
     for subject in ("one", "two", "three"):
         dovecot.deliver(ALICE, message(subject))
     row = await with_mailbox(ctx, emulator, dovecot)  # backlog: unseen
-    real_take = pipeline.take
+    real_take = pipeline.take_many
     calls = 0
 
-    async def dies_after_the_first(*args: object, **kwargs: object) -> pipeline.Taken:
+    async def dies_after_the_first(*args: object, **kwargs: object) -> list[pipeline.Taken]:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise ConnectionError("the process dies here")
         return await real_take(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline, "take", dies_after_the_first)
+    monkeypatch.setattr(imap_mailbox, "BATCH", 1)  # one message per transaction
+    monkeypatch.setattr(pipeline, "take_many", dies_after_the_first)
     with pytest.raises(ConnectionError):
         await poll_once(ctx, "support")
-    monkeypatch.setattr(pipeline, "take", real_take)
+    monkeypatch.setattr(pipeline, "take_many", real_take)
     report = await poll_once(ctx, "support")
     assert len(report.taken) == 2
     assert sorted(r.message_id or "" for r in await receipts_of(ctx, row.id)) == [
@@ -259,9 +289,9 @@ async def test_mail_announced_while_processing_is_not_left_waiting_for_idle(
     row = await with_mailbox(ctx, emulator, dovecot, backlog="none", poll_seconds=3600)
     ctx.sleep = asyncio.sleep
     delivered = False
-    real_take = pipeline.take
+    real_take = pipeline.take_many
 
-    async def deliver_meanwhile(*args: object, **kwargs: object) -> pipeline.Taken:
+    async def deliver_meanwhile(*args: object, **kwargs: object) -> list[pipeline.Taken]:
         nonlocal delivered
         taken = await real_take(*args, **kwargs)  # type: ignore[arg-type]
         if not delivered:  # arrives after the search, announced in a later command's reply
@@ -271,8 +301,8 @@ async def test_mail_announced_while_processing_is_not_left_waiting_for_idle(
 
     import mailgate.runtime.imap_mailbox as reader
 
-    original = reader.pipeline.take
-    reader.pipeline.take = deliver_meanwhile  # type: ignore[assignment]
+    original = reader.pipeline.take_many
+    reader.pipeline.take_many = deliver_meanwhile  # type: ignore[assignment]
     stop = asyncio.Event()
     loop = asyncio.create_task(run_mailbox(ctx, "support", stop, idle_renew=3600))
     try:
@@ -284,7 +314,7 @@ async def test_mail_announced_while_processing_is_not_left_waiting_for_idle(
         # "second" by IDLE; "meanwhile" without waiting for the hour-long IDLE renewal
         await wait_for_receipts(ctx, row.id, 2, seconds=10)
     finally:
-        reader.pipeline.take = original
+        reader.pipeline.take_many = original
         stop.set()
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from mailgate.inbound import route
@@ -41,6 +41,18 @@ class Outcome:
 
 
 RECEIPTS = service.table_of(Receipt)
+# Messages from one sender that became issues or comments of a project lately.
+_FROM_SENDER = (
+    select(func.count())
+    .select_from(RECEIPTS)
+    .where(
+        RECEIPTS.c.sender == bindparam("sender"),
+        RECEIPTS.c.project == bindparam("project"),
+        RECEIPTS.c.status.in_(("created", "commented")),
+        RECEIPTS.c.received_at >= bindparam("since"),
+        RECEIPTS.c.id != bindparam("receipt"),
+    )
+)
 
 
 def handle(
@@ -146,22 +158,10 @@ def _match(
     """What routing needs to know, and the issue the message names (if any)."""
     recent = 0
     if message.from_.address and flood_limit:
-        recent = int(
-            session.connection()
-            .execute(
-                select(func.count())
-                .select_from(RECEIPTS)
-                .where(
-                    RECEIPTS.c.sender == message.from_.address,
-                    RECEIPTS.c.project == project.key,
-                    RECEIPTS.c.received_at >= received_at - timedelta(hours=1),
-                    RECEIPTS.c.status.in_(("created", "commented")),
-                    RECEIPTS.c.id != receipt_id,
-                )
-            )
-            .scalar()
-            or 0
-        )
+        since = received_at - timedelta(hours=1)
+        values = {"sender": message.from_.address, "project": project.key, "since": since}
+        found = session.connection().execute(_FROM_SENDER, {**values, "receipt": receipt_id})
+        recent = int(found.scalar() or 0)
     if message.message_id:
         seen = service.thread_issue(session, project.id, message.message_id)
         if seen is not None:

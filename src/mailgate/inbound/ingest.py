@@ -6,25 +6,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 import mailbox as stdlib_mailbox
-import multiprocessing
-import os
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from mailgate.context import Context
 from mailgate.errors import BadInput
-from mailgate.inbound import pipeline
+from mailgate.inbound import parsers, pipeline
 from mailgate.inbound.handle import Destination
-from mailgate.inbound.parse import InboundMessage, parse_many
+from mailgate.inbound.parse import InboundMessage
 from mailgate.inbound.route import HANDLERS, RouteOptions
 from mailgate.tracker.service import get_project
 
 # Messages committed together: one commit per batch.
 BATCH = 100
-# Parsing processes (spawned when there is more than one batch): parsing overlaps the writes.
-PARSERS = max(1, min(os.cpu_count() or 1, 4))
+WARM_UP_BYTES = 4 * 1024 * 1024  # more input than this is surely more than one batch
 SUMMARY_ORDER = ("created", "commented", "ignored", "quarantined", "duplicate", "received")
 
 
@@ -36,6 +32,12 @@ def _kind(path: Path) -> str:
     with path.open("rb") as fh:
         head = fh.read(5)
     return "mbox" if head == b"From " else "eml"
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
 
 
 def check_paths(paths: list[Path]) -> None:
@@ -104,6 +106,8 @@ async def ingest(
         project=project, options=RouteOptions(handler=handler, max_per_sender_hour=0)
     )
     summary: Counter[str] = Counter()
+    if sum(_size(path) for path in paths) > WARM_UP_BYTES:
+        parsers.warm_up()  # they start while the first files are read
 
     async def take(batch: list[tuple[str, bytes]], parsed: list[InboundMessage] | None) -> None:
         incoming = [
@@ -117,51 +121,54 @@ async def ingest(
             if on_message:
                 on_message(origin, status)
 
-    batches = _batches(messages(paths))
-    first = next(batches, None)
-    second = next(batches, None)
-    if first is None:
-        return summary
-    if second is None or PARSERS < 2:
-        # One batch (or one core): parsed in the write thread, no process to start.
-        for batch in itertools.chain([first], [second] if second else [], batches):
-            await take(batch, None)
-        return summary
-    await _parse_aside(itertools.chain([first, second], batches), take)
+    await _pipelined(_batches(messages(paths)), take)
     return summary
+
+
+Batch = list[tuple[str, bytes]]
+
+
+async def _pipelined(
+    batches: Iterable[Batch],
+    take: Callable[[Batch, list[InboundMessage] | None], Awaitable[None]],
+) -> None:
+    """Read, parse and write at once: a writer takes batches in order while the next ones are
+    read and parsed (in parsing processes) — a few ahead at most, so memory stays bounded. The
+    first batch is parsed in the write thread: no wait for the parsing processes to start."""
+    queue: asyncio.Queue[tuple[Batch, asyncio.Future[list[InboundMessage] | None]] | None]
+    queue = asyncio.Queue(maxsize=2 * parsers.PARSERS)
+    parsing: list[asyncio.Future[list[InboundMessage] | None]] = []
+
+    async def writer() -> None:
+        while (item := await queue.get()) is not None:
+            batch, parsed = item
+            await take(batch, await parsed)
+
+    writing = asyncio.create_task(writer())
+    try:
+        for index, batch in enumerate(itertools.chain(batches, [None])):
+            item = None
+            if batch is not None:
+                if index == 0:
+                    future = asyncio.get_running_loop().create_future()
+                    future.set_result(None)
+                else:
+                    future = asyncio.ensure_future(parsers.parse_aside([r for _o, r in batch]))
+                parsing.append(future)
+                item = (batch, future)
+            put = asyncio.ensure_future(queue.put(item))
+            await asyncio.wait({put, writing}, return_when=asyncio.FIRST_COMPLETED)
+            if writing.done() and not put.done():
+                put.cancel()
+                break
+        await writing
+    finally:
+        writing.cancel()
+        for future in parsing:
+            future.cancel()
 
 
 def _batches(items: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes]]]:
     iterator = iter(items)
     while batch := list(itertools.islice(iterator, BATCH)):
         yield batch
-
-
-async def _parse_aside(
-    batches: Iterable[list[tuple[str, bytes]]],
-    take: Callable[[list[tuple[str, bytes]], list[InboundMessage] | None], Awaitable[None]],
-) -> None:
-    """Parse batches in other processes while earlier ones are written, in order; a few batches
-    ahead at most (memory stays bounded). A batch whose parsing process failed is parsed in the
-    write thread instead, so a crash there loses nothing."""
-    loop = asyncio.get_running_loop()
-    ahead: deque[tuple[list[tuple[str, bytes]], asyncio.Future[list[InboundMessage]]]] = deque()
-    # "spawn": the parsing processes start clean (no copy of this process's threads and locks).
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(PARSERS, mp_context=context) as pool:
-
-        async def take_oldest() -> None:
-            batch, parsing = ahead.popleft()
-            try:
-                parsed: list[InboundMessage] | None = await parsing
-            except Exception:
-                parsed = None
-            await take(batch, parsed)
-
-        for batch in batches:
-            raws = [raw for _origin, raw in batch]
-            ahead.append((batch, loop.run_in_executor(pool, parse_many, raws)))
-            if len(ahead) > 2 * PARSERS:
-                await take_oldest()
-        while ahead:
-            await take_oldest()

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, select, union_all, update
 from sqlalchemy.orm import Session
 
 from mailgate.context import Context
@@ -283,27 +283,35 @@ _INGESTED = (
     )
     .limit(1)
 )
-_TAKEN = (
-    select(RECEIPTS.c.id, RECEIPTS.c.status)
-    .where(
-        RECEIPTS.c.mailbox_id == bindparam("mailbox"),
-        or_(
-            (RECEIPTS.c.uidvalidity == bindparam("uidvalidity"))
-            & (RECEIPTS.c.uid == bindparam("uid")),
-            RECEIPTS.c.uidl == bindparam("uidl"),
-            RECEIPTS.c.sha256 == bindparam("sha256"),
-            RECEIPTS.c.message_id == bindparam("message_id"),
-        ),
+
+
+def _taken_by(*conditions: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    return select(RECEIPTS.c.id, RECEIPTS.c.status).where(
+        RECEIPTS.c.mailbox_id == bindparam("mailbox"), *conditions
     )
-    .limit(1)
-)
 
 
-async def post_action_done(ctx: Context, receipt_id: int) -> None:
+# Each way of recognising a message on its own index (an OR of them scans the mailbox's
+# receipts: quadratic over a backlog).
+_TAKEN = union_all(
+    _taken_by(
+        RECEIPTS.c.uidvalidity == bindparam("uidvalidity"), RECEIPTS.c.uid == bindparam("uid")
+    ),
+    _taken_by(RECEIPTS.c.uidl == bindparam("uidl")),
+    _taken_by(RECEIPTS.c.sha256 == bindparam("sha256")),
+    _taken_by(RECEIPTS.c.message_id == bindparam("message_id")),
+).limit(1)
+
+
+async def post_actions_done(ctx: Context, receipt_ids: list[int]) -> None:
+    if not receipt_ids:
+        return
     async with ctx.db.session() as session, session.begin():
-        receipt = await session.get(Receipt, receipt_id)
-        if receipt is not None:
-            receipt.post_action_done_at = ctx.clock()
+        await session.execute(
+            update(RECEIPTS)
+            .where(RECEIPTS.c.id.in_(receipt_ids), RECEIPTS.c.post_action_done_at.is_(None))
+            .values(post_action_done_at=ctx.clock())
+        )
 
 
 async def pending_post_actions(ctx: Context, mailbox_id: int) -> list[Receipt]:

@@ -345,30 +345,41 @@ class ImapClient:
 
     async def fetch(self, uid: int) -> bytes | None:
         """The message, without setting \\Seen (BODY.PEEK); None when it is gone."""
-        found = parse_fetch(await self.command(f"UID FETCH {uid} (UID BODY.PEEK[])"))
-        body = found.get(uid, {}).get("body")
-        return body if isinstance(body, bytes) else None
+        return (await self.fetch_many([uid])).get(uid)
 
-    async def mark_seen(self, uid: int) -> None:
-        await self.command(f"UID STORE {uid} +FLAGS.SILENT (\\Seen)")
+    async def fetch_many(self, uids: list[int]) -> dict[int, bytes]:
+        """The messages by UID, in one command, without setting \\Seen; a message gone meanwhile
+        is absent."""
+        if not uids:
+            return {}
+        found = parse_fetch(await self.command(f"UID FETCH {_set(uids)} (UID BODY.PEEK[])"))
+        asked = set(uids)
+        return {
+            uid: body
+            for uid, item in found.items()
+            if uid in asked and isinstance(body := item.get("body"), bytes)
+        }
 
-    async def delete(self, uid: int) -> None:
-        await self.command(f"UID STORE {uid} +FLAGS.SILENT (\\Deleted)")
-        await self._expunge(uid)
+    async def mark_seen(self, uids: int | list[int]) -> None:
+        await self.command(f"UID STORE {_set(uids)} +FLAGS.SILENT (\\Seen)")
 
-    async def move(self, uid: int, folder: str) -> None:
+    async def delete(self, uids: int | list[int]) -> None:
+        await self.command(f"UID STORE {_set(uids)} +FLAGS.SILENT (\\Deleted)")
+        await self._expunge(uids)
+
+    async def move(self, uids: int | list[int], folder: str) -> None:
         if "MOVE" in self.capabilities:
-            await self.command(f"UID MOVE {uid} {quote(folder)}")
+            await self.command(f"UID MOVE {_set(uids)} {quote(folder)}")
             return
-        await self.command(f"UID COPY {uid} {quote(folder)}")
-        await self.delete(uid)
+        await self.command(f"UID COPY {_set(uids)} {quote(folder)}")
+        await self.delete(uids)
 
-    async def _expunge(self, uid: int) -> None:
-        # UID EXPUNGE (UIDPLUS) removes only this message. Plain EXPUNGE would also remove
-        # messages someone else marked \Deleted, so without UIDPLUS the message stays flagged
+    async def _expunge(self, uids: int | list[int]) -> None:
+        # UID EXPUNGE (UIDPLUS) removes only these messages. Plain EXPUNGE would also remove
+        # messages someone else marked \Deleted, so without UIDPLUS they stay flagged
         # \Deleted for the server or the next client to expunge.
         if "UIDPLUS" in self.capabilities:
-            await self.command(f"UID EXPUNGE {uid}")
+            await self.command(f"UID EXPUNGE {_set(uids)}")
 
     async def idle(self, wait: float) -> bool:
         """IDLE until the server reports new mail or `wait` seconds pass; True on new mail."""
@@ -406,5 +417,5 @@ class ImapClient:
             await self.command("LOGOUT")
 
 
-def _set(uids: list[int]) -> str:
-    return ",".join(str(u) for u in sorted(uids))
+def _set(uids: int | list[int]) -> str:
+    return str(uids) if isinstance(uids, int) else ",".join(str(u) for u in sorted(uids))

@@ -8,6 +8,8 @@ state (UIDVALIDITY, last UID) advances in the transaction that records each mess
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,7 +21,8 @@ from sqlalchemy import select
 from mailgate.backoff import Backoff
 from mailgate.context import Context
 from mailgate.errors import MailgateError, NeedsReauthorization, Transient
-from mailgate.inbound import pipeline
+from mailgate.inbound import parsers, pipeline
+from mailgate.inbound.parse import InboundMessage
 from mailgate.mail import sasl
 from mailgate.mail.diagnose import Failure, diagnose
 from mailgate.mail.imap import (
@@ -109,13 +112,15 @@ async def _authenticate(
     await imap.authenticate(mechanism, mailbox.username, token.value)
 
 
-async def _post_action(imap: ImapClient, mailbox: Mailbox, uid: int) -> None:
+async def _post_action(imap: ImapClient, mailbox: Mailbox, uids: list[int]) -> None:
+    if not uids:
+        return
     if mailbox.after == "seen":
-        await imap.mark_seen(uid)
+        await imap.mark_seen(uids)
     elif mailbox.after == "delete":
-        await imap.delete(uid)
+        await imap.delete(uids)
     elif mailbox.after.startswith("move:"):
-        await imap.move(uid, mailbox.after[5:])
+        await imap.move(uids, mailbox.after[5:])
 
 
 async def _finish_pending(
@@ -130,8 +135,8 @@ async def _finish_pending(
             and receipt.uidvalidity == uidvalidity
             and await imap.uid_search(f"UID {receipt.uid}")
         ):
-            await _safe_post_action(ctx, imap, mailbox, receipt.uid)
-        await pipeline.post_action_done(ctx, receipt.id)
+            await _safe_post_action(ctx, imap, mailbox, [receipt.uid])
+        await pipeline.post_actions_done(ctx, [receipt.id])
         done += 1
     return done
 
@@ -188,12 +193,15 @@ async def _refetch(ctx: Context, mailbox: Mailbox, uidvalidity: int | None) -> l
     return uids
 
 
-async def _safe_post_action(ctx: Context, imap: ImapClient, mailbox: Mailbox, uid: int) -> None:
+async def _safe_post_action(
+    ctx: Context, imap: ImapClient, mailbox: Mailbox, uids: list[int]
+) -> None:
     """The post-action; its failure (e.g. the move folder is missing) is recorded, and does not
-    hold back the mailbox: the message is committed already."""
+    hold back the mailbox: the messages are committed already."""
     try:
-        await _post_action(imap, mailbox, uid)
+        await _post_action(imap, mailbox, uids)
     except ImapError as exc:
+        uid = ",".join(map(str, uids))
         log.warning("post-action failed", mailbox=mailbox.name, uid=uid, error=str(exc))
         await set_status(
             ctx,
@@ -219,36 +227,137 @@ async def process(
     report.post_actions_finished = await _finish_pending(ctx, imap, mailbox, selected.uidvalidity)
     uids = sorted(set(uids) | set(await _refetch(ctx, mailbox, selected.uidvalidity)))
     sizes = await imap.sizes(uids)
-    for uid in uids:
-        # While a backlog is taken the UID state stays put: an interrupted backlog is taken
-        # again from the start, and what was taken is recognised.
-        ref = pipeline.MessageRef(
-            uidvalidity=selected.uidvalidity, uid=uid, advance=start_over is None
-        )
-        size = sizes.get(uid, 0)
-        if size > mailbox.max_message_bytes:
-            reason = (
-                f"{size} bytes, over the limit of {mailbox.max_message_bytes} "
-                "(--max-message-bytes); left on the server"
-            )
-            await pipeline.quarantine(ctx, mailbox.id, ref, size, reason)
-            report.quarantined.append(uid)
-            continue
-        raw = await imap.fetch(uid)
-        if raw is None:  # deleted meanwhile by someone else
-            continue
-        taken = await pipeline.take(ctx, mailbox.id, ref, raw, destination=destination_of(mailbox))
-        (report.taken if taken.new else report.skipped).append(uid)
-        if taken.status == "quarantined":
-            report.quarantined.append(uid)  # kept on the server, untouched, for a retry
-        else:
-            await _safe_post_action(ctx, imap, mailbox, uid)
-        await pipeline.post_action_done(ctx, taken.receipt_id)
+    # UID order throughout: batches of messages fetched with one command, parsed in a parsing
+    # process and taken in one transaction; while one batch is written the next ones are fetched
+    # and parsed.
+    pipe = _Batches(imap, _steps(uids, sizes, mailbox.max_message_bytes), selected, start_over)
+    try:
+        await pipe.fill()
+        while pipe.ahead:
+            item = pipe.ahead.popleft()
+            if isinstance(item, int):  # too large: recorded, left on the server
+                reason = (
+                    f"{sizes[item]} bytes, over the limit of {mailbox.max_message_bytes} "
+                    "(--max-message-bytes); left on the server"
+                )
+                await pipeline.quarantine(ctx, mailbox.id, pipe.ref(item), sizes[item], reason)
+                report.quarantined.append(item)
+                await pipe.fill()
+                continue
+            await _take_batch(ctx, imap, mailbox, pipe, item, report)
+    finally:
+        pipe.cancel()
     if start_over is not None:
         await _remember(ctx, mailbox, selected.uidvalidity, max([start_over, *uids]))
     else:
         mailbox.last_uid = max([mailbox.last_uid or 0, *uids])
     return report
+
+
+_Fetched = tuple[list[pipeline.Incoming], asyncio.Task[list[InboundMessage] | None]]
+
+
+class _Batches:
+    """The steps of a poll, fetched and parsed up to two batches ahead of the one written."""
+
+    def __init__(
+        self,
+        imap: ImapClient,
+        steps: list[list[int] | int],
+        selected: Selected,
+        start_over: int | None,
+    ) -> None:
+        self.imap = imap
+        self.steps = iter(steps)
+        self.selected = selected
+        self.start_over = start_over
+        self.ahead: deque[_Fetched | int] = deque()
+
+    def ref(self, uid: int) -> pipeline.MessageRef:
+        # While a backlog is taken the UID state stays put: an interrupted backlog is taken
+        # again from the start, and what was taken is recognised.
+        return pipeline.MessageRef(
+            uidvalidity=self.selected.uidvalidity, uid=uid, advance=self.start_over is None
+        )
+
+    async def fill(self) -> None:
+        """Fetch up to two batches ahead (the connection must be free: no other command)."""
+        while len(self.ahead) < 2 and (step := next(self.steps, None)) is not None:
+            if isinstance(step, int):
+                self.ahead.append(step)
+                continue
+            raws = await self.imap.fetch_many(step)
+            # A message deleted meanwhile by someone else is simply not there.
+            incoming = [pipeline.Incoming(self.ref(uid), raws[uid]) for uid in step if uid in raws]
+            parsing = asyncio.create_task(parsers.parse_aside([m.raw for m in incoming]))
+            self.ahead.append((incoming, parsing))
+
+    def cancel(self) -> None:
+        for item in self.ahead:
+            if not isinstance(item, int):
+                item[1].cancel()
+
+
+async def _take_batch(
+    ctx: Context,
+    imap: ImapClient,
+    mailbox: Mailbox,
+    pipe: _Batches,
+    batch: _Fetched,
+    report: PollReport,
+) -> None:
+    incoming, parsing = batch
+    parsed = await parsing
+    if parsed is not None:
+        incoming = [
+            dataclasses.replace(message, parsed=one)
+            for message, one in zip(incoming, parsed, strict=True)
+        ]
+    writing = asyncio.create_task(
+        pipeline.take_many(ctx, mailbox.id, incoming, destination=destination_of(mailbox))
+    )
+    try:
+        await pipe.fill()  # the next batches come in while this one is written
+    finally:
+        # Whatever happened to the connection, the write ends (committed or not) first.
+        taken = await writing
+    done = []
+    for message, result in zip(incoming, taken, strict=True):
+        uid = message.ref.uid
+        assert uid is not None
+        (report.taken if result.new else report.skipped).append(uid)
+        if result.status == "quarantined":
+            report.quarantined.append(uid)  # kept on the server, untouched, for a retry
+        else:
+            done.append(uid)
+    await _safe_post_action(ctx, imap, mailbox, done)
+    await pipeline.post_actions_done(ctx, [result.receipt_id for result in taken])
+
+
+BATCH = 100  # messages per FETCH and per transaction
+BATCH_BYTES = 32 * 1024 * 1024
+
+
+def _steps(uids: list[int], sizes: dict[int, int], limit: int) -> list[list[int] | int]:
+    """`uids` in order, as batches to fetch and take together, and single UIDs (ints) of
+    messages over the size limit."""
+    steps: list[list[int] | int] = []
+    batch: list[int] = []
+    held = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if size > limit or len(batch) == BATCH or held + size > BATCH_BYTES:
+            if batch:
+                steps.append(batch)
+            batch, held = [], 0
+        if size > limit:
+            steps.append(uid)
+            continue
+        batch.append(uid)
+        held += size
+    if batch:
+        steps.append(batch)
+    return steps
 
 
 async def poll_once(
@@ -257,6 +366,8 @@ async def poll_once(
     """`mailbox poll`: connect, take everything there, disconnect."""
     keeper = keeper or TokenKeeper(ctx)
     mailbox = await load(ctx, name)
+    if not dry_run:
+        parsers.warm_up()  # a backlog is parsed in parsing processes: they start meanwhile
     try:
         # A dead holder's lease runs out within LEASE_SECONDS: wait that long, then take over.
         async with (

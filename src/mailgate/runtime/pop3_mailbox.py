@@ -145,12 +145,12 @@ async def process(
         (report.taken if taken.new else report.skipped).append(number)
         if taken.status == "quarantined":
             report.quarantined.append(number)  # kept on the server for a retry
-            await pipeline.post_action_done(ctx, taken.receipt_id)
+            await pipeline.post_actions_done(ctx, [taken.receipt_id])
         elif mailbox.after == "delete":
             await asyncio.to_thread(pop.dele, number)
             deletes.append(taken.receipt_id)
         else:
-            await pipeline.post_action_done(ctx, taken.receipt_id)
+            await pipeline.post_actions_done(ctx, [taken.receipt_id])
     if first_time:
         async with ctx.db.session() as db, db.begin():
             row = await db.get(Mailbox, mailbox.id)
@@ -161,7 +161,7 @@ async def process(
     await asyncio.to_thread(pop.quit)
     session.pop = None
     for receipt_id in deletes:
-        await pipeline.post_action_done(ctx, receipt_id)
+        await pipeline.post_actions_done(ctx, [receipt_id])
     return report
 
 

@@ -224,6 +224,8 @@ class Receipt(Base):
         UniqueConstraint("mailbox_id", "uidvalidity", "uid", name="uq_receipt_uid"),
         UniqueConstraint("mailbox_id", "uidl", name="uq_receipt_uidl"),
         sa.Index("ix_receipts_message_id", "mailbox_id", "message_id"),
+        sa.Index("ix_receipts_content", "mailbox_id", "sha256"),
+        sa.Index("ix_receipts_sender", "sender", "project", "status", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -233,7 +235,7 @@ class Receipt(Base):
     )
     origin: Mapped[str | None] = mapped_column(Text)
     project: Mapped[str | None] = mapped_column(String(50))
-    sender: Mapped[str | None] = mapped_column(String(320), index=True)
+    sender: Mapped[str | None] = mapped_column(String(320))
     issue_id: Mapped[int | None] = mapped_column(Integer)
     uidvalidity: Mapped[int | None] = mapped_column(sa.BigInteger)
     uid: Mapped[int | None] = mapped_column(sa.BigInteger)

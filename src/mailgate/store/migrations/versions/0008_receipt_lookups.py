@@ -17,10 +17,18 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("receipts", schema=None) as batch_op:
-        # Place (UID, UIDL) lookups use the unique constraints' indexes, bytes the sha256 index.
+        # Place (UID, UIDL) lookups use the unique constraints' indexes.
         batch_op.create_index("ix_receipts_message_id", ["mailbox_id", "message_id"])
+        batch_op.create_index("ix_receipts_content", ["mailbox_id", "sha256"])
+        # The per-sender flood count, answered from the index alone: the row holds the raw
+        # message before received_at, and reading past it costs its overflow pages.
+        batch_op.drop_index("ix_receipts_sender")
+        batch_op.create_index("ix_receipts_sender", ["sender", "project", "status", "received_at"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("receipts", schema=None) as batch_op:
+        batch_op.drop_index("ix_receipts_sender")
+        batch_op.create_index("ix_receipts_sender", ["sender"])
+        batch_op.drop_index("ix_receipts_content")
         batch_op.drop_index("ix_receipts_message_id")
