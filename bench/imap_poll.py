@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import corpus
+from ingest import corpus, startup
 from tests.support.dovecot import (
     DEFAULT_USERS,
     RESOURCE_SERVER,
@@ -134,6 +134,7 @@ def main(count: int, seed: int, repeat: int) -> None:
     )
     print(f"{'mailgate mailbox poll (a whole command)':44} {mine:8.2f} {taken / mine:8.0f}")
     print(f"mailgate ÷ floor time: {mine / base:.1f}×  (taken {taken}, floor rows {floor_count})")
+    print(f"of which a command's start-up (`mailgate project list`): {startup():.2f} s")
 
 
 if __name__ == "__main__":

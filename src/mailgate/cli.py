@@ -734,7 +734,9 @@ MbSaslOpt = Annotated[
 MbBulkOpt = Annotated[
     str | None,
     typer.Option(
-        "--bulk", help="Automated mail (auto-replies, bounces, lists): ignore (default) or accept."
+        "--bulk",
+        help="Automated mail (auto-replies, bounces, lists): ignore (default: left on the "
+        "server with the post-action), accept (handled like a person's) or delete.",
     ),
 ]
 MbParticipantsOpt = Annotated[
@@ -787,6 +789,20 @@ MbMaxOpt = Annotated[
     int | None,
     typer.Option("--max-message-bytes", help="Larger messages are quarantined (default 25 MB)."),
 ]
+MbAttachmentOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-attachment-bytes",
+        help="A larger attachment is not kept; the issue says so (default 10 MB).",
+    ),
+]
+MbAttachmentsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-attachments-bytes",
+        help="Attachments of one message kept up to this total (default 25 MB).",
+    ),
+]
 
 
 def _read_password(path: Path | None) -> str | None:
@@ -837,6 +853,8 @@ ROUTE_FLAGS = (
     "split_regex",
     "quarantine_dmarc_fail",
     "max_per_sender_hour",
+    "max_attachment_bytes",
+    "max_attachments_bytes",
 )
 
 
@@ -879,6 +897,8 @@ def mailbox_add(
     split_regex: MbSplitOpt = None,
     quarantine_dmarc_fail: MbDmarcOpt = None,
     max_per_sender_hour: MbFloodOpt = None,
+    max_attachment_bytes: MbAttachmentOpt = None,
+    max_attachments_bytes: MbAttachmentsOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Add an incoming mail server (IMAP or POP3)."""
@@ -1172,9 +1192,15 @@ def ingest(
     handler: Annotated[
         str, typer.Option("--handler", help="create-or-comment, create or comment.")
     ] = "create-or-comment",
+    max_attachment_bytes: MbAttachmentOpt = None,
+    max_attachments_bytes: MbAttachmentsOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Bring in mail from files through the same pipeline as a mailbox."""
+    limits = {
+        "max_attachment_bytes": max_attachment_bytes,
+        "max_attachments_bytes": max_attachments_bytes,
+    }
     from mailgate.inbound.ingest import SUMMARY_ORDER
     from mailgate.inbound.ingest import ingest as run_ingest
 
@@ -1185,10 +1211,10 @@ def ingest(
             with Progress(transient=True) as progress:
                 task = progress.add_task("ingesting", total=None)
                 summary = await run_ingest(
-                    ctx, paths, project, handler, lambda _o, _s: progress.advance(task)
+                    ctx, paths, project, handler, lambda _o, _s: progress.advance(task), limits
                 )
         else:
-            summary = await run_ingest(ctx, paths, project, handler)
+            summary = await run_ingest(ctx, paths, project, handler, limits=limits)
         return {name: summary.get(name, 0) for name in SUMMARY_ORDER if name in summary}
 
     counts = run(work)

@@ -42,3 +42,5 @@ def test_ingest_then_issue_and_quarantine_commands(cli: Cli, tmp_path: Path) -> 
     assert shown["description"].startswith("It burns.")
     assert cli("quarantine", "list", "--json").json() == []
     assert cli("issue", "show", "HELP-99").code == 2
+    negative = cli("ingest", str(message), "--project", "HELP", "--max-attachment-bytes", "-1")
+    assert negative.code == 2 and "--max-attachment-bytes cannot be negative" in negative.stderr

@@ -166,7 +166,7 @@ async def test_message_over_the_size_limit_is_quarantined_not_fetched(
     assert len(report.quarantined) == 1 and len(report.taken) == 1
     receipts = await receipts_of(ctx, row.id)
     huge = next(r for r in receipts if r.status == "quarantined")
-    assert huge.raw is None and "over the limit" in (huge.reason or "")
+    assert huge.sha256 == "" and "over the limit" in (huge.reason or "")  # never fetched
     assert (await flags(dovecot, emulator))["huge"] == set()  # left on the server, unread
     async with ctx.db.session() as session:
         fresh = await session.get(Mailbox, row.id)
@@ -199,6 +199,28 @@ async def test_a_backlog_is_taken_in_batches_in_uid_order(
     assert [i["summary"] for i in issues] == [s for s in subjects if s != "huge"]
     again = await poll_once(ctx, "support")
     assert again.taken == [] and again.quarantined == []
+
+
+async def test_bulk_delete_removes_automated_mail_and_keeps_the_rest(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
+) -> None:
+    auto_reply = message("Out of office").replace(
+        b"Subject:", b"Auto-Submitted: auto-replied\nSubject:", 1
+    )
+    dovecot.deliver(ALICE, auto_reply)
+    dovecot.deliver(ALICE, message("a person writes"))
+    row = await with_mailbox(
+        ctx, emulator, dovecot, backlog="all", after="seen", route={"bulk": "delete"}
+    )
+    report = await poll_once(ctx, "support")
+    assert len(report.taken) == 2
+    left = await flags(dovecot, emulator)
+    assert left == {"a person writes": {"\\Seen"}}  # the auto-reply is gone from the server
+    statuses = {r.message_id: (r.status, r.post_action) for r in await receipts_of(ctx, row.id)}
+    assert statuses == {
+        "Out-of-office@example.net": ("ignored", "delete"),
+        "a-person-writes@example.net": ("created", None),
+    }
 
 
 async def test_idle_push_and_reconnect_after_a_server_restart(

@@ -149,7 +149,7 @@ async def test_unknown_project_is_quarantined_then_retried(ctx: Context) -> None
 
 
 async def test_attachment_over_the_limit_is_noted_not_kept(ctx: Context, project: None) -> None:
-    small = Destination(project="HELP", max_attachment_bytes=1000)
+    small = Destination(project="HELP", options=RouteOptions(max_attachment_bytes=1000))
     await take(ctx, mail(attachment=("big.bin", b"y" * 5000)), small)
     issue = await show_issue(ctx, "HELP-1")
     assert issue["attachments"] == []

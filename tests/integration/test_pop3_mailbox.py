@@ -43,7 +43,7 @@ async def test_delete_happens_after_commit(
     assert len((await pop3_mailbox.poll_once(ctx, "support")).taken) == 1
     assert dovecot.mailbox_status(ALICE)["messages"] == 0
     [receipt] = await receipts_of(ctx, row.id)
-    assert receipt.post_action_done_at is not None and receipt.raw
+    assert receipt.post_action_done_at is not None and receipt.sha256
 
 
 async def test_backlog_none_skips_what_is_there(

@@ -14,9 +14,6 @@ from mailgate.inbound.parse import InboundMessage
 from mailgate.store.models import Project, Receipt
 from mailgate.tracker import service
 
-DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
-DEFAULT_MAX_ATTACHMENTS_PER_MESSAGE = 25 * 1024 * 1024
-
 
 @dataclass(frozen=True)
 class Destination:
@@ -25,8 +22,6 @@ class Destination:
     project: str
     options: route.RouteOptions = field(default_factory=route.RouteOptions)
     own_addresses: tuple[str, ...] = ()  # the mailbox's own address: never a watcher
-    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
-    max_attachments_per_message: int = DEFAULT_MAX_ATTACHMENTS_PER_MESSAGE
 
 
 @dataclass(frozen=True)
@@ -38,6 +33,7 @@ class Outcome:
     issue_id: int | None = None
     project: str | None = None
     sender: str | None = None
+    post_action: str | None = None  # the message's own, instead of the mailbox's
 
 
 RECEIPTS = service.table_of(Receipt)
@@ -88,7 +84,10 @@ def handle(
         dmarc=message.auth.dmarc,
     )
     if isinstance(decision, route.Ignore):
-        return Outcome("ignored", decision.reason, project=project.key, sender=sender)
+        then = "delete" if decision.delete else None
+        return Outcome(
+            "ignored", decision.reason, project=project.key, sender=sender, post_action=then
+        )
     if isinstance(decision, route.Quarantine):
         return Outcome("quarantined", decision.reason, project=project.key, sender=sender)
     if isinstance(decision, route.Duplicate):
@@ -211,8 +210,8 @@ def _attachments(
     for attachment in message.attachments:
         size = len(attachment.data)
         if (
-            size > destination.max_attachment_bytes
-            or total + size > destination.max_attachments_per_message
+            size > destination.options.max_attachment_bytes
+            or total + size > destination.options.max_attachments_bytes
         ):
             notes.append(
                 f"[attachment {attachment.filename} ({size} bytes) not kept: over the size limit]"

@@ -95,16 +95,19 @@ async def ingest(
     project: str,
     handler: str = "create-or-comment",
     on_message: Callable[[str, str], None] | None = None,
+    limits: dict[str, int | None] | None = None,
 ) -> Counter[str]:
     """Take every message; returns how many became what (created, commented, duplicate …)."""
     check_paths(paths)
     if handler not in HANDLERS:
         raise BadInput(f"Unknown handler {handler!r}: use {', '.join(HANDLERS)}.")
     await ctx.db.run(get_project, project)
+    from mailgate.mail.mailboxes import check_route_options
+
+    given = check_route_options({k: v for k, v in (limits or {}).items() if v is not None})
     # A migration brings a sender's whole history at once: no flood limit here.
-    destination = Destination(
-        project=project, options=RouteOptions(handler=handler, max_per_sender_hour=0)
-    )
+    options = RouteOptions(handler=handler, max_per_sender_hour=0, **given)
+    destination = Destination(project=project, options=options)
     summary: Counter[str] = Counter()
     if sum(_size(path) for path in paths) > WARM_UP_BYTES:
         parsers.warm_up()  # they start while the first files are read
@@ -149,13 +152,8 @@ async def _pipelined(
         for index, batch in enumerate(itertools.chain(batches, [None])):
             item = None
             if batch is not None:
-                if index == 0:
-                    future = asyncio.get_running_loop().create_future()
-                    future.set_result(None)
-                else:
-                    future = asyncio.ensure_future(parsers.parse_aside([r for _o, r in batch]))
-                parsing.append(future)
-                item = (batch, future)
+                parsing.append(_parse_later(batch, in_write_thread=index == 0))
+                item = (batch, parsing[-1])
             put = asyncio.ensure_future(queue.put(item))
             await asyncio.wait({put, writing}, return_when=asyncio.FIRST_COMPLETED)
             if writing.done() and not put.done():
@@ -166,6 +164,18 @@ async def _pipelined(
         writing.cancel()
         for future in parsing:
             future.cancel()
+
+
+def _parse_later(
+    batch: Batch, *, in_write_thread: bool
+) -> asyncio.Future[list[InboundMessage] | None]:
+    if in_write_thread:  # None: parsed where it is written
+        done: asyncio.Future[list[InboundMessage] | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        done.set_result(None)
+        return done
+    return asyncio.ensure_future(parsers.parse_aside([raw for _origin, raw in batch]))
 
 
 def _batches(items: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes]]]:

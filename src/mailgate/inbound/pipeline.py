@@ -23,6 +23,7 @@ from mailgate.context import Context
 from mailgate.inbound.handle import RECEIPTS, Destination, Outcome, handle
 from mailgate.inbound.parse import InboundMessage, parse_message
 from mailgate.store.models import Mailbox, Receipt
+from mailgate.tracker import service
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +52,7 @@ class Taken:
     receipt_id: int
     new: bool  # False: this message was taken before (nothing was done again)
     status: str = "received"  # created, commented, ignored, duplicate, quarantined, received
+    post_action: str | None = None  # the message's own post-action ("delete"), else the mailbox's
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,9 @@ def _take_one(
     if mailbox is not None and ref.advance:
         _advance(mailbox, ref)
     if existing is not None:
-        return Taken(existing.id, new=False, status=existing.status)
+        return Taken(
+            existing.id, new=False, status=existing.status, post_action=existing.post_action
+        )
     received_at = ctx.clock()
     db = session.connection()
     values = {
@@ -140,16 +144,17 @@ def _take_one(
         "sha256": digest,
         "size": len(raw),
         "status": "received",
-        "raw": raw,
         "received_at": received_at,
         "project": destination.project if destination else None,
         "sender": None,
         "reason": None,
         "issue_id": None,
         "post_action_done_at": None,
+        "post_action": None,
     }
+    service.keep_blob(session, digest, raw)
     receipt_id = int(db.execute(_NEW_RECEIPT, values).scalar_one())
-    status = "received"
+    status, post_action = "received", None
     if destination is not None:
         try:
             if savepoints:
@@ -164,7 +169,7 @@ def _take_one(
             outcome = Outcome(
                 "quarantined", f"mailgate could not process it ({type(exc).__name__}: {exc})"
             )
-        status = outcome.status
+        status, post_action = outcome.status, outcome.post_action
         db.execute(
             _RECEIPT_OUTCOME,
             {
@@ -174,13 +179,14 @@ def _take_one(
                 "new_issue_id": outcome.issue_id,
                 "new_project": outcome.project or values["project"],
                 "new_sender": outcome.sender,
+                "new_post_action": outcome.post_action,
             },
         )
     if mailbox is not None:
         mailbox.processed += 1
         if status == "quarantined":
             mailbox.quarantined += 1
-    return Taken(receipt_id, new=True, status=status)
+    return Taken(receipt_id, new=True, status=status, post_action=post_action)
 
 
 def _handle(
@@ -248,8 +254,8 @@ def _existing(
     digest: str | None,
     destination: Destination | None = None,
     message_id: str | None = None,
-) -> sa.Row[Any, Any] | None:
-    """(id, status) of this message's receipt, if it was taken before: the same place, or the
+) -> Any:
+    """(id, status, post_action) of this message's receipt, if it was taken before: the same place, or the
     same bytes, or the same Message-ID renumbered (a UIDVALIDITY change) with other bytes (a
     header added). Ingested files: the same bytes for the same project."""
     db = session.connection()
@@ -272,10 +278,11 @@ _RECEIPT_OUTCOME = (
         issue_id=bindparam("new_issue_id"),
         project=bindparam("new_project"),
         sender=bindparam("new_sender"),
+        post_action=bindparam("new_post_action"),
     )
 )
 _INGESTED = (
-    select(RECEIPTS.c.id, RECEIPTS.c.status)
+    select(RECEIPTS.c.id, RECEIPTS.c.status, RECEIPTS.c.post_action)
     .where(
         RECEIPTS.c.mailbox_id.is_(None),
         RECEIPTS.c.project == bindparam("project"),
@@ -286,7 +293,7 @@ _INGESTED = (
 
 
 def _taken_by(*conditions: sa.ColumnElement[bool]) -> sa.Select[Any]:
-    return select(RECEIPTS.c.id, RECEIPTS.c.status).where(
+    return select(RECEIPTS.c.id, RECEIPTS.c.status, RECEIPTS.c.post_action).where(
         RECEIPTS.c.mailbox_id == bindparam("mailbox"), *conditions
     )
 

@@ -14,6 +14,7 @@ from mailgate.inbound.parse import parse_message
 from mailgate.inbound.route import RouteOptions
 from mailgate.mail.mailboxes import destination_of
 from mailgate.store.models import Mailbox, Receipt
+from mailgate.tracker import service
 
 
 async def list_quarantine(ctx: Context) -> list[dict[str, Any]]:
@@ -36,7 +37,7 @@ async def list_quarantine(ctx: Context) -> list[dict[str, Any]]:
             "size": receipt.size,
             "reason": receipt.reason,
             "received_at": receipt.received_at.isoformat(),
-            "kept": receipt.raw is not None,
+            "kept": bool(receipt.sha256),
         }
         for receipt, name in rows
     ]
@@ -52,7 +53,8 @@ async def retry(ctx: Context, receipt_id: int) -> dict[str, Any]:
                 f"No quarantined message {receipt_id}: `mailgate quarantine list` shows them."
             )
         mailbox = session.get(Mailbox, receipt.mailbox_id) if receipt.mailbox_id else None
-        if receipt.raw is None:
+        raw = service.blob(session, receipt.sha256)
+        if raw is None:
             if mailbox is None:
                 raise BadInput(f"Message {receipt_id} was never fetched, so it cannot be retried.")
             if receipt.size > mailbox.max_message_bytes:
@@ -81,7 +83,7 @@ async def retry(ctx: Context, receipt_id: int) -> dict[str, Any]:
         )
         with session.begin_nested():
             outcome = handle(
-                session, receipt.id, receipt.received_at, parse_message(receipt.raw), destination
+                session, receipt.id, receipt.received_at, parse_message(raw), destination
             )
         receipt.status, receipt.reason, receipt.issue_id = (
             outcome.status,

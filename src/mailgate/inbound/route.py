@@ -7,13 +7,15 @@ import re
 from dataclasses import dataclass
 
 HANDLERS = ("create-or-comment", "create", "comment")
-BULK_ACTIONS = ("ignore", "accept")
+BULK_ACTIONS = ("ignore", "accept", "delete")
 
 
 @dataclass(frozen=True)
 class RouteOptions:
     handler: str = "create-or-comment"
-    bulk: str = "ignore"  # what automated mail (auto-replies, bounces, lists, bulk) does
+    # What automated mail (auto-replies, bounces, lists, bulk) does: ignore (left on the server
+    # like any message: the mailbox's post-action), accept (handled like a person's), delete.
+    bulk: str = "ignore"
     comments_from_participants_only: bool = False
     create_customers: bool = True
     cc_watchers: bool = True
@@ -23,6 +25,9 @@ class RouteOptions:
     quarantine_dmarc_fail: bool = False
     # A flood of person-like mail from one sender (no automation headers) is quarantined.
     max_per_sender_hour: int = 30
+    # Attachments over these sizes are not kept (the issue or comment says which).
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    max_attachments_bytes: int = 25 * 1024 * 1024  # all of one message's together
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class AddComment:
 @dataclass(frozen=True)
 class Ignore:
     reason: str
+    delete: bool = False  # deleted from the server instead of the mailbox's post-action
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,10 @@ def decide(
     if automated == "own":
         return Ignore("our own notification came back (it carries mailgate's fingerprint)")
     if automated is not None and options.bulk != "accept":
-        return Ignore(f"automated mail ({automated}) does not create issues or comments")
+        return Ignore(
+            f"automated mail ({automated}) does not create issues or comments",
+            delete=options.bulk == "delete",
+        )
     if options.catch_address and options.catch_address.lower() not in recipients:
         return Ignore(f"not addressed to {options.catch_address}")
     if match.duplicate_of is not None:

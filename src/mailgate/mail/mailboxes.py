@@ -232,11 +232,11 @@ async def _resolve(
         row.max_message_bytes = opts.max_message_bytes
     row.max_message_bytes = row.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES
     if opts.route:
-        row.route_options = {**(row.route_options or {}), **_check_route(opts.route)}
+        row.route_options = {**(row.route_options or {}), **check_route_options(opts.route)}
     return warnings
 
 
-def _check_route(given: dict[str, Any]) -> dict[str, Any]:
+def check_route_options(given: dict[str, Any]) -> dict[str, Any]:
     """Validate handler options; only the ones given are stored."""
     from mailgate.inbound.route import BULK_ACTIONS
 
@@ -252,6 +252,10 @@ def _check_route(given: dict[str, Any]) -> dict[str, Any]:
             ) from None
     if "max_per_sender_hour" in checked and checked["max_per_sender_hour"] < 0:
         raise BadInput("--max-per-sender-hour cannot be negative: use 0 to turn the limit off.")
+    for name in ("max_attachment_bytes", "max_attachments_bytes"):
+        if name in checked and checked[name] < 0:
+            flag = "--" + name.replace("_", "-")
+            raise BadInput(f"{flag} cannot be negative: give a size in bytes (0 keeps none).")
     if checked.get("catch_address") is not None:
         checked["catch_address"] = checked["catch_address"].strip().lower() or None
     return checked

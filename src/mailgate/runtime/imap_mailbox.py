@@ -112,15 +112,15 @@ async def _authenticate(
     await imap.authenticate(mechanism, mailbox.username, token.value)
 
 
-async def _post_action(imap: ImapClient, mailbox: Mailbox, uids: list[int]) -> None:
+async def _post_action(imap: ImapClient, action: str, uids: list[int]) -> None:
     if not uids:
         return
-    if mailbox.after == "seen":
+    if action == "seen":
         await imap.mark_seen(uids)
-    elif mailbox.after == "delete":
+    elif action == "delete":
         await imap.delete(uids)
-    elif mailbox.after.startswith("move:"):
-        await imap.move(uids, mailbox.after[5:])
+    elif action.startswith("move:"):
+        await imap.move(uids, action[5:])
 
 
 async def _finish_pending(
@@ -135,7 +135,8 @@ async def _finish_pending(
             and receipt.uidvalidity == uidvalidity
             and await imap.uid_search(f"UID {receipt.uid}")
         ):
-            await _safe_post_action(ctx, imap, mailbox, [receipt.uid])
+            action = receipt.post_action or mailbox.after
+            await _safe_post_action(ctx, imap, mailbox, action, [receipt.uid])
         await pipeline.post_actions_done(ctx, [receipt.id])
         done += 1
     return done
@@ -194,12 +195,12 @@ async def _refetch(ctx: Context, mailbox: Mailbox, uidvalidity: int | None) -> l
 
 
 async def _safe_post_action(
-    ctx: Context, imap: ImapClient, mailbox: Mailbox, uids: list[int]
+    ctx: Context, imap: ImapClient, mailbox: Mailbox, action: str, uids: list[int]
 ) -> None:
     """The post-action; its failure (e.g. the move folder is missing) is recorded, and does not
     hold back the mailbox: the messages are committed already."""
     try:
-        await _post_action(imap, mailbox, uids)
+        await _post_action(imap, action, uids)
     except ImapError as exc:
         uid = ",".join(map(str, uids))
         log.warning("post-action failed", mailbox=mailbox.name, uid=uid, error=str(exc))
@@ -207,7 +208,7 @@ async def _safe_post_action(
             ctx,
             mailbox.id,
             "failing",
-            f"the post-action {mailbox.after} failed for UID {uid} ({exc}): the message was "
+            f"the post-action {action} failed for UID {uid} ({exc}): the message was "
             "taken; fix the mailbox's --after (e.g. create the folder)",
             checked=False,
         )
@@ -321,7 +322,7 @@ async def _take_batch(
     finally:
         # Whatever happened to the connection, the write ends (committed or not) first.
         taken = await writing
-    done = []
+    done: dict[str, list[int]] = {}  # post-action → UIDs
     for message, result in zip(incoming, taken, strict=True):
         uid = message.ref.uid
         assert uid is not None
@@ -329,8 +330,9 @@ async def _take_batch(
         if result.status == "quarantined":
             report.quarantined.append(uid)  # kept on the server, untouched, for a retry
         else:
-            done.append(uid)
-    await _safe_post_action(ctx, imap, mailbox, done)
+            done.setdefault(result.post_action or mailbox.after, []).append(uid)
+    for action, uids in done.items():
+        await _safe_post_action(ctx, imap, mailbox, action, uids)
     await pipeline.post_actions_done(ctx, [result.receipt_id for result in taken])
 
 

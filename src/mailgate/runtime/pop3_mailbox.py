@@ -73,6 +73,7 @@ class _Known:
     id: int
     status: str
     post_action_done_at: object
+    post_action: str | None
 
 
 async def _known(ctx: Context, mailbox_id: int) -> dict[str, _Known]:
@@ -80,12 +81,16 @@ async def _known(ctx: Context, mailbox_id: int) -> dict[str, _Known]:
     async with ctx.db.session() as session:
         rows = (
             await session.execute(
-                select(Receipt.uidl, Receipt.id, Receipt.status, Receipt.post_action_done_at).where(
-                    Receipt.mailbox_id == mailbox_id, Receipt.uidl.is_not(None)
-                )
+                select(
+                    Receipt.uidl,
+                    Receipt.id,
+                    Receipt.status,
+                    Receipt.post_action_done_at,
+                    Receipt.post_action,
+                ).where(Receipt.mailbox_id == mailbox_id, Receipt.uidl.is_not(None))
             )
         ).all()
-    return {str(uidl): _Known(rid, status, done) for uidl, rid, status, done in rows}
+    return {str(uidl): _Known(rid, status, done, then) for uidl, rid, status, done, then in rows}
 
 
 async def process(
@@ -117,7 +122,8 @@ async def process(
         (uidl, r) for uidl, r in known.items() if r.post_action_done_at is None and uidl in numbers
     ]
     for uidl, receipt in pending:
-        if mailbox.after == "delete" and receipt.status != "quarantined":
+        action = receipt.post_action or mailbox.after
+        if action == "delete" and receipt.status != "quarantined":
             deletes.append(receipt.id)
             await asyncio.to_thread(pop.dele, numbers[uidl])
     report.post_actions_finished = len(pending)
@@ -146,7 +152,7 @@ async def process(
         if taken.status == "quarantined":
             report.quarantined.append(number)  # kept on the server for a retry
             await pipeline.post_actions_done(ctx, [taken.receipt_id])
-        elif mailbox.after == "delete":
+        elif (taken.post_action or mailbox.after) == "delete":
             await asyncio.to_thread(pop.dele, number)
             deletes.append(taken.receipt_id)
         else:

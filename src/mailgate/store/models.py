@@ -241,13 +241,16 @@ class Receipt(Base):
     uid: Mapped[int | None] = mapped_column(sa.BigInteger)
     uidl: Mapped[str | None] = mapped_column(String(100))
     message_id: Mapped[str | None] = mapped_column(Text)
+    # The raw message is the blob with this SHA-256; "" when it was never fetched (too large).
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
-    raw: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
     received_at: Mapped[datetime] = mapped_column()
     post_action_done_at: Mapped[datetime | None] = mapped_column()
+    # The message's own post-action when it is not the mailbox's ("delete": automated mail of
+    # a mailbox whose --bulk is delete).
+    post_action: Mapped[str | None] = mapped_column(String(20))
 
 
 class Person(Base):
@@ -318,7 +321,8 @@ class Watcher(Base):
 
 
 class Blob(Base):
-    """Attachment content, stored once by its SHA-256 (no shared filesystem needed)."""
+    """Attachment content and raw messages, stored once by SHA-256 (no shared filesystem
+    needed; the same message through two mailboxes is kept once)."""
 
     __tablename__ = "blobs"
 

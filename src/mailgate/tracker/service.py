@@ -321,7 +321,7 @@ def _attach(
     rows = []
     for item in attachments:
         digest = hashlib.sha256(item.data).hexdigest()
-        _insert_new(session, BLOBS, sha256=digest, size=len(item.data), data=item.data)
+        keep_blob(session, digest, item.data)
         rows.append(
             {
                 "issue_id": issue_id,
@@ -335,6 +335,20 @@ def _attach(
             }
         )
     session.connection().execute(_NEW_ATTACHMENT, rows)
+
+
+def keep_blob(session: Session, digest: str, data: bytes) -> None:
+    """Store bytes under their SHA-256 (once: the same bytes again are not stored twice)."""
+    _insert_new(session, BLOBS, sha256=digest, size=len(data), data=data)
+
+
+_BLOB = select(BLOBS.c.data).where(BLOBS.c.sha256 == bindparam("sha256"))
+
+
+def blob(session: Session, digest: str) -> bytes | None:
+    if not digest:
+        return None
+    return session.connection().execute(_BLOB, {"sha256": digest}).scalar()
 
 
 def remember_message(

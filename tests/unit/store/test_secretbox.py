@@ -72,3 +72,37 @@ def test_head_names_the_newest_migration() -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     assert ScriptDirectory.from_config(config).get_current_head() == HEAD
+
+
+def test_raw_messages_move_to_blobs_and_back(tmp_path: Path) -> None:
+    """0008 keeps each stored message once, by SHA-256, in blobs; downgrading puts it back."""
+    from alembic import command
+    from alembic.config import Config
+
+    from mailgate.store.db import MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0007")
+        for sha, raw in (("a" * 64, b"message one"), ("a" * 64, b"message one"), ("", None)):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO receipts (sha256, size, status, raw, received_at) "
+                    "VALUES (:sha, 1, 'created', :raw, '2026-01-01 00:00:00')"
+                ),
+                {"sha": sha, "raw": raw},
+            )
+        command.upgrade(config, "head")
+        assert connection.execute(sa.text("SELECT sha256, data FROM blobs")).all() == [
+            ("a" * 64, b"message one")
+        ]
+        columns = {c["name"] for c in sa.inspect(connection).get_columns("receipts")}
+        assert "raw" not in columns and "post_action" in columns
+        command.downgrade(config, "0007")
+        raws = connection.execute(sa.text("SELECT raw FROM receipts ORDER BY id")).scalars()
+        assert list(raws) == [b"message one", b"message one", None]
+    engine.dispose()
