@@ -51,6 +51,10 @@ app.add_typer(project_app, name="project")
 app.add_typer(issue_app, name="issue")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(keys_app, name="keys")
+smtp_app = typer.Typer(help="Outgoing mail servers (SMTP) with OAuth 2.0.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Notifications waiting to be sent, and sent.", no_args_is_help=True)
+app.add_typer(smtp_app, name="smtp")
+app.add_typer(outbox_app, name="outbox")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON and nothing else.")]
 
@@ -959,17 +963,7 @@ def mailbox_test(name: str, as_json: JsonFlag = False) -> None:
         return await probe(ctx, name)
 
     result = run(work)
-
-    def text() -> str:
-        lines = [
-            f"{index}. {'ok  ' if s.ok else 'FAIL'}  {s.step}: {s.detail}"
-            for index, s in enumerate(result.steps, 1)
-        ]
-        if result.diagnosis:
-            lines.append(f"\n{result.diagnosis}")
-        return "\n".join(lines)
-
-    emit(result.as_json(), as_json, text)
+    emit(result.as_json(), as_json, lambda: _steps_text(result))
     raise typer.Exit(0 if result.ok else 1)
 
 
@@ -1223,6 +1217,165 @@ def ingest(
         as_json,
         lambda: ", ".join(f"{n} {name}" for name, n in counts.items()) or "no messages",
     )
+
+
+# -- SMTP servers and the outbox -------------------------------------------------------------------
+
+SmHostOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--host",
+        help="The SMTP server (default with a Microsoft or Google credential: "
+        "smtp.office365.com / smtp.gmail.com).",
+    ),
+]
+SmPortOpt = Annotated[
+    int | None, typer.Option("--port", help="Default: 587 (starttls), 465 (ssl).")
+]
+SmSecurityOpt = Annotated[
+    str | None,
+    typer.Option("--security", help="starttls (provider default), ssl, or none (loopback only)."),
+]
+SmUserOpt = Annotated[
+    str | None,
+    typer.Option("--username", help="The login (default: the credential's account)."),
+]
+SmFromOpt = Annotated[
+    str | None, typer.Option("--from", help="The address mail is sent as (default: the login).")
+]
+SmFromNameOpt = Annotated[
+    str | None, typer.Option("--from-name", help="The display name (default: the project's name).")
+]
+
+
+@smtp_app.command("add")
+def smtp_add(
+    name: str,
+    host: SmHostOpt = None,
+    port: SmPortOpt = None,
+    security: SmSecurityOpt = None,
+    username: SmUserOpt = None,
+    credential: MbCredentialOpt = None,
+    password_file: MbPasswordOpt = None,
+    from_address: SmFromOpt = None,
+    from_name: SmFromNameOpt = None,
+    ca_file: MbCaOpt = None,
+    sasl: MbSaslOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add an outgoing mail server."""
+    values = dict(locals())
+    view, warnings = run(lambda ctx: _save_smtp(ctx, name, values, new=True))
+    warn(warnings)
+    emit(view, as_json, lambda: key_values(view))
+
+
+@smtp_app.command("set")
+@same_options(smtp_add)
+def smtp_set(values: dict[str, Any]) -> None:
+    """Change an outgoing mail server."""
+    view, warnings = run(lambda ctx: _save_smtp(ctx, values["name"], values, new=False))
+    warn(warnings)
+    emit(view, values["as_json"], lambda: key_values(view))
+
+
+async def _save_smtp(
+    ctx: Context, name: str, values: dict[str, Any], *, new: bool
+) -> tuple[dict[str, Any], list[str]]:
+    from mailgate.mail.smtp_servers import SmtpOptions, add_smtp, set_smtp, smtp_view
+
+    credential = values["credential"]
+    options = SmtpOptions(
+        host=values["host"],
+        port=values["port"],
+        security=values["security"],
+        username=values["username"],
+        credential_id=_credential_id(credential) if credential is not None else None,
+        password=_read_password(values["password_file"]),
+        ca_file=values["ca_file"],
+        sasl_mechanism=values["sasl"],
+        from_address=values["from_address"],
+        from_name=values["from_name"],
+    )
+    row, warnings = await (add_smtp if new else set_smtp)(ctx, name, options)
+    return smtp_view(row), warnings
+
+
+@smtp_app.command("list")
+def smtp_list(as_json: JsonFlag = False) -> None:
+    """List outgoing mail servers with their status."""
+    from mailgate.mail.smtp_servers import list_smtp, smtp_view
+
+    async def work(ctx: Context) -> list[dict[str, Any]]:
+        return [smtp_view(row) for row in await list_smtp(ctx)]
+
+    views = run(work)
+    columns = ["name", "host", "port", "username", "auth", "from", "status", "last_error"]
+    emit(views, as_json, lambda: table(views, columns))
+
+
+@smtp_app.command("show")
+def smtp_show(name: str, as_json: JsonFlag = False) -> None:
+    """Show an outgoing mail server."""
+    from mailgate.mail.smtp_servers import get_smtp, smtp_view
+
+    async def work(ctx: Context) -> dict[str, Any]:
+        async with ctx.db.session() as session:
+            return smtp_view(await get_smtp(session, name))
+
+    view = run(work)
+    emit(view, as_json, lambda: key_values(view))
+
+
+@smtp_app.command("test")
+def smtp_test(
+    name: str,
+    to: Annotated[str, typer.Option("--to", help="Where the test message goes.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Send a test message: resolve, connect, TLS, greeting, token, authenticate, send."""
+    from mailgate.mail.smtp_probe import probe_smtp
+    from mailgate.steps import StepReport
+
+    async def work(ctx: Context) -> StepReport:
+        return await probe_smtp(ctx, name, to)
+
+    result = run(work)
+    emit(result.as_json(), as_json, lambda: _steps_text(result))
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _steps_text(result: Any) -> str:
+    lines = [
+        f"{index}. {'ok  ' if s.ok else 'FAIL'}  {s.step}: {s.detail}"
+        for index, s in enumerate(result.steps, 1)
+    ]
+    if result.diagnosis:
+        lines.append(f"\n{result.diagnosis}")
+    return "\n".join(lines)
+
+
+@outbox_app.command("list")
+def outbox_list(as_json: JsonFlag = False) -> None:
+    """Notifications: pending (with the last error), sent, dead."""
+    from mailgate.outbound.outbox import list_outbox
+
+    views = run(list_outbox)
+    columns = ["id", "kind", "issue", "to", "status", "attempts", "last_error"]
+    emit(views, as_json, lambda: table(views, columns))
+
+
+@outbox_app.command("flush")
+def outbox_flush(as_json: JsonFlag = False) -> None:
+    """Send every notification that is due, then exit."""
+    from mailgate.outbound.outbox import FlushReport, flush
+
+    async def work(ctx: Context) -> FlushReport:
+        return await flush(ctx)
+
+    report = run(work)
+    counts = report.as_json()
+    emit(counts, as_json, lambda: ", ".join(f"{n} {what}" for what, n in counts.items()))
 
 
 # -- keys ------------------------------------------------------------------------------------------

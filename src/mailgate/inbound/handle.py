@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from mailgate.inbound import route
 from mailgate.inbound.parse import InboundMessage
 from mailgate.store.models import Project, Receipt
-from mailgate.tracker import service
+from mailgate.tracker import notify, service
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,7 @@ def handle(
             attachments=attachments,
         )
         service.watch(session, found, author)  # Jira: a commenter becomes a watcher
+        notify.notify(session, notify.Event("commented", found.id, message.from_.address, body))
         return Outcome("commented", None, found.id, project=project.key, sender=sender)
     reporter = _reporter(session, project, message, destination)
     if reporter is None:
@@ -143,6 +144,7 @@ def handle(
         attachments=attachments,
         watcher_ids=watchers,
     )
+    notify.notify(session, notify.Event("created", issue.id, None))
     return Outcome("created", None, issue.id, project=project.key, sender=sender)
 
 

@@ -47,6 +47,7 @@ async def retry(ctx: Context, receipt_id: int) -> dict[str, Any]:
     """Run a quarantined message through the pipeline again; its receipt shows the outcome."""
 
     def run(session: Session) -> dict[str, Any]:
+        session.info["home"] = str(ctx.settings.home)  # notification templates
         receipt = session.get(Receipt, receipt_id)
         if receipt is None or receipt.status != "quarantined":
             raise NotFound(

@@ -9,8 +9,27 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from mailgate.mail.sasl import ErrorChallenge
+
+
+class SmtpFailureLike(Protocol):
+    step: str
+    text: str
+    code: int | None
+    kind: str
+    challenge: ErrorChallenge | None
+
+
+class SmtpServerLike(Protocol):
+    name: str
+    host: str
+    port: int
+    username: str
+    from_address: str
+    credential_id: int | None
+
 
 MICROSOFT_HOSTS = re.compile(
     r"(^|\.)(office365\.com|outlook\.com|office365\.us|partner\.outlook\.cn)$", re.I
@@ -46,7 +65,7 @@ class Failure:
 def diagnose(f: Failure) -> str:
     """One paragraph: the cause(s) and the fix, in the admin's words."""
     provider = provider_of(f.host)
-    service = "IMAP" if f.protocol == "imap" else "POP"
+    service = {"imap": "IMAP", "pop3": "POP", "smtp": "SMTP"}.get(f.protocol, f.protocol.upper())
     text = f.text
 
     if f.step == "resolve":
@@ -167,3 +186,113 @@ def _authentication(f: Failure, provider: str, service: str) -> str:
         "introspection or issuer), and that the scopes the integration asks for are the ones "
         "the server requires." + mismatch
     )
+
+
+def diagnose_smtp(failure: SmtpFailureLike, server: SmtpServerLike) -> str:
+    """What an SMTP server's refusal means, and the fix (Exchange Online's and Gmail's texts)."""
+    provider = provider_of(server.host)
+    text = failure.text
+    oauth = server.credential_id is not None
+    if failure.step in ("connect", "tls", "greeting", "resolve"):
+        if failure.step == "tls" and failure.kind == "starttls":
+            return (
+                f"{server.host}:{server.port} does not offer STARTTLS: use --security ssl with "
+                "port 465, or the submission port 587 with --security starttls."
+            )
+        general = diagnose(
+            Failure(
+                step=failure.step,
+                protocol="smtp",
+                host=server.host,
+                port=server.port,
+                text=text,
+                kind=failure.kind,
+            )
+        )
+        return general.replace(
+            "(IMAP 993 with ssl, 143 with starttls; POP3 995 / 110)",
+            "(SMTP submission 587 with starttls, 465 with ssl)",
+        )
+    if failure.step == "token":
+        return text
+    if "5.7.57" in text:
+        return (
+            f"{server.host} wants TLS and a sign-in before it takes mail ({failure.code} "
+            f"{text}): use --security starttls on port 587, and a credential or password."
+        )
+    if failure.step == "authenticate":
+        if failure.kind == "mechanism":
+            return (
+                f"{server.host} offers no XOAUTH2 or OAUTHBEARER ({text}): it does not take OAuth "
+                "2.0 tokens on this port; check the host and port, or use --password-file if the "
+                "server only takes passwords."
+            )
+        if "5.7.139" in text or "SmtpClientAuthentication" in text:
+            if "disabled for the Tenant" in text:
+                return (
+                    "Exchange Online has SMTP AUTH switched off for the whole organization (535 "
+                    "5.7.139, new tenants have it off by default): turn it on with "
+                    "`Set-TransportConfig -SmtpClientAuthenticationDisabled $false`, or for this "
+                    f"mailbox only with `Set-CASMailbox -Identity {server.username} "
+                    "-SmtpClientAuthenticationDisabled $false`."
+                )
+            if "security defaults" in text:
+                return (
+                    "Microsoft refused SMTP AUTH because the organization's security defaults "
+                    "(or a Conditional Access policy) block it (535 5.7.139): exclude this "
+                    "account or enable SMTP AUTH in the policy, then try again."
+                )
+            return (
+                f"Exchange Online refused SMTP AUTH for {server.username} (535 5.7.139): turn on "
+                f"Authenticated SMTP for the mailbox with `Set-CASMailbox -Identity {server.username} "
+                "-SmtpClientAuthenticationDisabled $false` (Microsoft 365 admin center: the user's "
+                "Mail tab, Manage email apps, Authenticated SMTP), and check that security "
+                "defaults do not block it."
+            )
+        if "5.7.9" in text or "Application-specific password" in text:
+            return (
+                "Gmail wants an app password for this account (534 5.7.9), and Google is ending "
+                "them: use OAuth 2.0 — add a Google integration, authorize the account, and set "
+                f"`mailgate smtp set {server.name} --credential ID`."
+            )
+        if provider == "google":
+            return (
+                f"Gmail refused the {'token' if oauth else 'password'} ({failure.code} {text}). "
+                "Check that the credential's account is the login (--username), that it was "
+                "authorized with the https://mail.google.com/ scope, and — if the app's consent "
+                "screen is in Testing — authorize again (Google expires those after 7 days)."
+            )
+        if provider == "microsoft" and oauth:
+            return (
+                f"Exchange Online refused the token ({failure.code} {text}). Check, in this "
+                f"order: (1) the token's account is {server.username}, or may send as it; (2) the "
+                "integration asks for SMTP.Send (`mailgate integration set NAME --use smtp`, then "
+                "authorize again); (3) Authenticated SMTP is on for the mailbox (`Set-CASMailbox "
+                f"-Identity {server.username} -SmtpClientAuthenticationDisabled $false`); (4) for "
+                "an app-only credential: the app has SMTP.SendAsApp and its service principal "
+                "may send as the mailbox. testconnectivity.microsoft.com tests the same sign-in."
+            )
+        if re.search(r"^4|454|Temporary", f"{failure.code} {text}"):
+            return (
+                "The server could not check the credentials right now (a temporary failure on "
+                "its side): mailgate retries."
+            )
+        challenge = f" (the server said {failure.challenge.summary})" if failure.challenge else ""
+        return (
+            f"The server refused the {'token' if oauth else 'password'}{challenge}: check the "
+            "login (--username) and that the server accepts tokens from this provider."
+        )
+    # The mail transaction.
+    if "SendAsDenied" in text or "5.7.60" in text or "send as" in text.lower():
+        return (
+            f"The server does not let {server.username} send as {server.from_address} "
+            f"({failure.code} {text}): use the mailbox's own address as --from, or grant Send As "
+            "on that address (`Add-RecipientPermission`)."
+        )
+    if failure.kind == "recipients":
+        return f"The server refused the recipients ({text}): check the addresses."
+    if (failure.code or 0) // 100 == 4:
+        return f"The server deferred the message ({failure.code} {text}): mailgate retries."
+    if failure.kind == "connection":
+        return f"The connection broke while sending ({text}): mailgate retries."
+    return f"The server refused the message ({failure.code} {text})."

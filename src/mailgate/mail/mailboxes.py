@@ -8,23 +8,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailgate.config import is_loopback_host
 from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
-from mailgate.mail.sasl import MECHANISMS
-from mailgate.store.models import Credential, Mailbox
+from mailgate.mail.endpoints import (
+    PASSWORD_DEPRECATED,
+    choose,
+    resolve_endpoint,
+    uses_oauth_only_host,
+)
+from mailgate.store.models import Mailbox
 
 if TYPE_CHECKING:
     from mailgate.inbound.handle import Destination
 
 PROTOCOLS = ("imap", "pop3")
-SECURITIES = ("ssl", "starttls", "none")
 HANDLERS = ("create-or-comment", "create", "comment")
 BACKLOGS = ("unseen", "all", "none")
 DEFAULT_PORTS = {
@@ -38,16 +40,8 @@ DEFAULT_PORTS = {
 DEFAULT_POLL_SECONDS = 60
 DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 MIN_POLL_SECONDS = 5
-PASSWORD_DEPRECATED = "This authentication method is deprecated, you should use OAuth 2.0 instead"
-# Hosts of providers that are switching off passwords for IMAP, POP and SMTP.
-_OAUTH_ONLY_HOSTS = re.compile(
-    r"(^|\.)(office365\.com|outlook\.com|office\.com|office365\.us|partner\.outlook\.cn|"
-    r"gmail\.com|googlemail\.com)$",
-    re.IGNORECASE,
-)
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _PROJECT_RE = re.compile(r"[A-Z][A-Z0-9_]{0,49}")
-_HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,253})|\[?[0-9A-Fa-f:.]+\]?")
 
 
 @dataclass
@@ -80,19 +74,6 @@ class MailboxOptions:
         return f"MailboxOptions({given})"
 
 
-def uses_oauth_only_host(host: str) -> bool:
-    """Microsoft's and Google's mail hosts, where password logins are being switched off."""
-    return bool(_OAUTH_ONLY_HOSTS.search(host.rstrip(".")))
-
-
-def _choose(value: str | None, allowed: tuple[str, ...], what: str, flag: str) -> str | None:
-    if value is None:
-        return None
-    if value not in allowed:
-        raise BadInput(f"Unknown {what} {value!r}: use {', '.join(allowed)} ({flag}).")
-    return value
-
-
 def check_after(after: str, protocol: str) -> str:
     """`seen`, `delete` or `move:FOLDER`; POP3 has no folders and no flags to set."""
     if after in ("seen", "delete"):
@@ -112,65 +93,20 @@ async def _resolve(
     """Fill `row` from the options, check it whole, and return warnings for the admin."""
     warnings: list[str] = []
     if opts.protocol is not None:
-        row.protocol = _choose(opts.protocol, PROTOCOLS, "protocol", "--protocol") or row.protocol
+        row.protocol = choose(opts.protocol, PROTOCOLS, "protocol", "--protocol") or row.protocol
     if not row.protocol:
         raise BadInput("No protocol given: use --protocol imap or pop3.")
-    if opts.host is not None:
-        host = opts.host.strip()
-        if not host or not _HOST_RE.fullmatch(host):
-            raise BadInput(
-                f"Host {opts.host!r} is not a host name or address: give the mail server's name."
-            )
-        row.host = host
-    if not row.host:
-        raise BadInput("No host given: use --host with the mail server's name.")
-    if opts.security is not None:
-        row.security = _choose(opts.security, SECURITIES, "security", "--security") or row.security
-    row.security = row.security or "ssl"
-    if row.security == "none" and not is_loopback_host(row.host.strip("[]")):
-        raise BadInput(
-            f"--security none sends the token in clear text, so it is refused for {row.host}, "
-            "which is not a loopback address: use ssl or starttls."
+    warnings.extend(
+        await resolve_endpoint(
+            ctx,
+            session,
+            row,
+            opts,
+            default_port=lambda security: DEFAULT_PORTS[(row.protocol, security)],
+            reset_port=opts.protocol is not None,
+            login_hint="the mailbox address",
         )
-    if opts.port is not None:
-        if not 0 < opts.port < 65536:
-            raise BadInput(f"Port {opts.port} is not a TCP port: give a number from 1 to 65535.")
-        row.port = opts.port
-    elif opts.protocol is not None or opts.security is not None or not row.port:
-        row.port = DEFAULT_PORTS[(row.protocol, row.security)]
-    if opts.username is not None:
-        if not opts.username.strip() or len(opts.username) > 320:
-            raise BadInput(
-                "The username is empty or too long: give the server's login, usually the mailbox address."
-            )
-        row.username = opts.username.strip()
-    if not row.username:
-        raise BadInput(
-            "No username given: use --username with the server's login (usually the mailbox address)."
-        )
-
-    if opts.credential_id is not None and opts.password is not None:
-        raise BadInput("Give either --credential or --password-file, not both.")
-    if opts.credential_id is not None:
-        if await session.get(Credential, opts.credential_id) is None:
-            raise NotFound(
-                f"No credential {opts.credential_id}: `mailgate credential list` shows the ones "
-                "there are (authorize an account with `mailgate integration authorize`)."
-            )
-        row.credential_id = opts.credential_id
-        row.password_enc = None
-    if opts.password is not None:
-        if not opts.password:
-            raise BadInput("The password file is empty: give a file holding the password.")
-        row.password_enc = ctx.secrets.encrypt(opts.password)
-        row.credential_id = None
-    if row.credential_id is None and row.password_enc is None:
-        raise BadInput(
-            "No authentication given: use --credential ID (OAuth 2.0) or --password-file F."
-        )
-    if row.password_enc is not None and uses_oauth_only_host(row.host):
-        warnings.append(f"{row.host}: {PASSWORD_DEPRECATED}.")
-
+    )
     if opts.folder is not None:
         if not opts.folder.strip():
             raise BadInput("The folder is empty: give the IMAP folder to read, e.g. INBOX.")
@@ -178,13 +114,6 @@ async def _resolve(
     row.folder = row.folder or "INBOX"
     if row.protocol == "pop3" and row.folder.upper() != "INBOX":
         raise BadInput("POP3 reads the inbox only: leave out --folder, or use IMAP.")
-    if opts.ca_file is not None:
-        path = Path(opts.ca_file)
-        if not path.is_file():
-            raise BadInput(
-                f"The CA file {opts.ca_file} does not exist: give the PEM file of the CA that signed the server's certificate."
-            )
-        row.ca_file = str(path.absolute())
     if opts.project is not None:
         if not _PROJECT_RE.fullmatch(opts.project):
             raise BadInput(
@@ -194,9 +123,7 @@ async def _resolve(
     if not row.project:
         raise BadInput("No project given: use --project KEY for the project mail lands in.")
     row.handler = (
-        _choose(opts.handler, HANDLERS, "handler", "--handler")
-        or row.handler
-        or "create-or-comment"
+        choose(opts.handler, HANDLERS, "handler", "--handler") or row.handler or "create-or-comment"
     )
     row.after = check_after(
         opts.after if opts.after is not None else (row.after or "seen"), row.protocol
@@ -215,15 +142,8 @@ async def _resolve(
     if opts.idle is not None:
         row.idle = opts.idle
     row.backlog = (
-        _choose(opts.backlog, BACKLOGS, "backlog policy", "--backlog") or row.backlog or "unseen"
+        choose(opts.backlog, BACKLOGS, "backlog policy", "--backlog") or row.backlog or "unseen"
     )
-    if opts.sasl_mechanism is not None:
-        mechanism = opts.sasl_mechanism.upper()
-        row.sasl_mechanism = (
-            _choose(mechanism, MECHANISMS, "SASL mechanism", "--sasl")
-            if mechanism != "AUTO"
-            else None
-        )
     if opts.max_message_bytes is not None:
         if opts.max_message_bytes < 1024:
             raise BadInput(
@@ -242,7 +162,7 @@ def check_route_options(given: dict[str, Any]) -> dict[str, Any]:
 
     checked = dict(given)
     if "bulk" in checked:
-        _choose(checked["bulk"], BULK_ACTIONS, "action for automated mail", "--bulk")
+        choose(checked["bulk"], BULK_ACTIONS, "action for automated mail", "--bulk")
     if checked.get("split_regex"):
         try:
             re.compile(checked["split_regex"])
@@ -378,11 +298,6 @@ def mailbox_view(row: Mailbox) -> dict[str, Any]:
         if row.password_enc is not None and uses_oauth_only_host(row.host)
         else [],
     }
-
-
-def password_of(ctx: Context, mailbox: Mailbox) -> str:
-    assert mailbox.password_enc is not None
-    return ctx.secrets.decrypt(mailbox.password_enc)
 
 
 def destination_of(mailbox: Mailbox) -> Destination:

@@ -402,7 +402,7 @@ async def probe(ctx: Context, name: str, keeper: TokenKeeper | None = None) -> P
                     )
                     detail += " (after one refresh of the token)"
             else:
-                from mailgate.mail.mailboxes import password_of
+                from mailgate.mail.endpoints import password_of
 
                 detail = await asyncio.to_thread(
                     session_.authenticate_password, mailbox.username, password_of(ctx, mailbox)

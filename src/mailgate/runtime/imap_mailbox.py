@@ -25,6 +25,7 @@ from mailgate.inbound import parsers, pipeline
 from mailgate.inbound.parse import InboundMessage
 from mailgate.mail import sasl
 from mailgate.mail.diagnose import Failure, diagnose
+from mailgate.mail.endpoints import password_of
 from mailgate.mail.imap import (
     IDLE_RENEW_SECONDS,
     AuthenticationFailed,
@@ -33,7 +34,7 @@ from mailgate.mail.imap import (
     ImapError,
     Selected,
 )
-from mailgate.mail.mailboxes import destination_of, get_mailbox, password_of
+from mailgate.mail.mailboxes import destination_of, get_mailbox
 from mailgate.mail.probe import tls_context_for
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.runtime import leases

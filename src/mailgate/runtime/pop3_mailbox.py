@@ -21,7 +21,8 @@ from mailgate.context import Context
 from mailgate.errors import NeedsReauthorization, Transient
 from mailgate.inbound import pipeline
 from mailgate.mail import sasl
-from mailgate.mail.mailboxes import destination_of, password_of
+from mailgate.mail.endpoints import password_of
+from mailgate.mail.mailboxes import destination_of
 from mailgate.mail.probe import Session, StepFailed, tls_context_for
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.runtime import leases

@@ -1,7 +1,7 @@
 """The supervisor: runs the process's long-lived tasks and restarts them when they crash.
 
-It keeps OAuth tokens (the token keeper's upkeep), checks integrations daily, and runs every
-mailbox it holds the lease of; the outbox joins it.
+It keeps OAuth tokens (the token keeper's upkeep), checks integrations daily, runs every
+mailbox it holds the lease of, and sends the outbox.
 """
 
 from __future__ import annotations
@@ -32,11 +32,13 @@ class Supervisor:
         *,
         upkeep_interval: float = 60.0,
         integration_check_interval: float = 24 * 3600.0,
+        outbox_interval: float = 2.0,
     ) -> None:
         self.ctx = ctx
         self.keeper = TokenKeeper(ctx)
         self.upkeep_interval = upkeep_interval
         self.integration_check_interval = integration_check_interval
+        self.outbox_interval = outbox_interval
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -98,15 +100,27 @@ class Supervisor:
                 log.exception("integration check failed")
             await self._pause(self.integration_check_interval)
 
+    async def _outbox(self) -> None:
+        """Send what is due; messages are claimed with a lease, so workers share the outbox."""
+        from mailgate.outbound.outbox import flush
+
+        while not self._stop.is_set():
+            try:
+                await flush(self.ctx, self.keeper)
+            except Exception:  # the supervisor's loop: log, wait, go on
+                log.exception("outbox flush failed")
+            await self._pause(self.outbox_interval)
+
     async def _pause(self, seconds: float) -> None:
         await wait_or_stop(self.ctx, self._stop, seconds)
 
     async def run(self) -> None:
-        """Run until stopped: token upkeep, and a daily look at integrations."""
+        """Run until stopped: token upkeep, mailboxes, the outbox, a daily look at integrations."""
         log.info("supervisor started", owner=self.keeper.owner)
         await asyncio.gather(
             self._token_upkeep(),
             self._integration_checks(),
             self._mailboxes(),
+            self._outbox(),
         )
         log.info("supervisor stopped")

@@ -357,3 +357,73 @@ class ThreadMessage(Base):
     message_id: Mapped[str] = mapped_column(String(998), index=True)
     issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
     direction: Mapped[str] = mapped_column(String(3))
+
+
+class SmtpServer(Base):
+    """An outgoing mail server: where notifications are sent, as whom, and how it signs in."""
+
+    __tablename__ = "smtp_servers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    security: Mapped[str] = mapped_column(String(10))
+    ca_file: Mapped[str | None] = mapped_column(Text)
+    username: Mapped[str] = mapped_column(String(320))
+    credential_id: Mapped[int | None] = mapped_column(
+        ForeignKey("credentials.id", ondelete="RESTRICT"), index=True
+    )
+    password_enc: Mapped[str | None] = mapped_column(Text)
+    sasl_mechanism: Mapped[str | None] = mapped_column(String(20))
+    from_address: Mapped[str] = mapped_column(String(320))
+    from_name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(30), default="new")
+    last_check_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OutboxMessage(Base):
+    """A message to send, durable until the SMTP server accepted it.
+
+    Written in the same transaction as the event that causes it (an issue created, a comment), so
+    a crash never loses one; `accepted_at` is set the moment the server's 250 arrives, so only a
+    crash inside one SMTP transaction can send a message twice.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    smtp_server_id: Mapped[int | None] = mapped_column(
+        ForeignKey("smtp_servers.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(30))  # acknowledgement, comment, status, alert, test
+    issue_id: Mapped[int | None] = mapped_column(ForeignKey("issues.id", ondelete="SET NULL"))
+    recipients: Mapped[list[str]] = mapped_column()
+    message_id: Mapped[str] = mapped_column(String(998))
+    raw: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    status: Mapped[str] = mapped_column(String(20), index=True)  # pending, sent, dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    accepted: Mapped[str | None] = mapped_column(Text)  # the server's reply to DATA
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    accepted_at: Mapped[datetime | None] = mapped_column()
+
+
+class Alert(Base):
+    """An incident the admin was told about by mail: one message when it starts (at most one an
+    hour while it lasts) and one when it ends."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), index=True)  # e.g. credential:3
+    summary: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column()
+    last_sent_at: Mapped[datetime | None] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column()

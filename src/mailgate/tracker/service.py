@@ -540,12 +540,19 @@ async def comment_as_agent(ctx: Context, key: str, body: str, author: str | None
     if not body.strip():
         raise BadInput("The comment is empty: give --body TEXT.")
 
+    from mailgate.tracker import notify  # notify builds on this module
+
     def comment(session: Session) -> dict[str, Any]:
         _, issue = get_issue(session, key)
         who = person(
             session, author or "admin@localhost", kind="agent" if author is None else "customer"
         )
         add_comment(session, IssueRef.of(issue), who, body)
+        session.info["home"] = str(ctx.settings.home)
+        address = author or "admin@localhost"
+        notify.notify(
+            session, notify.Event("commented", issue.id, address, body, by_agent=author is None)
+        )
         session.expire_all()
         return issue_view(session, key)
 

@@ -1,0 +1,226 @@
+"""Service functions for SMTP servers (outgoing mail): add, change, list, show.
+
+An SMTP server signs in with an OAuth 2.0 credential (XOAUTH2 or OAUTHBEARER) or a password, and
+sends as one From address. Given a Microsoft or Google credential and no host, the provider's
+submission host is used (Exchange Online `smtp.office365.com:587` STARTTLS, in the credential's
+cloud; Gmail `smtp.gmail.com:587` STARTTLS).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailgate.context import Context
+from mailgate.errors import BadInput, NotFound
+from mailgate.mail.endpoints import PASSWORD_DEPRECATED, resolve_endpoint, uses_oauth_only_host
+from mailgate.providers import GOOGLE_MAIL_SCOPE
+from mailgate.store.models import Credential, Integration, SmtpServer
+
+DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
+# Exchange Online's SMTP AUTH host per cloud; Gmail's.
+MICROSOFT_HOSTS = {
+    "global": "smtp.office365.com",
+    "usgov": "smtp.office365.us",
+    "china": "smtp.partner.outlook.cn",
+}
+GOOGLE_HOST = "smtp.gmail.com"
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_ADDRESS_RE = re.compile(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+")
+APP_ONLY_GRANT = "client_credentials"
+
+
+@dataclass
+class SmtpOptions:
+    """What the admin gave; None means "not given" (keep the current value or the default)."""
+
+    host: str | None = None
+    port: int | None = None
+    security: str | None = None
+    username: str | None = None
+    credential_id: int | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    sasl_mechanism: str | None = None
+    from_address: str | None = None
+    from_name: str | None = None
+
+    def __repr__(self) -> str:  # never show the password
+        given = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+        if "password" in given:
+            given["password"] = "<hidden>"
+        return f"SmtpOptions({given})"
+
+
+def check_name(name: str) -> str:
+    if not _NAME_RE.fullmatch(name):
+        raise BadInput(
+            f"SMTP server name {name!r} is not valid: use letters, digits, '.', '_' and '-' "
+            "(at most 100 characters), starting with a letter or digit."
+        )
+    return name
+
+
+def check_address(address: str, flag: str) -> str:
+    address = address.strip()
+    if not _ADDRESS_RE.fullmatch(address):
+        raise BadInput(
+            f"{address!r} is not an email address: give one like support@example.com ({flag})."
+        )
+    return address.lower()
+
+
+async def _credential(session: AsyncSession, credential_id: int) -> tuple[Credential, Integration]:
+    credential = await session.get(Credential, credential_id)
+    if credential is None:
+        raise NotFound(
+            f"No credential {credential_id}: `mailgate credential list` shows the ones there are "
+            "(authorize an account with `mailgate integration authorize`)."
+        )
+    integration = await session.get(Integration, credential.integration_id)
+    assert integration is not None
+    return credential, integration
+
+
+def _provider_defaults(opts: SmtpOptions, credential: Credential, integration: Integration) -> None:
+    """The provider's submission host, and the signed-in account as login and From."""
+    if opts.host is None:
+        if integration.provider == "microsoft":
+            opts.host = MICROSOFT_HOSTS.get(
+                integration.cloud or "global", MICROSOFT_HOSTS["global"]
+            )
+        elif integration.provider == "google":
+            opts.host = GOOGLE_HOST
+        if opts.host is not None and opts.security is None:
+            opts.security = "starttls"
+    if credential.grant_type != APP_ONLY_GRANT:
+        opts.username = opts.username or credential.account
+
+
+def _scope_warnings(credential: Credential, integration: Integration) -> list[str]:
+    granted = " ".join(credential.scopes or integration.scopes or [])
+    if integration.provider == "microsoft":
+        if credential.grant_type == APP_ONLY_GRANT:
+            return [
+                "This is an app-only credential: Exchange Online accepts it for SMTP only when the "
+                "app has the SMTP.SendAsApp application permission and its service principal may "
+                "send as the From address; if the server refuses it, use a credential of a signed-in "
+                "user with SMTP.Send."
+            ]
+        if "SMTP.Send" not in granted:
+            raise BadInput(
+                f"Credential {credential.id} was authorized without the SMTP.Send scope: run "
+                f"`mailgate integration set {integration.name} --use smtp` (keep its other --use), "
+                "then authorize the account again."
+            )
+    if integration.provider == "google" and GOOGLE_MAIL_SCOPE not in granted:
+        raise BadInput(
+            f"Credential {credential.id} was authorized without the {GOOGLE_MAIL_SCOPE} scope, "
+            "which Gmail's SMTP requires: authorize the account again with that scope."
+        )
+    return []
+
+
+async def _resolve(
+    ctx: Context, session: AsyncSession, row: SmtpServer, opts: SmtpOptions
+) -> list[str]:
+    warnings: list[str] = []
+    if opts.credential_id is not None:
+        credential, integration = await _credential(session, opts.credential_id)
+        _provider_defaults(opts, credential, integration)
+        warnings += _scope_warnings(credential, integration)
+    warnings += await resolve_endpoint(
+        ctx,
+        session,
+        row,
+        opts,
+        default_port=lambda security: DEFAULT_PORTS[security],
+        reset_port=False,
+        login_hint="the sending mailbox's address",
+    )
+    if row.security == "starttls" and row.port == 465:
+        warnings.append(
+            "Port 465 is usually implicit TLS: if the connection hangs, use --security ssl."
+        )
+    if opts.from_address is not None:
+        row.from_address = check_address(opts.from_address, "--from")
+    if not row.from_address:
+        if "@" not in row.username:
+            raise BadInput("No From address given: use --from with the address mail is sent as.")
+        row.from_address = check_address(row.username, "--from")
+    if opts.from_name is not None:
+        row.from_name = " ".join(opts.from_name.split())[:200] or None
+    return warnings
+
+
+async def add_smtp(ctx: Context, name: str, opts: SmtpOptions) -> tuple[SmtpServer, list[str]]:
+    check_name(name)
+    async with ctx.db.session() as session:
+        if await find_smtp(session, name) is not None:
+            raise BadInput(
+                f"An SMTP server {name!r} already exists: change it with `mailgate smtp set {name}`."
+            )
+        row = SmtpServer(name=name, host="", port=0, security="", username="", from_address="")
+        warnings = await _resolve(ctx, session, row, opts)
+        row.status = "new"
+        session.add(row)
+        await session.commit()
+        return row, warnings
+
+
+async def set_smtp(ctx: Context, name: str, opts: SmtpOptions) -> tuple[SmtpServer, list[str]]:
+    async with ctx.db.session() as session:
+        row = await get_smtp(session, name)
+        warnings = await _resolve(ctx, session, row, opts)
+        await session.commit()
+        return row, warnings
+
+
+async def find_smtp(session: AsyncSession, name: str) -> SmtpServer | None:
+    return (await session.scalars(select(SmtpServer).where(SmtpServer.name == name))).first()
+
+
+async def get_smtp(session: AsyncSession, name: str) -> SmtpServer:
+    row = await find_smtp(session, name)
+    if row is None:
+        raise NotFound(
+            f"No SMTP server {name!r}: `mailgate smtp list` shows the ones there are "
+            "(add one with `mailgate smtp add`)."
+        )
+    return row
+
+
+async def list_smtp(ctx: Context) -> list[SmtpServer]:
+    async with ctx.db.session() as session:
+        return list((await session.scalars(select(SmtpServer).order_by(SmtpServer.name))).all())
+
+
+def smtp_view(row: SmtpServer) -> dict[str, Any]:
+    """An SMTP server as shown anywhere — never the password."""
+
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "name": row.name,
+        "host": row.host,
+        "port": row.port,
+        "security": row.security,
+        "username": row.username,
+        "auth": "oauth2" if row.credential_id is not None else "password",
+        "credential": row.credential_id,
+        "sasl_mechanism": row.sasl_mechanism or "auto",
+        "from": row.from_address,
+        "from_name": row.from_name,
+        "ca_file": row.ca_file,
+        "status": row.status,
+        "last_check_at": iso(row.last_check_at),
+        "last_error": row.last_error,
+        "warnings": [f"{row.host}: {PASSWORD_DEPRECATED}."]
+        if row.password_enc is not None and uses_oauth_only_host(row.host)
+        else [],
+    }

@@ -1,0 +1,267 @@
+"""The outbox dispatcher: sends what the tracker queued, with retries, never twice on purpose.
+
+A message is claimed with a lease (several workers share the outbox without sending a message
+twice), sent, and marked sent the moment the server's reply to DATA arrives — so only a crash
+inside one SMTP transaction can repeat a message. Failures:
+- the server refused the sign-in, the token needs re-authorization, TLS is broken: the message
+  waits (its error says what to fix) and goes out once it is fixed, however long that takes;
+- 4xx or a network failure: retried with exponential backoff for up to 5 days;
+- 5xx in the mail transaction: tried 3 times, then dead-lettered (`outbox list` shows why).
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from typing import Any
+
+import structlog
+from sqlalchemy import or_, select, update
+
+from mailgate.backoff import delay
+from mailgate.context import Context
+from mailgate.mail import smtp
+from mailgate.mail.diagnose import diagnose_smtp
+from mailgate.oauth.tokens import TokenKeeper
+from mailgate.store.models import Issue, OutboxMessage, Project, SmtpServer
+
+log = structlog.get_logger(__name__)
+
+LEASE = timedelta(minutes=5)  # longer than any one SMTP transaction
+BATCH = 100
+DEAD_AFTER_REFUSALS = 3
+GIVE_UP_AFTER = timedelta(days=5)
+_rng = random.Random()
+
+
+@dataclass
+class FlushReport:
+    sent: list[int] = field(default_factory=list)
+    retrying: list[int] = field(default_factory=list)
+    waiting: list[int] = field(default_factory=list)
+    dead: list[int] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "sent": len(self.sent),
+            "retrying": len(self.retrying),
+            "waiting": len(self.waiting),
+            "dead": len(self.dead),
+        }
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{id(_rng)}"
+
+
+async def _claim(ctx: Context, owner: str) -> list[OutboxMessage]:
+    """Due messages, leased to `owner` (a conditional UPDATE each: one worker wins)."""
+    now = ctx.clock()
+    free = or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now)
+    async with ctx.db.session() as session, session.begin():
+        candidates = (
+            await session.scalars(
+                select(OutboxMessage.id)
+                .where(
+                    OutboxMessage.status == "pending",
+                    OutboxMessage.next_attempt_at <= now,
+                    free,
+                )
+                .order_by(OutboxMessage.id)
+                .limit(BATCH)
+            )
+        ).all()
+        claimed = []
+        for message_id in candidates:
+            result = await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id, free)
+                .values(lease_owner=owner, lease_until=now + LEASE)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                claimed.append(message_id)
+        if not claimed:
+            return []
+        return list(
+            (
+                await session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.id.in_(claimed))
+                    .order_by(OutboxMessage.id)
+                )
+            ).all()
+        )
+
+
+async def flush(ctx: Context, keeper: TokenKeeper | None = None) -> FlushReport:
+    """Send every message that is due; returns what became of them."""
+    keeper = keeper or TokenKeeper(ctx)
+    report = FlushReport()
+    owner = owner_id()
+    while messages := await _claim(ctx, owner):
+        by_server: dict[int | None, list[OutboxMessage]] = defaultdict(list)
+        for message in messages:
+            by_server[message.smtp_server_id].append(message)
+        for server_id, batch in by_server.items():
+            await _send_batch(ctx, keeper, server_id, batch, report)
+        if len(messages) < BATCH:
+            break
+    return report
+
+
+async def _send_batch(
+    ctx: Context,
+    keeper: TokenKeeper,
+    server_id: int | None,
+    batch: list[OutboxMessage],
+    report: FlushReport,
+) -> None:
+    async with ctx.db.session() as session:
+        server = await session.get(SmtpServer, server_id) if server_id is not None else None
+    if server is None:
+        failure = smtp.SmtpFailure(
+            "connect", "its SMTP server was deleted: add one (`mailgate smtp add`)", kind="config"
+        )
+        for message in batch:
+            await _failed(ctx, message, failure, "No SMTP server to send with.", report)
+        return
+    remaining = list(batch)
+    try:
+        async with smtp.connected(server) as client:
+            await smtp.authenticate(ctx, keeper, server, client)
+            while remaining:
+                message = remaining[0]
+                try:
+                    reply, refused = await smtp.transact(
+                        client, server.from_address, message.recipients, message.raw
+                    )
+                except smtp.SmtpFailure as failure:
+                    remaining.pop(0)
+                    await _failed(ctx, message, failure, diagnose_smtp(failure, server), report)
+                    if failure.kind == "connection":
+                        raise
+                    continue
+                remaining.pop(0)
+                await _sent(ctx, message, reply, refused, report)
+        await _server_status(ctx, server.id, "ok", None)
+    except smtp.SmtpFailure as failure:
+        explanation = diagnose_smtp(failure, server)
+        for message in remaining:
+            await _failed(ctx, message, failure, explanation, report)
+        status = "auth-failed" if failure.step in ("authenticate", "token") else "failing"
+        await _server_status(ctx, server.id, status, explanation)
+
+
+async def _sent(
+    ctx: Context,
+    message: OutboxMessage,
+    reply: str,
+    refused: dict[str, str],
+    report: FlushReport,
+) -> None:
+    note = "; ".join(f"{r}: {why}" for r, why in refused.items()) or None
+    async with ctx.db.session() as session, session.begin():
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message.id)
+            .values(
+                status="sent",
+                accepted=reply,
+                accepted_at=ctx.clock(),
+                attempts=OutboxMessage.attempts + 1,
+                last_error=f"refused recipients: {note}" if note else None,
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
+    report.sent.append(message.id)
+    log.info("notification sent", outbox=message.id, kind=message.kind)
+
+
+async def _failed(
+    ctx: Context,
+    message: OutboxMessage,
+    failure: smtp.SmtpFailure,
+    explanation: str,
+    report: FlushReport,
+) -> None:
+    now = ctx.clock()
+    attempts = message.attempts + 1
+    status = "pending"
+    if failure.waits_for_admin:
+        wait = delay(attempts, 60.0, 900.0, _rng)
+        report.waiting.append(message.id)
+    elif failure.permanent:
+        wait = delay(attempts, 60.0, 3600.0, _rng)
+        if attempts >= DEAD_AFTER_REFUSALS:
+            status = "dead"
+    else:
+        wait = delay(attempts, 30.0, 3600.0, _rng)
+        if now - message.created_at > GIVE_UP_AFTER:
+            status = "dead"
+    if status == "dead":
+        report.dead.append(message.id)
+    elif not failure.waits_for_admin:
+        report.retrying.append(message.id)
+    log.warning("notification not sent", outbox=message.id, status=status, error=str(failure))
+    async with ctx.db.session() as session, session.begin():
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message.id)
+            .values(
+                status=status,
+                attempts=attempts,
+                next_attempt_at=now + timedelta(seconds=wait),
+                last_error=f"{failure} — {explanation}",
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
+
+
+async def _server_status(ctx: Context, server_id: int, status: str, error: str | None) -> None:
+    async with ctx.db.session() as session, session.begin():
+        await session.execute(
+            update(SmtpServer)
+            .where(SmtpServer.id == server_id)
+            .values(status=status, last_error=error, last_check_at=ctx.clock())
+        )
+
+
+async def list_outbox(ctx: Context) -> list[dict[str, Any]]:
+    async with ctx.db.session() as session:
+        rows = (
+            await session.execute(
+                select(OutboxMessage, Issue.number, Project.key, SmtpServer.name)
+                .outerjoin(Issue, OutboxMessage.issue_id == Issue.id)
+                .outerjoin(Project, Issue.project_id == Project.id)
+                .outerjoin(SmtpServer, OutboxMessage.smtp_server_id == SmtpServer.id)
+                .order_by(OutboxMessage.id)
+            )
+        ).all()
+    parser = BytesHeaderParser(policy=default_policy)
+    return [
+        {
+            "id": message.id,
+            "kind": message.kind,
+            "issue": f"{key}-{number}" if key else None,
+            "smtp": smtp_name,
+            "to": list(message.recipients),
+            "subject": str(parser.parsebytes(message.raw).get("Subject", "")),
+            "message_id": message.message_id,
+            "status": message.status,
+            "attempts": message.attempts,
+            "next_attempt_at": message.next_attempt_at.isoformat()
+            if message.status == "pending"
+            else None,
+            "last_error": message.last_error,
+            "created_at": message.created_at.isoformat(),
+            "accepted_at": message.accepted_at.isoformat() if message.accepted_at else None,
+        }
+        for message, number, key, smtp_name in rows
+    ]

@@ -1,0 +1,203 @@
+"""Notifications: what the tracker tells people by mail, written to the outbox in the same
+transaction as the event that causes it (an issue created, a comment added, a status change).
+
+Every message is threaded (our own Message-ID, recorded for the issue so that a reply finds it;
+In-Reply-To/References continue the customer's thread), carries `Auto-Submitted` and our
+fingerprint header (so it never opens an issue when it comes back), and never goes to the
+person whose action caused it, to an automated sender or to one of our own addresses.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import functools
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.orm import Session
+
+from mailgate.inbound.classify import DEFAULT_FINGERPRINT_HEADER
+from mailgate.store.models import (
+    Issue,
+    Mailbox,
+    OutboxMessage,
+    Person,
+    Project,
+    SmtpServer,
+    ThreadMessage,
+    Watcher,
+    utcnow,
+)
+from mailgate.tracker import service
+
+OUTBOX = service.table_of(OutboxMessage)
+FINGERPRINT = "mailgate"
+_TEMPLATES = Path(__file__).parent / "templates"
+
+
+@dataclass(frozen=True)
+class Event:
+    """What happened to an issue, and who made it happen (never notified of it)."""
+
+    kind: str  # created, commented, status
+    issue_id: int
+    actor: str | None  # the address of whoever caused it
+    body: str = ""  # the comment's text, or the new status
+    by_agent: bool = False
+
+
+@functools.cache
+def _environment(home: str | None) -> jinja2.Environment:
+    """Templates the admin may override: $MAILGATE_HOME/templates/NAME beats the built-in."""
+    loaders: list[jinja2.BaseLoader] = []
+    if home:
+        loaders.append(jinja2.FileSystemLoader(str(Path(home) / "templates")))
+    loaders.append(jinja2.FileSystemLoader(str(_TEMPLATES)))
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def smtp_for(session: Session, project: Project) -> SmtpServer | None:
+    """The project's SMTP server (`project set --smtp`), else the only one there is."""
+    cache: dict[str, SmtpServer | None] = session.info.setdefault("smtp", {})
+    if project.key not in cache:
+        servers = list(session.scalars(select(SmtpServer).order_by(SmtpServer.id)))
+        named = [s for s in servers if s.name == project.smtp]
+        cache[project.key] = named[0] if named else (servers[0] if len(servers) == 1 else None)
+    return cache[project.key]
+
+
+def own_addresses(session: Session) -> set[str]:
+    """Every address mailgate sends as or reads: never a recipient (no mail to ourselves)."""
+    cache: set[str] | None = session.info.get("own_addresses")
+    if cache is None:
+        cache = {a.lower() for a in session.scalars(select(SmtpServer.from_address))}
+        cache |= {a.lower() for a in session.scalars(select(Mailbox.username)) if "@" in a}
+        session.info["own_addresses"] = cache
+    return cache
+
+
+def _reply_to(session: Session, project: Project, smtp: SmtpServer) -> str:
+    mailbox = session.scalars(
+        select(Mailbox.username).where(Mailbox.project == project.key).order_by(Mailbox.id)
+    ).first()
+    return mailbox if mailbox and "@" in mailbox else smtp.from_address
+
+
+_WATCHER_ADDRESSES = (
+    select(Person.email)
+    .join(Watcher, Watcher.person_id == Person.id)
+    .where(Watcher.issue_id == bindparam("issue"))
+)
+_THREAD = (
+    select(ThreadMessage.message_id, ThreadMessage.direction)
+    .where(ThreadMessage.issue_id == bindparam("issue"))
+    .order_by(ThreadMessage.id)
+)
+
+
+def notify(session: Session, event: Event) -> int:
+    """Queue the event's notifications; returns how many messages were queued. Templates come
+    from `session.info["home"]` (MAILGATE_HOME/templates) when the admin changed them."""
+    home: str | None = session.info.get("home")
+    issue = session.get(Issue, event.issue_id)
+    if issue is None:
+        return 0
+    project = session.get(Project, issue.project_id)
+    if project is None or not project.notify:
+        return 0
+    smtp = smtp_for(session, project)
+    if smtp is None:
+        return 0
+    reporter = session.get(Person, issue.reporter_id)
+    assert reporter is not None
+    if event.kind == "created":
+        recipients = [reporter.email]
+    else:
+        watchers = session.execute(_WATCHER_ADDRESSES, {"issue": issue.id}).scalars()
+        recipients = [reporter.email, *watchers]
+    skip = own_addresses(session) | {(event.actor or "").lower()}
+    recipients = list(dict.fromkeys(r.lower() for r in recipients if r.lower() not in skip))
+    if not recipients:
+        return 0
+    key = f"{project.key}-{issue.number}"
+    thread = list(session.execute(_THREAD, {"issue": issue.id}).all())
+    message = _compose(session, home, event, project, issue, smtp, key, recipients, thread)
+    message_id = message["Message-ID"].strip("<>")
+    now = utcnow()
+    session.connection().execute(
+        insert(OUTBOX),
+        {
+            "smtp_server_id": smtp.id,
+            "kind": {"created": "acknowledgement", "commented": "comment"}.get(
+                event.kind, event.kind
+            ),
+            "issue_id": issue.id,
+            "recipients": recipients,
+            "message_id": message_id,
+            "raw": message.as_bytes(policy=SMTP),
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
+    )
+    # A reply to our message finds the issue by this Message-ID.
+    service.remember_message(session, project.id, message_id, issue.id, "out")
+    return 1
+
+
+def _compose(
+    session: Session,
+    home: str | None,
+    event: Event,
+    project: Project,
+    issue: Issue,
+    smtp: SmtpServer,
+    key: str,
+    recipients: list[str],
+    thread: list[Any],
+) -> EmailMessage:
+    template = {"created": "acknowledgement", "commented": "comment"}.get(event.kind, "status")
+    values = {
+        "key": key,
+        "summary": issue.summary,
+        "project": project.name,
+        "body": event.body,
+        "status": issue.status,
+        "by_agent": event.by_agent,
+        "actor": event.actor or "",
+    }
+    environment = _environment(home)
+    text = environment.get_template(f"{template}.txt").render(values)
+    html = environment.get_template(f"{template}.html").render(values)
+    message = EmailMessage()
+    message["From"] = email.utils.formataddr((smtp.from_name or project.name, smtp.from_address))
+    message["To"] = ", ".join(recipients)
+    message["Reply-To"] = _reply_to(session, project, smtp)
+    prefix = "" if event.kind == "created" else "Re: "
+    message["Subject"] = f"{prefix}[{key}] {issue.summary}"
+    domain = smtp.from_address.rsplit("@", 1)[-1]
+    message["Message-ID"] = email.utils.make_msgid(f"mailgate.{key}", domain=domain)
+    message["Date"] = email.utils.formatdate(localtime=False)
+    ids = [m for m, _direction in thread]
+    if ids:
+        # The customer's latest message is the one we answer; References keep the thread.
+        incoming = [m for m, direction in thread if direction == "in"]
+        message["In-Reply-To"] = f"<{(incoming or ids)[-1]}>"
+        message["References"] = " ".join(f"<{m}>" for m in ids[-10:])
+    message["Auto-Submitted"] = "auto-replied" if event.kind == "created" else "auto-generated"
+    message[DEFAULT_FINGERPRINT_HEADER] = FINGERPRINT
+    message["X-Auto-Response-Suppress"] = "All"  # Exchange: no out-of-office replies to this
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message

@@ -1,0 +1,128 @@
+"""Notifications: written to the outbox with the event that causes them, threaded so the
+customer's reply lands on the same issue, never to the person who acted, to our own addresses,
+or back into a loop."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+import pytest
+from sqlalchemy import select
+from tests.integration.test_pipeline import mail
+
+from mailgate.context import Context
+from mailgate.inbound import pipeline
+from mailgate.inbound.handle import Destination
+from mailgate.mail.smtp_servers import SmtpOptions, add_smtp
+from mailgate.outbound.outbox import list_outbox
+from mailgate.store.models import OutboxMessage
+from mailgate.tracker.service import add_project, comment_as_agent, set_project, show_issue
+
+HELP = Destination(project="HELP", own_addresses=("support@example.com",))
+
+
+@pytest.fixture
+async def project(ctx: Context) -> None:
+    await add_project(ctx, "HELP", "Help desk")
+    await add_smtp(
+        ctx,
+        "out",
+        SmtpOptions(
+            host="127.0.0.1",
+            port=2525,
+            security="none",
+            username="support@example.com",
+            password="not used here",
+            from_address="support@example.com",
+        ),
+    )
+
+
+async def take(ctx: Context, raw: bytes) -> str:
+    taken = await pipeline.take(ctx, None, pipeline.MessageRef(), raw, destination=HELP)
+    return taken.status
+
+
+async def outbox(ctx: Context) -> list[EmailMessage]:
+    async with ctx.db.session() as session:
+        raws = (await session.scalars(select(OutboxMessage.raw).order_by(OutboxMessage.id))).all()
+    return [message_from_bytes(raw, policy=policy.default) for raw in raws]  # type: ignore[misc]
+
+
+async def test_a_new_issue_is_acknowledged_and_the_reply_to_it_is_a_comment(
+    ctx: Context, project: None
+) -> None:
+    assert await take(ctx, mail()) == "created"
+    [ack] = await outbox(ctx)
+    assert ack["To"] == "carol@example.net"
+    assert ack["Subject"] == "[HELP-1] Printer on fire"
+    assert ack["In-Reply-To"] == "<m1@example.net>"
+    assert ack["Auto-Submitted"] == "auto-replied"
+    assert ack["X-Mailgate-Fingerprint"] and ack["Reply-To"] == "support@example.com"
+    assert "HELP-1" in ack.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "<strong>HELP-1</strong>" in ack.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    # The customer answers our message (no key in the subject): a comment on the same issue.
+    reply = mail("Re: your request", message_id="<r1@example.net>", in_reply_to=ack["Message-ID"])
+    assert await take(ctx, reply) == "commented"
+    assert len((await show_issue(ctx, "HELP-1"))["comments"]) == 1
+    [view] = [v for v in await list_outbox(ctx) if v["kind"] == "acknowledgement"]
+    assert view["issue"] == "HELP-1" and view["status"] == "pending" and view["smtp"] == "out"
+
+
+async def test_a_customer_comment_goes_to_the_others_not_back_to_the_customer(
+    ctx: Context, project: None
+) -> None:
+    await take(ctx, mail(cc="dave@example.net, support@example.com"))
+    reply = mail("Re: HELP-1", message_id="<r1@example.net>", body="Still burning.")
+    assert await take(ctx, reply) == "commented"
+    messages = await outbox(ctx)
+    assert [m["To"] for m in messages] == ["carol@example.net", "dave@example.net"]
+    comment = messages[1]
+    assert comment["Subject"] == "Re: [HELP-1] Printer on fire"
+    assert "Still burning." in comment.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert comment["In-Reply-To"] == "<r1@example.net>"  # the customer's latest message
+    assert "<m1@example.net>" in comment["References"]
+
+
+async def test_an_agent_comment_goes_to_reporter_and_watchers(ctx: Context, project: None) -> None:
+    await take(ctx, mail(cc="dave@example.net"))
+    await comment_as_agent(ctx, "HELP-1", "We replaced the toner.", None)
+    agent = (await outbox(ctx))[1]
+    assert agent["To"] == "carol@example.net, dave@example.net"
+    assert "We replaced the toner." in agent.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    await comment_as_agent(ctx, "HELP-1", "From Dave himself.", "dave@example.net")
+    assert (await outbox(ctx))[2]["To"] == "carol@example.net"
+
+
+async def test_our_own_notification_coming_back_is_ignored(ctx: Context, project: None) -> None:
+    await take(ctx, mail())
+    [ack] = await outbox(ctx)
+    # An auto-forwarding rule sends our acknowledgement back into the support mailbox.
+    assert await take(ctx, ack.as_bytes()) == "ignored"
+    assert len(await outbox(ctx)) == 1
+
+
+async def test_no_notification_when_turned_off_or_no_smtp_server_is_chosen(
+    ctx: Context, project: None
+) -> None:
+    await set_project(ctx, "HELP", notify=False)
+    await take(ctx, mail())
+    assert await outbox(ctx) == []
+    await set_project(ctx, "HELP", notify=True)
+    second = SmtpOptions(
+        host="127.0.0.1", security="none", username="ops@example.com", password="x"
+    )
+    await add_smtp(ctx, "second", second)  # two servers, the project names neither
+    await take(ctx, mail(message_id="<m2@example.net>"))
+    assert await outbox(ctx) == []
+    await set_project(ctx, "HELP", smtp="second")
+    await take(ctx, mail(message_id="<m3@example.net>"))
+    [ack] = await outbox(ctx)
+    assert ack["From"].addresses[0].addr_spec == "ops@example.com"
+
+
+async def test_automated_mail_never_gets_a_notification(ctx: Context, project: None) -> None:
+    out_of_office = mail(headers={"Auto-Submitted": "auto-replied"})
+    assert await take(ctx, out_of_office) == "ignored"
+    assert await outbox(ctx) == []
