@@ -740,7 +740,8 @@ MbBulkOpt = Annotated[
     typer.Option(
         "--bulk",
         help="Automated mail (auto-replies, bounces, lists): ignore (default: left on the "
-        "server with the post-action), accept (handled like a person's) or delete.",
+        "server with the post-action), accept (handled like a person's), delete, or "
+        "forward:ADDRESS.",
     ),
 ]
 MbParticipantsOpt = Annotated[

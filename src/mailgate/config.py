@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ _FILE_KEYS = {
     "database_url": "MAILGATE_DATABASE_URL",
     "base_url": "MAILGATE_BASE_URL",
     "secret_keys": "MAILGATE_SECRET_KEYS",
+    "admin_email": "MAILGATE_ADMIN_EMAIL",
 }
 
 
@@ -33,6 +35,7 @@ class Settings:
     database_url: str
     base_url: str
     secret_keys: tuple[str, ...] = field(default=(), repr=False)
+    admin_email: str | None = None  # who is told by mail when something needs attention
 
     @property
     def redirect_url(self) -> str:
@@ -75,7 +78,15 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     database_url = pick("database_url", f"sqlite:///{home / 'mailgate.db'}")
     base_url = pick("base_url", "https://localhost:8443").rstrip("/")
     keys = tuple(k.strip() for k in pick("secret_keys", "").split(",") if k.strip())
-    return Settings(home=home, database_url=database_url, base_url=base_url, secret_keys=keys)
+    admin = pick("admin_email", "").strip().lower() or None
+    if admin is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", admin):
+        raise BadInput(
+            f"MAILGATE_ADMIN_EMAIL {admin!r} is not an email address: give the address that "
+            "gets mailgate's alerts."
+        )
+    return Settings(
+        home=home, database_url=database_url, base_url=base_url, secret_keys=keys, admin_email=admin
+    )
 
 
 def _read_file(path: Path) -> dict[str, str]:

@@ -126,3 +126,28 @@ async def test_automated_mail_never_gets_a_notification(ctx: Context, project: N
     out_of_office = mail(headers={"Auto-Submitted": "auto-replied"})
     assert await take(ctx, out_of_office) == "ignored"
     assert await outbox(ctx) == []
+
+
+async def test_bulk_forward_sends_automated_mail_on_with_the_original_attached(
+    ctx: Context, project: None
+) -> None:
+    from mailgate.inbound.route import RouteOptions
+
+    forwarding = Destination(
+        project="HELP", options=RouteOptions(bulk="forward:postmaster@example.com")
+    )
+    bounce = mail(
+        "Undeliverable: your request",
+        sender="MAILER-DAEMON@example.net",
+        headers={"Auto-Submitted": "auto-replied"},
+    )
+    taken = await pipeline.take(ctx, None, pipeline.MessageRef(), bounce, destination=forwarding)
+    assert taken.status == "ignored"
+    [forwarded] = await outbox(ctx)
+    assert forwarded["To"] == "postmaster@example.com"
+    assert forwarded["Subject"] == "Fwd: Undeliverable: your request"
+    assert forwarded["X-Mailgate-Fingerprint"]  # never taken as a new message if it comes back
+    [attached] = list(forwarded.iter_attachments())
+    assert attached.get_content_type() == "message/rfc822"
+    original = attached.get_content()
+    assert original["Message-ID"] == "<m1@example.net>"

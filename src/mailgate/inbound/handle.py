@@ -34,6 +34,7 @@ class Outcome:
     project: str | None = None
     sender: str | None = None
     post_action: str | None = None  # the message's own, instead of the mailbox's
+    forward_to: str | None = None  # automated mail sent on (`--bulk forward:ADDRESS`)
 
 
 RECEIPTS = service.table_of(Receipt)
@@ -86,7 +87,12 @@ def handle(
     if isinstance(decision, route.Ignore):
         then = "delete" if decision.delete else None
         return Outcome(
-            "ignored", decision.reason, project=project.key, sender=sender, post_action=then
+            "ignored",
+            decision.reason,
+            project=project.key,
+            sender=sender,
+            post_action=then,
+            forward_to=decision.forward_to,
         )
     if isinstance(decision, route.Quarantine):
         return Outcome("quarantined", decision.reason, project=project.key, sender=sender)

@@ -23,7 +23,7 @@ from mailgate.context import Context
 from mailgate.inbound.handle import RECEIPTS, Destination, Outcome, handle
 from mailgate.inbound.parse import InboundMessage, parse_message
 from mailgate.store.models import Mailbox, Receipt
-from mailgate.tracker import service
+from mailgate.tracker import notify, service
 
 log = structlog.get_logger(__name__)
 
@@ -171,6 +171,8 @@ def _take_one(
                 "quarantined", f"mailgate could not process it ({type(exc).__name__}: {exc})"
             )
         status, post_action = outcome.status, outcome.post_action
+        if outcome.forward_to and outcome.project:
+            notify.forward(session, outcome.project, raw, outcome.forward_to, outcome.reason)
         db.execute(
             _RECEIPT_OUTCOME,
             {

@@ -7,14 +7,15 @@ import re
 from dataclasses import dataclass
 
 HANDLERS = ("create-or-comment", "create", "comment")
-BULK_ACTIONS = ("ignore", "accept", "delete")
+BULK_ACTIONS = ("ignore", "accept", "delete", "forward:ADDRESS")
 
 
 @dataclass(frozen=True)
 class RouteOptions:
     handler: str = "create-or-comment"
     # What automated mail (auto-replies, bounces, lists, bulk) does: ignore (left on the server
-    # like any message: the mailbox's post-action), accept (handled like a person's), delete.
+    # like any message: the mailbox's post-action), accept (handled like a person's), delete, or
+    # forward:ADDRESS (sent on to someone, then the mailbox's post-action).
     bulk: str = "ignore"
     comments_from_participants_only: bool = False
     create_customers: bool = True
@@ -54,6 +55,7 @@ class AddComment:
 class Ignore:
     reason: str
     delete: bool = False  # deleted from the server instead of the mailbox's post-action
+    forward_to: str | None = None  # sent on to this address
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,12 @@ def decide(
     if automated == "own":
         return Ignore("our own notification came back (it carries mailgate's fingerprint)")
     if automated is not None and options.bulk != "accept":
+        forward_to = options.bulk[8:] if options.bulk.startswith("forward:") else None
         return Ignore(
-            f"automated mail ({automated}) does not create issues or comments",
+            f"automated mail ({automated}) does not create issues or comments"
+            + (f"; forwarded to {forward_to}" if forward_to else ""),
             delete=options.bulk == "delete",
+            forward_to=forward_to,
         )
     if options.catch_address and options.catch_address.lower() not in recipients:
         return Ignore(f"not addressed to {options.catch_address}")

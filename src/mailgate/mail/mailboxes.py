@@ -162,7 +162,13 @@ def check_route_options(given: dict[str, Any]) -> dict[str, Any]:
 
     checked = dict(given)
     if "bulk" in checked:
-        choose(checked["bulk"], BULK_ACTIONS, "action for automated mail", "--bulk")
+        bulk = checked["bulk"]
+        if bulk.startswith("forward:"):
+            from mailgate.mail.smtp_servers import check_address
+
+            checked["bulk"] = "forward:" + check_address(bulk[8:], "--bulk forward:ADDRESS")
+        else:
+            choose(bulk, BULK_ACTIONS[:3], "action for automated mail", "--bulk")
     if checked.get("split_regex"):
         try:
             re.compile(checked["split_regex"])

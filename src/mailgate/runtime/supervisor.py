@@ -111,6 +111,17 @@ class Supervisor:
                 log.exception("outbox flush failed")
             await self._pause(self.outbox_interval)
 
+    async def _alerts(self, interval: float = 60.0) -> None:
+        """Tell the admin about incidents (and their end), once each."""
+        from mailgate.outbound.alerts import run_check
+
+        while not self._stop.is_set():
+            try:
+                await run_check(self.ctx)
+            except Exception:  # the supervisor's loop: log, wait, go on
+                log.exception("alert check failed")
+            await self._pause(interval)
+
     async def _pause(self, seconds: float) -> None:
         await wait_or_stop(self.ctx, self._stop, seconds)
 
@@ -122,5 +133,6 @@ class Supervisor:
             self._integration_checks(),
             self._mailboxes(),
             self._outbox(),
+            self._alerts(),
         )
         log.info("supervisor stopped")

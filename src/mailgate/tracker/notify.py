@@ -12,8 +12,10 @@ from __future__ import annotations
 import email.utils
 import functools
 from dataclasses import dataclass
+from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP
+from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +54,7 @@ class Event:
 
 
 @functools.cache
-def _environment(home: str | None) -> jinja2.Environment:
+def environment(home: str | None) -> jinja2.Environment:
     """Templates the admin may override: $MAILGATE_HOME/templates/NAME beats the built-in."""
     loaders: list[jinja2.BaseLoader] = []
     if home:
@@ -156,6 +158,59 @@ def notify(session: Session, event: Event) -> int:
     return 1
 
 
+def forward(session: Session, project_key: str, raw: bytes, to: str, reason: str | None) -> int:
+    """Send automated mail on to `to` (`--bulk forward:ADDRESS`), the original attached whole."""
+    project = service.find_project(session, project_key)
+    smtp = smtp_for(session, project) if project is not None else None
+    if project is None or smtp is None or to.lower() in own_addresses(session):
+        return 0
+    original = message_from_bytes(raw, policy=default_policy)
+    message = EmailMessage()
+    message["From"] = email.utils.formataddr((smtp.from_name or project.name, smtp.from_address))
+    message["To"] = to
+    message["Subject"] = "Fwd: " + " ".join(str(original.get("Subject", "")).split())[:900]
+    domain = smtp.from_address.rsplit("@", 1)[-1]
+    message["Message-ID"] = email.utils.make_msgid("mailgate.forward", domain=domain)
+    message["Date"] = email.utils.formatdate()
+    message["Auto-Submitted"] = "auto-generated"
+    message[DEFAULT_FINGERPRINT_HEADER] = FINGERPRINT
+    message.set_content(
+        f"{project.name} received this automated message and forwarded it to you "
+        f"({reason or 'automated mail'}). The original is attached.\n"
+    )
+    message.add_attachment(original)  # message/rfc822: the original, whole
+    queue(session, smtp.id, "forward", None, [to], message)
+    return 1
+
+
+def queue(
+    session: Session,
+    smtp_server_id: int,
+    kind: str,
+    issue_id: int | None,
+    recipients: list[str],
+    message: EmailMessage,
+) -> str:
+    message_id = str(message["Message-ID"]).strip("<>")
+    now = utcnow()
+    session.connection().execute(
+        insert(OUTBOX),
+        {
+            "smtp_server_id": smtp_server_id,
+            "kind": kind,
+            "issue_id": issue_id,
+            "recipients": recipients,
+            "message_id": message_id,
+            "raw": message.as_bytes(policy=SMTP),
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
+    )
+    return message_id
+
+
 def _compose(
     session: Session,
     home: str | None,
@@ -177,9 +232,9 @@ def _compose(
         "by_agent": event.by_agent,
         "actor": event.actor or "",
     }
-    environment = _environment(home)
-    text = environment.get_template(f"{template}.txt").render(values)
-    html = environment.get_template(f"{template}.html").render(values)
+    templates = environment(home)
+    text = templates.get_template(f"{template}.txt").render(values)
+    html = templates.get_template(f"{template}.html").render(values)
     message = EmailMessage()
     message["From"] = email.utils.formataddr((smtp.from_name or project.name, smtp.from_address))
     message["To"] = ", ".join(recipients)

@@ -72,3 +72,17 @@ def test_comment_body() -> None:
     assert comment_body("", "only body", options) == "only body"
     assert comment_body("a", "a\n> b", RouteOptions(whole_body=True)) == "a\n> b"
     assert comment_body("keep\n--\nsig", "", RouteOptions(split_regex=r"^--$")) == "keep"
+
+
+def test_bulk_options_are_checked() -> None:
+    from mailgate.errors import BadInput
+    from mailgate.mail.mailboxes import check_route_options
+
+    assert check_route_options({"bulk": "forward:Postmaster@Example.com"}) == {
+        "bulk": "forward:postmaster@example.com"
+    }
+    assert check_route_options({"bulk": "delete"}) == {"bulk": "delete"}
+    with pytest.raises(BadInput, match="not an email address"):
+        check_route_options({"bulk": "forward:nobody"})
+    with pytest.raises(BadInput, match="--bulk"):
+        check_route_options({"bulk": "shred"})

@@ -1,0 +1,165 @@
+"""Alerts: the admin (MAILGATE_ADMIN_EMAIL) gets one message when something needs attention, and
+one when it is over — never more than one per incident an hour.
+
+Incidents, each with its key:
+- `credential:ID` — a credential needs re-authorization, or keeps failing to refresh;
+- `mailbox:ID` — a mailbox has been failing for 15 minutes;
+- `secret:ID` — an integration's client secret expires within 14 days;
+- `smtp:ID` — an SMTP server refuses or cannot be reached;
+- `outbox` — notifications are being dead-lettered.
+Alerts go through the outbox like any message (via the first SMTP server): an alert about a dead
+SMTP server waits there and goes out, with its recovery, once the server is back.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mailgate.context import Context
+from mailgate.inbound.classify import DEFAULT_FINGERPRINT_HEADER
+from mailgate.store.models import (
+    Alert,
+    Credential,
+    Integration,
+    Mailbox,
+    OutboxMessage,
+    SmtpServer,
+)
+from mailgate.tracker import notify
+
+log = structlog.get_logger(__name__)
+
+MAILBOX_GRACE = timedelta(minutes=15)
+SECRET_WARNING = timedelta(days=14)
+QUIET = timedelta(hours=1)  # at most one message per incident in this time
+REFRESH_FAILURES = 3
+_FAILING = ("failing", "auth-failed", "needs-reauthorization")
+
+
+def incidents(session: Session, now: datetime) -> dict[str, str]:
+    """What needs attention now: key → one line saying what and what to do."""
+    found: dict[str, str] = {}
+    for credential in session.scalars(select(Credential)):
+        if credential.status == "needs-reauthorization" or (
+            credential.status == "refresh-failing" and credential.failure_count >= REFRESH_FAILURES
+        ):
+            found[f"credential:{credential.id}"] = (
+                f"credential {credential.id} ({credential.account}) is {credential.status}: "
+                f"{credential.last_error or ''}".rstrip(": ")
+            )
+    for mailbox in session.scalars(select(Mailbox)):
+        if mailbox.status in _FAILING:
+            found[f"mailbox:{mailbox.id}"] = (
+                f"mailbox {mailbox.name} is {mailbox.status}: {mailbox.last_error or ''}".rstrip(
+                    ": "
+                )
+            )
+    for integration in session.scalars(select(Integration)):
+        expires = integration.client_secret_expires
+        if expires is not None and expires <= (now + SECRET_WARNING).date():
+            found[f"secret:{integration.id}"] = (
+                f"the client secret of integration {integration.name} expires on {expires}: "
+                f"create a new one at the provider, then `mailgate integration set "
+                f"{integration.name} --client-secret-file FILE`"
+            )
+    for server in session.scalars(select(SmtpServer)):
+        if server.status in _FAILING:
+            found[f"smtp:{server.id}"] = (
+                f"SMTP server {server.name} is {server.status}: {server.last_error or ''}".rstrip(
+                    ": "
+                )
+            )
+    last_dead = session.scalar(
+        select(func.max(OutboxMessage.id)).where(
+            OutboxMessage.status == "dead", OutboxMessage.kind != "alert"
+        )
+    )
+    last_sent = session.scalar(
+        select(func.max(OutboxMessage.id)).where(OutboxMessage.status == "sent")
+    )
+    if last_dead is not None and (last_sent is None or last_dead > last_sent):
+        found["outbox"] = "notifications are being dead-lettered: `mailgate outbox list` shows why"
+    return found
+
+
+def _grace(key: str) -> timedelta:
+    return MAILBOX_GRACE if key.startswith("mailbox:") else timedelta(0)
+
+
+def check(session: Session, admin: str | None, now: datetime) -> list[str]:
+    """Open, announce and close incidents; returns the subjects of the alerts queued."""
+    active = incidents(session, now)
+    open_rows = {
+        a.key: a for a in session.scalars(select(Alert).where(Alert.resolved_at.is_(None)))
+    }
+    queued: list[str] = []
+    for key, summary in active.items():
+        row = open_rows.get(key)
+        if row is None:
+            recent = session.scalars(
+                select(Alert)
+                .where(Alert.key == key, Alert.resolved_at >= now - QUIET)
+                .order_by(Alert.id.desc())
+            ).first()
+            if recent is not None:  # flapping: the same incident again within the hour
+                recent.resolved_at = None
+                continue
+            row = Alert(key=key, summary=summary, opened_at=now)
+            session.add(row)
+        row.summary = summary
+        if row.last_sent_at is None and now - row.opened_at >= _grace(key):
+            if _send(session, admin, f"PROBLEM: {summary}", summary):
+                queued.append(f"PROBLEM: {summary}")
+            row.last_sent_at = now
+    for key, row in open_rows.items():
+        if key in active:
+            continue
+        row.resolved_at = now
+        if row.last_sent_at is not None:
+            subject = f"RECOVERED: {row.summary}"
+            if _send(session, admin, subject, f"Back to normal: {row.summary}"):
+                queued.append(subject)
+    session.flush()
+    return queued
+
+
+def _send(session: Session, admin: str | None, subject: str, body: str) -> bool:
+    if admin is None:
+        log.warning("alert (no MAILGATE_ADMIN_EMAIL to send it to)", subject=subject)
+        return False
+    server = session.scalars(select(SmtpServer).order_by(SmtpServer.id)).first()
+    if server is None:
+        log.warning("alert (no SMTP server to send it with)", subject=subject)
+        return False
+    home: str | None = session.info.get("home")
+    environment = notify.environment(home)
+    message = EmailMessage()
+    message["From"] = email.utils.formataddr(("mailgate", server.from_address))
+    message["To"] = admin
+    message["Subject"] = "[mailgate] " + " ".join(subject.split())[:900]
+    domain = server.from_address.rsplit("@", 1)[-1]
+    message["Message-ID"] = email.utils.make_msgid("mailgate.alert", domain=domain)
+    message["Date"] = email.utils.formatdate()
+    message["Auto-Submitted"] = "auto-generated"
+    message[DEFAULT_FINGERPRINT_HEADER] = notify.FINGERPRINT
+    message.set_content(environment.get_template("alert.txt").render(body=body))
+    message.add_alternative(
+        environment.get_template("alert.html").render(body=body), subtype="html"
+    )
+    notify.queue(session, server.id, "alert", None, [admin], message)
+    log.warning("alert", subject=subject)
+    return True
+
+
+async def run_check(ctx: Context) -> list[str]:
+    def work(session: Session) -> list[str]:
+        session.info["home"] = str(ctx.settings.home)
+        return check(session, ctx.settings.admin_email, ctx.clock())
+
+    return await ctx.db.run(work)
