@@ -1119,6 +1119,24 @@ def issue_comment(
     emit(view, as_json, lambda: _issue_text(view))
 
 
+@issue_app.command("close")
+def issue_close(key: str, as_json: JsonFlag = False) -> None:
+    """Close an issue (the reporter and watchers are told)."""
+    from mailgate.tracker.service import set_status
+
+    view = run(lambda ctx: set_status(ctx, key, "closed"))
+    emit(view, as_json, lambda: _issue_text(view))
+
+
+@issue_app.command("reopen")
+def issue_reopen(key: str, as_json: JsonFlag = False) -> None:
+    """Reopen an issue (the reporter and watchers are told)."""
+    from mailgate.tracker.service import set_status
+
+    view = run(lambda ctx: set_status(ctx, key, "open"))
+    emit(view, as_json, lambda: _issue_text(view))
+
+
 @quarantine_app.command("list")
 def quarantine_list(as_json: JsonFlag = False) -> None:
     """List quarantined messages with the reason."""

@@ -151,3 +151,16 @@ async def test_bulk_forward_sends_automated_mail_on_with_the_original_attached(
     assert attached.get_content_type() == "message/rfc822"
     original = attached.get_content()
     assert original["Message-ID"] == "<m1@example.net>"
+
+
+async def test_closing_an_issue_tells_the_reporter_once(ctx: Context, project: None) -> None:
+    from mailgate.tracker.service import set_status
+
+    await take(ctx, mail())
+    assert (await set_status(ctx, "HELP-1", "closed"))["status"] == "closed"
+    await set_status(ctx, "HELP-1", "closed")  # no change, no message
+    messages = await outbox(ctx)
+    assert len(messages) == 2
+    closed = messages[1]
+    assert closed["Subject"] == "Re: [HELP-1] Printer on fire"
+    assert "HELP-1 is now closed." in closed.get_body(("plain",)).get_content()  # type: ignore[union-attr]

@@ -557,3 +557,23 @@ async def comment_as_agent(ctx: Context, key: str, body: str, author: str | None
         return issue_view(session, key)
 
     return await ctx.db.run(comment)
+
+
+async def set_status(ctx: Context, key: str, status: str) -> dict[str, Any]:
+    """Open or close an issue as the local admin; the reporter and watchers are told."""
+    from mailgate.tracker import notify  # notify builds on this module
+
+    if status not in ("open", "closed"):
+        raise BadInput(f"Unknown status {status!r}: use open or closed.")
+
+    def change(session: Session) -> dict[str, Any]:
+        _, issue = get_issue(session, key)
+        if issue.status != status:
+            issue.status = status
+            issue.updated_at = utcnow()
+            session.flush()
+            session.info["home"] = str(ctx.settings.home)
+            notify.notify(session, notify.Event("status", issue.id, None, status, by_agent=True))
+        return issue_view(session, key)
+
+    return await ctx.db.run(change)
