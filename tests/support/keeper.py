@@ -130,3 +130,16 @@ async def reload_integration(ctx: Context, integration_id: int) -> Integration:
         row = await session.get(Integration, integration_id)
         assert row is not None
         return row
+
+
+async def reauthorize(ctx: Context, emulator: RunningEmulator, setup: Setup) -> Credential:
+    """The admin signs the same account in again: a new grant stored on the same credential."""
+    grant = emulator.state.create_grant(
+        "microsoft",
+        CLIENT_ID,
+        setup.credential.account,
+        setup.integration.scopes,
+        with_access_token=True,
+        tenant_id=TENANT,
+    )
+    return await store(ctx, setup.integration, setup.credential.account, grant)

@@ -97,7 +97,7 @@ async def take_many(
     savepoint per message."""
 
     def take_all(session: Session, savepoints: bool) -> list[Taken]:
-        session.info["home"] = str(ctx.settings.home)  # notification templates
+        notify.bind(session, ctx)
         mailbox = session.get(Mailbox, mailbox_id) if mailbox_id is not None else None
         return [
             _take_one(ctx, session, mailbox, mailbox_id, message, destination, savepoints)

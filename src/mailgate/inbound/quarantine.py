@@ -14,7 +14,7 @@ from mailgate.inbound.parse import parse_message
 from mailgate.inbound.route import RouteOptions
 from mailgate.mail.mailboxes import destination_of
 from mailgate.store.models import Mailbox, Receipt
-from mailgate.tracker import service
+from mailgate.tracker import notify, service
 
 
 async def list_quarantine(ctx: Context) -> list[dict[str, Any]]:
@@ -47,7 +47,7 @@ async def retry(ctx: Context, receipt_id: int) -> dict[str, Any]:
     """Run a quarantined message through the pipeline again; its receipt shows the outcome."""
 
     def run(session: Session) -> dict[str, Any]:
-        session.info["home"] = str(ctx.settings.home)  # notification templates
+        notify.bind(session, ctx)
         receipt = session.get(Receipt, receipt_id)
         if receipt is None or receipt.status != "quarantined":
             raise NotFound(

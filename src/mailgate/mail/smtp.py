@@ -109,6 +109,10 @@ async def connected(server: SmtpServer) -> AsyncIterator[aiosmtplib.SMTP]:
             except (aiosmtplib.SMTPException, OSError) as exc:
                 failure = _tls_failure(exc) or SmtpFailure("tls", str(exc))
                 raise failure from None
+            try:
+                await client.ehlo()  # what the server offers changes with TLS (AUTH, mostly)
+            except aiosmtplib.SMTPResponseException as exc:
+                raise SmtpFailure("greeting", exc.message, exc.code) from None
         yield client
     finally:
         try:

@@ -159,7 +159,7 @@ def _send(session: Session, admin: str | None, subject: str, body: str) -> bool:
 
 async def run_check(ctx: Context) -> list[str]:
     def work(session: Session) -> list[str]:
-        session.info["home"] = str(ctx.settings.home)
+        notify.bind(session, ctx)
         return check(session, ctx.settings.admin_email, ctx.clock())
 
     return await ctx.db.run(work)

@@ -23,6 +23,7 @@ import jinja2
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
+from mailgate.context import Context
 from mailgate.inbound.classify import DEFAULT_FINGERPRINT_HEADER
 from mailgate.store.models import (
     Issue,
@@ -51,6 +52,12 @@ class Event:
     actor: str | None  # the address of whoever caused it
     body: str = ""  # the comment's text, or the new status
     by_agent: bool = False
+
+
+def bind(session: Session, ctx: Context) -> None:
+    """Give the transaction what notifications need: the templates' home and the clock."""
+    session.info["home"] = str(ctx.settings.home)
+    session.info["clock"] = ctx.clock
 
 
 @functools.cache
@@ -134,25 +141,8 @@ def notify(session: Session, event: Event) -> int:
     key = f"{project.key}-{issue.number}"
     thread = list(session.execute(_THREAD, {"issue": issue.id}).all())
     message = _compose(session, home, event, project, issue, smtp, key, recipients, thread)
-    message_id = message["Message-ID"].strip("<>")
-    now = utcnow()
-    session.connection().execute(
-        insert(OUTBOX),
-        {
-            "smtp_server_id": smtp.id,
-            "kind": {"created": "acknowledgement", "commented": "comment"}.get(
-                event.kind, event.kind
-            ),
-            "issue_id": issue.id,
-            "recipients": recipients,
-            "message_id": message_id,
-            "raw": message.as_bytes(policy=SMTP),
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        },
-    )
+    kind = {"created": "acknowledgement", "commented": "comment"}.get(event.kind, event.kind)
+    message_id = queue(session, smtp.id, kind, issue.id, recipients, message)
     # A reply to our message finds the issue by this Message-ID.
     service.remember_message(session, project.id, message_id, issue.id, "out")
     return 1
@@ -192,7 +182,7 @@ def queue(
     message: EmailMessage,
 ) -> str:
     message_id = str(message["Message-ID"]).strip("<>")
-    now = utcnow()
+    now = session.info.get("clock", utcnow)()
     session.connection().execute(
         insert(OUTBOX),
         {

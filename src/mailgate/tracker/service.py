@@ -548,7 +548,7 @@ async def comment_as_agent(ctx: Context, key: str, body: str, author: str | None
             session, author or "admin@localhost", kind="agent" if author is None else "customer"
         )
         add_comment(session, IssueRef.of(issue), who, body)
-        session.info["home"] = str(ctx.settings.home)
+        notify.bind(session, ctx)
         address = author or "admin@localhost"
         notify.notify(
             session, notify.Event("commented", issue.id, address, body, by_agent=author is None)
@@ -572,7 +572,7 @@ async def set_status(ctx: Context, key: str, status: str) -> dict[str, Any]:
             issue.status = status
             issue.updated_at = utcnow()
             session.flush()
-            session.info["home"] = str(ctx.settings.home)
+            notify.bind(session, ctx)
             notify.notify(session, notify.Event("status", issue.id, None, status, by_agent=True))
         return issue_view(session, key)
 
