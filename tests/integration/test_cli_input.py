@@ -174,3 +174,97 @@ def test_list_json_fields(cli: Cli) -> None:
     assert view["redirect_url"] == "https://localhost:8443/oauth2/callback"
     assert view["scopes"] == ["https://mail.google.com/", "openid", "email"]
     assert view["auth_params"] == {"access_type": "offline", "prompt": "consent"}
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["out"], ["No host given"]),
+        (
+            [
+                "out",
+                "--host",
+                "smtp.example.com",
+                "--security",
+                "none",
+                "--username",
+                "a@example.com",
+                "--password-file",
+                "PASSWORD",
+            ],
+            ["--security none", "not a loopback"],
+        ),
+        (
+            [
+                "out",
+                "--host",
+                "smtp.example.com",
+                "--username",
+                "a@example.com",
+                "--credential",
+                "7",
+            ],
+            ["No credential 7"],
+        ),
+        (
+            [
+                "out",
+                "--host",
+                "smtp.example.com",
+                "--username",
+                "a@example.com",
+                "--password-file",
+                "PASSWORD",
+                "--from",
+                "nobody",
+            ],
+            ["'nobody' is not an email address"],
+        ),
+        (
+            ["out", "--host", "smtp.example.com", "--username", "a@example.com"],
+            ["No authentication given"],
+        ),
+        (["bad name", "--host", "x"], ["SMTP server name 'bad name' is not valid"]),
+    ],
+)
+def test_smtp_add_refuses_bad_input(
+    cli: Cli, tmp_path: Path, args: list[str], words: list[str]
+) -> None:
+    password = tmp_path / "password"
+    password.write_text("secret\n")
+    args = [str(password) if a == "PASSWORD" else a for a in args]
+    assert_refused(cli("smtp", "add", *args), *words)
+    assert cli("smtp", "list", "--json").json() == []
+
+
+def test_smtp_and_outbox_commands(cli: Cli, tmp_path: Path) -> None:
+    password = tmp_path / "password"
+    password.write_text("secret\n")
+    added = cli(
+        "smtp",
+        "add",
+        "out",
+        "--host",
+        "smtp.office365.com",
+        "--username",
+        "help@contoso.com",
+        "--password-file",
+        str(password),
+        "--json",
+    )
+    assert added.code == 0, added.stderr
+    view = added.json()
+    assert (view["port"], view["security"], view["from"]) == (587, "starttls", "help@contoso.com")
+    assert "deprecated, you should use OAuth 2.0" in added.stderr
+    assert "secret" not in added.stdout
+    assert_refused(cli("smtp", "test", "out", "--to", "not-an-address"), "not an email address")
+    assert_refused(
+        cli("smtp", "test", "missing", "--to", "a@example.com"), "No SMTP server 'missing'"
+    )
+    assert cli("outbox", "list", "--json").json() == []
+    assert cli("outbox", "flush", "--json").json() == {
+        "sent": 0,
+        "retrying": 0,
+        "waiting": 0,
+        "dead": 0,
+    }

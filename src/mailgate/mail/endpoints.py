@@ -81,6 +81,7 @@ async def resolve_endpoint(
     default_port: Callable[[str], int],
     reset_port: bool,
     login_hint: str,
+    default_security: str = "ssl",
 ) -> list[str]:
     """Fill the endpoint columns of `row` from `opts`, check them, and return warnings."""
     warnings: list[str] = []
@@ -95,7 +96,7 @@ async def resolve_endpoint(
         raise BadInput("No host given: use --host with the mail server's name.")
     if opts.security is not None:
         row.security = choose(opts.security, SECURITIES, "security", "--security") or row.security
-    row.security = row.security or "ssl"
+    row.security = row.security or default_security
     if row.security == "none" and not is_loopback_host(row.host.strip("[]")):
         raise BadInput(
             f"--security none sends the token in clear text, so it is refused for {row.host}, "

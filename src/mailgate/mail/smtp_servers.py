@@ -141,6 +141,7 @@ async def _resolve(
         default_port=lambda security: DEFAULT_PORTS[security],
         reset_port=False,
         login_hint="the sending mailbox's address",
+        default_security="starttls",  # submission on 587; Exchange Online has no port 465
     )
     if row.security == "starttls" and row.port == 465:
         warnings.append(
