@@ -164,3 +164,12 @@ async def test_closing_an_issue_tells_the_reporter_once(ctx: Context, project: N
     closed = messages[1]
     assert closed["Subject"] == "Re: [HELP-1] Printer on fire"
     assert "HELP-1 is now closed." in closed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+async def test_metrics_count_the_outbox_by_status(ctx: Context, project: None) -> None:
+    from mailgate.web.app import state_metrics
+
+    await take(ctx, mail())
+    text = (await ctx.db.run(state_metrics)).decode()
+    assert 'mailgate_outbox_messages{status="pending"} 1' in text
+    assert 'mailgate_smtp_servers{status="new"} 1' in text

@@ -49,6 +49,9 @@ def test_serve_answers_health_over_https_and_serves_no_data(home: Path) -> None:
         assert ready.status_code == 200 and ready.json()["status"] == "ready"
         assert (home / "mailgate.db").exists()
         assert oct((home / "tls" / "localhost.key").stat().st_mode & 0o777) == "0o600"
+        metrics = httpx2.get(f"https://localhost:{port}/metrics", verify=context).text
+        assert "# TYPE mailgate_outbox_messages gauge" in metrics
+        assert "# TYPE mailgate_mailboxes gauge" in metrics
         for path in ("/api/v1/integrations", "/docs", "/openapi.json"):
             assert httpx2.get(f"https://localhost:{port}{path}", verify=context).status_code == 404
     finally:

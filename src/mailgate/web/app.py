@@ -11,8 +11,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy.orm import Session
 
 from mailgate import __version__
 from mailgate.context import Context
@@ -68,6 +70,28 @@ def create_app(ctx: Context, *, run_workers: bool = True, demo: bool = False) ->
     async def metrics() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        state = await ctx.db.run(state_metrics)
+        return PlainTextResponse(generate_latest() + state, media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+_STATE = (
+    ("mailgate_credentials", "Credentials by status.", "credentials"),
+    ("mailgate_mailboxes", "Mailboxes by status.", "mailboxes"),
+    ("mailgate_smtp_servers", "SMTP servers by status.", "smtp_servers"),
+    ("mailgate_outbox_messages", "Outbox messages by status.", "outbox"),
+)
+
+
+def state_metrics(session: Session) -> bytes:
+    """What needs watching, as gauges: counts by status, read from the database (so every
+    worker reports the same totals)."""
+    lines: list[str] = []
+    for name, help_text, table in _STATE:
+        rows = session.execute(
+            sa.text(f"SELECT status, count(*) FROM {table} GROUP BY status")  # noqa: S608 (constant names)
+        ).all()
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+        lines += [f'{name}{{status="{status}"}} {count}' for status, count in sorted(rows)]
+    return ("\n".join(lines) + "\n").encode()
