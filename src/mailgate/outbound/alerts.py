@@ -45,7 +45,20 @@ _FAILING = ("failing", "auth-failed", "needs-reauthorization")
 def incidents(session: Session, now: datetime) -> dict[str, str]:
     """What needs attention now: key → one line saying what and what to do."""
     found: dict[str, str] = {}
-    for credential in session.scalars(select(Credential)):
+    credentials = {c.id: c for c in session.scalars(select(Credential))}
+
+    def stale(status: str, credential_id: int | None, checked: datetime | None) -> bool:
+        """A sign-in failure from before its credential was authorized again: the next
+        attempt will tell; until then it is not an incident of its own."""
+        credential = credentials.get(credential_id or 0)
+        return (
+            status in ("auth-failed", "needs-reauthorization")
+            and credential is not None
+            and credential.status == "active"
+            and (checked is None or credential.updated_at >= checked)
+        )
+
+    for credential in credentials.values():
         if credential.status == "needs-reauthorization" or (
             credential.status == "refresh-failing" and credential.failure_count >= REFRESH_FAILURES
         ):
@@ -53,7 +66,12 @@ def incidents(session: Session, now: datetime) -> dict[str, str]:
                 f"credential {credential.id} ({credential.account}) is {credential.status}: "
                 f"{credential.last_error or ''}".rstrip(": ")
             )
+    # A mailbox or SMTP server failing because its credential does is that one incident.
     for mailbox in session.scalars(select(Mailbox)):
+        if f"credential:{mailbox.credential_id}" in found or stale(
+            mailbox.status, mailbox.credential_id, mailbox.last_check_at
+        ):
+            continue
         if mailbox.status in _FAILING:
             found[f"mailbox:{mailbox.id}"] = (
                 f"mailbox {mailbox.name} is {mailbox.status}: {mailbox.last_error or ''}".rstrip(
@@ -69,6 +87,10 @@ def incidents(session: Session, now: datetime) -> dict[str, str]:
                 f"{integration.name} --client-secret-file FILE`"
             )
     for server in session.scalars(select(SmtpServer)):
+        if f"credential:{server.credential_id}" in found or stale(
+            server.status, server.credential_id, server.last_check_at
+        ):
+            continue
         if server.status in _FAILING:
             found[f"smtp:{server.id}"] = (
                 f"SMTP server {server.name} is {server.status}: {server.last_error or ''}".rstrip(
