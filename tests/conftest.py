@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.support.oidc",
     "tests.support.server",
     "tests.support.dovecot",
+    "tests.support.postfix",
 ]
 
 

@@ -2,8 +2,9 @@
 
 :class:`Dovecot` writes a standalone config (no include of the system one) into a short temporary
 folder and runs ``dovecot -F -c CONF`` as its own instance: IMAP (STARTTLS) and IMAPS, POP3 (STLS)
-and POP3S, LMTP and an auth listener for a future Postfix, all on free 127.0.0.1 ports, with a
-``trustme`` certificate for ``localhost`` / ``127.0.0.1`` (:attr:`Dovecot.ca_file` for clients).
+and POP3S, LMTP and an auth listener for Postfix (``tests/support/postfix.py``), all on free
+127.0.0.1 ports, with a ``trustme`` certificate for ``localhost`` / ``127.0.0.1``
+(:attr:`Dovecot.ca_file` for clients).
 XOAUTH2 and OAUTHBEARER are checked by RFC 7662 introspection, one ``oauth2`` passdb per
 introspection URL given (tried in order); PLAIN and LOGIN against a passwd-file that is also the
 userdb. Mail is Maildir under the folder, owned by ``mail:mail`` (run as root) or by the user
@@ -14,7 +15,7 @@ Register the fixtures with ``pytest_plugins = ["tests.support.dovecot"]`` in a c
 * ``dovecot`` (function): a fresh instance introspecting at the ``emulator`` (whose reset state
   gets the resource server :data:`RESOURCE_SERVER` registered), with the users
   :data:`DEFAULT_USERS` and no mail. Add users with :meth:`Dovecot.add_users`, mail with
-  :meth:`Dovecot.deliver`.
+  :meth:`Dovecot.deliver`; read a folder's raw messages with :meth:`Dovecot.messages`.
 * ``dovecot_factory`` (function): ``factory(introspection_urls=[...], users={...})`` starts a
   private instance (e.g. one that also asks oidc-provider), closed after the test.
 
@@ -31,8 +32,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import grp
+import imaplib
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -343,6 +346,17 @@ class Dovecot:
     def auth_port(self) -> int:
         return self.ports.auth
 
+    @property
+    def cert_file(self) -> Path:
+        """The server's certificate chain (PEM), signed by :attr:`ca_file`: another server of
+        the test (Postfix) can present it too, so that one CA file trusts both."""
+        return self._cert_file
+
+    @property
+    def key_file(self) -> Path:
+        """The private key of :attr:`cert_file` (PEM)."""
+        return self._key_file
+
     # -- users and mail ----------------------------------------------------------------------
 
     @property
@@ -362,6 +376,32 @@ class Dovecot:
         """Put a raw RFC 5322 message into the user's folder (``doveadm save``, so Dovecot
         assigns the UID and notifies IDLE sessions)."""
         self.doveadm("save", "-u", user, "-m", folder, input=message)
+
+    def messages(self, user: str, folder: str = "INBOX") -> list[bytes]:
+        """The raw messages of a folder in UID order, byte for byte as an IMAP client gets them
+        (``BODY.PEEK[]``: CRLF line ends, nothing marked seen). Needs no password: it talks to
+        a pre-authenticated ``imap`` process that ``doveadm exec`` starts for the user."""
+        if user not in self._users:
+            raise DoveadmError(f"no user {user!r} (known: {', '.join(self._users) or 'none'})")
+        errors = self.folder / "exec-imap.stderr"
+        command = [self.doveadm_binary, "-c", str(self.config_file), "exec", "imap", "-u", user]
+        client = imaplib.IMAP4_stream(f"{shlex.join(command)} 2>>{shlex.quote(str(errors))}")
+        try:
+            quoted = '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            status, data = client.select(quoted, readonly=True)
+            if status != "OK":
+                raise DoveadmError(f"can't open {folder!r} of {user}: {data}")
+            if not data or data[0] in (None, b"0"):
+                return []
+            status, data = client.uid("FETCH", "1:*", "(BODY.PEEK[])")
+            if status != "OK":
+                raise DoveadmError(f"FETCH in {folder!r} of {user} failed: {data}")
+            # Each message comes as (b'N (UID U BODY[] {SIZE}', literal), then b')'.
+            items: list[object] = list(data)
+            return [item[1] for item in items if isinstance(item, tuple)]
+        finally:
+            with contextlib.suppress(imaplib.IMAP4.error, OSError):
+                client.logout()
 
     def create_folder(self, user: str, folder: str) -> None:
         """Create a mailbox (e.g. ``Archive``) for the user."""

@@ -14,13 +14,29 @@ if command -v dpkg >/dev/null 2>&1; then
 elif ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
   need+=(dovecot)
 fi
+# Postfix (tests/support/postfix.py): SMTP submission checking tokens through Dovecot's SASL.
+if command -v dpkg >/dev/null 2>&1; then
+  dpkg -s postfix >/dev/null 2>&1 || need+=(postfix)
+elif ! command -v postfix >/dev/null 2>&1 && [ ! -x /usr/sbin/postfix ]; then
+  need+=(postfix)
+fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  # Postfix asks what kind of mail server this is: none; the tests run their own instances.
+  if command -v debconf-set-selections >/dev/null 2>&1; then
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  fi
+  # Quiet unless something fails (debconf's notes on stderr included).
+  log=$(mktemp)
+  trap 'rm -f "$log"' EXIT
   # Keep existing configuration files without asking (Dovecot's conffiles, on an upgrade).
-  apt-get install -y -qq -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-    "${need[@]}" >/dev/null
+  if ! { apt-get update -qq &&
+    apt-get install -y -qq -o Dpkg::Options::=--force-confdef \
+      -o Dpkg::Options::=--force-confold "${need[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    exit 1
+  fi
 else
   echo "tests: missing ${need[*]}; tests that need them fail in CI and skip here (not root)." >&2
 fi
