@@ -112,3 +112,22 @@ async def test_without_an_admin_address_nothing_is_sent(
     await set_status(ctx, Credential, "needs-reauthorization")
     assert await run_check(ctx) == []
     assert await alerts(ctx) == []
+
+
+async def test_a_client_secret_expiring_within_14_days_is_announced(
+    admin_ctx: Context, emulator: RunningEmulator, clock: FakeClock
+) -> None:
+    from datetime import timedelta
+
+    from mailgate.store.models import Integration
+
+    ctx = admin_ctx
+    await microsoft_credential(ctx, emulator)
+    async with ctx.db.session() as session, session.begin():
+        expires = (clock() + timedelta(days=20)).date()
+        await session.execute(update(Integration).values(client_secret_expires=expires))
+    assert await run_check(ctx) == []
+    clock.advance(days=7)
+    [problem] = await run_check(ctx)
+    assert "client secret of integration m365 expires" in problem
+    assert "--client-secret-file" in problem

@@ -173,3 +173,13 @@ async def test_metrics_count_the_outbox_by_status(ctx: Context, project: None) -
     text = (await ctx.db.run(state_metrics)).decode()
     assert 'mailgate_outbox_messages{status="pending"} 1' in text
     assert 'mailgate_smtp_servers{status="new"} 1' in text
+
+
+async def test_the_admin_can_change_the_templates(ctx: Context, project: None) -> None:
+    templates = ctx.settings.home / "templates"
+    templates.mkdir()
+    (templates / "acknowledgement.txt").write_text("Ticket {{ key }} is ours now.\n")
+    await take(ctx, mail())
+    [ack] = await outbox(ctx)
+    assert ack.get_body(("plain",)).get_content().strip() == "Ticket HELP-1 is ours now."  # type: ignore[union-attr]
+    assert "<strong>HELP-1</strong>" in ack.get_body(("html",)).get_content()  # type: ignore[union-attr]

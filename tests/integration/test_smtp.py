@@ -4,12 +4,14 @@ a revoked grant, a server that is down — and the full round trip of a customer
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import email
 from email import policy
 from email.message import EmailMessage
 
 import aiosmtplib
+import pytest
 from sqlalchemy import select
 from tests.support.clock import FakeClock
 from tests.support.dovecot import Dovecot
@@ -19,6 +21,7 @@ from tests.support.mail import ALICE, with_mailbox
 from tests.support.postfix import Postfix
 
 from mailgate.context import Context
+from mailgate.mail import smtp
 from mailgate.mail.smtp_probe import probe_smtp
 from mailgate.mail.smtp_servers import SmtpOptions, add_smtp
 from mailgate.outbound import outbox
@@ -278,3 +281,26 @@ async def test_the_round_trip(
     await outbox.flush(ctx)
     clock.advance(seconds=5)
     assert len(postfix.messages(CAROL)) == 2
+
+
+async def test_a_crash_in_the_middle_of_a_send_loses_nothing(
+    ctx: Context,
+    emulator: RunningEmulator,
+    postfix: Postfix,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await smtp_server(ctx, emulator, postfix)
+    await queue_message(ctx, BOB, "interrupted")
+
+    async def killed(*_args: object, **_kwargs: object) -> None:
+        raise asyncio.CancelledError  # the process stops in the middle of the transaction
+
+    monkeypatch.setattr(smtp, "transact", killed)
+    with pytest.raises(asyncio.CancelledError):
+        await outbox.flush(ctx)
+    monkeypatch.undo()
+    assert await outbox.flush(ctx) == outbox.FlushReport()  # still leased to the dead process
+    clock.advance(minutes=6)  # its lease runs out: another process sends it
+    assert len((await outbox.flush(ctx)).sent) == 1
+    assert subjects(postfix.wait_for_delivery(BOB)) == ["interrupted"]
