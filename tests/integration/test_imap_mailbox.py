@@ -223,6 +223,27 @@ async def test_bulk_delete_removes_automated_mail_and_keeps_the_rest(
     }
 
 
+async def test_a_list_copy_deleted_by_bulk_delete_does_not_take_the_direct_copy_with_it(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
+) -> None:
+    """The customer writes to support@ and to a list support@ is on: the list's copy (same
+    Message-ID) arrives first and is deleted as bulk mail; the direct copy is a person's mail."""
+    direct = message("Order 42 missing")
+    via_list = direct.replace(b"Subject:", b"List-Id: <orders.example.net>\nSubject:", 1)
+    dovecot.deliver(ALICE, via_list)
+    dovecot.deliver(ALICE, direct)
+    row = await with_mailbox(
+        ctx, emulator, dovecot, backlog="all", after="seen", route={"bulk": "delete"}
+    )
+    report = await poll_once(ctx, "support")
+    assert len(report.taken) == 2 and report.skipped == []
+    assert [(r.status, r.post_action) for r in await receipts_of(ctx, row.id)] == [
+        ("ignored", "delete"),
+        ("created", None),
+    ]
+    assert await flags(dovecot, emulator) == {"Order 42 missing": {"\\Seen"}}
+
+
 async def test_idle_push_and_reconnect_after_a_server_restart(
     ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
 ) -> None:

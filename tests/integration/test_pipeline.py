@@ -273,3 +273,33 @@ async def test_a_reply_to_another_projects_issue_twice_is_one_comment(
     assert (await take(ctx, reply)).status == "commented"
     assert (await take(ctx, reply + b"\n")).status == "duplicate"  # through another mailbox
     assert len((await show_issue(ctx, "SEC-1"))["comments"]) == 1
+
+
+async def test_a_failed_message_does_not_leave_a_reporter_behind_for_the_next(
+    ctx: Context, project: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new customer created inside a message that then fails is rolled back with it: the
+    next message from that customer must not reuse the vanished person."""
+    from mailgate.inbound import handle as handle_module
+    from mailgate.tracker import service
+
+    real = service.create_issue
+
+    def fails_for_first(*args: object, **kwargs: object) -> object:
+        if args[3] == "first":  # the summary
+            raise RuntimeError("a hiccup after the reporter was created")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(handle_module.service, "create_issue", fails_for_first)
+    batch = [
+        pipeline.Incoming(pipeline.MessageRef(), mail("first", message_id="<a1@x.example>")),
+        pipeline.Incoming(
+            pipeline.MessageRef(),
+            mail("from bob", sender="bob@example.net", message_id="<b1@x.example>"),
+        ),
+        pipeline.Incoming(pipeline.MessageRef(), mail("second", message_id="<a2@x.example>")),
+    ]
+    taken = await pipeline.take_many(ctx, None, batch, destination=HELP)
+    assert [t.status for t in taken] == ["quarantined", "created", "created"]
+    issues = {i["summary"]: i["reporter"] for i in await list_issues(ctx)}
+    assert issues == {"from bob": "bob@example.net", "second": "carol@example.net"}

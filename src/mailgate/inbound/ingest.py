@@ -20,6 +20,7 @@ from mailgate.tracker.service import get_project
 
 # Messages committed together: one commit per batch.
 BATCH = 100
+BATCH_BYTES = 32 * 1024 * 1024
 WARM_UP_BYTES = 4 * 1024 * 1024  # more input than this is surely more than one batch
 SUMMARY_ORDER = ("created", "commented", "ignored", "quarantined", "duplicate", "received")
 
@@ -71,15 +72,16 @@ def mbox_messages(path: Path) -> Iterator[bytes]:
     """The messages of an mbox file, read as a stream: split where the stdlib's `mailbox.mbox`
     splits (a line starting with "From "; the blank line before it is the separator's)."""
     lines: list[bytes] = []
+    started = False  # text before the first "From " line is no message
     with path.open("rb") as fh:
         for line in fh:
             if line.startswith(b"From "):
-                if lines:
+                if started:
                     yield _without_separator(lines)
-                lines = []
+                started, lines = True, []
                 continue
             lines.append(line)
-    if lines:
+    if started:
         yield _without_separator(lines)
 
 
@@ -140,20 +142,24 @@ async def _pipelined(
     first batch is parsed in the write thread: no wait for the parsing processes to start."""
     queue: asyncio.Queue[tuple[Batch, asyncio.Future[list[InboundMessage] | None]] | None]
     queue = asyncio.Queue(maxsize=2 * parsers.PARSERS)
-    parsing: list[asyncio.Future[list[InboundMessage] | None]] = []
+    # Only the batches not yet written are held (each future holds its parsed messages).
+    parsing: set[asyncio.Future[list[InboundMessage] | None]] = set()
 
     async def writer() -> None:
         while (item := await queue.get()) is not None:
             batch, parsed = item
-            await take(batch, await parsed)
+            messages = await parsed
+            parsing.discard(parsed)
+            await take(batch, messages)
 
     writing = asyncio.create_task(writer())
     try:
         for index, batch in enumerate(itertools.chain(batches, [None])):
             item = None
             if batch is not None:
-                parsing.append(_parse_later(batch, in_write_thread=index == 0))
-                item = (batch, parsing[-1])
+                future = _parse_later(batch, in_write_thread=index == 0)
+                parsing.add(future)
+                item = (batch, future)
             put = asyncio.ensure_future(queue.put(item))
             await asyncio.wait({put, writing}, return_when=asyncio.FIRST_COMPLETED)
             if writing.done() and not put.done():
@@ -179,6 +185,14 @@ def _parse_later(
 
 
 def _batches(items: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes]]]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, BATCH)):
+    """At most BATCH messages and BATCH_BYTES bytes each (one large message may exceed it)."""
+    batch: list[tuple[str, bytes]] = []
+    held = 0
+    for item in items:
+        if batch and (len(batch) == BATCH or held + len(item[1]) > BATCH_BYTES):
+            yield batch
+            batch, held = [], 0
+        batch.append(item)
+        held += len(item[1])
+    if batch:
         yield batch

@@ -166,13 +166,13 @@ def _take_one(
         except Exception as exc:  # any failure of one message must not stop the mailbox
             if not savepoints:
                 raise _Failed from exc
+            # What the rolled-back savepoint wrote is gone: so are the ids cached from it.
+            forget_cached(session)
             log.exception("message quarantined", receipt=receipt_id)
             outcome = Outcome(
                 "quarantined", f"mailgate could not process it ({type(exc).__name__}: {exc})"
             )
         status, post_action = outcome.status, outcome.post_action
-        if outcome.forward_to and outcome.project:
-            notify.forward(session, outcome.project, raw, outcome.forward_to, outcome.reason)
         db.execute(
             _RECEIPT_OUTCOME,
             {
@@ -181,7 +181,7 @@ def _take_one(
                 "new_reason": outcome.reason,
                 "new_issue_id": outcome.issue_id,
                 "new_project": outcome.project or values["project"],
-                "new_sender": outcome.sender,
+                "new_sender": (outcome.sender or "")[:320] or None,
                 "new_post_action": outcome.post_action,
             },
         )
@@ -200,7 +200,17 @@ def _handle(
     destination: Destination,
 ) -> Outcome:
     parsed = message.parsed if message.parsed is not None else parse_message(message.raw)
-    return handle(session, receipt_id, received_at, parsed, destination)
+    outcome = handle(session, receipt_id, received_at, parsed, destination)
+    if outcome.forward_to and outcome.project:
+        notify.forward(session, outcome.project, message.raw, outcome.forward_to, outcome.reason)
+    return outcome
+
+
+def forget_cached(session: Session) -> None:
+    """Drop what the transaction cached (people, projects, SMTP servers): after a savepoint
+    rolled back, ids written inside it may no longer exist."""
+    for name in ("people", "projects", "smtp", "own_addresses"):
+        session.info.pop(name, None)
 
 
 async def quarantine(
@@ -219,7 +229,8 @@ async def quarantine(
         mailbox = session.get(Mailbox, mailbox_id, with_for_update=True)
         assert mailbox is not None
         existing = _existing(session, mailbox_id, ref, None)
-        _advance(mailbox, ref)
+        if ref.advance:  # a backlog sets the UID state once it is all taken
+            _advance(mailbox, ref)
         if existing is not None:
             return Taken(existing.id, new=False)
         receipt = Receipt(
@@ -309,7 +320,13 @@ _TAKEN = union_all(
     ),
     _taken_by(RECEIPTS.c.uidl == bindparam("uidl")),
     _taken_by(RECEIPTS.c.sha256 == bindparam("sha256")),
-    _taken_by(RECEIPTS.c.message_id == bindparam("message_id")),
+    # The same message renumbered by the server (a new UIDVALIDITY) with other bytes (a header
+    # added): only across UIDVALIDITYs — two copies of one Message-ID in one folder (a list's
+    # copy and the direct one) are two messages.
+    _taken_by(
+        RECEIPTS.c.message_id == bindparam("message_id"),
+        RECEIPTS.c.uidvalidity != bindparam("uidvalidity"),
+    ),
 ).limit(1)
 
 

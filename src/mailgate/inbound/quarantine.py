@@ -86,13 +86,19 @@ async def retry(ctx: Context, receipt_id: int) -> dict[str, Any]:
             outcome = handle(
                 session, receipt.id, receipt.received_at, parse_message(raw), destination
             )
-        receipt.status, receipt.reason, receipt.issue_id = (
-            outcome.status,
-            outcome.reason,
-            outcome.issue_id,
-        )
-        if outcome.project:
-            receipt.project, receipt.sender = outcome.project, outcome.sender
+            receipt.status, receipt.reason, receipt.issue_id = (
+                outcome.status,
+                outcome.reason,
+                outcome.issue_id,
+            )
+            receipt.post_action = outcome.post_action
+            if outcome.project:
+                receipt.project, receipt.sender = (
+                    outcome.project,
+                    (outcome.sender or "")[:320] or None,
+                )
+            if outcome.forward_to and outcome.project:
+                notify.forward(session, outcome.project, raw, outcome.forward_to, outcome.reason)
         if receipt.status != "quarantined" and mailbox is not None:
             mailbox.quarantined = max(0, mailbox.quarantined - 1)
             # The post-action that was held back runs at the next poll.

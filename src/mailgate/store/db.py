@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailgate.config import Settings
-from mailgate.errors import BadInput, Transient
+from mailgate.errors import BadInput, OperationFailed, Transient
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -63,6 +64,18 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_transactions_by_us(dbapi_connection: Any, _record: Any) -> None:
+    # The sqlite3 module would begin a transaction only at the first write: reads before it,
+    # and savepoints, would run outside any transaction. SQLAlchemy begins it instead.
+    dbapi_connection.isolation_level = None
+
+
+def _begin_immediate(connection: sa.Connection) -> None:
+    # Take the write lock at the start: the read-then-write of a transaction (is this message
+    # known? then record it) cannot interleave with another process's.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 # The newest migration (a unit test checks it against the migrations folder): a database at
 # HEAD is ready without loading the migration machinery at every command's start.
 HEAD = "0009"
@@ -93,17 +106,37 @@ def migrate(url: str) -> bool:
         with engine.connect() as connection:
             if current_revision(connection) == HEAD:
                 return False
-        with engine.begin() as connection:
-            if engine.dialect.name == "postgresql":
+        if engine.dialect.name == "postgresql":
+            with engine.begin() as connection:
                 # Processes starting together on an empty database migrate one at a time.
                 connection.execute(sa.text("SELECT pg_advisory_xact_lock(7431202611)"))
-            else:
-                # BEGIN IMMEDIATE takes SQLite's write lock before reading the revision.
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-            if current_revision(connection) == HEAD:  # another process was first
-                return False
-            _upgrade(connection)
-            return True
+                if current_revision(connection) == HEAD:  # another process was first
+                    return False
+                _upgrade(connection)
+                return True
+        with engine.connect() as connection:
+            # Off while tables are rebuilt (SQLite migrations copy a table and drop the old one,
+            # which would fire ON DELETE actions on the rows pointing at it); checked after.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            # BEGIN IMMEDIATE takes SQLite's write lock before reading the revision.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                if current_revision(connection) == HEAD:  # another process was first
+                    connection.exec_driver_sql("ROLLBACK")
+                    return False
+                _upgrade(connection)
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    raise OperationFailed(
+                        f"The migration left {len(broken)} row(s) pointing at rows that do not "
+                        "exist; nothing was changed: restore the database from a backup and "
+                        "report this."
+                    )
+                connection.exec_driver_sql("COMMIT")
+                return True
+            except BaseException:
+                connection.exec_driver_sql("ROLLBACK")
+                raise
     except sa.exc.OperationalError as exc:
         raise Transient(
             f"The database cannot be reached ({type(exc.orig).__name__}): check "
@@ -129,14 +162,19 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._sync_engine: sa.Engine | None = None
         self._sync_sessions: sessionmaker[Session] | None = None
+        self._sync_lock = threading.Lock()
 
     def sync_session(self) -> Session:
-        if self._sync_sessions is None:
-            self._sync_engine = sa.create_engine(_driver_url(self.url, asynchronous=False))
-            if self._sync_engine.dialect.name == "sqlite":
-                sa.event.listen(self._sync_engine, "connect", _on_sqlite_connect)
-            self._sync_sessions = sessionmaker(self._sync_engine, expire_on_commit=False)
-        return self._sync_sessions()
+        with self._sync_lock:  # worker threads may ask for the first one at once
+            if self._sync_sessions is None:
+                engine = sa.create_engine(_driver_url(self.url, asynchronous=False))
+                if engine.dialect.name == "sqlite":
+                    sa.event.listen(engine, "connect", _on_sqlite_connect)
+                    sa.event.listen(engine, "connect", _sqlite_transactions_by_us)
+                    sa.event.listen(engine, "begin", _begin_immediate)
+                self._sync_engine = engine
+                self._sync_sessions = sessionmaker(engine, expire_on_commit=False)
+            return self._sync_sessions()
 
     async def run(
         self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs

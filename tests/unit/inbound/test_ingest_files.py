@@ -6,6 +6,8 @@ import mailbox
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
+
 from mailgate.inbound.ingest import mbox_messages, messages
 
 
@@ -33,3 +35,19 @@ def test_an_empty_file_holds_no_message(tmp_path: Path) -> None:
     (tmp_path / "empty.eml").write_bytes(b"")
     (tmp_path / "empty.mbox").write_bytes(b"")
     assert list(messages([tmp_path / "empty.eml", tmp_path / "empty.mbox"])) == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"From a\nFrom b\nSubject: x\n\nbody\n",
+        b"From a\n",
+        b"From a\n\nFrom b\nSubject: y\n\n",
+        b"junk before\nFrom a\nSubject: z\n\nbody",
+    ],
+)
+def test_empty_and_odd_mbox_files_split_like_the_stdlib(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "odd.mbox"
+    path.write_bytes(content)
+    box = mailbox.mbox(path)
+    assert list(mbox_messages(path)) == [box.get_bytes(key) for key in box.iterkeys()]

@@ -106,3 +106,39 @@ def test_raw_messages_move_to_blobs_and_back(tmp_path: Path) -> None:
         raws = connection.execute(sa.text("SELECT raw FROM receipts ORDER BY id")).scalars()
         assert list(raws) == [b"message one", b"message one", None]
     engine.dispose()
+
+
+def test_migrating_keeps_what_points_at_rebuilt_tables(tmp_path: Path) -> None:
+    """SQLite migrations rebuild tables; the rows pointing at them keep their links."""
+    from alembic import command
+    from alembic.config import Config
+
+    from mailgate.store.db import MIGRATIONS, _on_sqlite_connect
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    engine = sa.create_engine(url)
+    sa.event.listen(engine, "connect", _on_sqlite_connect)  # foreign keys on, as mailgate runs
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0007")
+        statements = [
+            "INSERT INTO projects (id, key, name, notify, next_number, created_at) "
+            "VALUES (1, 'HELP', 'Help', 1, 2, '2026-01-01 00:00:00')",
+            "INSERT INTO people (id, email, kind, created_at) "
+            "VALUES (1, 'carol@example.net', 'customer', '2026-01-01 00:00:00')",
+            "INSERT INTO receipts (id, sha256, size, status, raw, received_at) "
+            "VALUES (7, 'ab', 1, 'created', x'41', '2026-01-01 00:00:00')",
+            "INSERT INTO issues (id, project_id, number, summary, description, reporter_id, "
+            "status, receipt_id, created_at, updated_at) VALUES (1, 1, 1, 's', 'd', 1, 'open', 7, "
+            "'2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        ]
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+    engine.dispose()
+    assert migrate(url) is True
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT receipt_id FROM issues").scalar() == 7
+    engine.dispose()
