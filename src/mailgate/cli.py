@@ -1384,6 +1384,27 @@ def outbox_list(as_json: JsonFlag = False) -> None:
     emit(views, as_json, lambda: table(views, columns))
 
 
+@outbox_app.command("retry")
+def outbox_retry(
+    message_id: Annotated[str | None, typer.Argument(help="A dead message's ID.")] = None,
+    all_dead: Annotated[bool, typer.Option("--all", help="Every dead message.")] = False,
+) -> None:
+    """Send dead messages again, once what refused them is fixed."""
+    from mailgate.outbound.outbox import retry
+
+    if (message_id is None) == (not all_dead):
+        fail(BadInput("Give a message ID or --all (`mailgate outbox list` shows the dead ones)."))
+    number = None
+    if message_id is not None:
+        if not message_id.isdigit():
+            fail(
+                BadInput(f"{message_id!r} is not a message ID: give the number from `outbox list`.")
+            )
+        number = int(message_id)
+    count = run(lambda ctx: retry(ctx, number))
+    typer.echo(f"{count} message(s) queued again")
+
+
 @outbox_app.command("flush")
 def outbox_flush(as_json: JsonFlag = False) -> None:
     """Send every notification that is due, then exit."""

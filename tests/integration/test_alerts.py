@@ -89,6 +89,11 @@ async def test_the_same_incident_again_within_the_hour_is_not_announced_again(
     await set_status(ctx, Credential, "needs-reauthorization")
     assert await run_check(ctx) == []  # flapping
     assert len(await alerts(ctx)) == 2
+    clock.advance(minutes=30)
+    assert await run_check(ctx) == []  # still within the hour of the last message
+    clock.advance(minutes=31)
+    [again] = await run_check(ctx)  # still broken an hour later: said again, not kept silent
+    assert again.startswith("PROBLEM: credential 1")
 
 
 async def test_a_mailbox_is_announced_after_15_minutes_of_failing(

@@ -225,6 +225,20 @@ def test_list_json_fields(cli: Cli) -> None:
             ["No authentication given"],
         ),
         (["bad name", "--host", "x"], ["SMTP server name 'bad name' is not valid"]),
+        (
+            [
+                "out",
+                "--host",
+                "smtp.example.com",
+                "--username",
+                "a@example.com",
+                "--password-file",
+                "PASSWORD",
+                "--ca-file",
+                "PASSWORD",
+            ],
+            ["holds no PEM certificate"],
+        ),
     ],
 )
 def test_smtp_add_refuses_bad_input(
@@ -262,6 +276,8 @@ def test_smtp_and_outbox_commands(cli: Cli, tmp_path: Path) -> None:
         cli("smtp", "test", "missing", "--to", "a@example.com"), "No SMTP server 'missing'"
     )
     assert cli("outbox", "list", "--json").json() == []
+    assert_refused(cli("outbox", "retry"), "Give a message ID or --all")
+    assert_refused(cli("outbox", "retry", "9"), "No dead message 9")
     assert cli("outbox", "flush", "--json").json() == {
         "sent": 0,
         "retrying": 0,

@@ -8,7 +8,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from tests.integration.test_pipeline import mail
 
 from mailgate.context import Context
@@ -183,3 +183,39 @@ async def test_the_admin_can_change_the_templates(ctx: Context, project: None) -
     [ack] = await outbox(ctx)
     assert ack.get_body(("plain",)).get_content().strip() == "Ticket HELP-1 is ours now."  # type: ignore[union-attr]
     assert "<strong>HELP-1</strong>" in ack.get_body(("html",)).get_content()  # type: ignore[union-attr]
+
+
+async def test_a_broken_admin_template_does_not_stop_mail_becoming_issues(
+    ctx: Context, project: None
+) -> None:
+    templates = ctx.settings.home / "templates"
+    templates.mkdir()
+    (templates / "acknowledgement.txt").write_text("Ticket {{ no_such_value }}\n")
+    assert await take(ctx, mail()) == "created"
+    [ack] = await outbox(ctx)
+    assert "we received your request" in ack.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+async def test_automated_and_noreply_addresses_get_nothing(ctx: Context, project: None) -> None:
+    from mailgate.inbound.route import RouteOptions
+
+    accepting = Destination(project="HELP", options=RouteOptions(bulk="accept"))
+    automated = mail(
+        sender="alerts@monitoring.example", headers={"Auto-Submitted": "auto-generated"}
+    )
+    taken = await pipeline.take(ctx, None, pipeline.MessageRef(), automated, destination=accepting)
+    assert taken.status == "created"  # accepted as an issue, but not acknowledged
+    await take(ctx, mail(message_id="<m2@example.net>", cc="noreply@vendor.example"))
+    assert (await show_issue(ctx, "HELP-2"))["watchers"] == []
+    assert [m["To"] for m in await outbox(ctx)] == ["carol@example.net"]
+
+
+async def test_a_dead_message_can_be_queued_again(ctx: Context, project: None) -> None:
+    from mailgate.outbound.outbox import retry
+
+    await take(ctx, mail())
+    async with ctx.db.session() as session, session.begin():
+        await session.execute(update(OutboxMessage).values(status="dead", attempts=3))
+    assert await retry(ctx, None) == 1
+    [view] = await list_outbox(ctx)
+    assert (view["status"], view["attempts"]) == ("pending", 0)

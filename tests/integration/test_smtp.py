@@ -9,6 +9,7 @@ import dataclasses
 import email
 from email import policy
 from email.message import EmailMessage
+from typing import Any
 
 import aiosmtplib
 import pytest
@@ -301,6 +302,32 @@ async def test_a_crash_in_the_middle_of_a_send_loses_nothing(
         await outbox.flush(ctx)
     monkeypatch.undo()
     assert await outbox.flush(ctx) == outbox.FlushReport()  # still leased to the dead process
-    clock.advance(minutes=6)  # its lease runs out: another process sends it
+    clock.advance(minutes=16)  # its lease runs out: another process sends it
     assert len((await outbox.flush(ctx)).sent) == 1
     assert subjects(postfix.wait_for_delivery(BOB)) == ["interrupted"]
+
+
+async def test_messages_another_worker_took_over_are_not_sent_twice(
+    ctx: Context,
+    emulator: RunningEmulator,
+    postfix: Postfix,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await smtp_server(ctx, emulator, postfix)
+    for n in range(3):
+        await queue_message(ctx, BOB, f"message {n}")
+    real_sent = outbox._sent
+    taken_by_other: list[int] = []
+
+    async def slow_worker(*args: Any, **kwargs: Any) -> None:
+        await real_sent(*args, **kwargs)
+        if not taken_by_other:
+            # This worker stalls past its lease; another one claims what is left.
+            clock.advance(minutes=16)
+            taken_by_other.extend(m.id for m in await outbox._claim(ctx, "other-worker"))
+
+    monkeypatch.setattr(outbox, "_sent", slow_worker)
+    report = await outbox.flush(ctx)
+    assert report.sent == [1] and taken_by_other == [2, 3]
+    assert subjects(postfix.wait_for_delivery(BOB)) == ["message 0"]

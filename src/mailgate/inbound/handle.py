@@ -135,7 +135,7 @@ def handle(
     if destination.options.cc_watchers:
         own = {a.lower() for a in destination.own_addresses}
         for address in message.cc:
-            if address not in own:
+            if address not in own and not notify.looks_automated(address):
                 watchers.append(service.person(session, address))
     attachments, notes = _attachments(message, destination)
     issue = service.create_issue(
@@ -150,7 +150,8 @@ def handle(
         attachments=attachments,
         watcher_ids=watchers,
     )
-    notify.notify(session, notify.Event("created", issue.id, None))
+    if not message.automated:  # `--bulk accept`: an automated sender gets no acknowledgement
+        notify.notify(session, notify.Event("created", issue.id, None))
     return Outcome("created", None, issue.id, project=project.key, sender=sender)
 
 

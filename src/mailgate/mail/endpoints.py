@@ -5,6 +5,7 @@ how the connection is secured, and how mailgate signs in (an OAuth 2.0 credentia
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -147,6 +148,13 @@ async def resolve_endpoint(
             raise BadInput(
                 f"The CA file {opts.ca_file} does not exist: give the PEM file of the CA that signed the server's certificate."
             )
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=str(path))
+        except (OSError, ssl.SSLError):
+            raise BadInput(
+                f"The CA file {opts.ca_file} holds no PEM certificate: give the PEM file of the "
+                "CA that signed the server's certificate."
+            ) from None
         row.ca_file = str(path.absolute())
     if opts.sasl_mechanism is not None:
         mechanism = opts.sasl_mechanism.upper()

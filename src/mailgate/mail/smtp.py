@@ -24,6 +24,10 @@ from mailgate.oauth.tokens import TokenKeeper
 from mailgate.store.models import SmtpServer
 
 TIMEOUT = 30.0
+DATA_TIMEOUT = 600.0  # RFC 5321 §4.5.3.2.6: the reply to the end of DATA may take 10 minutes
+# Refusals in the mail transaction that only the admin can fix (sender not allowed, TLS and
+# sign-in required, SMTP AUTH switched off): the message waits instead of dying.
+_ADMIN_FIXABLE = ("5.7.60", "5.2.252", "SendAsDenied", "5.7.57", "5.7.139", "5.7.708")
 
 
 @dataclass
@@ -43,23 +47,32 @@ class SmtpFailure(Exception):
     @property
     def waits_for_admin(self) -> bool:
         """Retrying won't help until someone changes something (sign-in, settings, server)."""
+        if self.kind == "connection":
+            return False
         if self.step in ("token", "tls"):
             return True
         if self.step == "authenticate":
             return not (self.code == 454 or (self.code or 0) // 100 == 4)
+        if self.step == "send" and (self.code or 0) // 100 == 5:
+            return any(mark in self.text for mark in _ADMIN_FIXABLE)
         return False
 
     @property
     def permanent(self) -> bool:
         """The server refused this message for good (a 5xx in the mail transaction)."""
-        return self.step == "send" and (self.code or 0) // 100 == 5
+        return self.step == "send" and (self.code or 0) // 100 == 5 and not self.waits_for_admin
 
 
 def tls_context_for(server: SmtpServer) -> ssl.SSLContext:
     """Verification always on; a private CA is added, never a switch to turn checks off."""
     context = ssl.create_default_context()
     if server.ca_file:
-        context.load_verify_locations(cafile=server.ca_file)
+        try:
+            context.load_verify_locations(cafile=server.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise SmtpFailure(
+                "tls", f"the CA file {server.ca_file} cannot be used ({exc})", kind="certificate"
+            ) from None
     return context
 
 
@@ -73,15 +86,20 @@ def _tls_failure(exc: BaseException) -> SmtpFailure | None:
     return None
 
 
+def _text(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 @asynccontextmanager
 async def connected(server: SmtpServer) -> AsyncIterator[aiosmtplib.SMTP]:
     """An SMTP connection, greeted, with TLS in place (implicit or by STARTTLS)."""
+    tls = tls_context_for(server)
     client = aiosmtplib.SMTP(
         hostname=server.host,
         port=server.port,
         use_tls=server.security == "ssl",
         start_tls=False,
-        tls_context=tls_context_for(server),
+        tls_context=tls,
         timeout=TIMEOUT,
     )
     try:
@@ -99,6 +117,8 @@ async def connected(server: SmtpServer) -> AsyncIterator[aiosmtplib.SMTP]:
             await client.ehlo()
         except aiosmtplib.SMTPResponseException as exc:
             raise SmtpFailure("greeting", exc.message, exc.code) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise SmtpFailure("greeting", _text(exc), kind="connection") from None
         if server.security == "starttls":
             if not client.supports_extension("starttls"):
                 raise SmtpFailure(
@@ -113,6 +133,8 @@ async def connected(server: SmtpServer) -> AsyncIterator[aiosmtplib.SMTP]:
                 await client.ehlo()  # what the server offers changes with TLS (AUTH, mostly)
             except aiosmtplib.SMTPResponseException as exc:
                 raise SmtpFailure("greeting", exc.message, exc.code) from None
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                raise SmtpFailure("greeting", _text(exc), kind="connection") from None
         yield client
     finally:
         try:
@@ -128,10 +150,10 @@ async def authenticate(
     if server.credential_id is None:
         try:
             await client.login(server.username, password_of(ctx, server))
-        except aiosmtplib.SMTPAuthenticationError as exc:
+        except aiosmtplib.SMTPResponseException as exc:
             raise SmtpFailure("authenticate", exc.message, exc.code) from None
-        except aiosmtplib.SMTPException as exc:
-            raise SmtpFailure("authenticate", str(exc)) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise SmtpFailure("authenticate", _text(exc), kind="connection") from None
         return "password"
     offered = {method.upper() for method in client.server_auth_methods}
     try:
@@ -153,7 +175,7 @@ async def authenticate(
             return mechanism
         except SmtpFailure as refused:
             temporary = refused.code == 454 or (refused.code or 0) // 100 == 4
-            if attempt == 2 or temporary:
+            if attempt == 2 or temporary or refused.kind == "connection":
                 raise
             keeper.invalidate(server.credential_id)
             try:
@@ -174,8 +196,8 @@ async def _sasl(client: aiosmtplib.SMTP, mechanism: str, server: SmtpServer, tok
             # The error challenge (base64 JSON): answer it, then the final status comes.
             challenge = sasl.parse_error_challenge(response.message)
             response = await client.execute_command(sasl.b64(sasl.error_reply(mechanism)).encode())
-    except aiosmtplib.SMTPException as exc:
-        raise SmtpFailure("authenticate", str(exc)) from None
+    except (aiosmtplib.SMTPException, OSError) as exc:  # the connection, not a refusal
+        raise SmtpFailure("authenticate", _text(exc), kind="connection") from None
     if response.code != 235:
         raise SmtpFailure("authenticate", response.message, response.code, challenge=challenge)
 
@@ -185,7 +207,7 @@ async def transact(
 ) -> tuple[str, dict[str, str]]:
     """MAIL FROM, RCPT TO, DATA: the server's reply to DATA, and recipients it refused."""
     try:
-        refused, reply = await client.sendmail(sender, list(recipients), raw)
+        refused, reply = await client.sendmail(sender, list(recipients), raw, timeout=DATA_TIMEOUT)
     except aiosmtplib.SMTPRecipientsRefused as exc:
         first = exc.recipients[0]
         text = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
@@ -193,7 +215,7 @@ async def transact(
     except aiosmtplib.SMTPResponseException as exc:
         raise SmtpFailure("send", exc.message, exc.code) from None
     except (aiosmtplib.SMTPException, OSError) as exc:
-        raise SmtpFailure("send", " ".join(str(exc).split()), kind="connection") from None
+        raise SmtpFailure("send", _text(exc), kind="connection") from None
     return reply, {r: f"{response.code} {response.message}" for r, response in refused.items()}
 
 

@@ -115,7 +115,11 @@ def _grace(key: str) -> timedelta:
 
 
 def check(session: Session, admin: str | None, now: datetime) -> list[str]:
-    """Open, announce and close incidents; returns the subjects of the alerts queued."""
+    """Open, announce and close incidents; returns the subjects of the alerts queued.
+
+    An incident is announced once (a mailbox after its grace period) and its end once. One that
+    comes back within the hour after a message about it is announced only when that hour is
+    over and it is still there — a flapping incident gives at most one message an hour."""
     active = incidents(session, now)
     open_rows = {
         a.key: a for a in session.scalars(select(Alert).where(Alert.resolved_at.is_(None)))
@@ -124,29 +128,31 @@ def check(session: Session, admin: str | None, now: datetime) -> list[str]:
     for key, summary in active.items():
         row = open_rows.get(key)
         if row is None:
-            recent = session.scalars(
-                select(Alert)
-                .where(Alert.key == key, Alert.resolved_at >= now - QUIET)
-                .order_by(Alert.id.desc())
+            row = session.scalars(
+                select(Alert).where(Alert.key == key).order_by(Alert.id.desc())
             ).first()
-            if recent is not None:  # flapping: the same incident again within the hour
-                recent.resolved_at = None
-                continue
-            row = Alert(key=key, summary=summary, opened_at=now)
-            session.add(row)
+            if row is not None and row.last_sent_at is not None and now - row.last_sent_at < QUIET:
+                row.resolved_at = None  # back within the hour: the same incident again
+                row.opened_at = now
+            else:
+                row = Alert(key=key, summary=summary, opened_at=now, announced=False)
+                session.add(row)
         row.summary = summary
-        if row.last_sent_at is None and now - row.opened_at >= _grace(key):
-            if _send(session, admin, f"PROBLEM: {summary}", summary):
-                queued.append(f"PROBLEM: {summary}")
-            row.last_sent_at = now
+        quiet = row.last_sent_at is None or now - row.last_sent_at >= QUIET
+        if not row.announced and quiet and now - row.opened_at >= _grace(key):
+            subject = f"PROBLEM: {summary}"
+            if _send(session, admin, subject, summary):
+                queued.append(subject)
+            row.announced, row.last_sent_at = True, now
     for key, row in open_rows.items():
         if key in active:
             continue
         row.resolved_at = now
-        if row.last_sent_at is not None:
+        if row.announced:
             subject = f"RECOVERED: {row.summary}"
             if _send(session, admin, subject, f"Back to normal: {row.summary}"):
                 queued.append(subject)
+            row.announced, row.last_sent_at = False, now
     session.flush()
     return queued
 
@@ -160,7 +166,6 @@ def _send(session: Session, admin: str | None, subject: str, body: str) -> bool:
         log.warning("alert (no SMTP server to send it with)", subject=subject)
         return False
     home: str | None = session.info.get("home")
-    environment = notify.environment(home)
     message = EmailMessage()
     message["From"] = email.utils.formataddr(("mailgate", server.from_address))
     message["To"] = admin
@@ -170,10 +175,8 @@ def _send(session: Session, admin: str | None, subject: str, body: str) -> bool:
     message["Date"] = email.utils.formatdate()
     message["Auto-Submitted"] = "auto-generated"
     message[DEFAULT_FINGERPRINT_HEADER] = notify.FINGERPRINT
-    message.set_content(environment.get_template("alert.txt").render(body=body))
-    message.add_alternative(
-        environment.get_template("alert.html").render(body=body), subtype="html"
-    )
+    message.set_content(notify.render(home, "alert.txt", {"body": body}))
+    message.add_alternative(notify.render(home, "alert.html", {"body": body}), subtype="html")
     notify.queue(session, server.id, "alert", None, [admin], message)
     log.warning("alert", subject=subject)
     return True

@@ -11,7 +11,10 @@ inside one SMTP transaction can repeat a message. Failures:
 
 from __future__ import annotations
 
+import asyncio
+import os
 import random
+import secrets
 import socket
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -25,6 +28,7 @@ from sqlalchemy import or_, select, update
 
 from mailgate.backoff import delay
 from mailgate.context import Context
+from mailgate.errors import NotFound
 from mailgate.mail import smtp
 from mailgate.mail.diagnose import diagnose_smtp
 from mailgate.oauth.tokens import TokenKeeper
@@ -32,9 +36,12 @@ from mailgate.store.models import Issue, OutboxMessage, Project, SmtpServer
 
 log = structlog.get_logger(__name__)
 
-LEASE = timedelta(minutes=5)  # longer than any one SMTP transaction
+# Renewed for each message just before it is sent: longer than one SMTP transaction may take
+# (RFC 5321 gives the reply to DATA 10 minutes).
+LEASE = timedelta(minutes=15)
 BATCH = 100
 DEAD_AFTER_REFUSALS = 3
+SENT_WRITE_TRIES = 5
 GIVE_UP_AFTER = timedelta(days=5)
 _rng = random.Random()
 
@@ -56,7 +63,8 @@ class FlushReport:
 
 
 def owner_id() -> str:
-    return f"{socket.gethostname()}:{id(_rng)}"
+    """Unique per flush: host, process and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 async def _claim(ctx: Context, owner: str) -> list[OutboxMessage]:
@@ -108,7 +116,7 @@ async def flush(ctx: Context, keeper: TokenKeeper | None = None) -> FlushReport:
         for message in messages:
             by_server[message.smtp_server_id].append(message)
         for server_id, batch in by_server.items():
-            await _send_batch(ctx, keeper, server_id, batch, report)
+            await _send_batch(ctx, keeper, server_id, batch, report, owner)
         if len(messages) < BATCH:
             break
     return report
@@ -120,6 +128,7 @@ async def _send_batch(
     server_id: int | None,
     batch: list[OutboxMessage],
     report: FlushReport,
+    owner: str,
 ) -> None:
     async with ctx.db.session() as session:
         server = await session.get(SmtpServer, server_id) if server_id is not None else None
@@ -136,6 +145,9 @@ async def _send_batch(
             await smtp.authenticate(ctx, keeper, server, client)
             while remaining:
                 message = remaining[0]
+                if not await _still_ours(ctx, message, owner):
+                    remaining.pop(0)  # its lease ran out and another worker took it
+                    continue
                 try:
                     reply, refused = await smtp.transact(
                         client, server.from_address, message.recipients, message.raw
@@ -143,8 +155,8 @@ async def _send_batch(
                 except smtp.SmtpFailure as failure:
                     remaining.pop(0)
                     await _failed(ctx, message, failure, diagnose_smtp(failure, server), report)
-                    if failure.kind == "connection":
-                        raise
+                    if failure.kind == "connection" or failure.code == 421:
+                        raise  # the connection is gone: the rest waits for the next attempt
                     continue
                 remaining.pop(0)
                 await _sent(ctx, message, reply, refused, report)
@@ -157,6 +169,21 @@ async def _send_batch(
         await _server_status(ctx, server.id, status, explanation)
 
 
+async def _still_ours(ctx: Context, message: OutboxMessage, owner: str) -> bool:
+    """Renew this message's lease just before sending it; False when another worker has it."""
+    async with ctx.db.session() as session, session.begin():
+        result = await session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == message.id,
+                OutboxMessage.lease_owner == owner,
+                OutboxMessage.status == "pending",
+            )
+            .values(lease_until=ctx.clock() + LEASE)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def _sent(
     ctx: Context,
     message: OutboxMessage,
@@ -165,6 +192,21 @@ async def _sent(
     report: FlushReport,
 ) -> None:
     note = "; ".join(f"{r}: {why}" for r, why in refused.items()) or None
+    # The server has the message: recording that must not fail, or it would be sent again.
+    for attempt in range(1, SENT_WRITE_TRIES + 1):
+        try:
+            await _record_sent(ctx, message, reply, note)
+            break
+        except Exception:
+            if attempt == SENT_WRITE_TRIES:
+                raise
+            log.warning("recording a sent notification failed; trying again", outbox=message.id)
+            await asyncio.sleep(0.5 * attempt)
+    report.sent.append(message.id)
+    log.info("notification sent", outbox=message.id, kind=message.kind)
+
+
+async def _record_sent(ctx: Context, message: OutboxMessage, reply: str, note: str | None) -> None:
     async with ctx.db.session() as session, session.begin():
         await session.execute(
             update(OutboxMessage)
@@ -179,8 +221,6 @@ async def _sent(
                 lease_until=None,
             )
         )
-    report.sent.append(message.id)
-    log.info("notification sent", outbox=message.id, kind=message.kind)
 
 
 async def _failed(
@@ -265,3 +305,18 @@ async def list_outbox(ctx: Context) -> list[dict[str, Any]]:
         }
         for message, number, key, smtp_name in rows
     ]
+
+
+async def retry(ctx: Context, message_id: int | None) -> int:
+    """Queue dead messages again (one, or all with None) once their cause is fixed."""
+    async with ctx.db.session() as session, session.begin():
+        query = update(OutboxMessage).where(OutboxMessage.status == "dead")
+        if message_id is not None:
+            exists = await session.get(OutboxMessage, message_id)
+            if exists is None or exists.status != "dead":
+                raise NotFound(f"No dead message {message_id}: `mailgate outbox list` shows them.")
+            query = query.where(OutboxMessage.id == message_id)
+        result = await session.execute(
+            query.values(status="pending", attempts=0, next_attempt_at=ctx.clock())
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]

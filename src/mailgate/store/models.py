@@ -425,5 +425,6 @@ class Alert(Base):
     key: Mapped[str] = mapped_column(String(200), index=True)  # e.g. credential:3
     summary: Mapped[str] = mapped_column(Text)
     opened_at: Mapped[datetime] = mapped_column()
-    last_sent_at: Mapped[datetime | None] = mapped_column()
+    announced: Mapped[bool] = mapped_column(default=False)  # the admin was told it is open
+    last_sent_at: Mapped[datetime | None] = mapped_column()  # the last message about it
     resolved_at: Mapped[datetime | None] = mapped_column()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import re
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import structlog
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
@@ -38,6 +40,7 @@ from mailgate.store.models import (
 )
 from mailgate.tracker import service
 
+log = structlog.get_logger(__name__)
 OUTBOX = service.table_of(OutboxMessage)
 FINGERPRINT = "mailgate"
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -73,6 +76,30 @@ def environment(home: str | None) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
+
+
+def render(home: str | None, name: str, values: dict[str, Any]) -> str:
+    """A template, the admin's if it works: a broken one is logged and the built-in used (a
+    typo in a template must not stop mail from becoming issues)."""
+    try:
+        return environment(home).get_template(name).render(values)
+    except jinja2.TemplateError as exc:
+        if home is None:
+            raise
+        log.error("template failed; using the built-in one", template=name, error=str(exc))
+        return environment(None).get_template(name).render(values)
+
+
+_AUTOMATED_LOCAL = re.compile(
+    r"^(no-?reply|do-?not-?reply|mailer-daemon|postmaster|bounces?|notifications?)([+._-]|$)",
+    re.IGNORECASE,
+)
+
+
+def looks_automated(address: str) -> bool:
+    """An address no person reads (noreply@, mailer-daemon@ …): never notified, never a
+    watcher."""
+    return bool(_AUTOMATED_LOCAL.match(address.rsplit("@", 1)[0]))
 
 
 def smtp_for(session: Session, project: Project) -> SmtpServer | None:
@@ -135,7 +162,11 @@ def notify(session: Session, event: Event) -> int:
         watchers = session.execute(_WATCHER_ADDRESSES, {"issue": issue.id}).scalars()
         recipients = [reporter.email, *watchers]
     skip = own_addresses(session) | {(event.actor or "").lower()}
-    recipients = list(dict.fromkeys(r.lower() for r in recipients if r.lower() not in skip))
+    recipients = list(
+        dict.fromkeys(
+            r.lower() for r in recipients if r.lower() not in skip and not looks_automated(r)
+        )
+    )
     if not recipients:
         return 0
     key = f"{project.key}-{issue.number}"
@@ -222,9 +253,8 @@ def _compose(
         "by_agent": event.by_agent,
         "actor": event.actor or "",
     }
-    templates = environment(home)
-    text = templates.get_template(f"{template}.txt").render(values)
-    html = templates.get_template(f"{template}.html").render(values)
+    text = render(home, f"{template}.txt", values)
+    html = render(home, f"{template}.html", values)
     message = EmailMessage()
     message["From"] = email.utils.formataddr((smtp.from_name or project.name, smtp.from_address))
     message["To"] = ", ".join(recipients)

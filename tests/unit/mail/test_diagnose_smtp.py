@@ -86,7 +86,8 @@ def test_sender_not_allowed() -> None:
     )
     text = diagnose_smtp(failure, Server(from_address="boss@contoso.com"))
     assert "Send As" in text and "boss@contoso.com" in text
-    assert failure.permanent and not failure.waits_for_admin
+    # Only the admin can fix it: the message waits instead of being dead-lettered.
+    assert failure.waits_for_admin and not failure.permanent
 
 
 def test_what_waits_what_retries_what_dies() -> None:
@@ -96,6 +97,8 @@ def test_what_waits_what_retries_what_dies() -> None:
     deferred = SmtpFailure("send", "4.3.2 try later", 451)
     assert not deferred.permanent and not deferred.waits_for_admin
     assert SmtpFailure("send", "5.1.1 no such user", 550).permanent
+    lost = SmtpFailure("authenticate", "Connection lost", kind="connection")
+    assert not lost.waits_for_admin  # a dropped connection is retried, not blamed on the admin
 
 
 def test_no_starttls_offered() -> None:
