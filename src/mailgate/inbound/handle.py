@@ -120,7 +120,9 @@ def handle(
             attachments=attachments,
         )
         service.watch(session, found, author)  # Jira: a commenter becomes a watcher
-        notify.notify(session, notify.Event("commented", found.id, message.from_.address, body))
+        if found.project_id != project.id or notify.wanted(session, project):
+            event = notify.Event("commented", found.id, message.from_.address, body)
+            notify.notify(session, event)
         return Outcome("commented", None, found.id, project=project.key, sender=sender)
     reporter = _reporter(session, project, message, destination)
     if reporter is None:
@@ -150,7 +152,8 @@ def handle(
         attachments=attachments,
         watcher_ids=watchers,
     )
-    if not message.automated:  # `--bulk accept`: an automated sender gets no acknowledgement
+    # `--bulk accept`: an automated sender gets no acknowledgement.
+    if not message.automated and notify.wanted(session, project):
         notify.notify(session, notify.Event("created", issue.id, None))
     return Outcome("created", None, issue.id, project=project.key, sender=sender)
 

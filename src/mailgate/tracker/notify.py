@@ -112,6 +112,11 @@ def smtp_for(session: Session, project: Project) -> SmtpServer | None:
     return cache[project.key]
 
 
+def wanted(session: Session, project: Project) -> bool:
+    """Does this project send notifications at all? (Cheap: checked before composing any.)"""
+    return project.notify and smtp_for(session, project) is not None
+
+
 def own_addresses(session: Session) -> set[str]:
     """Every address mailgate sends as or reads: never a recipient (no mail to ourselves)."""
     cache: set[str] | None = session.info.get("own_addresses")
