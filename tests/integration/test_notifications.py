@@ -219,3 +219,17 @@ async def test_a_dead_message_can_be_queued_again(ctx: Context, project: None) -
     assert await retry(ctx, None) == 1
     [view] = await list_outbox(ctx)
     assert (view["status"], view["attempts"]) == ("pending", 0)
+
+
+async def test_a_notification_that_cannot_be_composed_costs_no_mail(
+    ctx: Context, project: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailgate.tracker import notify
+
+    def broken(*_args: object, **_kwargs: object) -> int:
+        raise ValueError("Header values may not contain linefeed or carriage return characters")
+
+    monkeypatch.setattr(notify, "notify", broken)
+    assert await take(ctx, mail()) == "created"
+    assert (await show_issue(ctx, "HELP-1"))["summary"] == "Printer on fire"
+    assert await outbox(ctx) == []

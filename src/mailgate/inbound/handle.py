@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
@@ -13,6 +14,8 @@ from mailgate.inbound import route
 from mailgate.inbound.parse import InboundMessage
 from mailgate.store.models import Project, Receipt
 from mailgate.tracker import notify, service
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ def handle(
         service.watch(session, found, author)  # Jira: a commenter becomes a watcher
         if found.project_id != project.id or notify.wanted(session, project):
             event = notify.Event("commented", found.id, message.from_.address, body)
-            notify.notify(session, event)
+            _notify(session, event)
         return Outcome("commented", None, found.id, project=project.key, sender=sender)
     reporter = _reporter(session, project, message, destination)
     if reporter is None:
@@ -154,8 +157,18 @@ def handle(
     )
     # `--bulk accept`: an automated sender gets no acknowledgement.
     if not message.automated and notify.wanted(session, project):
-        notify.notify(session, notify.Event("created", issue.id, None))
+        _notify(session, notify.Event("created", issue.id, None))
     return Outcome("created", None, issue.id, project=project.key, sender=sender)
+
+
+def _notify(session: Session, event: notify.Event) -> None:
+    """Queue the event's notification in its own savepoint: if composing it fails, the mail
+    still becomes its issue or comment (the failure is logged for the admin)."""
+    try:
+        with session.begin_nested():
+            notify.notify(session, event)
+    except Exception:  # a notification must never cost a customer's message
+        log.exception("notification could not be composed", issue=event.issue_id)
 
 
 def _match(

@@ -78,7 +78,9 @@ async def add_project(ctx: Context, key: str, name: str, *, smtp: str | None = N
             raise BadInput(
                 f"A project {key} already exists: change it with `mailgate project set {key}`."
             )
-        project = Project(key=key, name=name.strip(), smtp=smtp, notify=True, next_number=1)
+        project = Project(
+            key=key, name=" ".join(name.split())[:200], smtp=smtp, notify=True, next_number=1
+        )
         session.add(project)
         return project
 
@@ -97,7 +99,7 @@ async def set_project(
     def change(session: Session) -> Project:
         project = get_project(session, key)
         if name is not None:
-            project.name = name.strip() or project.name
+            project.name = " ".join(name.split())[:200] or project.name
         if smtp is not None:
             project.smtp = smtp or None
         if notify is not None:
