@@ -331,3 +331,19 @@ async def test_messages_another_worker_took_over_are_not_sent_twice(
     report = await outbox.flush(ctx)
     assert report.sent == [1] and taken_by_other == [2, 3]
     assert subjects(postfix.wait_for_delivery(BOB)) == ["message 0"]
+
+
+async def test_provider_defaults_fill_only_what_is_not_set(
+    ctx: Context, emulator: RunningEmulator
+) -> None:
+    from mailgate.mail.smtp_servers import set_smtp, smtp_view
+
+    setup = await microsoft_credential(ctx, emulator, name="m365-out", account=ALICE)
+    row, warnings = await add_smtp(ctx, "out", SmtpOptions(credential_id=setup.credential.id))
+    assert warnings == []
+    view = smtp_view(row)
+    assert (view["host"], view["port"], view["security"]) == ("smtp.office365.com", 587, "starttls")
+    assert (view["username"], view["from"]) == (ALICE, ALICE)
+    await set_smtp(ctx, "out", SmtpOptions(host="relay.contoso.example", port=2525))
+    row, _ = await set_smtp(ctx, "out", SmtpOptions(credential_id=setup.credential.id))
+    assert (row.host, row.port, row.username) == ("relay.contoso.example", 2525, ALICE)

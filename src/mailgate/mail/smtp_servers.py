@@ -86,9 +86,12 @@ async def _credential(session: AsyncSession, credential_id: int) -> tuple[Creden
     return credential, integration
 
 
-def _provider_defaults(opts: SmtpOptions, credential: Credential, integration: Integration) -> None:
-    """The provider's submission host, and the signed-in account as login and From."""
-    if opts.host is None:
+def _provider_defaults(
+    row: SmtpServer, opts: SmtpOptions, credential: Credential, integration: Integration
+) -> None:
+    """The provider's submission host, and the signed-in account as login and From — for what
+    neither the admin nor the stored settings give."""
+    if opts.host is None and not row.host:
         if integration.provider == "microsoft":
             opts.host = MICROSOFT_HOSTS.get(
                 integration.cloud or "global", MICROSOFT_HOSTS["global"]
@@ -97,7 +100,7 @@ def _provider_defaults(opts: SmtpOptions, credential: Credential, integration: I
             opts.host = GOOGLE_HOST
         if opts.host is not None and opts.security is None:
             opts.security = "starttls"
-    if credential.grant_type != APP_ONLY_GRANT:
+    if credential.grant_type != APP_ONLY_GRANT and not row.username:
         opts.username = opts.username or credential.account
 
 
@@ -131,7 +134,7 @@ async def _resolve(
     warnings: list[str] = []
     if opts.credential_id is not None:
         credential, integration = await _credential(session, opts.credential_id)
-        _provider_defaults(opts, credential, integration)
+        _provider_defaults(row, opts, credential, integration)
         warnings += _scope_warnings(credential, integration)
     warnings += await resolve_endpoint(
         ctx,
