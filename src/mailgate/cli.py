@@ -863,6 +863,16 @@ ROUTE_FLAGS = (
 )
 
 
+Save = Callable[..., Awaitable[tuple[dict[str, Any], list[str]]]]
+
+
+def _save_and_show(save: Save, values: dict[str, Any], *, new: bool) -> None:
+    """`add` and `set` of a server: save, print the warnings, show what is stored."""
+    view, warnings = run(lambda ctx: save(ctx, values["name"], values, new=new))
+    warn(warnings)
+    emit(view, values["as_json"], lambda: key_values(view))
+
+
 async def _save_mailbox(
     ctx: Context, name: str, values: dict[str, Any], *, new: bool
 ) -> tuple[dict[str, Any], list[str]]:
@@ -907,19 +917,14 @@ def mailbox_add(
     as_json: JsonFlag = False,
 ) -> None:
     """Add an incoming mail server (IMAP or POP3)."""
-    values = dict(locals())
-    view, warnings = run(lambda ctx: _save_mailbox(ctx, name, values, new=True))
-    warn(warnings)
-    emit(view, as_json, lambda: key_values(view))
+    _save_and_show(_save_mailbox, dict(locals()), new=True)
 
 
 @mailbox_app.command("set")
 @same_options(mailbox_add)
 def mailbox_set(values: dict[str, Any]) -> None:
     """Change a mailbox; it keeps its UID state, so no mail is taken twice."""
-    view, warnings = run(lambda ctx: _save_mailbox(ctx, values["name"], values, new=False))
-    warn(warnings)
-    emit(view, values["as_json"], lambda: key_values(view))
+    _save_and_show(_save_mailbox, values, new=False)
 
 
 @mailbox_app.command("list")
@@ -1283,19 +1288,14 @@ def smtp_add(
     as_json: JsonFlag = False,
 ) -> None:
     """Add an outgoing mail server."""
-    values = dict(locals())
-    view, warnings = run(lambda ctx: _save_smtp(ctx, name, values, new=True))
-    warn(warnings)
-    emit(view, as_json, lambda: key_values(view))
+    _save_and_show(_save_smtp, dict(locals()), new=True)
 
 
 @smtp_app.command("set")
 @same_options(smtp_add)
 def smtp_set(values: dict[str, Any]) -> None:
     """Change an outgoing mail server."""
-    view, warnings = run(lambda ctx: _save_smtp(ctx, values["name"], values, new=False))
-    warn(warnings)
-    emit(view, values["as_json"], lambda: key_values(view))
+    _save_and_show(_save_smtp, values, new=False)
 
 
 async def _save_smtp(

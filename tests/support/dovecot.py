@@ -53,6 +53,7 @@ import pytest
 import trustme
 
 from tests.support.emulator import RunningEmulator
+from tests.support.servers import SEARCH_PATH, unavailable
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
@@ -68,9 +69,6 @@ DEFAULT_USERS: Mapping[str, str | None] = {
     "alice@example.test": "alice-password",
     "bob@example.test": "bob-password",
 }
-
-# Dovecot's own binaries; /usr/sbin is not on every PATH.
-_SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/bin"])
 
 
 # Instances started and not yet stopped, killed when the interpreter exits: an instance a
@@ -128,8 +126,8 @@ class Ports:
 
 def find_binaries() -> tuple[str, str]:
     """Paths of ``dovecot`` and ``doveadm``; :class:`DovecotUnavailable` when missing."""
-    dovecot = shutil.which("dovecot", path=_SEARCH_PATH)
-    doveadm = shutil.which("doveadm", path=_SEARCH_PATH)
+    dovecot = shutil.which("dovecot", path=SEARCH_PATH)
+    doveadm = shutil.which("doveadm", path=SEARCH_PATH)
     if dovecot is None or doveadm is None:
         raise DovecotUnavailable(
             "dovecot/doveadm not found: install dovecot-imapd dovecot-pop3d dovecot-lmtpd "
@@ -724,14 +722,7 @@ def _accepts(port: int) -> bool:
 
 
 def _unavailable(reason: str) -> NoReturn:
-    """Apply the project's skip rule for a Dovecot that is missing or won't start."""
-    if os.environ.get("CI") or os.geteuid() == 0:
-        pytest.fail(
-            f"Dovecot unavailable ({reason}); a skip is only allowed on a developer machine "
-            "without root and without $CI",
-            pytrace=False,
-        )
-    pytest.skip(f"Dovecot unavailable: {reason}")
+    unavailable("Dovecot", reason)
 
 
 def start_dovecot(**options: Any) -> Dovecot:

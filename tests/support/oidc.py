@@ -40,6 +40,8 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 import httpx2
 import pytest
 
+from tests.support.servers import unavailable
+
 SUPPORT_DIR = Path(__file__).resolve().parent / "oidc_provider"
 SERVER_SCRIPT = SUPPORT_DIR / "server.mjs"
 
@@ -533,14 +535,7 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
 
 
 def _unavailable(reason: str) -> NoReturn:
-    """Apply the project's skip rule for a missing Node/npm/oidc-provider install."""
-    if os.environ.get("CI") or os.geteuid() == 0:
-        pytest.fail(
-            f"oidc-provider support unavailable ({reason}); a skip is only allowed on a "
-            "developer machine without root and without $CI",
-            pytrace=False,
-        )
-    pytest.skip(f"oidc-provider support unavailable: {reason}")
+    unavailable("oidc-provider support", reason)
 
 
 def _start_or_fail(tmp_path: Path, **options: Any) -> OidcProvider:

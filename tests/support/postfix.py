@@ -63,6 +63,7 @@ from typing import Any, NoReturn
 import pytest
 
 from tests.support.dovecot import Dovecot, _accepts, _group_members, _wait_until
+from tests.support.servers import SEARCH_PATH, unavailable
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 15.0
@@ -78,9 +79,6 @@ CUSTOMERS: Mapping[str, str | None] = {
     "customer@example.net": "customer-password",
     "carol@example.net": "carol-password",
 }
-
-# Postfix's binaries; /usr/sbin is not on every PATH.
-_SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/bin"])
 
 
 # Instances started and not yet stopped, killed when the interpreter exits: Postfix's master
@@ -143,7 +141,7 @@ def find_binaries() -> _Binaries:
     """Paths of ``postfix``, ``postqueue`` and ``postconf``; :class:`PostfixUnavailable` when
     they are missing or can't be used by this process."""
     names = ("postfix", "postqueue", "postconf")
-    found = {name: shutil.which(name, path=_SEARCH_PATH) for name in names}
+    found = {name: shutil.which(name, path=SEARCH_PATH) for name in names}
     missing = [name for name, path in found.items() if path is None]
     if missing:
         raise PostfixUnavailable(
@@ -627,14 +625,7 @@ def _master_alive(pid: int) -> bool:
 
 
 def _unavailable(reason: str) -> NoReturn:
-    """Apply the project's skip rule for a Postfix that is missing or won't start."""
-    if os.environ.get("CI") or os.geteuid() == 0:
-        pytest.fail(
-            f"Postfix unavailable ({reason}); a skip is only allowed on a developer machine "
-            "without root and without $CI",
-            pytrace=False,
-        )
-    pytest.skip(f"Postfix unavailable: {reason}")
+    unavailable("Postfix", reason)
 
 
 def start_postfix(dovecot: Dovecot, **options: Any) -> Postfix:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 import ssl
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,6 +54,31 @@ class EndpointOptions(Protocol):
     password: str | None
     ca_file: str | None
     sasl_mechanism: str | None
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def endpoint_view(row: Endpoint) -> dict[str, Any]:
+    """The shared part of a server as shown anywhere — never the password."""
+    return {
+        "host": row.host,
+        "port": row.port,
+        "security": row.security,
+        "username": row.username,
+        "auth": "oauth2" if row.credential_id is not None else "password",
+        "credential": row.credential_id,
+        "sasl_mechanism": row.sasl_mechanism or "auto",
+        "ca_file": row.ca_file,
+    }
+
+
+def password_warnings(row: Endpoint) -> list[str]:
+    """The deprecation warning of a password on a Microsoft or Google host."""
+    if row.password_enc is not None and uses_oauth_only_host(row.host):
+        return [f"{row.host}: {PASSWORD_DEPRECATED}."]
+    return []
 
 
 def password_of(ctx: Context, row: Endpoint) -> str:

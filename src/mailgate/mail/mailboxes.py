@@ -16,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
 from mailgate.mail.endpoints import (
-    PASSWORD_DEPRECATED,
     choose,
+    endpoint_view,
+    iso,
+    password_warnings,
     resolve_endpoint,
     uses_oauth_only_host,
 )
@@ -270,22 +272,11 @@ async def delete_mailbox(ctx: Context, name: str) -> None:
 
 def mailbox_view(row: Mailbox) -> dict[str, Any]:
     """A mailbox as shown anywhere — never the password."""
-
-    def iso(value: Any) -> str | None:
-        return value.isoformat() if value is not None else None
-
     return {
         "name": row.name,
         "protocol": row.protocol,
-        "host": row.host,
-        "port": row.port,
-        "security": row.security,
-        "username": row.username,
-        "auth": "oauth2" if row.credential_id is not None else "password",
-        "credential": row.credential_id,
-        "sasl_mechanism": row.sasl_mechanism or "auto",
+        **endpoint_view(row),
         "folder": row.folder,
-        "ca_file": row.ca_file,
         "project": row.project,
         "handler": row.handler,
         "after": row.after,
@@ -300,9 +291,7 @@ def mailbox_view(row: Mailbox) -> dict[str, Any]:
         "processed": row.processed,
         "quarantined": row.quarantined,
         "created_at": iso(row.created_at),
-        "warnings": [f"{row.host}: {PASSWORD_DEPRECATED}."]
-        if row.password_enc is not None and uses_oauth_only_host(row.host)
-        else [],
+        "warnings": password_warnings(row),
     }
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
-from mailgate.mail.endpoints import PASSWORD_DEPRECATED, resolve_endpoint, uses_oauth_only_host
+from mailgate.mail.endpoints import endpoint_view, iso, password_warnings, resolve_endpoint
 from mailgate.providers import GOOGLE_MAIL_SCOPE
 from mailgate.store.models import Credential, Integration, SmtpServer
 
@@ -205,26 +205,13 @@ async def list_smtp(ctx: Context) -> list[SmtpServer]:
 
 def smtp_view(row: SmtpServer) -> dict[str, Any]:
     """An SMTP server as shown anywhere — never the password."""
-
-    def iso(value: Any) -> str | None:
-        return value.isoformat() if value is not None else None
-
     return {
         "name": row.name,
-        "host": row.host,
-        "port": row.port,
-        "security": row.security,
-        "username": row.username,
-        "auth": "oauth2" if row.credential_id is not None else "password",
-        "credential": row.credential_id,
-        "sasl_mechanism": row.sasl_mechanism or "auto",
+        **endpoint_view(row),
         "from": row.from_address,
         "from_name": row.from_name,
-        "ca_file": row.ca_file,
         "status": row.status,
         "last_check_at": iso(row.last_check_at),
         "last_error": row.last_error,
-        "warnings": [f"{row.host}: {PASSWORD_DEPRECATED}."]
-        if row.password_enc is not None and uses_oauth_only_host(row.host)
-        else [],
+        "warnings": password_warnings(row),
     }

@@ -228,6 +228,8 @@ async def process(
         return report
     report.post_actions_finished = await _finish_pending(ctx, imap, mailbox, selected.uidvalidity)
     uids = sorted(set(uids) | set(await _refetch(ctx, mailbox, selected.uidvalidity)))
+    if len(uids) >= parsers.MIN_BATCH:
+        parsers.warm_up()  # a backlog is parsed in parsing processes: they start meanwhile
     sizes = await imap.sizes(uids)
     # UID order throughout: batches of messages fetched with one command, parsed in a parsing
     # process and taken in one transaction; while one batch is written the next ones are fetched
@@ -369,8 +371,6 @@ async def poll_once(
     """`mailbox poll`: connect, take everything there, disconnect."""
     keeper = keeper or TokenKeeper(ctx)
     mailbox = await load(ctx, name)
-    if not dry_run:
-        parsers.warm_up()  # a backlog is parsed in parsing processes: they start meanwhile
     try:
         # A dead holder's lease runs out within LEASE_SECONDS: wait that long, then take over.
         async with (
