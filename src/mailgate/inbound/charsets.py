@@ -2,6 +2,10 @@
 
 Order: the declared charset (read as the superset clients really mean), unless single-byte text
 turns out to be valid UTF-8; then UTF-8; then Windows-1252; then Latin-1, which never fails.
+
+ISO-2022-JP is read as the WHATWG Encoding Standard reads it (§13.2, "iso-2022-jp decoder"): its
+JIS X 0208 table holds the NEC row 13 signs (①, ㈱, ㎡) and the IBM extension rows that Windows
+and Japanese mobile mailers send under that label, which Python's iso2022_jp codecs refuse.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import codecs
 import re
 
-__all__ = ["decode_bytes"]
+__all__ = ["decode_bytes", "decode_iso2022jp"]
 
 # Labels that in practice mean a superset (the WHATWG Encoding Standard maps them the same way
 # for the web): mail clients write "iso-8859-1" and send Windows-1252 quotes and euro signs.
@@ -30,6 +34,11 @@ _SUPERSETS = {
     "x-sjis": "cp932",
     "windows-874": "cp874",
     "x-mac-roman": "mac_roman",
+    # Microsoft's names for its ISO-2022-JP variants (CP50220-50222): the same escapes.
+    "cp50220": "iso2022_jp",
+    "cp50221": "iso2022_jp",
+    "cp50222": "iso2022_jp",
+    "iso-2022-jp-ms": "iso2022_jp",
 }
 # Single-byte charsets: declared with bytes that are valid UTF-8, the declaration is a lie
 # (valid multi-byte UTF-8 sequences almost never occur in real single-byte text).
@@ -54,6 +63,9 @@ def decode_bytes(data: bytes, declared: str | None) -> tuple[str, str | None]:
             return data.decode(codec), None
         except (UnicodeDecodeError, ValueError, LookupError):
             pass
+        japanese = _iso2022jp_best(data, label) if codec.startswith("iso2022_jp") else None
+        if japanese is not None:
+            return japanese
     if data.isascii():
         return data.decode("ascii"), None
     note = (
@@ -67,6 +79,26 @@ def decode_bytes(data: bytes, declared: str | None) -> tuple[str, str | None]:
     return data.decode("latin-1"), f"{note}; read as latin-1"
 
 
+def _iso2022jp_best(data: bytes, label: str) -> tuple[str, str | None] | None:
+    """ISO-2022-JP that the standard codec refused. 7-bit: the wide table, then ISO-2022-JP-2's
+    extra sets, then replacement marks — never the escape sequences shown as text. 8-bit: the
+    label lies (Japanese mailers send Shift_JIS under it); UTF-8, then CP932, else None."""
+    if not data.isascii():
+        for fallback in ("utf-8", "cp932"):
+            try:
+                return data.decode(fallback), f"declared {label!r} but 8-bit; read as {fallback}"
+            except UnicodeDecodeError:
+                continue
+        return None
+    wider = decode_iso2022jp(data)
+    if wider is not None:
+        return wider, None
+    try:
+        return data.decode("iso2022_jp_2"), None
+    except UnicodeDecodeError:
+        return data.decode("iso2022_jp", "replace"), f"not valid {label!r}; bytes replaced"
+
+
 def _codec(label: str) -> str | None:
     try:
         info = codecs.lookup(label)
@@ -76,3 +108,91 @@ def _codec(label: str) -> str | None:
     if not getattr(info, "_is_text_encoding", True):
         return None
     return info.name
+
+
+# ISO-2022-JP switches sets with escape sequences (RFC 1468 §2): ESC ( B ASCII, ESC ( J JIS X 0201
+# Roman, ESC ( I half-width katakana (WHATWG, not RFC 1468), ESC $ @ and ESC $ B JIS X 0208.
+_JP_ESCAPE = re.compile(rb"\x1b(\(B|\(J|\(I|\$@|\$B)")
+_JP_ASCII = re.compile(rb"[\x00-\x0d\x10-\x1a\x1c-\x7f]*")
+_JP_KATAKANA = re.compile(rb"[\x21-\x5f]*")
+_JP_DOUBLE = re.compile(rb"(?:[\x21-\x7e][\x21-\x7e])*")
+_JP_LINE_END = re.compile(rb"[\r\n]")
+
+
+def _jis_to_shift_jis_tables() -> tuple[bytes, bytes, bytes]:
+    """Byte tables that turn a JIS X 0208 pair (row byte, cell byte) into its Shift_JIS pair, the
+    encoding Windows' CP932 table is written in: lead from the row byte; trail from the cell
+    byte with bit 7 set when the row byte is odd (cell bytes are 7-bit, so one table serves)."""
+    lead = bytearray(256)
+    odd_bit = bytearray(256)
+    trail = bytearray(256)
+    for row in range(0x21, 0x7F):
+        shifted = ((row - 0x21) >> 1) + 0x81
+        lead[row] = shifted + 0x40 if shifted > 0x9F else shifted
+        odd_bit[row] = 0x80 if row & 1 else 0
+    for cell in range(0x21, 0x7F):
+        trail[cell] = cell + 0x7E
+        trail[cell | 0x80] = cell + 0x1F + (1 if cell >= 0x60 else 0)
+    return bytes(lead), bytes(odd_bit), bytes(trail)
+
+
+_SJIS_LEAD, _SJIS_ODD_ROW, _SJIS_TRAIL = _jis_to_shift_jis_tables()
+
+
+def decode_iso2022jp(data: bytes) -> str | None:
+    """ISO-2022-JP with the NEC and IBM extension rows, as browsers and Windows decode it; None
+    when `data` is not ISO-2022-JP at all (8-bit bytes, an unknown escape, a broken pair)."""
+    if not data.isascii():
+        return None
+    pieces = _JP_ESCAPE.split(data)
+    texts = [_jp_ascii(pieces[0])]
+    for designation, run in zip(pieces[1::2], pieces[2::2], strict=True):
+        texts.append(_JP_RUNS[designation](run))
+    if any(text is None for text in texts):
+        return None
+    return "".join(text for text in texts if text is not None)
+
+
+def _jp_ascii(run: bytes) -> str | None:
+    # SO, SI and a stray ESC are errors in every ISO-2022-JP decoder.
+    return run.decode("ascii") if _JP_ASCII.fullmatch(run) else None
+
+
+def _jp_roman(run: bytes) -> str | None:
+    text = _jp_ascii(run)
+    return None if text is None else text.replace("\\", "\u00a5").replace("~", "\u203e")
+
+
+def _jp_katakana(run: bytes) -> str | None:
+    if not _JP_KATAKANA.fullmatch(run):
+        return None
+    return "".join(chr(0xFF61 - 0x21 + byte) for byte in run)
+
+
+def _jp_double(run: bytes) -> str | None:
+    """A JIS X 0208 run. A line end inside it returns to ASCII (WHATWG: mailers that forget the
+    ESC ( B before the newline still decode)."""
+    end = _JP_LINE_END.search(run)
+    pairs, rest = (run[: end.start()], run[end.start() :]) if end else (run, b"")
+    tail = _jp_ascii(rest)
+    if tail is None or not _JP_DOUBLE.fullmatch(pairs):
+        return None
+    rows, cells = pairs[0::2], pairs[1::2]
+    # Mark each cell byte with its row's parity in bit 7: one C-level OR over the whole run.
+    marked = int.from_bytes(cells, "big") | int.from_bytes(rows.translate(_SJIS_ODD_ROW), "big")
+    shift_jis = bytearray(len(pairs))
+    shift_jis[0::2] = rows.translate(_SJIS_LEAD)
+    shift_jis[1::2] = marked.to_bytes(len(cells), "big").translate(_SJIS_TRAIL)
+    try:
+        return bytes(shift_jis).decode("cp932") + tail
+    except UnicodeDecodeError:
+        return None
+
+
+_JP_RUNS = {
+    b"(B": _jp_ascii,
+    b"(J": _jp_roman,
+    b"(I": _jp_katakana,
+    b"$@": _jp_double,
+    b"$B": _jp_double,
+}
