@@ -48,3 +48,12 @@ async def ctx(settings: Settings, clock: FakeClock) -> AsyncIterator[Context]:
 @pytest.fixture
 def cli(home: Path) -> Cli:
     return Cli(home)
+
+
+@pytest.fixture
+def parse_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The file where the parse functions of `tests.support.parsing` record their calls."""
+    log = tmp_path / "parse.log"
+    log.touch()
+    monkeypatch.setenv("MAILGATE_TEST_PARSE_LOG", str(log))
+    return log

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from mailgate.config import Settings, load_settings
+from mailgate.inbound.parsers import ParserPool
 from mailgate.store.db import Database, open_database
 from mailgate.store.models import utcnow
 from mailgate.store.secretbox import SecretBox, load_secretbox
@@ -43,6 +44,8 @@ class Context:
     clock: Clock = field(default=utcnow)
     sleep: Sleep = field(default=asyncio.sleep)
     http: HttpFactory = field(default=new_http_client)
+    # Where received mail is parsed: processes of their own, started when first needed.
+    parsers: ParserPool = field(default_factory=ParserPool)
 
     @classmethod
     def open(cls, settings: Settings | None = None, **overrides: object) -> Context:
@@ -53,4 +56,5 @@ class Context:
         return cls(settings=settings, db=db, secrets=load_secretbox(settings), **overrides)  # type: ignore[arg-type]
 
     async def close(self) -> None:
+        await self.parsers.close()
         await self.db.dispose()

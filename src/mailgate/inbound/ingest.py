@@ -7,14 +7,14 @@ import asyncio
 import itertools
 import mailbox as stdlib_mailbox
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from mailgate.context import Context
 from mailgate.errors import BadInput
-from mailgate.inbound import parsers, pipeline
+from mailgate.inbound import pipeline
 from mailgate.inbound.handle import Destination
-from mailgate.inbound.parse import InboundMessage
 from mailgate.inbound.route import HANDLERS, RouteOptions
 from mailgate.tracker.service import get_project
 
@@ -22,7 +22,15 @@ from mailgate.tracker.service import get_project
 BATCH = 100
 BATCH_BYTES = 32 * 1024 * 1024
 WARM_UP_BYTES = 4 * 1024 * 1024  # more input than this is surely more than one batch
-SUMMARY_ORDER = ("created", "commented", "ignored", "quarantined", "duplicate", "received")
+SUMMARY_ORDER = (
+    "created",
+    "commented",
+    "ignored",
+    "quarantined",
+    "duplicate",
+    "received",
+    "empty",
+)
 
 
 def _kind(path: Path) -> str:
@@ -49,14 +57,19 @@ def check_paths(paths: list[Path]) -> None:
             )
 
 
-def messages(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
-    """(origin, raw bytes) of every message under `paths`, in a stable order."""
+def messages(
+    paths: list[Path], on_empty: Callable[[str], None] | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """(origin, raw bytes) of every message under `paths`, in a stable order. A file with
+    nothing in it holds no message: it is told to `on_empty` instead."""
     for path in paths:
         kind = _kind(path)
         if kind == "eml":
             raw = path.read_bytes()
-            if raw.strip():  # an empty file holds no message
+            if raw.strip():
                 yield str(path), raw
+            elif on_empty is not None:
+                on_empty(str(path))
         elif kind == "mbox":
             for index, raw in enumerate(mbox_messages(path)):
                 yield f"{path}#{index}", raw
@@ -65,7 +78,8 @@ def messages(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
             for key in sorted(maildir.keys()):
                 yield f"{path}/{key}", maildir.get_bytes(key)
         else:
-            yield from messages(sorted(p for p in path.rglob("*.eml") if p.is_file()))
+            found = sorted(p for p in path.rglob("*.eml") if p.is_file())
+            yield from messages(found, on_empty)
 
 
 def mbox_messages(path: Path) -> Iterator[bytes]:
@@ -99,7 +113,8 @@ async def ingest(
     on_message: Callable[[str, str], None] | None = None,
     limits: dict[str, int | None] | None = None,
 ) -> Counter[str]:
-    """Take every message; returns how many became what (created, commented, duplicate …)."""
+    """Take every message; returns how many became what (created, commented, duplicate …;
+    "empty": a file with no message in it)."""
     check_paths(paths)
     if handler not in HANDLERS:
         raise BadInput(f"Unknown handler {handler!r}: use {', '.join(HANDLERS)}.")
@@ -112,21 +127,25 @@ async def ingest(
     destination = Destination(project=project, options=options)
     summary: Counter[str] = Counter()
     if sum(_size(path) for path in paths) > WARM_UP_BYTES:
-        parsers.warm_up()  # they start while the first files are read
+        ctx.parsers.warm_up()  # they start while the first files are read
 
-    async def take(batch: list[tuple[str, bytes]], parsed: list[InboundMessage] | None) -> None:
-        incoming = [
-            pipeline.Incoming(pipeline.MessageRef(), raw, origin, parsed[i] if parsed else None)
-            for i, (origin, raw) in enumerate(batch)
-        ]
+    def count(origin: str, status: str) -> None:
+        summary[status] += 1
+        if on_message:
+            on_message(origin, status)
+
+    async def parse(batch: Batch) -> list[pipeline.Incoming]:
+        incoming = [pipeline.Incoming(pipeline.MessageRef(), raw, origin) for origin, raw in batch]
+        return await pipeline.prepare(ctx, None, incoming, destination)
+
+    async def take(incoming: list[pipeline.Incoming]) -> None:
         taken = await pipeline.take_many(ctx, None, incoming, destination=destination)
-        for (origin, _raw), result in zip(batch, taken, strict=True):
-            status = result.status if result.new else "duplicate"
-            summary[status] += 1
-            if on_message:
-                on_message(origin, status)
+        for message, result in zip(incoming, taken, strict=True):
+            count(message.origin or "", result.status if result.new else "duplicate")
 
-    await _pipelined(_batches(messages(paths)), take)
+    await _pipelined(
+        _batches(messages(paths, on_empty=lambda origin: count(origin, "empty"))), parse, take
+    )
     return summary
 
 
@@ -135,31 +154,30 @@ Batch = list[tuple[str, bytes]]
 
 async def _pipelined(
     batches: Iterable[Batch],
-    take: Callable[[Batch, list[InboundMessage] | None], Awaitable[None]],
+    parse: Callable[[Batch], Coroutine[Any, Any, list[pipeline.Incoming]]],
+    take: Callable[[list[pipeline.Incoming]], Awaitable[None]],
 ) -> None:
     """Read, parse and write at once: a writer takes batches in order while the next ones are
-    read and parsed (in parsing processes) — a few ahead at most, so memory stays bounded. The
-    first batch is parsed in the write thread: no wait for the parsing processes to start."""
-    queue: asyncio.Queue[tuple[Batch, asyncio.Future[list[InboundMessage] | None]] | None]
-    queue = asyncio.Queue(maxsize=2 * parsers.PARSERS)
-    # Only the batches not yet written are held (each future holds its parsed messages).
-    parsing: set[asyncio.Future[list[InboundMessage] | None]] = set()
+    read and parsed (in the parsing processes) — a few ahead at most, so memory stays
+    bounded."""
+    queue: asyncio.Queue[asyncio.Task[list[pipeline.Incoming]] | None]
+    queue = asyncio.Queue(maxsize=2)
+    # Only the batches not yet written are held (each task holds its parsed messages).
+    parsing: set[asyncio.Task[list[pipeline.Incoming]]] = set()
 
     async def writer() -> None:
         while (item := await queue.get()) is not None:
-            batch, parsed = item
-            messages = await parsed
-            parsing.discard(parsed)
-            await take(batch, messages)
+            incoming = await item
+            parsing.discard(item)
+            await take(incoming)
 
     writing = asyncio.create_task(writer())
     try:
-        for index, batch in enumerate(itertools.chain(batches, [None])):
-            item = None
+        for batch in itertools.chain(batches, [None]):
+            item: asyncio.Task[list[pipeline.Incoming]] | None = None
             if batch is not None:
-                future = _parse_later(batch, in_write_thread=index == 0)
-                parsing.add(future)
-                item = (batch, future)
+                item = asyncio.create_task(parse(batch))
+                parsing.add(item)
             put = asyncio.ensure_future(queue.put(item))
             await asyncio.wait({put, writing}, return_when=asyncio.FIRST_COMPLETED)
             if writing.done() and not put.done():
@@ -168,20 +186,8 @@ async def _pipelined(
         await writing
     finally:
         writing.cancel()
-        for future in parsing:
-            future.cancel()
-
-
-def _parse_later(
-    batch: Batch, *, in_write_thread: bool
-) -> asyncio.Future[list[InboundMessage] | None]:
-    if in_write_thread:  # None: parsed where it is written
-        done: asyncio.Future[list[InboundMessage] | None] = (
-            asyncio.get_running_loop().create_future()
-        )
-        done.set_result(None)
-        return done
-    return asyncio.ensure_future(parsers.parse_aside([raw for _origin, raw in batch]))
+        for task in parsing:
+            task.cancel()
 
 
 def _batches(items: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes]]]:

@@ -8,6 +8,7 @@ a crash at any point either repeats nothing or repeats only the post-action.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from mailgate.context import Context
 from mailgate.inbound.handle import RECEIPTS, Destination, Outcome, handle
-from mailgate.inbound.parse import InboundMessage, parse_message
+from mailgate.inbound.parse import InboundMessage
+from mailgate.inbound.parsers import Unparsable
 from mailgate.store.models import Mailbox, Receipt
 from mailgate.tracker import notify, service
 
@@ -62,7 +64,8 @@ class Incoming:
     ref: MessageRef
     raw: bytes
     origin: str | None = None
-    parsed: InboundMessage | None = None  # parsed ahead (ingest parses in other processes)
+    # Parsed ahead (`prepare`), outside any transaction; None: not parsed (taken before).
+    parsed: InboundMessage | Unparsable | None = None
 
 
 async def take(
@@ -96,7 +99,7 @@ async def take_many(
     as one transaction, and when any message raises, it is rolled back and taken again with a
     savepoint per message."""
 
-    def take_all(session: Session, savepoints: bool) -> list[Taken]:
+    def take_all(session: Session, messages: list[Incoming], savepoints: bool) -> list[Taken]:
         notify.bind(session, ctx)
         mailbox = session.get(Mailbox, mailbox_id) if mailbox_id is not None else None
         return [
@@ -104,14 +107,79 @@ async def take_many(
             for message in messages
         ]
 
+    messages = await prepare(ctx, mailbox_id, messages, destination)
     try:
-        return await ctx.db.run(take_all, False)
-    except _Failed:
-        return await ctx.db.run(take_all, True)
+        try:
+            return await ctx.db.run(take_all, messages, False)
+        except _Failed:
+            return await ctx.db.run(take_all, messages, True)
+    except _NotParsed:
+        # Known when `prepare` looked, unknown now (its receipt was removed meanwhile for a
+        # refetch): parse them too — never inside the transaction — and take the batch again.
+        messages = await _parse(ctx, messages, [m.parsed is None for m in messages])
+        try:
+            return await ctx.db.run(take_all, messages, False)
+        except _Failed:
+            return await ctx.db.run(take_all, messages, True)
+
+
+async def prepare(
+    ctx: Context,
+    mailbox_id: int | None,
+    messages: list[Incoming],
+    destination: Destination | None,
+) -> list[Incoming]:
+    """The messages with what must be parsed parsed: those not taken before. Parsing happens
+    here, in the parsing processes with their limits, before any transaction begins — a slow
+    message never holds the database's write lock. Callers that fetch ahead call this ahead,
+    so the next batch is parsed while one is written."""
+    if destination is None:
+        return messages
+    todo = [message.parsed is None for message in messages]
+    if not any(todo):
+        return messages
+    known = await _known(ctx, mailbox_id, messages, destination)
+    return await _parse(ctx, messages, [t and not k for t, k in zip(todo, known, strict=True)])
+
+
+async def _parse(ctx: Context, messages: list[Incoming], wanted: list[bool]) -> list[Incoming]:
+    chosen = [index for index, want in enumerate(wanted) if want]
+    parsed = await ctx.parsers.parse_all([messages[index].raw for index in chosen])
+    result = list(messages)
+    for index, one in zip(chosen, parsed, strict=True):
+        result[index] = dataclasses.replace(result[index], parsed=one)
+    return result
+
+
+async def _known(
+    ctx: Context, mailbox_id: int | None, messages: list[Incoming], destination: Destination
+) -> list[bool]:
+    """Which messages have a receipt already (a read: no write lock is taken)."""
+
+    def look(session: Session) -> list[bool]:
+        return [
+            _existing(
+                session,
+                mailbox_id,
+                message.ref,
+                hashlib.sha256(message.raw).hexdigest(),
+                destination,
+                message_id_of(message.raw),
+            )
+            is not None
+            for message in messages
+        ]
+
+    async with ctx.db.session() as session:
+        return await session.run_sync(look)
 
 
 class _Failed(Exception):
     """A message of a batch taken without savepoints raised: take the batch again with them."""
+
+
+class _NotParsed(Exception):
+    """A message to be handled was not parsed (see `take_many`)."""
 
 
 def _take_one(
@@ -133,6 +201,8 @@ def _take_one(
         return Taken(
             existing.id, new=False, status=existing.status, post_action=existing.post_action
         )
+    if destination is not None and message.parsed is None:
+        raise _NotParsed
     received_at = ctx.clock()
     db = session.connection()
     values = {
@@ -199,7 +269,12 @@ def _handle(
     message: Incoming,
     destination: Destination,
 ) -> Outcome:
-    parsed = message.parsed if message.parsed is not None else parse_message(message.raw)
+    parsed = message.parsed
+    assert parsed is not None  # `prepare` parsed it
+    if isinstance(parsed, Unparsable):
+        # Recorded with its bytes, and never fetched or parsed again: a poison message ends
+        # here. An admin can retry it (with higher limits) once they have looked at it.
+        return Outcome("quarantined", parsed.reason, project=destination.project)
     outcome = handle(session, receipt_id, received_at, parsed, destination)
     if outcome.forward_to and outcome.project:
         notify.forward(session, outcome.project, message.raw, outcome.forward_to, outcome.reason)

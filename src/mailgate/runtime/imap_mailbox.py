@@ -8,7 +8,6 @@ state (UIDVALIDITY, last UID) advances in the transaction that records each mess
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,8 +20,7 @@ from sqlalchemy import select
 from mailgate.backoff import Backoff
 from mailgate.context import Context
 from mailgate.errors import MailgateError, NeedsReauthorization, Transient
-from mailgate.inbound import parsers, pipeline
-from mailgate.inbound.parse import InboundMessage
+from mailgate.inbound import pipeline
 from mailgate.mail import sasl
 from mailgate.mail.diagnose import Failure, diagnose
 from mailgate.mail.endpoints import password_of
@@ -228,13 +226,14 @@ async def process(
         return report
     report.post_actions_finished = await _finish_pending(ctx, imap, mailbox, selected.uidvalidity)
     uids = sorted(set(uids) | set(await _refetch(ctx, mailbox, selected.uidvalidity)))
-    if len(uids) >= parsers.MIN_BATCH:
-        parsers.warm_up()  # a backlog is parsed in parsing processes: they start meanwhile
+    if len(uids) > 1:
+        ctx.parsers.warm_up()  # a backlog is parsed by several: they start meanwhile
     sizes = await imap.sizes(uids)
     # UID order throughout: batches of messages fetched with one command, parsed in a parsing
     # process and taken in one transaction; while one batch is written the next ones are fetched
     # and parsed.
-    pipe = _Batches(imap, _steps(uids, sizes, mailbox.max_message_bytes), selected, start_over)
+    steps = _steps(uids, sizes, mailbox.max_message_bytes)
+    pipe = _Batches(ctx, imap, mailbox, steps, selected, start_over)
     try:
         await pipe.fill()
         while pipe.ahead:
@@ -258,7 +257,7 @@ async def process(
     return report
 
 
-_Fetched = tuple[list[pipeline.Incoming], asyncio.Task[list[InboundMessage] | None]]
+_Fetched = asyncio.Task[list[pipeline.Incoming]]
 
 
 class _Batches:
@@ -266,12 +265,16 @@ class _Batches:
 
     def __init__(
         self,
+        ctx: Context,
         imap: ImapClient,
+        mailbox: Mailbox,
         steps: list[list[int] | int],
         selected: Selected,
         start_over: int | None,
     ) -> None:
+        self.ctx = ctx
         self.imap = imap
+        self.mailbox = mailbox
         self.steps = iter(steps)
         self.selected = selected
         self.start_over = start_over
@@ -293,13 +296,15 @@ class _Batches:
             raws = await self.imap.fetch_many(step)
             # A message deleted meanwhile by someone else is simply not there.
             incoming = [pipeline.Incoming(self.ref(uid), raws[uid]) for uid in step if uid in raws]
-            parsing = asyncio.create_task(parsers.parse_aside([m.raw for m in incoming]))
-            self.ahead.append((incoming, parsing))
+            parsing = pipeline.prepare(
+                self.ctx, self.mailbox.id, incoming, destination_of(self.mailbox)
+            )
+            self.ahead.append(asyncio.create_task(parsing))
 
     def cancel(self) -> None:
         for item in self.ahead:
             if not isinstance(item, int):
-                item[1].cancel()
+                item.cancel()
 
 
 async def _take_batch(
@@ -310,13 +315,7 @@ async def _take_batch(
     batch: _Fetched,
     report: PollReport,
 ) -> None:
-    incoming, parsing = batch
-    parsed = await parsing
-    if parsed is not None:
-        incoming = [
-            dataclasses.replace(message, parsed=one)
-            for message, one in zip(incoming, parsed, strict=True)
-        ]
+    incoming = await batch
     writing = asyncio.create_task(
         pipeline.take_many(ctx, mailbox.id, incoming, destination=destination_of(mailbox))
     )

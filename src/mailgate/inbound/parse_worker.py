@@ -1,0 +1,123 @@
+"""A parsing process: reads messages from its standard input, parses each, writes the result.
+
+Run by `parsers.ParserPool` as `python -m mailgate.inbound.parse_worker`, never by hand. Mail is
+written by strangers, so the parse runs here, in a process of its own with a memory limit,
+where the parent can kill it at its deadline: a hostile message costs this process, never the
+one that holds the database or the mailbox connections.
+
+Frames on both pipes: an 8-byte big-endian length, then that many bytes. In: the raw message.
+Out: a pickled `(kind, value)` — ("ok", InboundMessage), ("memory", detail) just before the
+process ends (a parse that ran out of memory leaves a fragmented heap: a new process is
+cleaner), or ("error", detail) when the parse function raised (it is total; a bug otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pickle
+import resource
+import signal
+import struct
+import sys
+from collections.abc import Callable
+from typing import Any
+
+_LENGTH = struct.Struct(">Q")
+
+
+def _die_with_parent() -> None:
+    """End when the process that started this one ends (Linux), so a killed `mailgate` leaves
+    no parsing process behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _limit_memory(megabytes: int) -> None:
+    """RLIMIT_AS: an allocation past the limit fails (MemoryError in Python) instead of the
+    machine swapping or the kernel's OOM killer choosing a victim — maybe the main process."""
+    if megabytes <= 0:
+        return
+    limit = megabytes * 1024 * 1024
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    chunks: list[bytes] = []
+    left = size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            return None  # the parent closed the pipe: time to end
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _load(spec: str) -> Callable[[bytes], Any]:
+    """ "module:function" → the function (tests give their own; the product parses mail)."""
+    module, _, name = spec.partition(":")
+    function: Callable[[bytes], Any] = getattr(importlib.import_module(module), name)
+    return function
+
+
+def serve(parse: Callable[[bytes], Any], requests: int, replies: int) -> None:
+    """Answer requests until the parent closes the pipe."""
+    while True:
+        header = _read_exactly(requests, _LENGTH.size)
+        if header is None:
+            return
+        raw = _read_exactly(requests, _LENGTH.unpack(header)[0])
+        if raw is None:
+            return
+        ending = False
+        try:
+            data = _dump(("ok", parse(raw)))
+        except MemoryError:
+            data, ending = _dump(("memory", "it ran out of its memory limit")), True
+        except Exception as exc:
+            data = _dump(("error", f"{type(exc).__name__}: {exc}"[:500]))
+        del raw
+        _write_all(replies, _LENGTH.pack(len(data)) + data)
+        if ending:
+            return
+
+
+def _dump(reply: tuple[str, Any]) -> bytes:
+    return pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = argparse.ArgumentParser(prog="mailgate-parse-worker")
+    options.add_argument("--memory-mb", type=int, default=0)
+    options.add_argument("--parse", default="mailgate.inbound.parse:parse_message")
+    given = options.parse_args(argv)
+    _die_with_parent()
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides, and this
+    # process ends when the parent closes the pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The replies get a descriptor of their own and fd 1 becomes stderr: a stray print (a
+    # library's warning) can never corrupt the frames the parent reads.
+    replies = os.dup(1)
+    os.dup2(2, 1)
+    parse = _load(given.parse)  # imported before the limit: the code is not the message's cost
+    _limit_memory(given.memory_mb)
+    serve(parse, 0, replies)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

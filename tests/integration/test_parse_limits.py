@@ -1,0 +1,143 @@
+"""Every message costs bounded time and memory, or is quarantined with the reason: through the
+whole pipeline (ingest, POP3, IMAP), with the parsing processes' limits injected.
+
+- the pathological messages that once took minutes and gigabytes each are taken;
+- a message whose parser is killed twice is quarantined "could not be parsed within limits" and
+  never parsed a third time, however often it is seen again;
+- no parse happens while the database's write lock is held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from tests.support.clock import FakeClock
+from tests.support.hostile import PATHOLOGICAL
+from tests.support.parsing import POISON
+
+from mailgate.config import Settings
+from mailgate.context import Context
+from mailgate.inbound.ingest import ingest
+from mailgate.inbound.parsers import ParseLimits, ParserPool
+from mailgate.store.models import Receipt
+from mailgate.tracker.service import add_project, list_issues
+
+OpenContext = Callable[..., Context]
+
+
+@pytest.fixture
+async def open_ctx(settings: Settings, clock: FakeClock) -> AsyncIterator[OpenContext]:
+    """A Context whose parsing processes run the given parse function with the given limits."""
+    opened: list[Context] = []
+
+    def make(parse: str, **limits: float) -> Context:
+        pool = ParserPool(ParseLimits(**limits), size=2, parse=parse)  # type: ignore[arg-type]
+        ctx = Context.open(settings, clock=clock, sleep=clock.sleep, parsers=pool)
+        opened.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in opened:
+        await ctx.close()
+
+
+def write(folder: Path, name: str, raw: bytes) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_bytes(raw)
+    return path
+
+
+def mail(n: int, *, extra: bytes = b"") -> bytes:
+    return (
+        f"From: Customer {n} <customer{n}@example.net>\nTo: help@example.com\n"
+        f"Subject: question {n}\nMessage-ID: <q{n}@example.net>\n".encode()
+        + extra
+        + b"\nplease help\n"
+    )
+
+
+async def receipts(ctx: Context) -> list[Receipt]:
+    async with ctx.db.session() as session:
+        return list((await session.scalars(select(Receipt).order_by(Receipt.id))).all())
+
+
+@pytest.mark.parametrize("case", sorted(PATHOLOGICAL))
+async def test_pathological_messages_are_taken(
+    open_ctx: OpenContext, tmp_path: Path, case: str
+) -> None:
+    """With the real parser and its default limits, each becomes an issue or a quarantine
+    with its reason — and nothing else waits on it."""
+    ctx = open_ctx("mailgate.inbound.parse:parse_message")
+    await add_project(ctx, "HELP", "Help desk")
+    path = write(tmp_path / "mail", "case.eml", PATHOLOGICAL[case]())
+    summary = await ingest(ctx, [path], "HELP")
+    [receipt] = await receipts(ctx)
+    assert receipt.status in ("created", "quarantined"), summary
+    if receipt.status == "quarantined":
+        assert receipt.reason
+    assert ctx.parsers.attempts_made == 1  # parsed once, within its limits
+
+
+@pytest.mark.parametrize("case", sorted(PATHOLOGICAL))
+async def test_pathological_message_over_an_injected_deadline_is_quarantined_once(
+    open_ctx: OpenContext, tmp_path: Path, case: str
+) -> None:
+    """A deadline no parse can meet: the message is quarantined with the reason after two
+    killed parsers, and taking it again parses nothing."""
+    ctx = open_ctx("mailgate.inbound.parse:parse_message", seconds=0.0005, seconds_per_megabyte=0)
+    await add_project(ctx, "HELP", "Help desk")
+    path = write(tmp_path / "mail", "case.eml", PATHOLOGICAL[case]())
+    assert await ingest(ctx, [path], "HELP") == {"quarantined": 1}
+    [receipt] = await receipts(ctx)
+    assert receipt.reason == (
+        "could not be parsed within limits: it took longer than 0.0005 s (twice)"
+    )
+    assert ctx.parsers.attempts_made == 2
+    assert await ingest(ctx, [path], "HELP") == {"duplicate": 1}
+    assert ctx.parsers.attempts_made == 2  # not parsed a third time
+    assert await list_issues(ctx) == []
+
+
+@pytest.mark.parametrize("how", ["hang", "memory", "crash"])
+async def test_a_poison_message_is_quarantined_and_the_rest_taken(
+    open_ctx: OpenContext, parse_log: Path, tmp_path: Path, how: str
+) -> None:
+    ctx = open_ctx("tests.support.parsing:poison", seconds=1.0, memory_megabytes=512)
+    await add_project(ctx, "HELP", "Help desk")
+    folder = tmp_path / "mail"
+    paths = [write(folder, f"{n}.eml", mail(n)) for n in range(5)]
+    paths.append(write(folder, "poison.eml", mail(99, extra=POISON + f" {how}\n".encode())))
+    assert await ingest(ctx, paths, "HELP") == {"created": 5, "quarantined": 1}
+    [held] = [r for r in await receipts(ctx) if r.status == "quarantined"]
+    assert held.message_id == "q99@example.net"
+    assert held.reason is not None
+    assert held.reason.startswith("could not be parsed within limits: ")
+    assert parse_log.read_text().count("<q99@example.net>") == 2
+    # Seen again (a restart, a second ingest): recognised, never parsed again.
+    assert await ingest(ctx, paths, "HELP") == {"duplicate": 6}
+    assert parse_log.read_text().count("<q99@example.net>") == 2
+
+
+async def test_no_parse_while_the_write_lock_is_held(
+    open_ctx: OpenContext,
+    settings: Settings,
+    parse_log: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    database = settings.home / "mailgate.db"
+    monkeypatch.setenv("MAILGATE_TEST_DB", str(database))
+    ctx = open_ctx("tests.support.parsing:lock_probe")
+    await add_project(ctx, "HELP", "Help desk")
+    folder = tmp_path / "mail"
+    # One batch (no batch is written while the next is parsed), then messages one by one as
+    # a mailbox pushed by IDLE or a POP3 mailbox takes them.
+    await ingest(ctx, [write(folder, f"{n}.eml", mail(n)) for n in range(30)], "HELP")
+    for n in range(30, 33):
+        await ingest(ctx, [write(folder, f"{n}.eml", mail(n))], "HELP")
+    probes = parse_log.read_text().splitlines()
+    assert probes == ["free"] * 33
