@@ -15,13 +15,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from tests.support.clock import FakeClock
+from tests.support.dovecot import Dovecot
+from tests.support.emulator import RunningEmulator
 from tests.support.hostile import PATHOLOGICAL
+from tests.support.mail import ALICE, message, with_mailbox
 from tests.support.parsing import POISON
 
 from mailgate.config import Settings
 from mailgate.context import Context
 from mailgate.inbound.ingest import ingest
 from mailgate.inbound.parsers import ParseLimits, ParserPool
+from mailgate.runtime import imap_mailbox, pop3_mailbox
+from mailgate.runtime.imap_mailbox import receipts_of
 from mailgate.store.models import Receipt
 from mailgate.tracker.service import add_project, list_issues
 
@@ -141,3 +146,58 @@ async def test_no_parse_while_the_write_lock_is_held(
         await ingest(ctx, [write(folder, f"{n}.eml", mail(n))], "HELP")
     probes = parse_log.read_text().splitlines()
     assert probes == ["free"] * 33
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+async def test_a_poison_message_in_a_mailbox_is_quarantined_once(
+    ctx: Context,
+    emulator: RunningEmulator,
+    dovecot: Dovecot,
+    parse_log: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    protocol: str,
+) -> None:
+    """A message whose parser hangs, in a real mailbox: quarantined, left on the server, and
+    not parsed again at the next polls; the mail around it is taken."""
+    ctx.parsers = ParserPool(ParseLimits(seconds=1.0), size=2, parse="tests.support.parsing:poison")
+    dovecot.deliver(ALICE, message("before"))
+    dovecot.deliver(ALICE, mail(7, extra=POISON + b" hang\n"))
+    dovecot.deliver(ALICE, message("after"))
+    port = {"imap": dovecot.imaps_port, "pop3": dovecot.pop3s_port}[protocol]
+    row = await with_mailbox(ctx, emulator, dovecot, protocol=protocol, port=port, after="delete")
+    poll = {"imap": imap_mailbox.poll_once, "pop3": pop3_mailbox.poll_once}[protocol]
+    first = await poll(ctx, "support")
+    assert len(first.taken) == 3 and len(first.quarantined) == 1
+    statuses = {r.message_id: (r.status, r.reason) for r in await receipts_of(ctx, row.id)}
+    assert statuses["q7@example.net"] == (
+        "quarantined",
+        "could not be parsed within limits: it took longer than 1 s (twice)",
+    )
+    assert statuses["before@example.net"][0] == statuses["after@example.net"][0] == "created"
+    assert dovecot.mailbox_status(ALICE)["messages"] == 1  # the poison one, left there
+    for _ in range(2):
+        again = await poll(ctx, "support")
+        assert again.taken == []
+    assert parse_log.read_text().count("<q7@example.net>") == 2
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+async def test_no_parse_while_a_mailbox_holds_the_write_lock(
+    ctx: Context,
+    emulator: RunningEmulator,
+    dovecot: Dovecot,
+    parse_log: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    protocol: str,
+) -> None:
+    monkeypatch.setenv("MAILGATE_TEST_DB", str(settings.home / "mailgate.db"))
+    ctx.parsers = ParserPool(size=2, parse="tests.support.parsing:lock_probe")
+    port = {"imap": dovecot.imaps_port, "pop3": dovecot.pop3s_port}[protocol]
+    await with_mailbox(ctx, emulator, dovecot, protocol=protocol, port=port)
+    poll = {"imap": imap_mailbox.poll_once, "pop3": pop3_mailbox.poll_once}[protocol]
+    for n in range(3):  # one message at a time, as IDLE pushes them
+        dovecot.deliver(ALICE, message(f"pushed {n}"))
+        assert len((await poll(ctx, "support")).taken) == 1
+    assert parse_log.read_text().splitlines() == ["free"] * 3
