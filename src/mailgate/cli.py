@@ -70,6 +70,8 @@ def run(work: Callable[[Context], Awaitable[T]]) -> T:
 
     async def main() -> T:
         ctx = Context.open()
+        # A command waits its turn when another process writes (a long import, say).
+        ctx.db.wait_turn()
         try:
             return await work(ctx)
         finally:
@@ -127,11 +129,19 @@ def key_values(data: dict[str, Any]) -> str:
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     if not rows:
         return "(none)"
-    cells = [[("-" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    return str(value)
 
 
 # -- top-level commands ----------------------------------------------------------------------
@@ -575,15 +585,18 @@ def integration_authorize(
 
 
 def _credential_id(value: str) -> int:
+    return _number(value, "Credential ID", "`mailgate credential list` shows the IDs")
+
+
+def _number(value: str, what: str, where: str) -> int:
+    """An ID the user typed: a positive number, else bad input saying where to find one."""
     try:
         number = int(value)
         if not 1 <= number < 2**31:
             raise ValueError(value)
         return number
     except ValueError:
-        raise BadInput(
-            f"Credential ID {value!r} is not a number: `mailgate credential list` shows the IDs."
-        ) from None
+        raise BadInput(f"{what} {value!r} is not a number: {where}.") from None
 
 
 @credential_app.command("list")
@@ -744,17 +757,49 @@ MbBulkOpt = Annotated[
         "forward:ADDRESS.",
     ),
 ]
+MbNonParticipantsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--non-participants",
+        help="Mail about an issue from someone who is not its reporter or a watcher: "
+        "new-issue (default), hold (for an agent: `quarantine retry ID --as-comment`) or comment.",
+    ),
+]
 MbParticipantsOpt = Annotated[
     bool | None,
     typer.Option(
         "--comments-from-participants-only/--comments-from-anyone",
-        help="Replies from others open a new issue.",
+        help="Same as --non-participants new-issue / comment.",
     ),
 ]
 MbCcOpt = Annotated[
     bool | None,
     typer.Option(
         "--cc-watchers/--no-cc-watchers", help="Cc'd addresses become watchers (default on)."
+    ),
+]
+MbMaxCcOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-cc-watchers",
+        help="At most this many Cc'd addresses of one message become watchers (default 10; "
+        "0: none); the issue names the others.",
+    ),
+]
+MbOtherKeysOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--keys-of-other-projects/--own-project-keys-only",
+        help="An issue key of another project in the subject comments there (default: only "
+        "the mailbox's own project's keys count).",
+    ),
+]
+MbCommentRateOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-comments-per-issue-hour",
+        help="More comments from one sender on one issue within an hour are held for an agent "
+        "(default 5; 0: off).",
     ),
 ]
 MbCatchOpt = Annotated[
@@ -850,8 +895,12 @@ def _mailbox_options(values: dict[str, Any]) -> Any:
 
 ROUTE_FLAGS = (
     "bulk",
+    "non_participants",
     "comments_from_participants_only",
     "cc_watchers",
+    "max_cc_watchers",
+    "keys_of_other_projects",
+    "max_comments_per_issue_hour",
     "catch_address",
     "create_customers",
     "whole_body",
@@ -904,8 +953,12 @@ def mailbox_add(
     sasl: MbSaslOpt = None,
     max_message_bytes: MbMaxOpt = None,
     bulk: MbBulkOpt = None,
+    non_participants: MbNonParticipantsOpt = None,
     comments_from_participants_only: MbParticipantsOpt = None,
     cc_watchers: MbCcOpt = None,
+    max_cc_watchers: MbMaxCcOpt = None,
+    keys_of_other_projects: MbOtherKeysOpt = None,
+    max_comments_per_issue_hour: MbCommentRateOpt = None,
     catch_address: MbCatchOpt = None,
     create_customers: MbCustomersOpt = None,
     whole_body: MbWholeOpt = None,
@@ -925,6 +978,107 @@ def mailbox_add(
 def mailbox_set(values: dict[str, Any]) -> None:
     """Change a mailbox; it keeps its UID state, so no mail is taken twice."""
     _save_and_show(_save_mailbox, values, new=False)
+
+
+@mailbox_app.command("import")
+def mailbox_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="A JSON array of objects whose keys are the long options of `mailbox add` "
+            'without dashes: [{"name": "support", "protocol": "imap", "host": …}, …].'
+        ),
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Add or change many mailboxes at once, all or nothing: an existing name is changed as by
+    `mailbox set`; every entry is checked as `mailbox add` checks it (one error line per bad
+    entry, and nothing stored)."""
+    from mailgate.mail.mailboxes import import_mailboxes, mailbox_view
+
+    entries = _import_entries(file)
+
+    async def work(ctx: Context) -> tuple[list[dict[str, Any]], list[str]]:
+        saved = await import_mailboxes(ctx, entries)
+        return [mailbox_view(row) for row, _ in saved], [w for _, ws in saved for w in ws]
+
+    views, warnings = run(work)
+    warn(warnings)
+    emit(
+        views,
+        as_json,
+        lambda: f"imported {len(views)} mailbox(es): " + ", ".join(v["name"] for v in views),
+    )
+
+
+def _import_entries(file: Path) -> list[Any]:
+    """The entries (`ImportEntry`) of an import file, each with its options or with why it
+    cannot be read as options."""
+    from mailgate.mail.mailboxes import ImportEntry
+
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        fail(BadInput(f"The file {file} cannot be read ({exc.strerror}): give a readable file."))
+    except (UnicodeDecodeError, ValueError):
+        fail(BadInput(f"{file} is not JSON: give a JSON array of mailboxes, one object each."))
+    if not isinstance(data, list) or not data:
+        fail(BadInput(f'{file} holds no JSON array of mailboxes: give [{{"name": …}}, …].'))
+    entries: list[ImportEntry] = []
+    names: set[str] = set()
+    for number, entry in enumerate(data, 1):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        label = f"entry {number}" + (f" ({name})" if isinstance(name, str) else "")
+        try:
+            values = _import_values(entry)
+            if values["name"] in names:
+                raise BadInput(f"the name {values['name']!r} is given twice in the file.")
+            names.add(values["name"])
+            entries.append(ImportEntry(label, values["name"], _mailbox_options(values)))
+        except BadInput as error:
+            entries.append(ImportEntry(label, problem=str(error)))
+    return entries
+
+
+def _import_values(entry: object) -> dict[str, Any]:
+    """An import entry as the arguments `mailbox add` would get, each of the option's type."""
+    import typing
+
+    if not isinstance(entry, dict):
+        raise BadInput("not a JSON object: give one object per mailbox.")
+    hints = typing.get_type_hints(mailbox_add)
+    values: dict[str, Any] = {name: None for name in hints if name not in ("return", "as_json")}
+    for key, value in entry.items():
+        name = str(key).replace("-", "_")
+        if name not in values:
+            raise BadInput(
+                f"unknown key {key!r}: use the long options of `mailbox add` without dashes "
+                "(name, protocol, host, port, username, credential, project, …)."
+            )
+        values[name] = _import_value(name, value, hints[name])
+    if not isinstance(values["name"], str):
+        raise BadInput('no "name": give each mailbox its name.')
+    return {**values, "as_json": False}
+
+
+def _import_value(name: str, value: object, hint: Any) -> Any:
+    """`value` as the type of the option `name` (`hint`: its annotation)."""
+    import typing
+
+    kinds = [k for k in typing.get_args(hint) if k is not type(None)] or [hint]
+    kind = kinds[0]
+    if value is None:
+        return None
+    if name == "credential" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # an ID given as a number
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind in (str, Path) and isinstance(value, str):
+        return kind(value)
+    wanted = {bool: "true or false", int: "a number"}.get(kind, "a string")
+    raise BadInput(f'"{name}" must be {wanted}, not {json.dumps(value)[:40]}.')
 
 
 @mailbox_app.command("list")
@@ -1048,7 +1202,12 @@ def project_set(
     smtp: Annotated[str | None, typer.Option("--smtp")] = None,
     notify: Annotated[bool | None, typer.Option("--notify/--no-notify")] = None,
     default_reporter: Annotated[
-        str | None, typer.Option("--default-reporter", help="Reporter for unknown senders.")
+        str | None,
+        typer.Option(
+            "--default-reporter",
+            help="The reporter of mail from unknown senders when a mailbox has "
+            '--no-create-customers (an address; "" for none).',
+        ),
     ] = None,
 ) -> None:
     """Change a project."""
@@ -1069,7 +1228,13 @@ def project_list(as_json: JsonFlag = False) -> None:
 
     async def work(ctx: Context) -> list[dict[str, Any]]:
         return [
-            {"key": p.key, "name": p.name, "smtp": p.smtp, "notify": p.notify}
+            {
+                "key": p.key,
+                "name": p.name,
+                "smtp": p.smtp,
+                "notify": p.notify,
+                "default_reporter": p.default_reporter,
+            }
             for p in await list_projects(ctx)
         ]
 
@@ -1148,16 +1313,29 @@ def quarantine_list(as_json: JsonFlag = False) -> None:
     from mailgate.inbound.quarantine import list_quarantine
 
     views = run(list_quarantine)
-    emit(views, as_json, lambda: table(views, ["id", "mailbox", "project", "message_id", "reason"]))
+    columns = ["id", "mailbox", "project", "issue", "message_id", "reason"]
+    emit(views, as_json, lambda: table(views, columns))
 
 
 @quarantine_app.command("retry")
-def quarantine_retry(receipt_id: str, as_json: JsonFlag = False) -> None:
-    """Run a quarantined message through the pipeline again (after fixing the cause)."""
+def quarantine_retry(
+    receipt_id: str,
+    as_comment: Annotated[
+        bool,
+        typer.Option(
+            "--as-comment",
+            help="Accept a message held for an agent as a comment on its issue (notified like "
+            "any comment).",
+        ),
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a quarantined message through the pipeline again (after fixing the cause), or
+    accept a held one as a comment."""
     from mailgate.inbound.quarantine import retry
 
-    number = _credential_id(receipt_id)
-    view = run(lambda ctx: retry(ctx, number))
+    number = _number(receipt_id, "Message ID", "`mailgate quarantine list` shows them")
+    view = run(lambda ctx: retry(ctx, number, as_comment=as_comment))
     emit(
         view,
         as_json,

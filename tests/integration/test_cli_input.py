@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -284,3 +285,159 @@ def test_smtp_and_outbox_commands(cli: Cli, tmp_path: Path) -> None:
         "waiting": 0,
         "dead": 0,
     }
+
+
+MAILBOX = [
+    "--protocol",
+    "imap",
+    "--host",
+    "127.0.0.1",
+    "--security",
+    "none",
+    "--username",
+    "support@example.com",
+    "--project",
+    "HELP",
+]
+
+
+@pytest.fixture
+def desk(cli: Cli, tmp_path: Path) -> list[str]:
+    """A project HELP, and what `mailbox add` needs besides (a password file)."""
+    assert cli("project", "add", "HELP", "--name", "Help desk").code == 0
+    password = tmp_path / "password"
+    password.write_text("secret\n")
+    return [*MAILBOX, "--password-file", str(password)]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--project", "NOPE"], ["No project NOPE", "mailgate project add NOPE"]),
+        (["--catch-address", "notanemail"], ["'notanemail' is not an email address"]),
+        (["--catch-address", "sales@localhost"], ["is not an email address"]),
+        (["--non-participants", "sometimes"], ["'sometimes'", "new-issue, hold, comment"]),
+        (["--non-participants", "hold", "--comments-from-anyone"], ["disagree"]),
+        (["--max-cc-watchers", "-1"], ["--max-cc-watchers cannot be negative"]),
+        (["--max-comments-per-issue-hour", "-1"], ["--max-comments-per-issue-hour"]),
+        (["--max-cc-watchers", "ten"], ["--max-cc-watchers", "valid integer"]),
+    ],
+)
+def test_mailbox_add_refuses_bad_handler_input(
+    cli: Cli, desk: list[str], args: list[str], words: list[str]
+) -> None:
+    assert_refused(cli("mailbox", "add", "support", *desk, *args), *words)
+    assert cli("mailbox", "list", "--json").json() == []
+
+
+def test_mailbox_set_refuses_a_project_that_does_not_exist(cli: Cli, desk: list[str]) -> None:
+    assert cli("mailbox", "add", "support", *desk).code == 0
+    assert_refused(cli("mailbox", "set", "support", "--project", "NOPE"), "No project NOPE")
+    assert_refused(cli("mailbox", "set", "support", "--catch-address", "x"), "not an email")
+    [view] = cli("mailbox", "list", "--json").json()
+    assert view["project"] == "HELP"
+
+
+def test_the_old_participants_flags_still_work(cli: Cli, desk: list[str]) -> None:
+    added = cli("mailbox", "add", "support", *desk, "--comments-from-anyone", "--json")
+    assert added.code == 0, added.stderr
+    assert added.json()["route_options"] == {"non_participants": "comment"}
+    changed = cli("mailbox", "set", "support", "--comments-from-participants-only", "--json")
+    assert changed.json()["route_options"] == {"non_participants": "new-issue"}
+
+
+@pytest.mark.parametrize(
+    ("reporter", "words"),
+    [
+        ("root", ["'root' is not an email address", "--default-reporter"]),
+        ("Helpdesk <help@example.com>", ["is not an email address"]),
+        ("help@example.com\r\nBcc: victim@example.org", ["is not an email address"]),
+        ("help@example.com\n", ["is not an email address"]),
+    ],
+)
+def test_a_default_reporter_must_be_an_address(cli: Cli, reporter: str, words: list[str]) -> None:
+    assert cli("project", "add", "HELP", "--name", "Help desk").code == 0
+    assert_refused(cli("project", "set", "HELP", "--default-reporter", reporter), *words)
+    [project] = cli("project", "list", "--json").json()
+    assert project["default_reporter"] is None
+    assert cli("project", "set", "HELP", "--default-reporter", "Help@Example.com").code == 0
+    assert cli("project", "list", "--json").json()[0]["default_reporter"] == "help@example.com"
+
+
+def test_smtp_from_and_from_name_stay_on_one_line(cli: Cli, tmp_path: Path) -> None:
+    password = tmp_path / "password"
+    password.write_text("secret\n")
+    server = ["--host", "127.0.0.1", "--security", "none", "--password-file", str(password)]
+    bcc = "Help desk\r\nBcc: victim@example.org"
+    added = cli("smtp", "add", "out", *server, "--username", "a@example.com", "--from-name", bcc)
+    assert_refused(added, "--from-name", "one line")
+    injected = "a@example.com\r\nBcc: victim@example.org"
+    assert_refused(cli("smtp", "add", "out", *server, "--username", injected), "not an email")
+    assert_refused(
+        cli("smtp", "add", "out", *server, "--username", "a@example.com", "--from", injected),
+        "not an email address",
+    )
+    assert cli("smtp", "list", "--json").json() == []
+    assert cli("smtp", "add", "out", *server, "--username", "a@example.com").code == 0
+    assert_refused(cli("smtp", "set", "out", "--from-name", "Help\ndesk"), "--from-name")
+    assert cli("smtp", "show", "out", "--json").json()["from_name"] is None
+
+
+def test_mailbox_import_checks_every_entry_as_add_does(
+    cli: Cli, desk: list[str], tmp_path: Path
+) -> None:
+    password = desk[desk.index("--password-file") + 1]
+    good = {
+        "name": "support",
+        "protocol": "imap",
+        "host": "127.0.0.1",
+        "security": "none",
+        "username": "support@example.com",
+        "password_file": password,
+        "project": "HELP",
+        "max-cc-watchers": 3,
+    }
+    entries = [
+        good,
+        {**good, "name": "sales", "project": "NOPE"},
+        {**good, "name": "billing", "catch_address": "notanemail"},
+        {**good, "name": "other", "non_participants": "sometimes", "idle": "yes"},
+    ]
+    file = tmp_path / "mailboxes.json"
+    file.write_text(json.dumps(entries))
+    result = cli("mailbox", "import", str(file))
+    assert result.code == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert [line.removeprefix("mailgate: ").split(":")[0] for line in lines] == [
+        "entry 2 (sales)",
+        "entry 3 (billing)",
+        "entry 4 (other)",
+    ]
+    assert "No project NOPE" in lines[0] and "notanemail" in lines[1] and "idle" in lines[2]
+    assert cli("mailbox", "list", "--json").json() == []  # all or nothing
+    file.write_text(json.dumps([good]))
+    imported = cli("mailbox", "import", str(file), "--json")
+    assert imported.code == 0, imported.stderr
+    assert imported.json()[0]["route_options"] == {"max_cc_watchers": 3}
+    file.write_text(json.dumps([{"name": "support", "max_cc_watchers": 0}]))  # as `mailbox set`
+    assert cli("mailbox", "import", str(file)).code == 0
+    [view] = cli("mailbox", "list", "--json").json()
+    assert view["route_options"] == {"max_cc_watchers": 0}
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [("not json", ["is not JSON"]), ("{}", ["no JSON array"]), ("[]", ["no JSON array"])],
+)
+def test_mailbox_import_refuses_a_file_that_is_no_list(
+    cli: Cli, tmp_path: Path, content: str, words: list[str]
+) -> None:
+    file = tmp_path / "mailboxes.json"
+    file.write_text(content)
+    assert_refused(cli("mailbox", "import", str(file)), *words)
+    assert_refused(cli("mailbox", "import", str(tmp_path / "missing.json")), "cannot be read")
+
+
+def test_quarantine_retry_refuses_what_is_no_message_id(cli: Cli) -> None:
+    assert_refused(cli("quarantine", "retry", "abc"), "Message ID 'abc' is not a number")
+    assert_refused(cli("quarantine", "retry", "7", "--as-comment"), "No quarantined message 7")

@@ -10,8 +10,10 @@ import structlog
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from mailgate.errors import BadInput
 from mailgate.inbound import route
 from mailgate.inbound.parse import InboundMessage
+from mailgate.mail import smtp_servers
 from mailgate.store.models import Project, Receipt
 from mailgate.tracker import notify, service
 
@@ -53,6 +55,19 @@ _FROM_SENDER = (
         RECEIPTS.c.id != bindparam("receipt"),
     )
 )
+# Comments one sender made on one issue lately (the index on sender, project, status and time
+# narrows it to the sender's recent comments in the project).
+_ON_ISSUE_FROM_SENDER = (
+    select(func.count())
+    .select_from(RECEIPTS)
+    .where(
+        RECEIPTS.c.sender == bindparam("sender"),
+        RECEIPTS.c.project == bindparam("project"),
+        RECEIPTS.c.status == "commented",
+        RECEIPTS.c.received_at >= bindparam("since"),
+        RECEIPTS.c.issue_id == bindparam("issue"),
+    )
+)
 
 
 def handle(
@@ -64,11 +79,7 @@ def handle(
 ) -> Outcome:
     """Turn a received message into an issue or comment (or decide not to), in the caller's
     transaction."""
-    # One lookup per transaction: a batch of messages shares it.
-    projects: dict[str, Project | None] = session.info.setdefault("projects", {})
-    if destination.project not in projects:
-        projects[destination.project] = service.find_project(session, destination.project)
-    project = projects[destination.project]
+    project = _project(session, destination.project)
     if project is None:
         return Outcome(
             "quarantined",
@@ -77,8 +88,9 @@ def handle(
             f"`mailgate quarantine retry {receipt_id}`",
         )
     sender = message.from_.address or None
+    problem = sender_problem(message)
     match, found = _match(
-        session, project, message, receipt_id, received_at, destination.options.max_per_sender_hour
+        session, project, message, receipt_id, received_at, destination.options, problem is None
     )
     decision = route.decide(
         automated=message.automated,
@@ -86,6 +98,7 @@ def handle(
         options=destination.options,
         match=match,
         dmarc=message.auth.dmarc,
+        sender_problem=problem,
     )
     if isinstance(decision, route.Ignore):
         then = "delete" if decision.delete else None
@@ -98,7 +111,10 @@ def handle(
             forward_to=decision.forward_to,
         )
     if isinstance(decision, route.Quarantine):
-        return Outcome("quarantined", decision.reason, project=project.key, sender=sender)
+        # A message held for an agent keeps its issue: `quarantine retry --as-comment` uses it.
+        return Outcome(
+            "quarantined", decision.reason, decision.issue_id, project=project.key, sender=sender
+        )
     if isinstance(decision, route.Duplicate):
         return Outcome(
             "duplicate",
@@ -109,46 +125,115 @@ def handle(
         )
     if isinstance(decision, route.AddComment):
         assert found is not None
-        author = service.person(session, message.from_.address, message.from_.name)
-        attachments, notes = _attachments(message, destination)
-        body = route.comment_body(message.reply_text, message.body_text, destination.options)
-        service.add_comment(
-            session,
-            found,
-            author,
-            _with_notes(body, notes),
-            source_message_id=message.message_id,
-            receipt_id=receipt_id,
-            sender_authentication=message.auth.summary or None,
-            attachments=attachments,
+        return _comment(session, receipt_id, message, destination, project, found)
+    return _create(session, receipt_id, message, destination, project)
+
+
+def accept_as_comment(
+    session: Session,
+    receipt_id: int,
+    message: InboundMessage,
+    destination: Destination,
+    issue_id: int,
+) -> Outcome:
+    """An agent's decision for a message held for them: a comment on `issue_id` after all,
+    notified like any comment."""
+    problem = sender_problem(message)
+    if problem is not None:
+        raise BadInput(f"Message {receipt_id} cannot become a comment: {problem}.")
+    project = _project(session, destination.project)
+    issue = service.issue_ref_by_id(session, issue_id)
+    if project is None or issue is None:
+        raise BadInput(
+            f"Message {receipt_id} was held for an issue or project that no longer exists: "
+            f"retry it without --as-comment."
         )
-        service.watch(session, found, author)  # Jira: a commenter becomes a watcher
-        if found.project_id != project.id or notify.wanted(session, project):
-            event = notify.Event("commented", found.id, message.from_.address, body)
-            _notify(session, event)
-        return Outcome("commented", None, found.id, project=project.key, sender=sender)
+    return _comment(session, receipt_id, message, destination, project, issue)
+
+
+def sender_problem(message: InboundMessage) -> str | None:
+    """Why the From header gives no address mail can be answered at, or None when it does."""
+    # The header parser says why when it knows (an encoded word, a group, a display name
+    # posing as an address); older parsers give an empty address instead.
+    problem: str | None = getattr(message, "from_problem", None)
+    if problem:
+        return problem
+    address = message.from_.address
+    if not address:
+        return "the From header gives no address"
+    if not smtp_servers.is_address(address):
+        shown = address if len(address) <= 80 else address[:80] + "…"
+        return f"the From address {shown!r} is not a mailbox mail can be sent to (no domain)"
+    return None
+
+
+def _project(session: Session, key: str) -> Project | None:
+    # One lookup per transaction: a batch of messages shares it.
+    projects: dict[str, Project | None] = session.info.setdefault("projects", {})
+    if key not in projects:
+        projects[key] = service.find_project(session, key)
+    return projects[key]
+
+
+def _comment(
+    session: Session,
+    receipt_id: int,
+    message: InboundMessage,
+    destination: Destination,
+    project: Project,
+    found: service.IssueRef,
+) -> Outcome:
+    author = service.person(session, message.from_.address, message.from_.name)
+    attachments, notes = _attachments(message, destination)
+    body = route.comment_body(message.reply_text, message.body_text, destination.options)
+    service.add_comment(
+        session,
+        found,
+        author,
+        _with_notes(body, notes),
+        source_message_id=message.message_id,
+        receipt_id=receipt_id,
+        sender_authentication=message.auth.summary or None,
+        attachments=attachments,
+    )
+    service.watch(session, found, author)  # Jira: a commenter becomes a watcher
+    if found.project_id != project.id or notify.wanted(session, project):
+        _notify(session, notify.Event("commented", found.id, message.from_.address, body))
+    return Outcome("commented", None, found.id, project=project.key, sender=message.from_.address)
+
+
+def _create(
+    session: Session,
+    receipt_id: int,
+    message: InboundMessage,
+    destination: Destination,
+    project: Project,
+) -> Outcome:
+    sender = message.from_.address
     reporter = _reporter(session, project, message, destination)
     if reporter is None:
         return Outcome(
             "quarantined",
-            f"the sender {message.from_.address or '(none)'} is not known and the "
-            "project has no default reporter (`mailgate project set KEY --default-reporter ADDRESS`)",
+            f"the sender {sender} is not known and the project has no default reporter "
+            "(`mailgate project set KEY --default-reporter ADDRESS`)",
             project=project.key,
             sender=sender,
         )
-    watchers = []
-    if destination.options.cc_watchers:
-        own = {a.lower() for a in destination.own_addresses}
-        for address in message.cc:
-            if address not in own and not notify.looks_automated(address):
-                watchers.append(service.person(session, address))
+    watching, left_out = route.cc_watchers(
+        message.cc,
+        options=destination.options,
+        never={*destination.own_addresses, *notify.own_addresses(session), sender},
+        may_watch=notify.may_receive,
+    )
+    watchers = [service.person(session, address) for address in watching]
     attachments, notes = _attachments(message, destination)
+    note = route.left_out_note(left_out, destination.options)
     issue = service.create_issue(
         session,
         project.id,
         reporter,
         message.subject,
-        _with_notes(message.body_text, notes),
+        _with_notes(message.body_text, [*notes, *([note] if note else [])]),
         source_message_id=message.message_id,
         receipt_id=receipt_id,
         sender_authentication=message.auth.summary or None,
@@ -177,27 +262,22 @@ def _match(
     message: InboundMessage,
     receipt_id: int,
     received_at: datetime,
-    flood_limit: int,
+    options: route.RouteOptions,
+    sender_known: bool,
 ) -> tuple[route.Match, service.IssueRef | None]:
     """What routing needs to know, and the issue the message names (if any)."""
+    since = received_at - timedelta(hours=1)
+    sender = message.from_.address if sender_known else ""
     recent = 0
-    if message.from_.address and flood_limit:
-        since = received_at - timedelta(hours=1)
-        values = {"sender": message.from_.address, "project": project.key, "since": since}
+    if sender and options.max_per_sender_hour:
+        values = {"sender": sender, "project": project.key, "since": since}
         found = session.connection().execute(_FROM_SENDER, {**values, "receipt": receipt_id})
         recent = int(found.scalar() or 0)
     if message.message_id:
         seen = service.thread_issue(session, project.id, message.message_id)
         if seen is not None:
             return route.Match(issue_id=None, duplicate_of=seen, sender_last_hour=recent), None
-    issue: service.IssueRef | None = None
-    for key in message.issue_keys:  # the first key of a known issue wins
-        issue = service.issue_ref_by_key(session, key)
-        if issue is not None:
-            break
-    if issue is None:
-        replied = [m for m in [message.in_reply_to, *reversed(message.references)] if m]
-        issue = service.issue_by_message_id(session, project.id, replied)
+    issue, key = _named_issue(session, project, message, options)
     if issue is None:
         return route.Match(issue_id=None, sender_last_hour=recent), None
     if message.message_id and issue.project_id != project.id:
@@ -205,17 +285,41 @@ def _match(
         seen_there = service.thread_issue(session, issue.project_id, message.message_id)
         if seen_there is not None:
             return route.Match(issue_id=None, duplicate_of=seen_there), None
-    participant = bool(message.from_.address) and service.is_participant(
-        session, issue, message.from_.address
+    participant = bool(sender) and service.is_participant(session, issue, sender)
+    comments = 0
+    if sender and options.max_comments_per_issue_hour:
+        values = {"sender": sender, "project": project.key, "issue": issue.id, "since": since}
+        comments = int(session.connection().execute(_ON_ISSUE_FROM_SENDER, values).scalar() or 0)
+    match = route.Match(
+        issue_id=issue.id,
+        sender_is_participant=participant,
+        sender_last_hour=recent,
+        issue_key=key,
+        sender_comments_last_hour=comments,
     )
-    return route.Match(
-        issue_id=issue.id, sender_is_participant=participant, sender_last_hour=recent
-    ), issue
+    return match, issue
+
+
+def _named_issue(
+    session: Session, project: Project, message: InboundMessage, options: route.RouteOptions
+) -> tuple[service.IssueRef | None, str | None]:
+    """The issue the message is about, and its key: by a key in the subject (the first of a
+    known issue wins), else by In-Reply-To / References within the project."""
+    for key in route.keys_to_follow(message.issue_keys, project.key, options):
+        issue = service.issue_ref_by_key(session, key)
+        if issue is not None:
+            return issue, key
+    replied = [m for m in [message.in_reply_to, *reversed(message.references)] if m]
+    issue = service.issue_by_message_id(session, project.id, replied)
+    return issue, (f"{project.key}-{issue.number}" if issue is not None else None)
 
 
 def _reporter(
     session: Session, project: Project, message: InboundMessage, destination: Destination
 ) -> int | None:
+    """The sender as a customer; with `--no-create-customers`, a sender who is not known yet
+    (but has a usable address: others are quarantined before) is filed under the project's
+    default reporter; None when there is none."""
     address = message.from_.address
     if address and (
         destination.options.create_customers or service.person_exists(session, address)

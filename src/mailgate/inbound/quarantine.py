@@ -1,7 +1,10 @@
-"""Quarantined messages: listed with their reason, retried once the cause is fixed."""
+"""Quarantined messages: listed with their reason, retried once the cause is fixed — and the
+mail held for an agent (a stranger's reply, an auto-reply loop), which an agent accepts as a
+comment on its issue (`quarantine retry ID --as-comment`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -9,20 +12,23 @@ from sqlalchemy.orm import Session
 
 from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
-from mailgate.inbound.handle import Destination, handle
-from mailgate.inbound.parse import parse_message
+from mailgate.inbound.handle import Destination, accept_as_comment, handle
+from mailgate.inbound.parse import InboundMessage, parse_message
 from mailgate.inbound.route import RouteOptions
 from mailgate.mail.mailboxes import destination_of
-from mailgate.store.models import Mailbox, Receipt
+from mailgate.store.models import Issue, Mailbox, Project, Receipt
 from mailgate.tracker import notify, service
 
 
 async def list_quarantine(ctx: Context) -> list[dict[str, Any]]:
+    """Quarantined messages, oldest first, with the reason and the issue a held one is about."""
     async with ctx.db.session() as session:
         rows = (
             await session.execute(
-                select(Receipt, Mailbox.name)
+                select(Receipt, Mailbox.name, Project.key, Issue.number)
                 .outerjoin(Mailbox, Receipt.mailbox_id == Mailbox.id)
+                .outerjoin(Issue, Receipt.issue_id == Issue.id)
+                .outerjoin(Project, Issue.project_id == Project.id)
                 .where(Receipt.status == "quarantined")
                 .order_by(Receipt.id)
             )
@@ -36,78 +42,127 @@ async def list_quarantine(ctx: Context) -> list[dict[str, Any]]:
             "message_id": receipt.message_id,
             "size": receipt.size,
             "reason": receipt.reason,
+            "issue": f"{key}-{number}" if key else None,
             "received_at": receipt.received_at.isoformat(),
             "kept": bool(receipt.sha256),
         }
-        for receipt, name in rows
+        for receipt, name, key, number in rows
     ]
 
 
-async def retry(ctx: Context, receipt_id: int) -> dict[str, Any]:
-    """Run a quarantined message through the pipeline again; its receipt shows the outcome."""
+@dataclass(frozen=True)
+class _Held:
+    """A quarantined message as read in the first transaction of a retry."""
 
-    def run(session: Session) -> dict[str, Any]:
-        notify.bind(session, ctx)
-        receipt = session.get(Receipt, receipt_id)
-        if receipt is None or receipt.status != "quarantined":
-            raise NotFound(
-                f"No quarantined message {receipt_id}: `mailgate quarantine list` shows them."
-            )
-        mailbox = session.get(Mailbox, receipt.mailbox_id) if receipt.mailbox_id else None
-        raw = service.blob(session, receipt.sha256)
-        if raw is None:
-            if mailbox is None:
-                raise BadInput(f"Message {receipt_id} was never fetched, so it cannot be retried.")
-            if receipt.size > mailbox.max_message_bytes:
-                raise BadInput(
-                    f"Message {receipt_id} is {receipt.size} bytes, over mailbox {mailbox.name}'s "
-                    "limit: raise it with `mailgate mailbox set NAME --max-message-bytes N`, then "
-                    "retry."
-                )
-            mailbox.quarantined = max(0, mailbox.quarantined - 1)
-            if receipt.uidl is not None:
-                # POP3: without a receipt the UIDL is new again and fetched at the next poll.
-                session.delete(receipt)
-            else:
-                # IMAP: the next poll fetches this UID before new mail (the UID state stays).
-                receipt.status = "refetch"
-                receipt.reason = "to be fetched again at the next poll"
-            return {
-                "id": receipt_id,
-                "status": "refetch",
-                "reason": "fetched again at the next poll",
-            }
-        destination = (
-            destination_of(mailbox)
-            if mailbox is not None
-            else Destination(project=receipt.project or "", options=RouteOptions())
+    receipt_id: int
+    raw: bytes
+    destination: Destination
+    issue_id: int | None
+
+
+async def retry(ctx: Context, receipt_id: int, *, as_comment: bool = False) -> dict[str, Any]:
+    """Run a quarantined message through the pipeline again; its receipt shows the outcome.
+    `as_comment`: an agent accepts a message held for them as a comment on its issue.
+
+    In three steps, so that parsing never holds the database's write lock: read the receipt
+    and the message (one transaction), parse (outside any), then handle it in a second
+    transaction that first checks the message is still quarantined (another retry may have
+    been first)."""
+    held = await ctx.db.run(_read, receipt_id, as_comment)
+    if not isinstance(held, _Held):
+        return held  # not fetched yet: it will be at the next poll
+    message = parse_message(held.raw)
+    return await ctx.db.run(_handle_again, ctx, held, message, as_comment)
+
+
+def _read(session: Session, receipt_id: int, as_comment: bool) -> _Held | dict[str, Any]:
+    receipt = _quarantined(session, receipt_id)
+    if as_comment and receipt.issue_id is None:
+        raise BadInput(
+            f"Message {receipt_id} names no issue it could comment on: retry it without "
+            "--as-comment."
         )
-        with session.begin_nested():
-            outcome = handle(
-                session, receipt.id, receipt.received_at, parse_message(raw), destination
-            )
-            receipt.status, receipt.reason, receipt.issue_id = (
-                outcome.status,
-                outcome.reason,
-                outcome.issue_id,
-            )
-            receipt.post_action = outcome.post_action
-            if outcome.project:
-                receipt.project, receipt.sender = (
-                    outcome.project,
-                    (outcome.sender or "")[:320] or None,
-                )
-            if outcome.forward_to and outcome.project:
-                notify.forward(session, outcome.project, raw, outcome.forward_to, outcome.reason)
-        if receipt.status != "quarantined" and mailbox is not None:
-            mailbox.quarantined = max(0, mailbox.quarantined - 1)
-            # The post-action that was held back runs at the next poll.
-            receipt.post_action_done_at = None
-        return {
-            "id": receipt.id,
-            "status": receipt.status,
-            "reason": receipt.reason,
-            "issue": receipt.issue_id,
-        }
+    mailbox = session.get(Mailbox, receipt.mailbox_id) if receipt.mailbox_id else None
+    raw = service.blob(session, receipt.sha256)
+    if raw is None:
+        return _fetch_again(session, receipt, mailbox)
+    destination = (
+        destination_of(mailbox)
+        if mailbox is not None
+        else Destination(project=receipt.project or "", options=RouteOptions())
+    )
+    return _Held(receipt.id, raw, destination, receipt.issue_id)
 
-    return await ctx.db.run(run)
+
+def _quarantined(session: Session, receipt_id: int) -> Receipt:
+    receipt = session.get(Receipt, receipt_id)
+    if receipt is None or receipt.status != "quarantined":
+        raise NotFound(
+            f"No quarantined message {receipt_id}: `mailgate quarantine list` shows them."
+        )
+    return receipt
+
+
+def _fetch_again(session: Session, receipt: Receipt, mailbox: Mailbox | None) -> dict[str, Any]:
+    """A message that was never fetched (too large) is fetched at the mailbox's next poll."""
+    if mailbox is None:
+        raise BadInput(f"Message {receipt.id} was never fetched, so it cannot be retried.")
+    if receipt.size > mailbox.max_message_bytes:
+        raise BadInput(
+            f"Message {receipt.id} is {receipt.size} bytes, over mailbox {mailbox.name}'s "
+            "limit: raise it with `mailgate mailbox set NAME --max-message-bytes N`, then "
+            "retry."
+        )
+    mailbox.quarantined = max(0, mailbox.quarantined - 1)
+    if receipt.uidl is not None:
+        # POP3: without a receipt the UIDL is new again and fetched at the next poll.
+        session.delete(receipt)
+    else:
+        # IMAP: the next poll fetches this UID before new mail (the UID state stays).
+        receipt.status = "refetch"
+        receipt.reason = "to be fetched again at the next poll"
+    return {"id": receipt.id, "status": "refetch", "reason": "fetched again at the next poll"}
+
+
+def _handle_again(
+    session: Session, ctx: Context, held: _Held, message: InboundMessage, as_comment: bool
+) -> dict[str, Any]:
+    notify.bind(session, ctx)
+    receipt = _quarantined(session, held.receipt_id)
+    mailbox = session.get(Mailbox, receipt.mailbox_id) if receipt.mailbox_id else None
+    with session.begin_nested():
+        if as_comment and held.issue_id is not None:
+            outcome = accept_as_comment(
+                session, receipt.id, message, held.destination, held.issue_id
+            )
+        else:
+            outcome = handle(session, receipt.id, receipt.received_at, message, held.destination)
+        receipt.status, receipt.reason, receipt.issue_id = (
+            outcome.status,
+            outcome.reason,
+            outcome.issue_id,
+        )
+        receipt.post_action = outcome.post_action
+        if outcome.project:
+            receipt.project, receipt.sender = (
+                outcome.project,
+                (outcome.sender or "")[:320] or None,
+            )
+        if outcome.forward_to and outcome.project:
+            notify.forward(session, outcome.project, held.raw, outcome.forward_to, outcome.reason)
+    if receipt.status != "quarantined" and mailbox is not None:
+        mailbox.quarantined = max(0, mailbox.quarantined - 1)
+        # The post-action that was held back runs at the next poll.
+        receipt.post_action_done_at = None
+    return {
+        "id": receipt.id,
+        "status": receipt.status,
+        "reason": receipt.reason,
+        "issue": _issue_key(session, receipt.issue_id),
+    }
+
+
+def _issue_key(session: Session, issue_id: int | None) -> str | None:
+    issue = session.get(Issue, issue_id) if issue_id is not None else None
+    project = session.get(Project, issue.project_id) if issue is not None else None
+    return f"{project.key}-{issue.number}" if project is not None and issue is not None else None

@@ -23,7 +23,8 @@ from mailgate.mail.endpoints import (
     resolve_endpoint,
     uses_oauth_only_host,
 )
-from mailgate.store.models import Mailbox
+from mailgate.mail.smtp_servers import check_address
+from mailgate.store.models import Mailbox, Project
 
 if TYPE_CHECKING:
     from mailgate.inbound.handle import Destination
@@ -121,6 +122,11 @@ async def _resolve(
             raise BadInput(
                 f"Project key {opts.project!r} is not valid: use capital letters, digits and _, starting with a letter (e.g. HELP)."
             )
+        if await session.scalar(select(Project.id).where(Project.key == opts.project)) is None:
+            raise NotFound(
+                f"No project {opts.project}: create it first with `mailgate project add "
+                f"{opts.project} --name NAME`."
+            )
         row.project = opts.project
     if not row.project:
         raise BadInput("No project given: use --project KEY for the project mail lands in.")
@@ -159,15 +165,24 @@ async def _resolve(
 
 
 def check_route_options(given: dict[str, Any]) -> dict[str, Any]:
-    """Validate handler options; only the ones given are stored."""
-    from mailgate.inbound.route import BULK_ACTIONS
+    """Validate handler options; only the ones given are stored. The old
+    `comments_from_participants_only` (True or False) is `non_participants` new-issue or
+    comment."""
+    from mailgate.inbound.route import BULK_ACTIONS, NON_PARTICIPANTS
 
     checked = dict(given)
+    if "comments_from_participants_only" in checked:
+        alias = "new-issue" if checked.pop("comments_from_participants_only") else "comment"
+        if checked.setdefault("non_participants", alias) != alias:
+            raise BadInput(
+                "--non-participants and --comments-from-participants-only/--comments-from-anyone "
+                "disagree: give --non-participants alone."
+            )
+    if "non_participants" in checked:
+        choose(checked["non_participants"], NON_PARTICIPANTS, "value", "--non-participants")
     if "bulk" in checked:
         bulk = checked["bulk"]
         if bulk.startswith("forward:"):
-            from mailgate.mail.smtp_servers import check_address
-
             checked["bulk"] = "forward:" + check_address(bulk[8:], "--bulk forward:ADDRESS")
         else:
             choose(bulk, BULK_ACTIONS[:3], "action for automated mail", "--bulk")
@@ -178,15 +193,24 @@ def check_route_options(given: dict[str, Any]) -> dict[str, Any]:
             raise BadInput(
                 f"--split-regex is not a regular expression ({exc}): fix the pattern."
             ) from None
-    if "max_per_sender_hour" in checked and checked["max_per_sender_hour"] < 0:
-        raise BadInput("--max-per-sender-hour cannot be negative: use 0 to turn the limit off.")
-    for name in ("max_attachment_bytes", "max_attachments_bytes"):
+    for name, off in _COUNTS.items():
         if name in checked and checked[name] < 0:
             flag = "--" + name.replace("_", "-")
-            raise BadInput(f"{flag} cannot be negative: give a size in bytes (0 keeps none).")
+            raise BadInput(f"{flag} cannot be negative: {off}.")
     if checked.get("catch_address") is not None:
-        checked["catch_address"] = checked["catch_address"].strip().lower() or None
+        catch = checked["catch_address"].strip(" ")
+        checked["catch_address"] = check_address(catch, "--catch-address") if catch else None
     return checked
+
+
+# The handler's counts and limits, and what 0 means for each.
+_COUNTS = {
+    "max_per_sender_hour": "use 0 to turn the limit off",
+    "max_comments_per_issue_hour": "use 0 to turn the limit off",
+    "max_cc_watchers": "use 0 for no watchers from Cc",
+    "max_attachment_bytes": "give a size in bytes (0 keeps none)",
+    "max_attachments_bytes": "give a size in bytes (0 keeps none)",
+}
 
 
 def check_name(name: str) -> str:
@@ -208,34 +232,14 @@ async def get_mailbox(session: AsyncSession, name: str) -> Mailbox:
 
 
 async def add_mailbox(ctx: Context, name: str, opts: MailboxOptions) -> tuple[Mailbox, list[str]]:
-    check_name(name)
+    """Add a mailbox, checked whole before it is stored."""
     async with ctx.db.session() as session:
-        if (await session.scalars(select(Mailbox).where(Mailbox.name == name))).first():
+        if await _find(session, name) is not None:
             raise BadInput(
                 f"A mailbox named {name!r} already exists: change it with `mailgate mailbox set "
                 f"{name} …` or choose another name."
             )
-        row = Mailbox(
-            name=name,
-            protocol="",
-            host="",
-            port=0,
-            security="",
-            username="",
-            project="",
-            handler="",
-            after="",
-            poll_seconds=0,
-            backlog="",
-            max_message_bytes=0,
-            status="new",
-            processed=0,
-            quarantined=0,
-            idle=True,
-            folder="INBOX",
-        )
-        warnings = await _resolve(ctx, session, row, opts)
-        session.add(row)
+        row, warnings = await _added(ctx, session, name, opts)
         await session.commit()
         return row, warnings
 
@@ -244,19 +248,99 @@ async def set_mailbox(ctx: Context, name: str, opts: MailboxOptions) -> tuple[Ma
     """Change a mailbox; its UID state stays, so no mail is taken twice."""
     async with ctx.db.session() as session:
         row = await get_mailbox(session, name)
-        if opts.protocol is not None and opts.protocol != row.protocol:
-            raise BadInput(
-                f"Mailbox {name!r} reads over {row.protocol} and keeps that protocol's message "
-                "state: add a new mailbox for the other protocol instead."
-            )
-        place = (row.host, row.port, row.username.lower(), row.folder)
-        warnings = await _resolve(ctx, session, row, opts)
-        if (row.host, row.port, row.username.lower(), row.folder) != place:
-            # Another mailbox or folder: its UIDs mean nothing here; start over (by --backlog).
-            row.uidvalidity = None
-            row.last_uid = None
+        warnings = await _changed(ctx, session, row, opts)
         await session.commit()
         return row, warnings
+
+
+@dataclass(frozen=True)
+class ImportEntry:
+    """One mailbox of an import file: a label for its error line ("entry 3 (support)"), its
+    name and options — or why it could not even be read as options."""
+
+    label: str
+    name: str = ""
+    options: MailboxOptions | None = None
+    problem: str | None = None
+
+
+async def import_mailboxes(
+    ctx: Context, entries: list[ImportEntry]
+) -> list[tuple[Mailbox, list[str]]]:
+    """Add or change (by name) many mailboxes, all or nothing: each entry is checked as
+    `mailbox add` or `mailbox set` checks it; when any is wrong, nothing is stored and the
+    error has one line per bad entry, in the file's order."""
+    errors: list[str] = []
+    saved: list[tuple[Mailbox, list[str]]] = []
+    async with ctx.db.session() as session:
+        for entry in entries:
+            if entry.options is None:
+                errors.append(f"{entry.label}: {entry.problem}")
+                continue
+            row = await _find(session, entry.name)
+            try:
+                if row is None:
+                    saved.append(await _added(ctx, session, entry.name, entry.options))
+                else:
+                    saved.append((row, await _changed(ctx, session, row, entry.options)))
+            except BadInput as error:
+                errors.append(f"{entry.label}: {error}")
+                if row is not None:
+                    await session.refresh(row)  # what the bad entry half-changed is dropped
+        if errors:
+            await session.rollback()
+            raise BadInput("\n".join(errors))
+        await session.commit()
+    return saved
+
+
+async def _find(session: AsyncSession, name: str) -> Mailbox | None:
+    return (await session.scalars(select(Mailbox).where(Mailbox.name == name))).first()
+
+
+async def _added(
+    ctx: Context, session: AsyncSession, name: str, opts: MailboxOptions
+) -> tuple[Mailbox, list[str]]:
+    check_name(name)
+    row = Mailbox(
+        name=name,
+        protocol="",
+        host="",
+        port=0,
+        security="",
+        username="",
+        project="",
+        handler="",
+        after="",
+        poll_seconds=0,
+        backlog="",
+        max_message_bytes=0,
+        status="new",
+        processed=0,
+        quarantined=0,
+        idle=True,
+        folder="INBOX",
+    )
+    warnings = await _resolve(ctx, session, row, opts)
+    session.add(row)
+    return row, warnings
+
+
+async def _changed(
+    ctx: Context, session: AsyncSession, row: Mailbox, opts: MailboxOptions
+) -> list[str]:
+    if opts.protocol is not None and opts.protocol != row.protocol:
+        raise BadInput(
+            f"Mailbox {row.name!r} reads over {row.protocol} and keeps that protocol's message "
+            "state: add a new mailbox for the other protocol instead."
+        )
+    place = (row.host, row.port, row.username.lower(), row.folder)
+    warnings = await _resolve(ctx, session, row, opts)
+    if (row.host, row.port, row.username.lower(), row.folder) != place:
+        # Another mailbox or folder: its UIDs mean nothing here; start over (by --backlog).
+        row.uidvalidity = None
+        row.last_uid = None
+    return warnings
 
 
 async def list_mailboxes(ctx: Context) -> list[Mailbox]:

@@ -30,7 +30,14 @@ MICROSOFT_HOSTS = {
 }
 GOOGLE_HOST = "smtp.gmail.com"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_ADDRESS_RE = re.compile(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+")
+# RFC 5322 §3.4.1 addr-spec in its dot-atom form (or a quoted local part), UTF-8 allowed as
+# RFC 6531 does; the domain a name of two labels or more (RFC 5321 §2.3.5): "root", "x@localhost"
+# or "a@[192.0.2.1]" are no mailbox mail can be sent to on a person's behalf.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u00a1-\U0010ffff]"
+_LOCAL = rf'(?:{_ATEXT}+(?:\.{_ATEXT}+)*|"(?:[^"\\\x00-\x1f\x7f]|\\[^\x00-\x1f\x7f])*")'
+_LETTER_OR_DIGIT = r"[A-Za-z0-9\u00a1-\U0010ffff]"
+_LABEL = rf"{_LETTER_OR_DIGIT}(?:[A-Za-z0-9\u00a1-\U0010ffff-]{{0,61}}{_LETTER_OR_DIGIT})?"
+_ADDRESS_RE = re.compile(rf"{_LOCAL}@{_LABEL}(?:\.{_LABEL})*\.(?=[^.]*[^\W\d_])(?:{_LABEL})")
 APP_ONLY_GRANT = "client_credentials"
 
 
@@ -65,13 +72,39 @@ def check_name(name: str) -> str:
     return name
 
 
+def is_address(text: str) -> bool:
+    """Whether `text` is a mailbox's address mail can be sent to: an addr-spec with a domain
+    (never "root", never a display name, never a line break)."""
+    local = text.rpartition("@")[0]
+    return (
+        len(text) <= 254
+        and len(local) <= 64
+        # No control character or Unicode separator (U+2028 is a line break to some readers).
+        and text.isprintable()
+        and _ADDRESS_RE.fullmatch(text) is not None
+    )
+
+
 def check_address(address: str, flag: str) -> str:
-    address = address.strip()
-    if not _ADDRESS_RE.fullmatch(address):
+    """An address the admin gave, lower-case; bad input (exit 2) when it is none."""
+    address = address.strip(" ")
+    if not is_address(address):
         raise BadInput(
             f"{address!r} is not an email address: give one like support@example.com ({flag})."
         )
     return address.lower()
+
+
+def check_display_name(name: str, flag: str) -> str | None:
+    """A display name for the From header, on one line: a line break in it would end the
+    header and start another in every notification (RFC 5322 §2.2: no CR or LF in a field)."""
+    if not name.isprintable():
+        raise BadInput(
+            f"{flag} holds a line break or another control character: give the name on one line."
+        )
+    if len(name) > 200:
+        raise BadInput(f"{flag} is longer than 200 characters: give a shorter name.")
+    return " ".join(name.split()) or None
 
 
 async def _credential(session: AsyncSession, credential_id: int) -> tuple[Credential, Integration]:
@@ -157,7 +190,7 @@ async def _resolve(
             raise BadInput("No From address given: use --from with the address mail is sent as.")
         row.from_address = check_address(row.username, "--from")
     if opts.from_name is not None:
-        row.from_name = " ".join(opts.from_name.split())[:200] or None
+        row.from_name = check_display_name(opts.from_name, "--from-name")
     return warnings
 
 

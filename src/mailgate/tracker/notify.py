@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from mailgate.context import Context
 from mailgate.inbound.classify import DEFAULT_FINGERPRINT_HEADER
+from mailgate.mail.smtp_servers import is_address
 from mailgate.store.models import (
     Issue,
     Mailbox,
@@ -102,6 +103,12 @@ def looks_automated(address: str) -> bool:
     return bool(_AUTOMATED_LOCAL.match(address.rsplit("@", 1)[0]))
 
 
+def may_receive(address: str) -> bool:
+    """A person's mailbox we may write to: an address with a domain ("root" or "x@localhost"
+    never is) that no machine reads. Whoever is not is never notified and never a watcher."""
+    return is_address(address) and not looks_automated(address)
+
+
 def smtp_for(session: Session, project: Project) -> SmtpServer | None:
     """The project's SMTP server (`project set --smtp`), else the only one there is."""
     cache: dict[str, SmtpServer | None] = session.info.setdefault("smtp", {})
@@ -144,11 +151,17 @@ _THREAD = (
     .where(ThreadMessage.issue_id == bindparam("issue"))
     .order_by(ThreadMessage.id)
 )
+# What the issue's earlier notifications were, and to whom (one recipient each).
+_SENT_FOR_ISSUE = select(OutboxMessage.message_id, OutboxMessage.recipients).where(
+    OutboxMessage.issue_id == bindparam("issue")
+)
 
 
 def notify(session: Session, event: Event) -> int:
-    """Queue the event's notifications; returns how many messages were queued. Templates come
-    from `session.info["home"]` (MAILGATE_HOME/templates) when the admin changed them."""
+    """Queue the event's notifications, one message per recipient addressed to them alone (a
+    shared To would show every watcher's address to every other); returns how many were
+    queued. Templates come from `session.info["home"]` (MAILGATE_HOME/templates) when the
+    admin changed them."""
     home: str | None = session.info.get("home")
     issue = session.get(Issue, event.issue_id)
     if issue is None:
@@ -159,29 +172,59 @@ def notify(session: Session, event: Event) -> int:
     smtp = smtp_for(session, project)
     if smtp is None:
         return 0
-    reporter = session.get(Person, issue.reporter_id)
-    assert reporter is not None
-    if event.kind == "created":
-        recipients = [reporter.email]
-    else:
-        watchers = session.execute(_WATCHER_ADDRESSES, {"issue": issue.id}).scalars()
-        recipients = [reporter.email, *watchers]
-    skip = own_addresses(session) | {(event.actor or "").lower()}
-    recipients = list(
-        dict.fromkeys(
-            r.lower() for r in recipients if r.lower() not in skip and not looks_automated(r)
-        )
-    )
+    recipients = _recipients(session, event, issue)
     if not recipients:
         return 0
     key = f"{project.key}-{issue.number}"
     thread = list(session.execute(_THREAD, {"issue": issue.id}).all())
-    message = _compose(session, home, event, project, issue, smtp, key, recipients, thread)
+    seen_by = _seen_by(session, issue.id)
+    message = _compose(session, home, event, project, issue, smtp, key)
     kind = {"created": "acknowledgement", "commented": "comment"}.get(event.kind, event.kind)
-    message_id = queue(session, smtp.id, kind, issue.id, recipients, message)
-    # A reply to our message finds the issue by this Message-ID.
-    service.remember_message(session, project.id, message_id, issue.id, "out")
-    return 1
+    domain = smtp.from_address.rsplit("@", 1)[-1]
+    for recipient in recipients:
+        _address(message, recipient, thread, seen_by.get(recipient, set()))
+        message.replace_header("Message-ID", email.utils.make_msgid(f"mailgate.{key}", domain))
+        message_id = queue(session, smtp.id, kind, issue.id, [recipient], message)
+        # A reply to our message finds the issue by this Message-ID.
+        service.remember_message(session, project.id, message_id, issue.id, "out")
+    return len(recipients)
+
+
+def _recipients(session: Session, event: Event, issue: Issue) -> list[str]:
+    """Who hears of the event: the reporter (and for a comment or a status change, the
+    watchers), never whoever caused it, never our own addresses, never an address no person
+    reads; each once."""
+    reporter = session.get(Person, issue.reporter_id)
+    assert reporter is not None
+    everyone = [reporter.email]
+    if event.kind != "created":
+        everyone += session.execute(_WATCHER_ADDRESSES, {"issue": issue.id}).scalars()
+    skip = own_addresses(session) | {(event.actor or "").lower()}
+    candidates = dict.fromkeys(address.lower() for address in everyone)
+    return [address for address in candidates if address not in skip and may_receive(address)]
+
+
+def _seen_by(session: Session, issue_id: int) -> dict[str, set[str]]:
+    """The Message-IDs of the issue's notifications, by their recipient."""
+    seen: dict[str, set[str]] = {}
+    for message_id, recipients in session.execute(_SENT_FOR_ISSUE, {"issue": issue_id}):
+        for recipient in recipients:
+            seen.setdefault(str(recipient).lower(), set()).add(message_id)
+    return seen
+
+
+def _address(message: EmailMessage, recipient: str, thread: list[Any], seen: set[str]) -> None:
+    """Address `message` to `recipient` alone, threaded on what they have: the customer's
+    messages and the notifications sent to them (never the ids of the copies others got)."""
+    message.replace_header("To", recipient)
+    for name in ("In-Reply-To", "References"):
+        del message[name]
+    ids = [m for m, direction in thread if direction == "in" or m in seen]
+    if ids:
+        # The customer's latest message is the one we answer; References keep the thread.
+        incoming = [m for m, direction in thread if direction == "in"]
+        message["In-Reply-To"] = f"<{(incoming or ids)[-1]}>"
+        message["References"] = " ".join(f"<{m}>" for m in ids[-10:])
 
 
 def forward(session: Session, project_key: str, raw: bytes, to: str, reason: str | None) -> int:
@@ -245,9 +288,8 @@ def _compose(
     issue: Issue,
     smtp: SmtpServer,
     key: str,
-    recipients: list[str],
-    thread: list[Any],
 ) -> EmailMessage:
+    """The event's message, rendered once; `_address` and a new Message-ID make each copy."""
     template = {"created": "acknowledgement", "commented": "comment"}.get(event.kind, "status")
     values = {
         "key": key,
@@ -262,19 +304,12 @@ def _compose(
     html = render(home, f"{template}.html", values)
     message = EmailMessage()
     message["From"] = email.utils.formataddr((smtp.from_name or project.name, smtp.from_address))
-    message["To"] = ", ".join(recipients)
+    message["To"] = ""  # set per recipient
     message["Reply-To"] = _reply_to(session, project, smtp)
     prefix = "" if event.kind == "created" else "Re: "
     message["Subject"] = f"{prefix}[{key}] {issue.summary}"
-    domain = smtp.from_address.rsplit("@", 1)[-1]
-    message["Message-ID"] = email.utils.make_msgid(f"mailgate.{key}", domain=domain)
+    message["Message-ID"] = ""  # set per recipient
     message["Date"] = email.utils.formatdate(localtime=False)
-    ids = [m for m, _direction in thread]
-    if ids:
-        # The customer's latest message is the one we answer; References keep the thread.
-        incoming = [m for m, direction in thread if direction == "in"]
-        message["In-Reply-To"] = f"<{(incoming or ids)[-1]}>"
-        message["References"] = " ".join(f"<{m}>" for m in ids[-10:])
     message["Auto-Submitted"] = "auto-replied" if event.kind == "created" else "auto-generated"
     message[DEFAULT_FINGERPRINT_HEADER] = FINGERPRINT
     message["X-Auto-Response-Suppress"] = "All"  # Exchange: no out-of-office replies to this

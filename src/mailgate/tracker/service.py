@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
+from mailgate.mail.smtp_servers import check_address
 from mailgate.store.models import (
     Attachment,
     Blob,
@@ -96,6 +97,9 @@ async def set_project(
     notify: bool | None = None,
     default_reporter: str | None = None,
 ) -> Project:
+    """Change a project; only what is given changes (checked before anything is stored)."""
+    reporter = _default_reporter(default_reporter) if default_reporter is not None else None
+
     def change(session: Session) -> Project:
         project = get_project(session, key)
         if name is not None:
@@ -105,10 +109,18 @@ async def set_project(
         if notify is not None:
             project.notify = notify
         if default_reporter is not None:
-            project.default_reporter = default_reporter.strip().lower() or None
+            project.default_reporter = reporter
         return project
 
     return await ctx.db.run(change)
+
+
+def _default_reporter(given: str) -> str | None:
+    """The reporter of mail from unknown senders (`--no-create-customers`): an address that
+    notifications can go to; "" takes it away."""
+    if not given.strip(" "):
+        return None
+    return check_address(given, "--default-reporter")
 
 
 def find_project(session: Session, key: str) -> Project | None:
@@ -137,6 +149,7 @@ async def list_projects(ctx: Context) -> list[Project]:
 # cache of people by address.
 
 _PERSON_BY_EMAIL = select(PEOPLE.c.id, PEOPLE.c.name).where(PEOPLE.c.email == bindparam("email"))
+_PERSON_KIND = select(PEOPLE.c.id, PEOPLE.c.kind).where(PEOPLE.c.email == bindparam("email"))
 _NEW_PERSON = insert(PEOPLE).returning(PEOPLE.c.id)
 _PERSON_NAMED = (
     update(PEOPLE).where(PEOPLE.c.id == bindparam("person")).values(name=bindparam("new_name"))
@@ -403,14 +416,20 @@ def issue_ref_by_key(session: Session, key: str) -> IssueRef | None:
 
 
 def is_participant(session: Session, issue: IssueRef, address: str) -> bool:
-    """The address is the issue's reporter's or a watcher's."""
+    """The address is the issue's reporter's, a watcher's or an agent's (agents may answer
+    any issue by mail)."""
     db = session.connection()
-    person_id = db.execute(_PERSON_BY_EMAIL, {"email": address.strip().lower()}).scalar()
-    if person_id is None:
+    person = db.execute(_PERSON_KIND, {"email": address.strip().lower()}).first()
+    if person is None:
         return False
-    if person_id == issue.reporter_id:
+    if person.id == issue.reporter_id or person.kind == "agent":
         return True
-    return db.execute(_WATCHING, {"issue": issue.id, "person": person_id}).first() is not None
+    return db.execute(_WATCHING, {"issue": issue.id, "person": person.id}).first() is not None
+
+
+def issue_ref_by_id(session: Session, issue_id: int) -> IssueRef | None:
+    row = session.connection().execute(_ISSUE_BY_ID, {"id": issue_id}).first()
+    return IssueRef(*row) if row else None
 
 
 def issue_by_key(session: Session, key: str) -> tuple[Project, Issue] | None:

@@ -156,3 +156,81 @@ def test_exchange_out_of_office_needs_prefix_and_exchange_sign(
     subject: str, headers: list[tuple[str, str]], expected: Automated | None
 ) -> None:
     assert _classify(headers, subject=subject) == expected
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        # A naive auto-responder's prefix before the subject it answers.
+        ("Automatic reply: Re: [HELP-7] Printer offline", "auto-reply"),
+        ("Automatic reply: [HELP-7] Printer offline", "auto-reply"),
+        ("Out of Office: RE: Printer offline", "auto-reply"),
+        ("Abwesenheitsnotiz: AW: Drucker", "auto-reply"),
+        ("Réponse automatique : RE: Imprimante", "auto-reply"),
+        ("Respuesta automática: RE: Impresora", "auto-reply"),
+        ("Risposta automatica: R: Stampante", "auto-reply"),
+        ("自動返信: Re: [HELP-7] プリンター", "auto-reply"),
+        ("Autoreply: Re: Printer", "auto-reply"),
+        # The whole subject is the phrase, or a well-known form of one.
+        ("Out of Office", "auto-reply"),
+        ("Auto Response", "auto-reply"),
+        ("Abwesenheitsnotiz", "auto-reply"),
+        ("Out of Office AutoReply: Printer offline", "auto-reply"),
+        ("Jane Doe is out of the office.", "auto-reply"),
+        # Delivery reports without a report part.
+        ("Undelivered Mail Returned to Sender", "bounce"),
+        ("Delivery Status Notification (Failure)", "bounce"),
+        ("Mail delivery failed: returning message to sender", "bounce"),
+        ("failure notice", "bounce"),
+        ("Undeliverable: Re: [HELP-7] Printer offline", "bounce"),
+        ("Unzustellbar: AW: Drucker", "bounce"),
+        # People's subjects.
+        ("Automatic reply: how do I set one up?", None),
+        ("Out of office: who covers for Jane?", None),
+        ("Out of office replies are not working", None),
+        ("Re: Out of Office", None),
+        ("RE: Automatic reply: Printer", None),
+        ("Undeliverable: my mail to the printer bounces", None),
+        ("Delivery failure of my parcel, order 4711", None),
+        ("My colleague is out of the office this week, who helps?", None),
+    ],
+)
+def test_auto_replies_and_bounces_without_headers_by_subject(
+    subject: str, expected: Automated | None
+) -> None:
+    assert _classify([], subject=subject) == expected
+
+
+def test_a_subject_a_person_typed_keeps_its_prefix_in_the_thread_topic() -> None:
+    typed = "Automatic reply: Re: what does this mean?"
+    assert _classify([("Thread-Topic", typed)], subject=typed) is None
+    answered = [("Thread-Topic", "what does this mean?")]
+    assert _classify(answered, subject="Automatic reply: Re: what does this mean?") == "auto-reply"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("Delivered-To", "Autoresponder")],  # qmail
+        [("X-POST-MessageClass", "9; Autoresponder")],  # Mailtraq
+    ],
+)
+def test_more_auto_responders_by_header(headers: list[tuple[str, str]]) -> None:
+    assert _classify(headers) == "auto-reply"
+
+
+def test_an_inbox_rules_loop_header_alone_is_a_forwarded_persons_mail() -> None:
+    # Exchange sets it on mail an inbox rule forwarded: a person's message sent on to the desk.
+    assert _classify([("X-MS-Exchange-Inbox-Rules-Loop", "jane@example.org")]) is None
+
+
+def test_out_of_office_in_a_persons_body_is_no_auto_reply() -> None:
+    from mailgate.inbound.parse import parse_message
+
+    raw = (
+        b"From: Jane <jane.doe@example.org>\r\nTo: support@example.com\r\n"
+        b"Subject: Printer offline\r\nMessage-ID: <p1@example.org>\r\n\r\n"
+        b"Automatic reply: I am out of office until Monday, so please call Bob.\r\n"
+        b"Out of Office\r\n"
+    )
+    assert parse_message(raw).automated is None
