@@ -99,6 +99,12 @@ async def test_each_notification_goes_to_one_recipient_alone_and_keeps_the_threa
         assert message["In-Reply-To"] == "<m1@example.net>"
         assert "<m1@example.net>" in message["References"]
     assert len({str(message["Message-ID"]) for _, message in sent}) == 3
+    # The next one is threaded on what each recipient has: never on the copies others got.
+    await comment_as_agent(ctx, "HELP-1", "And the drum.", None)
+    _, next_to_dave = (await outbox(ctx))[before + 4]
+    assert next_to_dave["To"] == "dave@example.net"
+    assert str(sent[1][1]["Message-ID"]) in next_to_dave["References"]
+    assert str(sent[0][1]["Message-ID"]) not in next_to_dave["References"]
     # A reply to any one of them finds the issue.
     _, to_erin = sent[2]
     reply = mail(

@@ -130,7 +130,10 @@ def decide(
     if sender_problem is not None:
         # Never the project's default reporter: that one stands for *unknown* senders with an
         # address, not for mail nobody can be answered about (or held responsible for).
-        return Quarantine(f"{sender_problem}; retry it once the sender is known")
+        return Quarantine(
+            f"{sender_problem}: there is nobody to file it under or to answer, so it is held "
+            "for an agent (nobody was notified)"
+        )
     if options.quarantine_dmarc_fail and dmarc == "fail":
         return Quarantine(
             "the receiving server says DMARC failed for the sender's domain (a spoofed sender?); "
