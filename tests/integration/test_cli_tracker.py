@@ -44,3 +44,24 @@ def test_ingest_then_issue_and_quarantine_commands(cli: Cli, tmp_path: Path) -> 
     assert cli("issue", "show", "HELP-99").code == 2
     negative = cli("ingest", str(message), "--project", "HELP", "--max-attachment-bytes", "-1")
     assert negative.code == 2 and "--max-attachment-bytes cannot be negative" in negative.stderr
+
+
+def test_mail_from_no_usable_address_is_held_with_the_reason(cli: Cli, tmp_path: Path) -> None:
+    assert cli("project", "add", "HELP", "--name", "Help desk").code == 0
+    assert cli("project", "set", "HELP", "--default-reporter", "desk@example.com").code == 0
+    message = tmp_path / "root.eml"
+    message.write_bytes(
+        b"From: root\r\nTo: support@example.com\r\nCc: root, dave@example.net\r\n"
+        b"Subject: cron output\r\nMessage-ID: <cron1@host>\r\n\r\nDisk full.\r\n"
+    )
+    ingested = cli("ingest", str(message), "--project", "HELP", "--json")
+    assert ingested.json() == {"quarantined": 1}  # never filed under the default reporter
+    [held] = cli("quarantine", "list", "--json").json()
+    assert "From" in held["reason"] and held["issue"] is None
+    listed = cli("quarantine", "list")
+    assert "ISSUE" in listed.stdout.splitlines()[0]
+    again = cli("quarantine", "retry", str(held["id"]))
+    assert again.code == 1 and "quarantined" in again.stdout  # nothing changed: still held
+    refused = cli("quarantine", "retry", str(held["id"]), "--as-comment")
+    assert refused.code == 2 and "names no issue" in refused.stderr
+    assert cli("issue", "list", "--json").json() == []
