@@ -6,15 +6,18 @@ from __future__ import annotations
 
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from tests.integration.test_notifications import with_smtp
 from tests.integration.test_pipeline import mail
 
+from mailgate.config import Settings
 from mailgate.context import Context
 from mailgate.inbound import pipeline
 from mailgate.inbound.handle import Destination
+from mailgate.inbound.parsers import ParserPool
 from mailgate.inbound.quarantine import list_quarantine, retry
 from mailgate.inbound.route import RouteOptions
 from mailgate.store.models import OutboxMessage
@@ -155,6 +158,25 @@ async def test_a_strangers_reply_held_for_an_agent_notifies_nobody_until_accepte
     assert [c["body"] for c in (await show_issue(ctx, "HELP-1"))["comments"]] == ["Call me."]
     told = [recipients for recipients, _ in (await outbox(ctx))[before:]]
     assert told == [["carol@example.net"], ["dave@example.net"]]  # like any comment
+
+
+async def test_a_held_message_is_parsed_again_outside_the_write_lock(
+    ctx: Context,
+    project: None,
+    parse_log: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    holding = Destination(project="HELP", options=RouteOptions(non_participants="hold"))
+    await take(ctx, mail(), holding)
+    stranger = mail("Re: [HELP-1] x", sender="mallory@elsewhere.test", message_id="<x2@e.test>")
+    assert await take(ctx, stranger, holding) == "quarantined"
+    [held] = await list_quarantine(ctx)
+    monkeypatch.setenv("MAILGATE_TEST_DB", str(settings.home / "mailgate.db"))
+    await ctx.parsers.close()
+    ctx.parsers = ParserPool(size=1, parse="tests.support.parsing:lock_probe")
+    assert (await retry(ctx, held["id"], as_comment=True))["status"] == "commented"
+    assert parse_log.read_text().splitlines() == ["free"]  # no transaction waited on it
 
 
 async def test_accepting_as_a_comment_needs_an_issue(ctx: Context, project: None) -> None:

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
 from mailgate.inbound.handle import Destination, accept_as_comment, handle
-from mailgate.inbound.parse import InboundMessage, parse_message
+from mailgate.inbound.parse import InboundMessage
+from mailgate.inbound.parsers import Unparsable
 from mailgate.inbound.route import RouteOptions
 from mailgate.mail.mailboxes import destination_of
 from mailgate.store.models import Issue, Mailbox, Project, Receipt
@@ -65,13 +66,16 @@ async def retry(ctx: Context, receipt_id: int, *, as_comment: bool = False) -> d
     `as_comment`: an agent accepts a message held for them as a comment on its issue.
 
     In three steps, so that parsing never holds the database's write lock: read the receipt
-    and the message (one transaction), parse (outside any), then handle it in a second
-    transaction that first checks the message is still quarantined (another retry may have
-    been first)."""
+    and the message (one transaction), parse (in a parsing process, with its deadline and
+    memory limit, outside any transaction), then handle it in a second transaction that first
+    checks the message is still quarantined (another retry may have been first)."""
     held = await ctx.db.run(_read, receipt_id, as_comment)
     if not isinstance(held, _Held):
         return held  # not fetched yet: it will be at the next poll
-    message = parse_message(held.raw)
+    message = await ctx.parsers.parse_one(held.raw)
+    if isinstance(message, Unparsable):
+        reason = message.reason
+        return {"id": held.receipt_id, "status": "quarantined", "reason": reason, "issue": None}
     return await ctx.db.run(_handle_again, ctx, held, message, as_comment)
 
 
