@@ -1,8 +1,9 @@
-"""Header values made safe: decoded text on one line, addresses, message ids, dates, and the
-receiving provider's Authentication-Results.
+"""Header values made safe: decoded text on one line, message ids, dates, and the receiving
+provider's Authentication-Results; and `POLICY`, the stdlib parsing policy fed only bounded values.
 
-Every function takes the raw (unfolded or not) value as the parser stored it and never raises:
-a header a sender broke yields what can be read of it, or nothing.
+Every function takes the raw (unfolded or not) value as the parser stored it, never raises, and
+costs time linear in the value: a header a sender broke yields what can be read of it, or
+nothing. Addresses are read in `addresses`.
 """
 
 from __future__ import annotations
@@ -12,22 +13,28 @@ import binascii
 import email.utils
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
-from email.headerregistry import AddressHeader, BaseHeader, HeaderRegistry
+from email.headerregistry import BaseHeader, HeaderRegistry
 from typing import Any
 
 from mailgate.inbound.charsets import decode_bytes
+from mailgate.inbound.parameters import (
+    canonical_content_type,
+    canonical_disposition,
+    canonical_transfer_encoding,
+)
 
 __all__ = [
+    "MAX_ID",
     "POLICY",
     "AuthResults",
     "decode_text",
     "first_message_id",
     "message_ids",
     "one_line",
-    "parse_addresses",
     "parse_auth_results",
     "parse_date",
     "repair_8bit",
@@ -38,24 +45,33 @@ __all__ = [
 _LINE_BREAKS_AND_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _SPACE_RUNS = re.compile(r"\s+")
 _SURROGATE = re.compile("[\udc80-\udcff]")
-_NOT_SIMPLE = re.compile(r'["()\\:;\[\]]|=\?|[\x00-\x08\x0b-\x1f\x7f]')
-_SIMPLE_MAILBOX = re.compile(
-    r"^\s*(?:([^<>@,]*?)\s*<([^<>@\s,]+@[^<>@\s,]+)>|([^<>@\s,]+@[^<>@\s,]+))\s*$"
-)
-_ENCODED_WORD_PARTS = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+# RFC 2047 §2 allows no white space inside an encoded word, yet clients write it there
+# ("=?us-ascii?Q?ABC / 123?=", "=?UTF-8?Q? Personal=C3=A4nderung?="); mature readers decode
+# them. The text stops at the next "?", so each match costs no more than its own length.
+_ENCODED_WORD_PARTS = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
+# RFC 5322 §2.1.1: a line holds at most 998 characters; a longer id is no id a client wrote.
+MAX_ID = 998
+_MAX_DATE = 256
 
 
-class _MemoisingRegistry(HeaderRegistry):
-    """policy.default's header classes, with each parsed header kept for reuse. The stdlib
-    parses a header anew on every access, and the parser itself reads Content-Type several
-    times per part: most of the time parsing a message went there. Header objects are
-    immutable, so sharing one between messages is safe."""
+class _BoundedRegistry(HeaderRegistry):
+    """policy.default's header classes, fed only values whose parse costs little.
+
+    The stdlib parses a header on every access, and its parser costs time that grows with the
+    square of the value (10 KB of ";" in a Content-Disposition: 25 s) and recurses once per
+    nested comment (RecursionError at about 1,000). The feedparser itself reads Content-Type
+    and Content-Transfer-Encoding of every part, so those three MIME headers are rebuilt short
+    from a linear reading (`parameters`) before the stdlib sees them; any other header is cut
+    to one line's length with deep comments flattened. Parsed headers are kept for reuse:
+    header objects are immutable, so sharing one between messages is safe."""
 
     def __call__(self, name: str, value: Any) -> BaseHeader:
-        if isinstance(value, str) and len(value) <= _MEMO_MAX_VALUE:
-            return _parse_header(name, value)
-        return _PLAIN_REGISTRY(name, value)
+        if not isinstance(value, str):
+            return _PLAIN_REGISTRY(name, value)
+        if len(value) <= _MEMO_MAX_VALUE:
+            return _parse_source(name, value)
+        return _parse_header(name, _bounded(name, value))
 
 
 class _ClassCachingRegistry(HeaderRegistry):
@@ -74,8 +90,33 @@ class _ClassCachingRegistry(HeaderRegistry):
         return found
 
 
-_MEMO_MAX_VALUE = 1024  # with 4096 entries: at most a few MB
 _PLAIN_REGISTRY = _ClassCachingRegistry()
+_CANONICAL: dict[str, Callable[[str], str]] = {
+    "content-type": canonical_content_type,
+    "content-disposition": canonical_disposition,
+    "content-transfer-encoding": canonical_transfer_encoding,
+}
+_MAX_STRUCTURED = 998  # RFC 5322 §2.1.1, one line
+_MAX_PARENTHESES = 16
+_NO_PARENTHESES = str.maketrans("()", "  ")
+
+
+def _bounded(name: str, value: str) -> str:
+    canonical = _CANONICAL.get(name.lower())
+    if canonical is not None:
+        return canonical(value)
+    value = value[:_MAX_STRUCTURED]
+    if value.count("(") > _MAX_PARENTHESES:
+        value = value.translate(_NO_PARENTHESES)
+    return value
+
+
+_MEMO_MAX_VALUE = 1024  # with 4096 entries per cache: a few MB at most
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_source(name: str, value: str) -> BaseHeader:
+    return _parse_header(name, _bounded(name, value))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -83,8 +124,8 @@ def _parse_header(name: str, value: str) -> BaseHeader:
     return _PLAIN_REGISTRY(name, value)
 
 
-# policy.default (RFC 5322 semantics, never compat32), with memoised header parsing.
-POLICY = policy.default.clone(header_factory=_MemoisingRegistry())
+# policy.default (RFC 5322 semantics, never compat32), with bounded, memoised header parsing.
+POLICY = policy.default.clone(header_factory=_BoundedRegistry())
 
 
 def repair_8bit(value: str) -> str:
@@ -158,62 +199,10 @@ def _word_bytes(encoding: str, text: str) -> bytes:
         return b""
 
 
-def parse_addresses(raw: str) -> list[tuple[str | None, str]]:
-    """(display name or None, lower-case address) for each mailbox in an address header, in
-    order; groups are flattened. Entries without an address are left out."""
-    value = repair_8bit(raw)
-    simple = _simple_addresses(value)
-    return simple if simple is not None else _full_addresses(value)
-
-
-def _full_addresses(value: str) -> list[tuple[str | None, str]]:
-    found: list[tuple[str | None, str]] = []
-    try:
-        header = POLICY.header_factory("to", value)
-        if isinstance(header, AddressHeader):
-            found = [(mailbox.display_name, mailbox.addr_spec) for mailbox in header.addresses]
-    except Exception:
-        found = []
-    if not found:
-        try:
-            found = [
-                (name, addr)
-                for name, addr in email.utils.getaddresses([one_line(value)])
-                if addr and "=?" not in addr
-            ]
-        except Exception:
-            found = []
-    result: list[tuple[str | None, str]] = []
-    for name, address in found:
-        clean = one_line(address).strip("<> ").lower().replace(" ", "")
-        if not clean or clean == "<>":
-            continue
-        display = decode_text(name) if name else ""
-        result.append((display or None, clean))
-    return result
-
-
-def _simple_addresses(value: str) -> list[tuple[str | None, str]] | None:
-    """The common case without the full RFC 5322 parser, which costs a third of a millisecond
-    per header: plain ASCII "Name <a@b>" or "a@b" entries. None when anything is unusual
-    (quotes, comments, groups, encoded words, escapes): then the full parser decides."""
-    if not value.isascii() or _NOT_SIMPLE.search(value):
-        return None
-    result: list[tuple[str | None, str]] = []
-    for entry in value.split(","):
-        if not entry.strip():
-            continue
-        match = _SIMPLE_MAILBOX.match(entry)
-        if match is None:
-            return None
-        name, address = match.group(1), match.group(2) or match.group(3)
-        result.append((one_line(name) or None if name else None, address.lower()))
-    return result
-
-
 def message_ids(raw: str) -> list[str]:
     """The ids in a References/In-Reply-To value, without angle brackets, in order, each once.
-    Values without brackets (some clients) are split on white space."""
+    Values without brackets (some clients) are split on white space. Ids longer than `MAX_ID`
+    characters are left out."""
     value = one_line(repair_8bit(raw))
     ids = [one_line(found) for found in _ANGLE_ID.findall(value)]
     if not ids:
@@ -223,13 +212,14 @@ def message_ids(raw: str) -> list[str]:
     result = []
     for found in ids:
         found = found.strip("<> ").replace(" ", "")
-        if found and found not in seen:
+        if found and len(found) <= MAX_ID and found not in seen:
             seen.add(found)
             result.append(found)
     return result
 
 
 def first_message_id(raw: str | None) -> str | None:
+    """The first id of a Message-ID/In-Reply-To value, or None."""
     if raw is None:
         return None
     ids = message_ids(raw)
@@ -241,7 +231,7 @@ def parse_date(raw: str | None) -> datetime | None:
     if not raw:
         return None
     try:
-        parsed = email.utils.parsedate_to_datetime(one_line(repair_8bit(raw)))
+        parsed = email.utils.parsedate_to_datetime(one_line(repair_8bit(raw[:_MAX_DATE])))
     except Exception:
         return None
     if parsed.tzinfo is None:

@@ -18,7 +18,8 @@ from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 
 from mailgate.inbound.charsets import decode_bytes
-from mailgate.inbound.headers import POLICY, decode_text, one_line, repair_8bit
+from mailgate.inbound.headers import MAX_ID, POLICY, decode_text, one_line, repair_8bit
+from mailgate.inbound.parameters import parse_parameters
 
 __all__ = ["Attachment", "BodyPiece", "Collected", "clean_text", "params", "unflow", "walk"]
 
@@ -53,6 +54,9 @@ _META_CHARSET = re.compile(
 _INVISIBLE_NOISE = str.maketrans(
     dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, 0xFEFF])
 )
+_LINE_BREAK = re.compile(r"\r?\n")
+_HEAD_FIELDS = frozenset({"content-type", "content-disposition", "content-id"})
+_MAX_SUBJECT = 4096  # of a forwarded message, for its file name (cut to 120 characters)
 _BASE64_NOISE = re.compile(rb"[^A-Za-z0-9+/=]")
 _BASE64_CHUNKS = re.compile(rb"=+")
 
@@ -102,16 +106,50 @@ def walk(message: Message) -> Collected:
     return out
 
 
+@dataclass(frozen=True)
+class _Head:
+    """A part's own MIME headers, read once from their raw values (`parameters`)."""
+
+    type_params: Mapping[str, str]
+    disposition: str | None
+    disposition_params: Mapping[str, str]
+    content_id: str | None
+    notes: tuple[str, ...]
+
+
+def _head(part: Message) -> _Head:
+    found: dict[str, str] = {}
+    for name, value in part.raw_items():
+        key = name.lower()
+        if key in _HEAD_FIELDS and key not in found:
+            found[key] = _LINE_BREAK.sub("", repair_8bit(str(value)))
+    content_type = parse_parameters(found.get("content-type", ""))
+    disposition = parse_parameters(found.get("content-disposition", ""))
+    content_id = one_line(found.get("content-id", "")[:MAX_ID]).strip("<> ")
+    return _Head(
+        type_params=content_type.params,
+        disposition=disposition.kind or None,
+        disposition_params=disposition.params,
+        content_id=content_id or None,
+        notes=tuple(f"Content-Type: {note}" for note in content_type.notes)
+        + tuple(f"Content-Disposition: {note}" for note in disposition.notes),
+    )
+
+
 def _visit(part: Message, out: Collected, depth: int) -> None:
     content_type = _content_type(part)
     out.part_types.append(content_type)
+    head = _head(part)
+    out.defects.extend(head.notes)
     if depth > _MAX_DEPTH:
         out.defects.append("MIME parts nested too deeply; the innermost were skipped")
         return
     if content_type.startswith("message/"):
         # Parsed into sub-messages (a forward) or header blocks (a delivery status): either
         # way a file, never body text.
-        out.attachments.append(_embedded_message(part, content_type, len(out.attachments), out))
+        out.attachments.append(
+            _embedded_message(part, head, content_type, len(out.attachments), out)
+        )
         return
     if part.is_multipart():
         children = _children(part)
@@ -121,12 +159,12 @@ def _visit(part: Message, out: Collected, depth: int) -> None:
             for child in children:
                 _visit(child, out, depth + 1)
         return
-    disposition = _disposition(part)
-    filename = _filename(part)
+    disposition = head.disposition
+    filename = _filename(head)
     if content_type in ("text/plain", "text/html") and disposition != "attachment" and not filename:
-        text = _text_of(part, content_type, out)
+        text = _text_of(part, head, content_type, out)
         if content_type == "text/plain":
-            out.pieces.append(BodyPiece(plain=_unflow_if_flowed(part, text), html=None))
+            out.pieces.append(BodyPiece(plain=_unflow_if_flowed(head, text), html=None))
         else:
             out.pieces.append(BodyPiece(plain=None, html=text))
         return
@@ -134,9 +172,8 @@ def _visit(part: Message, out: Collected, depth: int) -> None:
         Attachment(
             filename=filename or _default_name(content_type, len(out.attachments)),
             content_type=content_type,
-            inline=disposition == "inline"
-            or (disposition is None and _content_id(part) is not None),
-            content_id=_content_id(part),
+            inline=disposition == "inline" or (disposition is None and head.content_id is not None),
+            content_id=head.content_id,
             data=_payload_bytes(part, out, filename or content_type),
         )
     )
@@ -184,46 +221,32 @@ def _content_type(part: Message) -> str:
 
 
 def params(part: Message, header: str) -> Mapping[str, str]:
-    """The parameters of a Content-Type or Content-Disposition header, RFC 2231 and encoded
-    words decoded, names lower-case; empty when the header is missing or unreadable. Read from
-    the header object the policy parsed (memoised), not with the stdlib's older parameter
-    parser that `get_param` re-runs on every call."""
-    try:
-        found = getattr(part.get(header), "params", None)
-    except Exception:
-        return {}
-    return found if isinstance(found, Mapping) else {}
+    """The parameters of a Content-Type or Content-Disposition header, RFC 2231 decoded, names
+    lower-case (RFC 2047 words inside quotes are left as they are); empty when the header is
+    missing. Read from the raw value in linear time (`parameters`), never by the stdlib's
+    parser, whose cost grows with the square of the value."""
+    raw = _raw(part, header)
+    return parse_parameters(raw).params if raw is not None else {}
 
 
-def _disposition(part: Message) -> str | None:
-    try:
-        value = getattr(part.get("content-disposition"), "content_disposition", None)
-    except Exception:
-        return None
-    return value.lower() if isinstance(value, str) and value else None
+def _raw(part: Message, header: str) -> str | None:
+    """The first `header` of `part` as the sender wrote it, unfolded, 8-bit bytes read as
+    UTF-8 (RFC 6532) — not the stdlib's parsed header object."""
+    wanted = header.lower()
+    for name, value in part.raw_items():
+        if name.lower() == wanted:
+            return _LINE_BREAK.sub("", repair_8bit(str(value)))
+    return None
 
 
-def _filename(part: Message) -> str | None:
+def _filename(head: _Head) -> str | None:
     """The decoded file name (RFC 2231 `filename*=`, or RFC 2047 words inside quotes as
     Outlook and Gmail write them), reduced to a base name without control characters."""
-    name = params(part, "content-disposition").get("filename") or params(part, "content-type").get(
-        "name"
-    )
+    name = head.disposition_params.get("filename") or head.type_params.get("name")
     if not name:
         return None
     name = decode_text(name).replace("\\", "/").rsplit("/", 1)[-1].strip(". ")
     return name[:255] or None
-
-
-def _content_id(part: Message) -> str | None:
-    try:
-        raw = part.get("content-id")
-    except Exception:
-        return None
-    if raw is None:
-        return None
-    value = one_line(repair_8bit(str(raw))).strip("<> ")
-    return value or None
 
 
 def _default_name(content_type: str, index: int) -> str:
@@ -233,7 +256,9 @@ def _default_name(content_type: str, index: int) -> str:
     return f"{content_type.partition('/')[0]}-{index + 1}{extension}"
 
 
-def _embedded_message(part: Message, content_type: str, index: int, out: Collected) -> Attachment:
+def _embedded_message(
+    part: Message, head: _Head, content_type: str, index: int, out: Collected
+) -> Attachment:
     """A forwarded message kept whole as a .eml attachment, named after its subject."""
     inner = _children(part) if content_type in ("message/rfc822", "message/global") else []
     content = _serialize(inner[0]) if inner else _payload_bytes(part, out, content_type)
@@ -245,16 +270,16 @@ def _embedded_message(part: Message, content_type: str, index: int, out: Collect
         content = _lenient_base64(body, out, "message") if transfer == "base64" else _qp(body)
     subject = ""
     if inner and transfer not in ("base64", "quoted-printable"):
-        raw_subject = inner[0].get("subject")
-        subject = decode_text(str(raw_subject)) if raw_subject is not None else ""
-    name = _filename(part) or (
+        raw_subject = _raw(inner[0], "subject")
+        subject = decode_text(raw_subject[:_MAX_SUBJECT]) if raw_subject is not None else ""
+    name = _filename(head) or (
         f"{subject.replace('/', '_')[:120]}.eml" if subject else _default_name(content_type, index)
     )
     return Attachment(
         filename=name,
         content_type=content_type,
         inline=False,
-        content_id=_content_id(part),
+        content_id=head.content_id,
         data=content,
     )
 
@@ -325,9 +350,9 @@ def _qp(data: bytes) -> bytes:
         return data
 
 
-def _text_of(part: Message, content_type: str, out: Collected) -> str:
+def _text_of(part: Message, head: _Head, content_type: str, out: Collected) -> str:
     data = _payload_bytes(part, out, content_type)
-    declared = params(part, "content-type").get("charset") or None
+    declared = head.type_params.get("charset") or None
     if declared is None and content_type == "text/html":
         meta = _META_CHARSET.search(data[:4096])
         declared = meta.group(1).decode("ascii").lower() if meta else None
@@ -342,8 +367,8 @@ def clean_text(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").translate(_INVISIBLE_NOISE)
 
 
-def _unflow_if_flowed(part: Message, text: str) -> str:
-    found = params(part, "content-type")
+def _unflow_if_flowed(head: _Head, text: str) -> str:
+    found = head.type_params
     if found.get("format", "").lower() != "flowed":
         return text
     return unflow(text, delsp=found.get("delsp", "").lower() == "yes")

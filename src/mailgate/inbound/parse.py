@@ -5,7 +5,10 @@ at all still yields an `InboundMessage` (with empty fields and a note in `defect
 message can never stop a mailbox. MIME is read with the stdlib `email` package and
 `policy.default` (never `compat32`); the rest is in small modules beside this one:
 
-- `headers`  header values: encoded words, addresses, ids, dates, Authentication-Results
+- `headerblock` the top-level header block bounded and mended before the stdlib reads it
+- `headers`  header values: encoded words, ids, dates, Authentication-Results
+- `addresses` From, To and Cc as RFC 5322 reads them; the author, or why there is none
+- `parameters` Content-Type and Content-Disposition parameters (RFC 2045, RFC 2231)
 - `mime`     the MIME tree: body texts, attachments, damaged encodings
 - `charsets` bytes to text when the declared charset is missing, unknown or wrong
 - `htmltext` HTML to text, and the HTML quote containers cut out
@@ -22,16 +25,18 @@ from email.message import Message
 from email.parser import BytesParser
 from typing import Any
 
+from mailgate.inbound.addresses import author, recipients
 from mailgate.inbound.charsets import decode_bytes
 from mailgate.inbound.classify import Automated, classify
+from mailgate.inbound.headerblock import bound_header_block
 from mailgate.inbound.headers import (
+    MAX_ID,
     POLICY,
     AuthResults,
     decode_text,
     first_message_id,
     message_ids,
     one_line,
-    parse_addresses,
     parse_auth_results,
     parse_date,
     repair_8bit,
@@ -84,14 +89,19 @@ class InboundMessage:
     """Everything mailgate needs from one received message.
 
     Text fields never carry CR or LF where they are one line (`subject`, names, ids).
+    `from_` is the From mailbox; its address is "" when From gives no usable one, and
+    `from_problem` then says why in one sentence ("the From header holds a group, not a
+    mailbox"). `to` and `cc` hold only usable addresses, lower-case, each once.
     `headers` are the top-level header fields as (name, value) pairs in order, values
     unfolded but not decoded — what `classify` and the router read (Auto-Submitted, List-Id,
-    Delivered-To, …). `defects` notes what was repaired (a charset that lied, damaged base64).
+    Delivered-To, …). `defects` notes what was repaired (a charset that lied, damaged base64)
+    and what was cut or left out to keep a message's cost bounded.
     """
 
     message_id: str | None = None
     subject: str = ""
     from_: Address = field(default_factory=lambda: Address(None, ""))
+    from_problem: str | None = None
     to: tuple[str, ...] = ()
     cc: tuple[str, ...] = ()
     date: datetime | None = None
@@ -143,6 +153,7 @@ class InboundMessage:
             "message_id": self.message_id,
             "subject": self.subject,
             "from": {"name": self.from_.name, "address": self.from_.address},
+            "from_problem": self.from_problem,
             "to": list(self.to),
             "cc": list(self.cc),
             "date": self.date.isoformat() if self.date else None,
@@ -180,7 +191,10 @@ def parse_message(raw: bytes | bytearray | memoryview) -> InboundMessage:
     try:
         return _parse_headers_only(data, note)
     except Exception as error:
-        return InboundMessage(defects=(f"unreadable message ({type(error).__name__})",))
+        return InboundMessage(
+            from_problem="the message could not be read",
+            defects=(f"unreadable message ({type(error).__name__})",),
+        )
 
 
 def parse_many(raws: list[bytes]) -> list[InboundMessage]:
@@ -189,11 +203,12 @@ def parse_many(raws: list[bytes]) -> list[InboundMessage]:
 
 
 def _parse(data: bytes) -> InboundMessage:
+    data, notes = bound_header_block(data)
     message = _PARSER.parsebytes(data)
     headers = _header_pairs(message)
     collected = walk(message)
     body_text, body_html, reply_text = _texts(collected.pieces)
-    defects = [type(defect).__name__ for defect in message.defects] + collected.defects
+    defects = notes + [type(defect).__name__ for defect in message.defects] + collected.defects
     return _assemble(
         headers,
         content_type=_top_content_type(message),
@@ -208,6 +223,7 @@ def _parse(data: bytes) -> InboundMessage:
 
 
 def _parse_headers_only(data: bytes, note: str) -> InboundMessage:
+    data, notes = bound_header_block(data)
     message = _PARSER.parsebytes(data, headersonly=True)
     headers = _header_pairs(message)
     payload = message.get_payload()
@@ -222,7 +238,7 @@ def _parse_headers_only(data: bytes, note: str) -> InboundMessage:
         reply_text=strip_quoted(body_text),
         attachments=(),
         part_types=[],
-        defects=[note],
+        defects=[note, *notes],
     )
 
 
@@ -240,15 +256,22 @@ def _assemble(
 ) -> InboundMessage:
     first = _First(headers)
     subject = decode_text(first.get("subject") or "")
-    senders = parse_addresses(first.get("from") or first.get("sender") or "")
-    sender = Address(*senders[0]) if senders else Address(None, "")
+    mailbox, from_problem, from_notes = author(first.all("from"))
+    to, to_notes = recipients(first.all("to"))
+    cc, cc_notes = recipients(first.all("cc"))
+    message_id = first_message_id(first.get("message-id"))
+    notes = [f"From: {note}" for note in from_notes]
+    notes += [f"To: {note}" for note in to_notes] + [f"Cc: {note}" for note in cc_notes]
+    if message_id is None and (first.get("message-id") or "").strip():
+        notes.append(f"Message-ID: no id of at most {MAX_ID} characters")
     auth_values = tuple(one_line(value) for value in first.all("authentication-results"))
     return InboundMessage(
-        message_id=first_message_id(first.get("message-id")),
+        message_id=message_id,
         subject=subject,
-        from_=sender,
-        to=_addresses(first.all("to")),
-        cc=_addresses(first.all("cc")),
+        from_=Address(mailbox.name, mailbox.address),
+        from_problem=from_problem,
+        to=to,
+        cc=cc,
         date=parse_date(first.get("date")),
         in_reply_to=first_message_id(first.get("in-reply-to")),
         references=tuple(message_ids(first.get("references") or "")),
@@ -259,7 +282,8 @@ def _assemble(
         attachments=attachments,
         automated=classify(
             headers,
-            from_address=sender.address,
+            # A From without a domain ("MAILER-DAEMON") still tells a bounce by its local part.
+            from_address=mailbox.address or mailbox.spec.strip(),
             content_type=content_type,
             report_type=report_type,
             part_types=part_types,
@@ -271,7 +295,7 @@ def _assemble(
         # below it came with the message and could be forged (RFC 8601 §5).
         auth=parse_auth_results(auth_values[0]) if auth_values else AuthResults(),
         content_type=content_type,
-        defects=tuple(dict.fromkeys(defects)),
+        defects=tuple(dict.fromkeys(defects + notes)),
     )
 
 
@@ -297,11 +321,6 @@ def _header_pairs(message: Message) -> tuple[tuple[str, str], ...]:
         text = repair_8bit(_UNFOLD.sub("", str(value)))
         pairs.append((one_line(str(name)), text.replace("\r", " ").replace("\n", " ").strip()))
     return tuple(pairs)
-
-
-def _addresses(values: list[str]) -> tuple[str, ...]:
-    found = (address for value in values for _, address in parse_addresses(value))
-    return tuple(dict.fromkeys(found))
 
 
 def _issue_keys(subject: str) -> tuple[str, ...]:

@@ -158,11 +158,20 @@ def test_references_without_brackets_are_split_on_white_space() -> None:
     assert parse_message(_message("References: a@x b@x")).references == ("a@x", "b@x")
 
 
-def test_missing_from_falls_back_to_sender_and_else_empty() -> None:
-    assert parse_message(_message("Sender: S <S@Example.org>")).from_address == "s@example.org"
-    message = parse_message(_message("Subject: x"))
+def test_missing_from_gives_no_reporter_and_says_why_even_with_a_sender() -> None:
+    # RFC 5322 §3.6.2: Sender names the agent that sent the message, not its author.
+    message = parse_message(_message("Sender: S <S@Example.org>"))
     assert message.from_ == message.from_.__class__(None, "")
-    assert message.as_json("f")["from"] == {"name": None, "address": ""}
+    assert message.from_problem == "the message has no From header"
+    data = parse_message(_message("Subject: x")).as_json("f")
+    assert data["from"] == {"name": None, "address": ""}
+    assert data["from_problem"] == "the message has no From header"
+
+
+def test_a_usable_from_has_no_problem() -> None:
+    message = parse_message(_message("From: Jane <Jane@Example.org>"))
+    assert (message.from_address, message.from_problem) == ("jane@example.org", None)
+    assert message.as_json("f")["from_problem"] is None
 
 
 def test_groups_and_empty_entries_in_address_lists() -> None:
@@ -276,3 +285,123 @@ def test_the_html_alone_gives_the_same_reply_as_the_plain_text(path: Path) -> No
     from_plain = parse_message(raw).reply_text
     from_html = parse_message(html_only).reply_text
     assert " ".join(from_html.split()) == " ".join(from_plain.split())
+
+
+# --- bounded cost: inputs the stdlib's parsers took minutes over (asserted on what survives) ---
+
+
+def test_a_hundred_thousand_header_fields_keep_the_first_thousand() -> None:
+    raw = _message("From: a@x.test\n" + "X-Junk: y\n" * 100_000 + "Subject: too late")
+    message = parse_message(raw)
+    assert (message.from_address, message.subject, message.body_text) == ("a@x.test", "", "Hello.")
+    assert len(message.headers) == 1000
+    assert "more than 1000 header fields; the rest were ignored" in message.defects
+
+
+def test_a_five_megabyte_subject_of_encoded_words_is_cut() -> None:
+    message = parse_message(
+        _message("Subject: " + "=?utf-8?q?abc?= " * 330_000 + "\nFrom: a@x.test")
+    )
+    assert message.subject.startswith("abcabc") and len(message.subject) < 65536
+    assert set(message.subject) == {"a", "b", "c"}
+    assert message.from_address == "a@x.test"
+    assert "the Subject header is longer than 65536 bytes; it was cut" in message.defects
+
+
+def test_a_five_megabyte_references_header_is_cut() -> None:
+    ids = " ".join(f"<id{n}@x.test>" for n in range(400_000))
+    message = parse_message(_message(f"References: {ids}\nIn-Reply-To: <id7@x.test>"))
+    assert message.references[:2] == ("id0@x.test", "id1@x.test")
+    assert 1000 < len(message.references) < 6000
+    assert message.in_reply_to == "id7@x.test"
+
+
+def test_a_megabyte_message_id_is_no_id() -> None:
+    message = parse_message(
+        _message("Message-ID: <" + "a" * 1_000_000 + "@x.test>\nFrom: a@x.test")
+    )
+    assert message.message_id is None
+    assert "Message-ID: no id of at most 998 characters" in message.defects
+
+
+@pytest.mark.parametrize(
+    ("from_", "address"),
+    [
+        ("a@x.test " + "(" * 1_000_000, "a@x.test"),
+        ('"' + "\\" * 1_000_000 + '" <a@x.test>', ""),
+        ('"' + "x " * 65_536 + '" <a@x.test>', ""),
+    ],
+)
+def test_a_megabyte_from_reads_in_one_pass(from_: str, address: str) -> None:
+    message = parse_message(_message(f"From: {from_}\nSubject: s"))
+    assert (message.from_address, message.subject) == (address, "s")
+    assert (message.from_problem is None) == bool(address)
+
+
+def test_a_megabyte_cc_of_encoded_words_keeps_a_thousand_addresses() -> None:
+    cc = ", ".join(f"=?utf-8?q?x?= <q{n}@b.test>" for n in range(40_000))
+    message = parse_message(_message(f"From: a@x.test\nCc: {cc}"))
+    assert message.cc == tuple(f"q{n}@b.test" for n in range(1000))
+    assert "Cc: more than 1000 addresses; the rest were ignored" in message.defects
+
+
+def test_a_ten_megabyte_file_name_is_cut() -> None:
+    raw = _message(
+        "Content-Type: multipart/mixed; boundary=b",
+        "--b\nContent-Type: text/plain\n\nsee file\n--b\nContent-Type: application/pdf\n"
+        'Content-Disposition: attachment; filename="' + "A" * 10_000_000 + '.pdf"\n\n%PDF\n--b--\n',
+    )
+    message = parse_message(raw)
+    assert message.body_text == "see file"
+    (attachment,) = message.attachments
+    assert attachment.filename == "A" * 255
+    assert (
+        "Content-Disposition: value longer than 16384 characters; the rest was ignored"
+        in message.defects
+    )
+
+
+@pytest.mark.parametrize("parameter", ["a;" * 5000, 'x="y";' * 1700, "(" * 10_000])
+def test_a_thousand_parts_each_with_a_ten_kilobyte_parameter(parameter: str) -> None:
+    parts = "".join(
+        f"--b\nContent-Type: application/octet-stream; n={n}; {parameter}\n"
+        f'Content-Disposition: attachment; filename="f{n}.bin"; {parameter}\n\n{n}\n'
+        for n in range(1000)
+    )
+    message = parse_message(
+        _message("Content-Type: multipart/mixed; boundary=b", parts + "--b--\n")
+    )
+    assert [attachment.filename for attachment in message.attachments] == [
+        f"f{n}.bin" for n in range(1000)
+    ]
+    assert [attachment.data for attachment in message.attachments[:2]] == [b"0", b"1"]
+
+
+# --- malformed header blocks read as mature readers read them ---------------------------------
+
+
+def test_a_header_continued_on_unindented_lines_keeps_from_and_subject() -> None:
+    raw = (
+        b"Received: from a.example (1.1.1.1)\n"
+        b"by b.example with SMTP; 5 Apr 2017 07:45:30 -0000\n"
+        b'From: "Smith, Karoline, Example DE" <Karoline.Smith@example.com>\n'
+        b"Subject: AW: One Net Business\nContent-Type: multipart/alternative;\n"
+        b'boundary="xyz"\nMIME-Version: 1.0\n\n--xyz\nContent-Type: text/plain\n\nsome text\n--xyz--\n'
+    )
+    message = parse_message(raw)
+    assert (message.from_name, message.from_address, message.subject, message.body_text) == (
+        "Smith, Karoline, Example DE",
+        "karoline.smith@example.com",
+        "AW: One Net Business",
+        "some text",
+    )
+
+
+def test_a_forwarding_tools_first_line_does_not_hide_the_header() -> None:
+    raw = b"---- Original email message ----\r\nSubject: Contact\r\nFrom: x@y.test\r\n\r\nText\r\n"
+    message = parse_message(raw)
+    assert (message.subject, message.from_address, message.body_text) == (
+        "Contact",
+        "x@y.test",
+        "Text",
+    )

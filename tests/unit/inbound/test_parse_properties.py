@@ -22,7 +22,7 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailgate.inbound.headers import _full_addresses, _simple_addresses
+from mailgate.inbound.addresses import _full, _simple
 from mailgate.inbound.parse import InboundMessage, parse_message
 
 CORPUS = [
@@ -327,5 +327,5 @@ plain_mailboxes = st.one_of(
 @given(st.lists(plain_mailboxes, min_size=1, max_size=4))
 def test_simple_address_lists_read_as_the_full_parser_reads_them(mailboxes: list[str]) -> None:
     value = ", ".join(mailboxes)
-    simple = _simple_addresses(value)
-    assert simple is None or simple == _full_addresses(value)
+    simple = _simple(value)
+    assert simple is None or simple == _full(value, []).mailboxes
