@@ -4,7 +4,13 @@
 containers that mail clients wrap around the message being replied to are cut out of the tree.
 Cutting the containers before the conversion is what makes the HTML side reliable: the markers
 (`div.gmail_quote`, `blockquote type=cite`, `#divRplyFwdMsg`) are unambiguous in the markup and
-lost in the text.
+lost in the text. Clients that mark nothing (Yandex, mail.ru) write a plain `<blockquote>` right
+below an attribution line ("26.06.2014, 14:41, "Alexander L" <abc@example.com>:"): such a
+blockquote goes too, with its attribution — one without an attribution above it is the
+sender's own indented text and stays.
+
+Every path is linear in the input: markup nested deeper than mail clients write skips the tree
+builder for a single left-to-right scan (`_strip_tags`).
 
 Pure: no I/O. Uses selectolax (lexbor), whose own `.text()` would include `<script>`/`<style>`
 content; the walk below skips those elements instead.
@@ -17,6 +23,8 @@ import re
 from dataclasses import dataclass
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from mailgate.inbound.quotes import attribution_above
 
 __all__ = ["HtmlText", "render"]
 
@@ -115,15 +123,23 @@ _MAX_DEPTH = 1000  # nested containers; real mail stays far below (a long Outloo
 _CONTAINER_TAG = re.compile(
     r"<(/?)(?:div|blockquote|table|section|article|span|font|center|ul|ol)\b", re.IGNORECASE
 )
-_SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_BLOCK_TAG = re.compile(r"<(?:br|/?p|/?div|/?li|/?tr|/?h[1-6]|/?blockquote)\b[^>]*>", re.IGNORECASE)
-_ANY_TAG = re.compile(r"<[^>]*>")
+# HTML §13.2.5.6 (tag open state): "<" starts a tag only before a letter, "/", "!" or "?"; any
+# other "<" is text ("a < b").
+_TAG_OPEN = re.compile(r"<[A-Za-z/!?]")
+_TAG_NAME = re.compile(r"/?([a-z][a-z0-9]*)")
+_RAW_TEXT = frozenset({"script", "style"})
+_LINE_BREAKING = frozenset(
+    {"br", "p", "div", "li", "tr", "blockquote", *(f"h{n}" for n in range(1, 7))}
+)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_MAX_ATTRIBUTED = 200  # blockquotes checked for an attribution above them
+_ATTRIBUTION_CHARS = 1000  # text looked at above a blockquote (three wrapped lines and more)
 
 
 @dataclass(frozen=True)
 class HtmlText:
-    """`text`: the whole body as text; `reply`: the text once quote containers are removed;
-    `quote_found`: whether any container was removed."""
+    """`text`: the whole body as text; `reply`: the text once quote containers (and blockquotes
+    below an attribution line) are removed; `quote_found`: whether anything was removed."""
 
     text: str
     reply: str
@@ -140,10 +156,13 @@ def render(html: str) -> HtmlText:
     root = tree.body or tree.root
     if root is None:
         return HtmlText("", "", False)
-    text = _to_text(root)
-    found = _cut_quotes(tree, root)
-    reply = _to_text(root) if found else text
-    return HtmlText(text, reply, found)
+    whole = _Walk(find_attributed=True)
+    text = whole.run(root)
+    found = _cut_quotes(tree, root, spared=whole.attributed)
+    if not found and not whole.attributed:
+        return HtmlText(text, text, False)
+    reply = _Walk(skip=frozenset(whole.attributed)).run(root)
+    return HtmlText(text, reply, True)
 
 
 def _too_deep(html: str) -> bool:
@@ -159,15 +178,63 @@ def _too_deep(html: str) -> bool:
 
 
 def _strip_tags(html: str) -> str:
-    """The fallback for markup too deep to parse: tags and script/style content removed."""
-    text = _SCRIPT_OR_STYLE.sub(" ", html)
-    text = _BLOCK_TAG.sub("\n", text)
-    text = _html_module.unescape(_ANY_TAG.sub("", text))
+    """The fallback for markup too deep to parse: tags, comments and script/style content
+    removed. One left-to-right scan — each search starts where the last one ended — so 10,000
+    unclosed `<script>` or megabytes of `<` cost what reading them once costs. What follows an
+    unclosed tag, comment or script is dropped, as a browser would not show it either."""
+    lower = html.translate(_ASCII_LOWER)  # same length as `html`: offsets stay valid
+    pieces: list[str] = []
+    position = 0
+    while position < len(html):
+        opening = _TAG_OPEN.search(html, position)
+        if opening is None:
+            pieces.append(html[position:])
+            break
+        start = opening.start()
+        pieces.append(html[position:start])
+        position = _after_markup(lower, start, pieces)
+    text = _html_module.unescape("".join(pieces))
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
 
 
-def _cut_quotes(tree: LexborHTMLParser, root: LexborNode) -> bool:
+def _after_markup(lower: str, start: int, pieces: list[str]) -> int:
+    """Where the text resumes after the tag or comment at `start` (the end of the input when it
+    is never closed); a line break or a space goes to `pieces` in its place."""
+    if lower.startswith("<!--", start):
+        end = lower.find("-->", start + 4)
+        return len(lower) if end < 0 else end + 3
+    end = lower.find(">", start)
+    if end < 0:
+        return len(lower)
+    name = _TAG_NAME.match(lower, start + 1, min(end, start + 16))
+    tag = name.group(1) if name else ""
+    closing = lower.startswith("</", start)
+    if tag in _RAW_TEXT and not closing:
+        pieces.append(" ")
+        return _raw_text_end(lower, tag, end + 1)
+    pieces.append("\n" if tag in _LINE_BREAKING else "")
+    return end + 1
+
+
+def _raw_text_end(lower: str, tag: str, position: int) -> int:
+    """Where the `</script>` (or `</style>`) that closes raw text starting at `position` ends;
+    the end of the input when none does (HTML §13.2.5.4: script data runs to its end tag)."""
+    needle = "</" + tag
+    while True:
+        close = lower.find(needle, position)
+        if close < 0:
+            return len(lower)
+        after = close + len(needle)
+        if after >= len(lower) or lower[after] in " \t\n\r\f/>":
+            end = lower.find(">", after)
+            return len(lower) if end < 0 else end + 1
+        position = after
+
+
+def _cut_quotes(tree: LexborHTMLParser, root: LexborNode, spared: set[int]) -> bool:
+    """Remove the quote containers from the tree; whether there were any. Those in `spared`
+    stay for the reply's walk to skip, which removes their attribution line with them."""
     doomed: list[LexborNode] = list(tree.css(_QUOTE_CONTAINERS))
     marker = tree.css_first(_CUT_MARKERS)
     if marker is None:
@@ -176,7 +243,8 @@ def _cut_quotes(tree: LexborHTMLParser, root: LexborNode) -> bool:
         doomed.extend(_from_here_on(marker, root))
     outermost = _outermost(doomed)
     for node in outermost:
-        node.decompose()
+        if node.mem_id not in spared:
+            node.decompose()
     return bool(outermost)
 
 
@@ -255,49 +323,119 @@ class _Writer:
         self.parts.append(text)
         self.last_space = text.endswith((" ", "\n"))
 
+    def last_lines(self) -> list[str]:
+        """The last lines written, blank ones at the end left out; only the last
+        `_ATTRIBUTION_CHARS` characters are read, so asking costs the same at any length."""
+        count, tail = self._tail()
+        lines = tail.split("\n")
+        if count < len(self.parts):
+            lines = lines[1:]  # the first may be the end of a longer line
+        while lines and not lines[-1].strip():
+            lines.pop()
+        return lines
+
+    def drop_last_lines(self, count: int) -> None:
+        """Take back the last `count` lines (and the blank lines after them)."""
+        self.newline(1)
+        if not count:
+            return
+        parts, tail = self._tail()
+        lines = tail.split("\n")
+        while lines and not lines[-1].strip():
+            lines.pop()
+        kept = "\n".join(lines[: max(len(lines) - count, 0)])
+        del self.parts[len(self.parts) - parts :]
+        if kept:
+            self.parts.append(kept)
+        self.at_start = not self.parts
+        self.last_space = True
+
+    def _tail(self) -> tuple[int, str]:
+        size = count = 0
+        for part in reversed(self.parts):
+            count += 1
+            size += len(part)
+            if size >= _ATTRIBUTION_CHARS:
+                break
+        return count, "".join(self.parts[len(self.parts) - count :])
+
     def result(self) -> str:
         lines = "".join(self.parts).split("\n")
         text = "\n".join(line.rstrip() for line in lines)
         return _BLANK_RUNS.sub("\n\n", text).strip("\n")
 
 
-def _to_text(root: LexborNode) -> str:
-    """Depth-first walk with an explicit stack: deeply nested markup must not hit the
-    recursion limit. A stack entry is a node to enter, a node to leave, or literal text."""
-    out = _Writer()
-    stack: list[tuple[LexborNode | str, bool, bool]] = [(root, True, False)]
-    list_counters: list[int] = []
-    while stack:
-        node, entering, in_pre = stack.pop()
-        if isinstance(node, str):
-            out.write(node, pre=in_pre)
-            continue
-        tag = node.tag or ""
-        if not entering:
-            _close(out, tag, list_counters)
-            continue
-        if node.is_text_node:
-            out.write((node.text_content or "").replace("\u00a0", " "), pre=in_pre)
-            continue
-        if tag in _SKIP or not (node.is_element_node or node.is_document_node):
-            continue
-        attrs = node.attributes
-        if _HIDDEN_STYLE.search(attrs.get("style") or ""):
-            continue
-        _open(out, tag, attrs, list_counters)
-        child_pre = in_pre or tag in ("pre", "textarea", "plaintext", "xmp")
-        stack.append((node, False, in_pre))
-        if tag == "a":
-            suffix = _link_suffix(node, attrs)
-            if suffix:
-                stack.append((suffix, True, child_pre))
-        children: list[LexborNode] = []
-        child = node.first_child
-        while child is not None:
-            children.append(child)
-            child = child.next
-        stack.extend((c, True, child_pre) for c in reversed(children))
-    return out.result()
+class _Walk:
+    """One depth-first walk of the tree into text, with an explicit stack: deeply nested markup
+    must not hit the recursion limit. A stack entry is a node to enter, a node to leave, or
+    literal text.
+
+    With `find_attributed`, the walk notes (by mem_id) each `<blockquote>` that comes right
+    below an attribution line; with `skip`, it leaves those blockquotes out, and takes back the
+    attribution lines above them that are still there (a quote container removed since, such
+    as Thunderbird's `moz-cite-prefix`, may have held them)."""
+
+    def __init__(
+        self, *, find_attributed: bool = False, skip: frozenset[int] = frozenset()
+    ) -> None:
+        self.out = _Writer()
+        self.attributed: set[int] = set()
+        self._checks_left = _MAX_ATTRIBUTED if find_attributed else 0
+        self._skip = skip
+        self._counters: list[int] = []
+
+    def run(self, root: LexborNode) -> str:
+        """The text of `root`."""
+        out = self.out
+        stack: list[tuple[LexborNode | str, bool, bool]] = [(root, True, False)]
+        while stack:
+            node, entering, in_pre = stack.pop()
+            if isinstance(node, str):
+                out.write(node, pre=in_pre)
+                continue
+            tag = node.tag or ""
+            if not entering:
+                _close(out, tag, self._counters)
+                continue
+            if node.is_text_node:
+                out.write((node.text_content or "").replace("\u00a0", " "), pre=in_pre)
+                continue
+            if tag in _SKIP or not (node.is_element_node or node.is_document_node):
+                continue
+            attrs = node.attributes
+            if _HIDDEN_STYLE.search(attrs.get("style") or "") or self._quoted(node, tag):
+                continue
+            _open(out, tag, attrs, self._counters)
+            child_pre = in_pre or tag in ("pre", "textarea", "plaintext", "xmp")
+            stack.append((node, False, in_pre))
+            if tag == "a":
+                suffix = _link_suffix(node, attrs)
+                if suffix:
+                    stack.append((suffix, True, child_pre))
+            stack.extend((child, True, child_pre) for child in reversed(_children(node)))
+        return out.result()
+
+    def _quoted(self, node: LexborNode, tag: str) -> bool:
+        """Whether to leave out this element: a blockquote noted by an earlier walk."""
+        if tag != "blockquote":
+            return False
+        if node.mem_id in self._skip:
+            self.out.drop_last_lines(attribution_above(self.out.last_lines()))
+            return True
+        if self._checks_left > 0:
+            self._checks_left -= 1
+            if attribution_above(self.out.last_lines()):
+                self.attributed.add(node.mem_id)
+        return False
+
+
+def _children(node: LexborNode) -> list[LexborNode]:
+    children: list[LexborNode] = []
+    child = node.first_child
+    while child is not None:
+        children.append(child)
+        child = child.next
+    return children
 
 
 def _open(out: _Writer, tag: str, attrs: dict[str, str | None], counters: list[int]) -> None:

@@ -72,6 +72,9 @@ _HTML_QUOTE_HINTS = (
     "OutlookMessageHeader",
     "mail-editor-reference-message-container",
     "zmail_extra",
+    # A plain blockquote right below an attribution line (Yandex, mail.ru).
+    "<blockquote",
+    "<BLOCKQUOTE",
 )
 
 

@@ -1,16 +1,23 @@
 """The new part of a reply: a text body without the quoted history, separators and signature.
 
-Two sources of rules, applied to a normalised copy of the lines (so the original text, with its
-indentation, is what is kept):
+The rules run on a normalised copy of the lines (so the original text, with its indentation, is
+what is kept), and find where the history starts:
 
-- mail-parser-reply's multi-language header patterns: "On … wrote:" / "Am … schrieb …:" /
-  "Le … a écrit :" and the Outlook "From:/Sent:/To:/Subject:" block in a dozen languages, and
-  "-----Original Message-----". Its own `parse_reply` is not used: it strips every line's
-  indentation and its signature rules cut everything after a line starting "Thanks," — both
-  lose what a customer wrote.
-- our own: attributions that Gmail wraps over two lines, "Original Message"/"Forwarded message"
-  separators in other languages, Outlook's line of underscores before the header block, `>`
-  quote blocks at the end, the RFC 3676 signature separator "-- ", and "Sent from my iPhone".
+- attributions in the forms the clients of each language write ("On … wrote:", "Am … schrieb
+  …:", "W dniu … napisał:", "pe 20. lokakuuta 2017 klo 17.50 … kirjoitti:", "tir. 18. apr. 2017
+  kl. 13:09 skrev …:", the verb-less "ср, 30 апр. 2025 г. в 15:19, John Doe <doe@example.com>:"
+  of Gmail in Russian, Yandex and mail.ru), also when wrapped over up to three lines, and
+  Zoho's "---- On … wrote ----";
+- Outlook-style header blocks in a dozen languages ("From: … / Sent: …", "De : … / Envoyé le :
+  …", "От: … / Отправлено: …"), and Outlook's line of underscores before one;
+- "Original Message" / "Forwarded message" separators in a dozen languages.
+
+Below the new text go `>` quote blocks at the end, the RFC 3676 signature separator "-- ", and
+"Sent from my iPhone". An attribution must show what attributions show — a time or an address —
+so prose that merely starts with "On" or ends with "wrote:" ("On Monday we wrote the report:")
+stays; a wrapped one must hold an address, so "On 5 May we met." is never joined with a next
+line "John then wrote:"; and a header block needs more than a sender and a recipient, so an
+itinerary's "From: Berlin" / "To: Paris" stays. (mail-parser-reply's generic patterns cut all three.)
 
 Pure functions; no I/O.
 """
@@ -19,40 +26,69 @@ from __future__ import annotations
 
 import re
 
-from mailparser_reply.parser import EmailMessage  # type: ignore[import-untyped, unused-ignore]
+__all__ = ["attribution_above", "split_reply", "strip_quoted"]
 
-__all__ = ["split_reply", "strip_quoted"]
-
-# Polish is left out on purpose: its Outlook pattern needs a single "Do:"/"Data:" line, which
-# cuts ordinary English text ("Data: 42 rows").
-_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "sv", "da", "cs", "ja", "ko", "zh"]
-_LIBRARY_HEADERS: re.Pattern[str] = EmailMessage(text="", languages=list(_LANGUAGES)).HEADER_REGEX
-
-_OPENERS = r"(?:On|Le|Am|El|Il|Op|Den|Dne|Em|W dniu|På)"
+# Words that open an attribution: "On …", "Le …", "Am …", "W dniu …", "In data …", "Pada …".
+_OPENERS = r"(?:On|Le|Am|El|Il|Op|Den|Dne|Em|W\s+dniu|Dnia|In\s+data|På|Pada|Dana|В|Στις|Dňa|Ngày)"
+# What the sender did, in each language: the verb ends the attribution ("… wrote:") or, in German
+# and the Scandinavian languages, comes before the name ("… schrieb Support <…>:").
 _VERBS = (
-    r"(?:wrote|writes|a écrit|schrieb|escribió|ha scritto|schreef|skrev|napsal\(a\)|"
-    r"escreveu|napisał\(a\)|kirjoitti)"
+    r"(?:wrote|writes|has\s+written|a\s+écrit|schrieb|escribió|escribio|ha\s+scritto|scrisse|"
+    r"schreef|skrev|kirjoitti|napsal(?:\(a\)|a)?|escreveu|napisał(?:\(a\)|a)?|nadesłał|"
+    r"написал(?:\(а\)|а)?|пишет|menulis|yazdı|έγραψε|írta|napísal(?:\(a\))?|viết)"
 )
-# "On Mon, Jan 6, 2025 at 10:15 AM Support <support@example.com> wrote:" — also when a client
-# wrapped it over two lines (Gmail's text/plain wraps at 76 columns).
-_ATTRIBUTION = re.compile(
-    rf"^(?:> ?)*{_OPENERS}\s.{{0,300}}?\s{_VERBS}(?:\s.{{0,160}})?\s*:$", re.IGNORECASE
-)
-_ATTRIBUTION_START = re.compile(rf"^(?:> ?)*{_OPENERS}\s", re.IGNORECASE)
+_VERB_BEFORE_NAME = r"(?:schrieb|skrev)"
+# Chinese and Korean glue the verb to what precedes it, and Gmail starts their attribution with
+# the name: "Support <s@example.com> 于2025年1月6日周一 10:15写道：".
+_GLUED_VERB_LAST = re.compile(r"(?:写道|寫道|님이\s?작성(?:하였습니다|했습니다)?)\s*[:：]$")
+_QUOTE_MARKS = re.compile(r"^(?:>\s?)+")
+_OPENS_WITH_WORD = re.compile(rf"^{_OPENERS}\s", re.IGNORECASE)
+# A date or time first: "02.04.2012 14:20 …", "pe 20. lokakuuta …", "tir. 18. apr. …",
+# "ср, 30 апр. …", "Wednesday, 17 November …", "11:00 AM, November 17, …": at most two words
+# (weekday, month) before the first digit.
+_OPENS_WITH_DATE = re.compile(r"^(?:[^\W\d]{1,12}\.?,?\s+){0,2}\d")
+_VERB_LAST = re.compile(rf"(?:^|\s){_VERBS}\s*[:：]?$", re.IGNORECASE)
+_VERB_THEN_NAME = re.compile(rf"\s{_VERB_BEFORE_NAME}\s[^:：]{{1,160}}[:：]$", re.IGNORECASE)
+# No verb at all: "26.06.2014, 14:41, "Alexander L" <abc@example.com>:" (Yandex, mail.ru,
+# Russian Gmail). The address in angle brackets right before the colon is what marks it.
+_ADDRESS_LAST = re.compile(r"<\s*[^<>\s@]+@[^<>\s]+\s*>\s*[:：]$")
+_TIME = re.compile(r"\d{1,2}[:.]\d{2}")
+_SENTENCE_END = re.compile(r"[.!?]$")
+# Possessive runs (Python 3.11): a line of dashes is not re-read once per dash.
 _SEPARATOR = re.compile(
-    r"^(?:> ?)*-{2,}\s*(?:original message|ursprüngliche nachricht|originalnachricht|"
+    r"^(?:> ?)*+-{2,}+\s*+(?:original message|ursprüngliche nachricht|originalnachricht|"
     r"message d'origine|mensaje original|messaggio originale|oorspronkelijk bericht|"
-    r"originalmeddelande|oprindelig meddelelse|původní zpráva|mensagem original|"
-    r"forwarded message|weitergeleitete nachricht|message transféré|mensaje reenviado|"
-    r"messaggio inoltrato|doorgestuurd bericht|mensagem encaminhada)\s*-{2,}$"
+    r"originalmeddelande|oprindelig meddelelse|oprindelig besked|opprinnelig melding|"
+    r"alkuperäinen viesti|původní zpráva|pôvodná správa|mensagem original|"
+    r"oryginalna wiadomość|wiadomość oryginalna|исходное сообщение|eredeti üzenet|"
+    r"orijinal mesaj|forwarded message|weitergeleitete nachricht|message transféré|"
+    r"mensaje reenviado|messaggio inoltrato|doorgestuurd bericht|mensagem encaminhada|"
+    r"videresendt meddelelse|videresendt melding|vidarebefordrat meddelande|"
+    r"välitetty viesti|przekazana wiadomość|пересылаемое сообщение)\s*-{2,}$"
     r"|^(?:begin forwarded message|anfang der weitergeleiteten nachricht|"
     r"début du message réexpédié|inicio del mensaje reenviado)\s*:$",
     re.IGNORECASE,
 )
-_UNDERSCORES = re.compile(r"^_{20,}$")
-_HEADER_LINE = re.compile(
-    r"^\*?(?:From|Von|De|Da|Van|Från|Fra|Od|Date|Sent|Gesendet|Envoyé)\s?\*?:", re.IGNORECASE
+# Outlook-style header blocks: the field names each language's clients write, by field.
+_FIELD_NAMES = {
+    "from": r"from|von|de|da|van|från|fra|od|от|lähettäjä|feladó|kimden|від|afzender|"
+    r"remetente|mittente|expéditeur|发件人|寄件者|差出人|보낸\s?사람",
+    "sent": r"sent|date|gesendet|datum|envoyé(?:\s+le)?|enviado|enviada|inviato|verzonden|"
+    r"skickat|sendt|wysłano|data|dato|отправлено|дата|lähetetty|päivämäärä|odesláno|"
+    r"message\s+du|fecha|gönderildi|tarih|elküldve|发送时间|日期|送信日時|보낸\s?날짜",
+    "to": r"to|an|à|a|para|aan|till|til|do|кому|vastaanottaja|komu|címzett|kime|收件人|宛先|"
+    r"받는\s?사람",
+    "subject": r"subject|betreff|objet|sujet|asunto|oggetto|onderwerp|ämne|emne|temat|тема|"
+    r"aihe|předmět|assunto|konu|tárgy|主题|件名|제목",
+    "cc": r"cc|kopie|copie(?:\s+à)?|kopia|dw|копия|kopio|másolat|抄送|副本",
+}
+_FIELD = re.compile(
+    "^[*_]{0,2}(?:"
+    + "|".join(f"(?P<{kind}>{names})" for kind, names in _FIELD_NAMES.items())
+    + r")[*_]{0,2}[ \t]{0,2}[*_]{0,2}[:：]",
+    re.IGNORECASE,
 )
+_UNDERSCORES = re.compile(r"^_{20,}$")
 _SIGNATURE = ("-- ", "--")
 _MOBILE = re.compile(
     r"^(?:sent from my\b|sent from (?:mail|outlook|yahoo)\b|get outlook for\b|"
@@ -62,15 +98,28 @@ _MOBILE = re.compile(
 )
 _ATTRIBUTION_TAIL = re.compile(rf"(?:\b{_VERBS}|@)", re.IGNORECASE)
 _RULE = re.compile(r"^[-_=*~]{2,}$")
+# Windows Mail puts left-to-right marks around every word of its Russian header block.
 _INVISIBLE = str.maketrans(
-    {"\u00a0": " ", "\u202f": " ", "\u2007": " ", "\u200b": None, "\ufeff": None}
+    {
+        "\u00a0": " ",
+        "\u202f": " ",
+        "\u2007": " ",
+        "\u200b": None,
+        "\u200e": None,
+        "\u200f": None,
+        "\u2060": None,
+        "\ufeff": None,
+    }
 )
 _RUNS_OF_SPACE = re.compile(r"[ \t]+")
-# Bounds on the work for one body: an attribution line is never longer than this, and history
-# that starts later than this many lines into a message is left in place.
+# Bounds on the work for one body: an attribution line is never longer than this (nor than three
+# of them joined), history that starts later than this many lines into a message is left in
+# place, and only so many lines that start like an attribution or a header block are tried.
 _MAX_LINE = 300
 _MAX_LINES = 5000
 _MAX_CANDIDATES = 200
+_MAX_WRAP = 3  # lines one attribution may be wrapped over
+_MAX_BLOCK = 8  # lines of one header block
 
 
 def strip_quoted(text: str) -> str:
@@ -106,64 +155,129 @@ def _normal(line: str) -> str:
 
 
 def _history_start(probe: list[str]) -> _Cut | None:
-    found: list[_Cut] = []
-    joined = "\n".join(_candidates(probe))
-    match = _LIBRARY_HEADERS.search(joined)
-    if match is not None:
-        start = match.start()
-        while start < len(joined) and joined[start] == "\n":
-            start += 1
-        found.append(_Cut(joined.count("\n", 0, start), 1))
-    limit = min(found[0].line if found else len(probe), _MAX_LINES)
-    for index in range(limit):
-        cut = _own_marker(probe, index)
-        if cut is not None:
-            found.append(cut)
-            break
-    return min(found, key=lambda cut: cut.line) if found else None
-
-
-def _candidates(probe: list[str]) -> list[str]:
-    """The lines a header pattern could match, others blanked so line numbers stay. Every
-    pattern ends in a colon at the end of its line ("… wrote:", possibly wrapped from the line
-    before) or has one right after a field name ("From:", "De :"); prose is skipped, and at most
-    `_MAX_CANDIDATES` lines are tried — the library's patterns cost time at every character
-    they run on, quadratic on long lines that start like an attribution."""
-    lines = probe[:_MAX_LINES]
-    ends = [line.endswith((":", "：")) for line in lines]
-    kept: list[str] = []
+    """The first marker of history in the first `_MAX_LINES` lines. Lines are tested with
+    cheap anchored patterns first; at most `_MAX_CANDIDATES` go on to the full tests."""
     budget = _MAX_CANDIDATES
-    for index, line in enumerate(lines):
-        candidate = (
-            ends[index]
-            or (index + 1 < len(lines) and ends[index + 1])
-            or ":" in line[:40]
-            or "：" in line[:40]
-        )
-        if candidate and budget > 0:
+    for index in range(min(len(probe), _MAX_LINES)):
+        line = probe[index]
+        if not line:
+            continue
+        if _SEPARATOR.match(line):
+            return _Cut(index, 1)
+        if _UNDERSCORES.match(line):
+            following = next((p for p in probe[index + 1 : index + 4] if p), "")
+            if _FIELD.match(following):
+                return _Cut(index, 1)
+        if budget <= 0:
+            continue
+        if _FIELD.match(line):
             budget -= 1
-            kept.append(line)
-        else:
-            kept.append("")
-    return kept
-
-
-def _own_marker(probe: list[str], index: int) -> _Cut | None:
-    line = probe[index]
-    if not line:
-        return None
-    if _SEPARATOR.match(line):
-        return _Cut(index, 1)
-    if _ATTRIBUTION_START.match(line):
-        if _ATTRIBUTION.match(line):
-            return _Cut(index, 1)
-        if index + 1 < len(probe) and _ATTRIBUTION.match(f"{line} {probe[index + 1]}"):
-            return _Cut(index, 2)
-    if _UNDERSCORES.match(line):
-        following = [p for p in probe[index + 1 : index + 4] if p]
-        if following and _HEADER_LINE.match(following[0]):
-            return _Cut(index, 1)
+            if _header_block(probe, index):
+                return _Cut(index, 1)
+        elif _starts_like_attribution(_unframed(line)):
+            budget -= 1
+            length = _attribution_length(probe, index)
+            if length:
+                return _Cut(index, length)
     return None
+
+
+def _is_attribution(line: str) -> bool:
+    """Whether one line (a wrapped one joined with spaces) introduces a quoted message:
+    "On Mon, Jan 6, 2025 at 10:15 AM Support <support@example.com> wrote:" and its forms in
+    other languages and clients. It opens with an opener word ("On", "Le", "W dniu") or a date,
+    and ends with the verb (and the name, in German and Scandinavian) or with the sender's
+    address in angle brackets, then a colon. It shows what attributions show: an address, a
+    time, or (after an opener word) at least a digit. Without the colon it counts only with an
+    address in it (Zoho, some Gmail forms: "… <john@doe.com> wrote")."""
+    text = _unframed(line)
+    if len(text) > _MAX_LINE * _MAX_WRAP:
+        return False
+    if _GLUED_VERB_LAST.search(text):
+        return bool(_TIME.search(text))
+    opener = _OPENS_WITH_WORD.match(text) is not None
+    if not opener and not _OPENS_WITH_DATE.match(text):
+        return False
+    if not text.endswith((":", "：")):
+        return "@" in text and bool(_VERB_LAST.search(text))
+    head = text[:-1]
+    # "On 7 Jan, Support wrote:" has no time; "In 2019 our team wrote:" is prose.
+    shown = "@" in head or _TIME.search(head) or (opener and any(c.isdigit() for c in head))
+    if not shown:
+        return False
+    if _VERB_LAST.search(text) or _VERB_THEN_NAME.search(text):
+        return True
+    # The verb-less form needs its time too: "On Friday send it to John <j@example.com>:".
+    return bool(_ADDRESS_LAST.search(text)) and bool(_TIME.search(head))
+
+
+def _unframed(line: str) -> str:
+    """The line without `>` marks and the dashes Zoho frames its attribution in ("---- On …
+    wrote ----"); string methods, not a pattern that would backtrack along a run of dashes."""
+    text = _QUOTE_MARKS.sub("", line)
+    if text.startswith("--"):
+        text = text.lstrip("-").lstrip()
+    if text.endswith("--"):
+        text = text.rstrip("-").rstrip()
+    return text
+
+
+def _starts_like_attribution(text: str) -> bool:
+    return bool(
+        _OPENS_WITH_WORD.match(text)
+        or _OPENS_WITH_DATE.match(text)
+        or _GLUED_VERB_LAST.search(text[-24:])
+    )
+
+
+def _attribution_length(probe: list[str], index: int) -> int:
+    """How many lines, from `index`, form an attribution (0: none). Clients wrap long ones
+    (Gmail's text/plain at 76 columns) anywhere, even inside the address: "… Test user
+    <test@example.com" / ">:". A wrapped one holds an address, and no line of it but the last
+    ends a sentence or is blank."""
+    parts: list[str] = []
+    # The first line alone may be a whole attribution; joined ones must show an address, the
+    # reason a client had to wrap it.
+    for offset in range(_MAX_WRAP):
+        position = index + offset
+        if position >= len(probe) or not probe[position]:
+            return 0
+        parts.append(_QUOTE_MARKS.sub("", probe[position]))
+        joined = " ".join(parts)
+        if (offset == 0 or "@" in joined) and _is_attribution(joined):
+            return offset + 1 if _ends_attribution(probe, joined, position) else 0
+        if _SENTENCE_END.search(parts[-1]):
+            return 0
+    return 0
+
+
+def _ends_attribution(probe: list[str], joined: str, position: int) -> bool:
+    """An attribution without its colon is one only where the quoted message starts below it
+    (a blank line or a `>` line), not inside a paragraph."""
+    if _unframed(joined).endswith((":", "：")):
+        return True
+    following = probe[position + 1] if position + 1 < len(probe) else ""
+    return not following or following.startswith(">")
+
+
+def _header_block(probe: list[str], index: int) -> bool:
+    """Whether an Outlook-style header block starts at `index`: field lines one below the other
+    ("From:", "Sent:", "To:", "Subject:" in the client's language), where one field may wrap
+    onto a line of its own. It needs the sender and the date, or the sender, the recipient and
+    the subject — "From: Berlin" / "To: Paris" in an itinerary is no header block."""
+    kinds: set[str] = set()
+    wrapped = False
+    for line in probe[index : index + _MAX_BLOCK]:
+        field = _FIELD.match(line) if line else None
+        if field is not None:
+            kinds.add(str(field.lastgroup))
+            wrapped = False
+        elif line and kinds and not wrapped:
+            wrapped = True
+        else:
+            break
+    sender_or_date = bool(kinds & {"from", "sent"})
+    return {"from", "sent"} <= kinds or (sender_or_date and {"to", "subject"} <= kinds)
 
 
 def _bottom_posted(lines: list[str], probe: list[str], after: int) -> list[str]:
@@ -201,12 +315,28 @@ def _trim_tail(lines: list[str]) -> list[str]:
                 lines.pop()
             while lines and not lines[-1].strip():
                 lines.pop()
-            if lines and _is_attribution(_normal(lines[-1])):
-                lines.pop()
+            del lines[len(lines) - _attribution_above(lines) :]
         else:
             break
     return lines
 
 
-def _is_attribution(line: str) -> bool:
-    return line.endswith(":") and len(line) < 300 and bool(_ATTRIBUTION_TAIL.search(line))
+def _attribution_above(lines: list[str]) -> int:
+    """How many of the last lines are the attribution of a `>` block that followed them: a full
+    attribution, or any line ending in a colon with a verb or an address — right above a
+    quote, "Support wrote:" is one too."""
+    full = attribution_above(lines)
+    if full:
+        return full
+    last = _normal(lines[-1]) if lines else ""
+    return 1 if last.endswith(":") and bool(_ATTRIBUTION_TAIL.search(last)) else 0
+
+
+def attribution_above(lines: list[str]) -> int:
+    """How many of the last `lines` (up to three: a wrapped one) form an attribution — what a
+    client writes right above the message it quotes; 0 when they don't."""
+    tail = [_normal(line) for line in lines[-_MAX_WRAP:]]
+    for count in range(1, len(tail) + 1):
+        if _attribution_length(tail, len(tail) - count) == count:
+            return count
+    return 0

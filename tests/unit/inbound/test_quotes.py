@@ -3,8 +3,6 @@ write them in text/plain."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from mailgate.inbound.quotes import split_reply, strip_quoted
@@ -75,6 +73,124 @@ def test_history_is_cut(client: str, history: str) -> None:
     assert quoted, client
 
 
+# The history below these is not `>`-quoted, as many clients send it: the attribution or the
+# header block alone has to be recognised.
+@pytest.mark.parametrize(
+    ("client", "history"),
+    [
+        (
+            "gmail in russian: no verb, the address before the colon",
+            "ср, 30 апр. 2025 г. в 15:19, Support <support@example.com>:\n\nстарый текст\n",
+        ),
+        (
+            "android in russian, wrapped inside the address",
+            '02.04.2012 14:20 пользователь "support@example.com" <\nsupport@example.com> '
+            "написал:\n\nстарый текст\n",
+        ),
+        (
+            "polish",
+            "W dniu 2025-01-06 10:15:00 użytkownik Support <support@example.com> napisał:\n\n"
+            "stary tekst\n",
+        ),
+        (
+            "polish, other form",
+            "Dnia 6 stycznia 2025 10:15 Support <support@example.com> napisał(a):\n\nstary\n",
+        ),
+        (
+            "finnish gmail, wrapped",
+            "ma 6. tammikuuta 2025 klo 10.15 Support\n<support@example.com> kirjoitti:\n\nvanha\n",
+        ),
+        (
+            "italian",
+            'In data 6 gennaio 2025 10:15:00 "Support" <support@example.com> ha scritto:\n\n'
+            "vecchio\n",
+        ),
+        (
+            "norwegian gmail, wrapped before the closing bracket",
+            "man. 6. jan. 2025 kl. 10:15 skrev Support <support@example.com\n>:\n\ngammel\n",
+        ),
+        (
+            "gmail with an ISO date",
+            "2025-01-06 10:15 GMT+01:00 Support <support@example.com>:\n\nold\n",
+        ),
+        (
+            "time first",
+            '10:15 AM, January 6, 2025, "Support" <support@example.com>:\n\nold\n',
+        ),
+        (
+            "mail.ru plain text",
+            "Monday, 6 January 2025, 10:15 AM +03:00 from support@example.com "
+            "<support@example.com>:\n\nold\n",
+        ),
+        (
+            "wrapped over three lines",
+            "On Mon, Jan 6, Support Team\n<support@example.com>\nwrote:\n\nold\n",
+        ),
+        (
+            "'wrote' without a colon",
+            "On Mon, 6 Jan 2025 10:15:00 +0100 Support <support@example.com> wrote\n\nold\n",
+        ),
+        (
+            "zoho",
+            "---- On Mon, 06 Jan 2025 10:15:00 +0100 support@example.com wrote ----\n\nold\n",
+        ),
+        ("chinese gmail", "Support <support@example.com> 于2025年1月6日周一 10:15写道：\n\n旧\n"),
+        ("japanese gmail", "2025年1月6日(月) 10:15 Support <support@example.com>:\n\n古い\n"),
+        (
+            "danish separator",
+            "-------- Oprindelig besked --------\nFra: Support <s@example.com>\n"
+            "Dato: 06.01.2025 10.15 (GMT+01:00)\nTil: Jane\nEmne: x\n\ngammel\n",
+        ),
+        (
+            "french hotmail",
+            "De : Support<mailto:s@example.com>\nEnvoyé le :lundi 6 janvier 2025 10:15\n"
+            "À : jane@example.org\nObjet :x\n\nvieux\n",
+        ),
+        (
+            "french, 'Message du'",
+            '====\n\nMessage du : 06/01/2025 10:15\nDe : "Support " <s@example.com>\n'
+            "A : jane@example.org\nCopie à : \nSujet : x\n\nvieux\n",
+        ),
+        (
+            "windows mail in russian",
+            "От: Support\nОтправлено: \u200eпонедельник\u200e, 6 января 2025 г. 10:15\n"
+            "Кому: Jane\nТема: x\n\nстарый текст\n",
+        ),
+        (
+            "outlook, sender wrapped onto its own line",
+            "From: Support Team \n<support@example.com> \nSent: Monday, January 6, 2025 10:15 AM\n"
+            "To: Jane\nSubject: x\n\nold\n",
+        ),
+    ],
+)
+def test_unquoted_history_is_cut_at_its_attribution_or_header_block(
+    client: str, history: str
+) -> None:
+    reply, quoted = split_reply(f"{NEW}\n\n{history}")
+    assert reply == NEW, client
+    assert quoted, client
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Data: 42 rows\nTo do: check",
+        "On Monday we wrote the report:\n- intro\n- results",
+        "Meeting on 12.03.2024 at 10:00:\nroom 4, bring the logs",
+        "The timestamps we saw:\n2024-01-15 14:30:25\n15.01.2024 14:30\nJan 15, 2024 at 14:30",
+        "In 2019 our team wrote:\nthe first version",
+        "Please send it to John <john@example.com>:\nthe log file",
+        "On the one hand, it works.\n\nOn the other hand, it is slow.",
+        "On 5 May we met.\nJohn then wrote:\nthe notes",
+        "From: Berlin\nTo: Paris\nTrain at 10:15",
+        "Q: Which version?\nA: 4.2",
+        "## Key points\n----\n\n1. faster\n\n====\n\nThe end.",
+    ],
+)
+def test_ordinary_text_is_not_taken_for_history(text: str) -> None:
+    assert split_reply(text) == (text, False)
+
+
 def test_bottom_posted_reply_keeps_the_text_below_the_quote() -> None:
     text = "On 1/6/25 10:15, Support wrote:\n> question?\n> more\n\nMy answer below.\n"
     assert strip_quoted(text) == "My answer below."
@@ -119,16 +235,43 @@ def test_crlf_input_gives_lf_output() -> None:
     assert strip_quoted("Hi\r\n\r\nOn Mon, Support wrote:\r\n> x\r\n") == "Hi"
 
 
+ATTRIBUTION_LIKE = "On 10:15 the way to work I saw" + " word" * 35
+
+
+# Inputs big enough that a quadratic scan would take minutes: that they finish at all, with the
+# right output, is the check (machines are too noisy to assert times; bench/ measures them).
 @pytest.mark.parametrize(
     "text",
     [
-        "\n".join(["On 10:15 the way to work I saw " + "word " * 35] * 5000),
-        "On " + "x y " * 250_000,
-        "\n".join(["> quoted line " * 5] * 50_000),
+        "On" + " x y" * 250_000,
+        "10:15 " + "-" * 1_000_000 + " wrote:",
+        "On 10:15 " + "<a@b " * 200_000 + ">:",
+        "\n".join([ATTRIBUTION_LIKE] * 100_000),
+        "\n".join(["From: someone at 10:15"] * 100_000),
+        "\n".join(["On 1 2 3 <a@b"] * 100_000),
     ],
-    ids=["many attribution-like lines", "one huge line", "many quoted lines"],
+    ids=[
+        "1 MB line",
+        "1 MB run of dashes",
+        "1 MB of address-like pieces",
+        "100k attribution-like lines",
+        "100k header-like lines",
+        "100k wrap candidates",
+    ],
 )
-def test_hostile_text_is_bounded(text: str) -> None:
-    started = time.perf_counter()
-    strip_quoted(text)
-    assert time.perf_counter() - started < 3
+def test_hostile_text_is_kept_whole(text: str) -> None:
+    assert split_reply(text) == (text, False)
+
+
+def test_a_hundred_thousand_quoted_lines_leave_nothing() -> None:
+    assert split_reply("\n".join(["> quoted line " * 5] * 100_000)) == ("", True)
+
+
+def test_history_starting_past_the_scanned_lines_is_left_in_place() -> None:
+    # The scan for history stops after a bounded number of lines, so its cost does not grow
+    # with the message; a reply that long is not a reply to quote-strip.
+    text = "\n".join(["a line of new text"] * 6_000)
+    history = "On Mon, Jan 6, 2025 at 10:15 AM Support <support@example.com> wrote:\n\nold"
+    reply, quoted = split_reply(f"{text}\n{history}")
+    assert reply.endswith("old")
+    assert not quoted
