@@ -6,9 +6,11 @@
     │   └── NotFound              a named object does not exist
     ├── OperationFailed           a requested operation did not succeed (CLI exit 1)
     ├── Transient                 worth retrying with backoff: network errors, 5xx, timeouts
+    │   └── DatabaseBusy          another process held the database's write lock too long
     └── NeedsAdmin                retrying won't help until someone acts
         ├── NeedsReauthorization  the provider refused the grant: sign the account in again
-        └── ClientRejected        the provider refused the client (secret expired or wrong)
+        ├── ClientRejected        the provider refused the client (secret expired or wrong)
+        └── DatabaseDamaged       the database file is not a readable database: restore it
 
 Messages never carry a secret: they are written for a log line and a terminal.
 """
@@ -40,6 +42,10 @@ class Transient(MailgateError):
     """A failure worth retrying with backoff."""
 
 
+class DatabaseBusy(Transient):
+    """Another process held SQLite's write lock for longer than a writer waits its turn."""
+
+
 class NeedsAdmin(MailgateError):
     """A failure that needs someone to act before a retry can succeed."""
 
@@ -50,3 +56,7 @@ class NeedsReauthorization(NeedsAdmin):
 
 class ClientRejected(NeedsAdmin):
     """The provider refused the client's authentication (e.g. an expired secret)."""
+
+
+class DatabaseDamaged(NeedsAdmin):
+    """The database file is damaged or is no database at all; only a backup brings it back."""

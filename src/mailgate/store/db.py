@@ -12,7 +12,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -25,12 +25,15 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailgate.config import Settings
-from mailgate.errors import BadInput, OperationFailed, Transient
+from mailgate.errors import BadInput, MailgateError, OperationFailed, Transient
+from mailgate.store import files, sqlite
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The pragmas of every SQLite connection, for code that opens its own engine on a database.
+_on_sqlite_connect = sqlite.on_connect
 
 
 def _driver_url(url: str, *, asynchronous: bool) -> sa.URL:
@@ -53,27 +56,25 @@ def _driver_url(url: str, *, asynchronous: bool) -> sa.URL:
     )
 
 
-def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets readers work while one writer commits; busy_timeout makes a second writer wait
-    # instead of failing at once with "database is locked" — and stays well below the mailbox
-    # lease (10 s), so a heartbeat waiting for the lock renews in time.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _engine(url: str, role: sqlite.Role) -> sa.Engine:
+    """A synchronous engine; SQLite's tuned for `role` (see `store.sqlite`)."""
+    driver_url = _driver_url(url, asynchronous=False)
+    engine = sa.create_engine(driver_url)
+    if engine.dialect.name == "sqlite":
+        sqlite.tune(engine, sqlite.database_path(driver_url), role)
+    return engine
 
 
-def _sqlite_transactions_by_us(dbapi_connection: Any, _record: Any) -> None:
-    # The sqlite3 module would begin a transaction only at the first write: reads before it,
-    # and savepoints, would run outside any transaction. SQLAlchemy begins it instead.
-    dbapi_connection.isolation_level = None
-
-
-def _begin_immediate(connection: sa.Connection) -> None:
-    # Take the write lock at the start: the read-then-write of a transaction (is this message
-    # known? then record it) cannot interleave with another process's.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+def _prepare_sqlite_file(url: str) -> Path | None:
+    """Check an SQLite database's file before the first connection, and create it private."""
+    driver_url = _driver_url(url, asynchronous=False)
+    if driver_url.get_backend_name() != "sqlite":
+        return None
+    path = sqlite.database_path(driver_url)
+    if path is not None:
+        sqlite.check_file(path)
+        files.create_private_file(path)
+    return path
 
 
 # The newest migration (a unit test checks it against the migrations folder): a database at
@@ -98,52 +99,67 @@ def _upgrade(connection: sa.Connection) -> None:
 
 
 def migrate(url: str) -> bool:
-    """Apply pending migrations; True when something was applied."""
-    engine = sa.create_engine(_driver_url(url, asynchronous=False))
-    if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _on_sqlite_connect)
+    """Apply pending migrations; True when something was applied.
+
+    An SQLite file is checked first and created 0600; once it opened as a database, files
+    others may read are made private."""
+    path = _prepare_sqlite_file(url)
+    engine = _engine(url, "migrations")
     try:
-        with engine.connect() as connection:
-            if current_revision(connection) == HEAD:
-                return False
-        if engine.dialect.name == "postgresql":
-            with engine.begin() as connection:
-                # Processes starting together on an empty database migrate one at a time.
-                connection.execute(sa.text("SELECT pg_advisory_xact_lock(7431202611)"))
-                if current_revision(connection) == HEAD:  # another process was first
-                    return False
-                _upgrade(connection)
-                return True
-        with engine.connect() as connection:
-            # Off while tables are rebuilt (SQLite migrations copy a table and drop the old one,
-            # which would fire ON DELETE actions on the rows pointing at it); checked after.
-            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            # BEGIN IMMEDIATE takes SQLite's write lock before reading the revision.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                if current_revision(connection) == HEAD:  # another process was first
-                    connection.exec_driver_sql("ROLLBACK")
-                    return False
-                _upgrade(connection)
-                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
-                if broken:
-                    raise OperationFailed(
-                        f"The migration left {len(broken)} row(s) pointing at rows that do not "
-                        "exist; nothing was changed: restore the database from a backup and "
-                        "report this."
-                    )
-                connection.exec_driver_sql("COMMIT")
-                return True
-            except BaseException:
-                connection.exec_driver_sql("ROLLBACK")
-                raise
+        applied = _migrate(engine)
     except sa.exc.OperationalError as exc:
+        if path is not None:  # an SQLite error none of `store.sqlite`'s sentences covers
+            raise OperationFailed(
+                f"The SQLite database {path} cannot be used ({exc.orig}): check "
+                "MAILGATE_DATABASE_URL and the file."
+            ) from None
         raise Transient(
             f"The database cannot be reached ({type(exc.orig).__name__}): check "
             "MAILGATE_DATABASE_URL and that the database server is running."
         ) from None
     finally:
         engine.dispose()
+    if path is not None:
+        files.tighten_files(files.database_files(path))
+    return applied
+
+
+def _migrate(engine: sa.Engine) -> bool:
+    with engine.connect() as connection:
+        if current_revision(connection) == HEAD:
+            return False
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            # Processes starting together on an empty database migrate one at a time.
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(7431202611)"))
+            if current_revision(connection) == HEAD:  # another process was first
+                return False
+            _upgrade(connection)
+            return True
+    with engine.connect() as connection:
+        # Off while tables are rebuilt (SQLite migrations copy a table and drop the old one,
+        # which would fire ON DELETE actions on the rows pointing at it); checked after.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        # BEGIN IMMEDIATE takes SQLite's write lock before reading the revision; another
+        # process migrating meanwhile is waited for.
+        sqlite.begin_immediate(connection)
+        try:
+            if current_revision(connection) == HEAD:  # another process was first
+                connection.exec_driver_sql("ROLLBACK")
+                return False
+            _upgrade(connection)
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:
+                raise OperationFailed(
+                    f"The migration left {len(broken)} row(s) pointing at rows that do not "
+                    "exist; nothing was changed: restore the database from a backup and "
+                    "report this."
+                )
+            connection.exec_driver_sql("COMMIT")
+            return True
+        except BaseException:
+            connection.exec_driver_sql("ROLLBACK")
+            raise
 
 
 class Database:
@@ -156,9 +172,11 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: AsyncEngine = create_async_engine(_driver_url(url, asynchronous=True))
+        async_url = _driver_url(url, asynchronous=True)
+        self.engine: AsyncEngine = create_async_engine(async_url)
         if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine.sync_engine, "connect", _on_sqlite_connect)
+            path = sqlite.database_path(async_url)
+            sqlite.tune(self.engine.sync_engine, path, "async")
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._sync_engine: sa.Engine | None = None
         self._sync_sessions: sessionmaker[Session] | None = None
@@ -167,11 +185,7 @@ class Database:
     def sync_session(self) -> Session:
         with self._sync_lock:  # worker threads may ask for the first one at once
             if self._sync_sessions is None:
-                engine = sa.create_engine(_driver_url(self.url, asynchronous=False))
-                if engine.dialect.name == "sqlite":
-                    sa.event.listen(engine, "connect", _on_sqlite_connect)
-                    sa.event.listen(engine, "connect", _sqlite_transactions_by_us)
-                    sa.event.listen(engine, "begin", _begin_immediate)
+                engine = _engine(self.url, "write path")
                 self._sync_engine = engine
                 self._sync_sessions = sessionmaker(engine, expire_on_commit=False)
             return self._sync_sessions()
@@ -180,13 +194,26 @@ class Database:
         self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """`work(session, *args)` in one transaction, in a worker thread; committed when it
-        returns, rolled back when it raises."""
+        returns, rolled back when it raises. On SQLite it waits its turn for the write lock
+        (`store.sqlite`); a caller cancelled meanwhile stops the wait."""
+        given_up = threading.Event()
 
         def transaction() -> T:
+            sqlite.abandoned.set(given_up)  # this thread's copy of the caller's context
             with self.sync_session() as session, session.begin():
                 return work(session, *args, **kwargs)
 
-        return await asyncio.to_thread(transaction)
+        try:
+            return await asyncio.to_thread(transaction)
+        except asyncio.CancelledError:
+            given_up.set()
+            raise
+
+    def wait_turn(self) -> None:
+        """Let the current task's writes wait their turn for SQLite's write lock, as long as
+        `Database.run` waits; tasks it starts make one attempt (`store.sqlite`)."""
+        if self.dialect == "sqlite":
+            sqlite.wait_turn()
 
     @property
     def dialect(self) -> str:
@@ -200,7 +227,7 @@ class Database:
         try:
             async with self.engine.connect() as connection:
                 current = await connection.run_sync(current_revision)
-        except sa.exc.SQLAlchemyError:
+        except (sa.exc.SQLAlchemyError, MailgateError):  # the latter: SQLite's, in a sentence
             return False
         return current == HEAD
 
@@ -211,9 +238,9 @@ class Database:
 
 
 def ensure_home(settings: Settings) -> None:
-    """Create MAILGATE_HOME, or say why it cannot be used."""
+    """Create MAILGATE_HOME (0700), or say why it cannot be used."""
     try:
-        settings.home.mkdir(parents=True, exist_ok=True)
+        files.create_folder(settings.home)
         # A probe file of this process's own: processes starting together must not race.
         with tempfile.NamedTemporaryFile(dir=settings.home, prefix=".write-test-"):
             pass
@@ -225,7 +252,12 @@ def ensure_home(settings: Settings) -> None:
 
 
 def open_database(settings: Settings) -> Database:
-    """Create MAILGATE_HOME, apply pending migrations, and return the process's Database."""
+    """Create MAILGATE_HOME, apply pending migrations, and return the process's Database.
+
+    Once the database opened, a data folder and private files that others may read are made
+    private (after, not before: a database that cannot be used is left as it was found)."""
     ensure_home(settings)
     migrate(settings.database_url)
+    files.tighten_folder(settings.home)
+    files.tighten_files([settings.key_file])
     return Database(settings.database_url)

@@ -7,6 +7,8 @@ import ipaddress
 import os
 from pathlib import Path
 
+from mailgate.store.files import tighten_files
+
 
 def dev_certificate_path(home: Path) -> Path:
     return home / "tls" / "localhost.crt"
@@ -18,6 +20,7 @@ def ensure_dev_certificate(home: Path) -> tuple[Path, Path]:
     folder = cert_path.parent
     key_path = folder / "localhost.key"
     if cert_path.exists() and key_path.exists():
+        tighten_files([key_path])
         return cert_path, key_path
     # Imported here: every command needs the path, only `serve` the certificate.
     from cryptography import x509
@@ -25,7 +28,7 @@ def ensure_dev_certificate(home: Path) -> tuple[Path, Path]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = dt.datetime.now(dt.UTC)

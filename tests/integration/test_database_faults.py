@@ -1,0 +1,153 @@
+"""A broken or unusable SQLite database: one sentence on stderr, the documented exit status, no
+traceback, and the files left as they were found."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.support.cli import Cli, Result
+
+# Root may write to read-only files: the command runs without that privilege (as any user
+# would), so that a read-only file is read-only for it too.
+WITHOUT_ROOT_OVERRIDE = (
+    ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+)
+
+
+def mailgate(home: Path, *args: str, **env: str) -> Result:
+    if WITHOUT_ROOT_OVERRIDE:
+        assert shutil.which("setpriv"), "setpriv (util-linux) runs the command without root"
+    done = subprocess.run(
+        [*WITHOUT_ROOT_OVERRIDE, sys.executable, "-m", "mailgate", *args],
+        env={**Cli(home).env, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, bytes | None]]:
+    """Every entry of `folder`: its mode and, for a file, its bytes."""
+    return {
+        entry.name: (entry.stat().st_mode, entry.read_bytes() if entry.is_file() else None)
+        for entry in sorted(folder.iterdir())
+    }
+
+
+def one_sentence(result: Result, code: int, *words: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.code == code and len(lines) == 1, result.stderr
+    assert lines[0].startswith("mailgate: ") and lines[0].endswith("."), lines[0]
+    for word in words:
+        assert word in lines[0], lines[0]
+    assert "database server" not in lines[0]
+    assert result.stdout == ""
+
+
+@pytest.fixture
+def made(cli: Cli, home: Path) -> Path:
+    """A database mailgate made and filled: a project and a few issues."""
+    assert cli("project", "add", "HELP", "--name", "Help").code == 0
+    mail = home.parent / "mail"
+    mail.mkdir()
+    for i in range(40):
+        (mail / f"{i}.eml").write_text(
+            f"From: c{i}@example.net\nSubject: request {i}\nMessage-ID: <r{i}@example.net>\n\n"
+            + "text\n" * 200
+        )
+    assert cli("ingest", str(mail), "--project", "HELP").code == 0
+    return home / "mailgate.db"
+
+
+def test_a_file_of_random_bytes(home: Path) -> None:
+    home.mkdir(mode=0o700)
+    (home / "mailgate.db").write_bytes(os.urandom(64 * 1024))
+    before = snapshot(home)
+    one_sentence(mailgate(home, "project", "list"), 1, "is not an SQLite database", "backup")
+    assert snapshot(home) == before
+
+
+def test_a_database_cut_to_half(home: Path, made: Path) -> None:
+    with made.open("r+b") as fh:
+        fh.truncate(made.stat().st_size // 2)
+    before = snapshot(home)
+    one_sentence(mailgate(home, "issue", "list"), 1, "is damaged", "restore")
+    assert snapshot(home) == before
+
+
+def test_a_read_only_database_file(home: Path, made: Path) -> None:
+    made.chmod(0o400)
+    before = snapshot(home)
+    result = mailgate(home, "project", "add", "SALES", "--name", "Sales")
+    one_sentence(result, 2, str(made), "read-only", "write access")
+    assert snapshot(home) == before
+
+
+def test_a_read_only_data_folder(home: Path, made: Path) -> None:
+    home.chmod(0o500)
+    try:
+        before = snapshot(home)
+        one_sentence(mailgate(home, "project", "list"), 2, str(home), "write")
+        assert snapshot(home) == before
+    finally:
+        home.chmod(0o700)
+
+
+def test_a_read_only_folder_of_a_database_elsewhere(home: Path, made: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    moved = folder / "desk.db"
+    made.rename(moved)
+    folder.chmod(0o500)
+    try:
+        before = snapshot(folder)
+        result = mailgate(home, "project", "list", MAILGATE_DATABASE_URL=f"sqlite:///{moved}")
+        one_sentence(result, 2, str(folder), "-wal", "write access")
+        assert snapshot(folder) == before
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_missing_folder(home: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "folder"
+    result = mailgate(
+        home, "project", "list", MAILGATE_DATABASE_URL=f"sqlite:///{missing / 'mailgate.db'}"
+    )
+    one_sentence(result, 2, str(missing), "does not exist")
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_folder_where_the_file_should_be(home: Path) -> None:
+    (home / "mailgate.db").mkdir(parents=True)
+    before = snapshot(home)
+    one_sentence(mailgate(home, "project", "list"), 2, "is a folder", "MAILGATE_DATABASE_URL")
+    assert snapshot(home) == before
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["issue", "list", "--json"]])
+def test_every_entry_point_says_it_in_one_sentence(home: Path, command: list[str]) -> None:
+    home.mkdir(mode=0o700)
+    (home / "mailgate.db").write_bytes(b"not a database at all" * 100)
+    one_sentence(mailgate(home, *command), 1, "is not an SQLite database")
+
+
+def test_damage_found_in_the_middle_of_a_command(home: Path, made: Path) -> None:
+    # The schema and the migrations' table are intact, so the command starts; the issues'
+    # table is overwritten, and reading it is the first to find out.
+    with sqlite3.connect(made) as db:
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'issues'").fetchone()[0]
+    db.close()
+    with made.open("r+b") as fh:
+        fh.seek((root - 1) * page_size)  # pages are numbered from 1
+        fh.write(os.urandom(page_size))
+    assert mailgate(home, "project", "list").code == 0  # it does not read the issues
+    one_sentence(mailgate(home, "issue", "list", "--json"), 1, "is damaged", "restore")
