@@ -76,7 +76,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
 
     home = Path(pick("home", str(home))).absolute()
     database_url = pick("database_url", f"sqlite:///{home / 'mailgate.db'}")
-    base_url = pick("base_url", "https://localhost:8443").rstrip("/")
+    base_url = check_base_url(pick("base_url", "https://localhost:8443").rstrip("/"))
     keys = tuple(k.strip() for k in pick("secret_keys", "").split(",") if k.strip())
     admin = pick("admin_email", "").strip().lower() or None
     if admin is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", admin):
@@ -87,6 +87,68 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     return Settings(
         home=home, database_url=database_url, base_url=base_url, secret_keys=keys, admin_email=admin
     )
+
+
+# A DNS host name (RFC 1123 §2.1): labels of letters, digits and hyphens, not at either end.
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+# A path of RFC 3986 §3.3: unreserved, percent-encoded, sub-delims, ":", "@" and "/".
+_PATH = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*")
+
+
+def check_base_url(url: str) -> str:
+    """Return `url` if it can be the public address of mailgate, else raise BadInput.
+
+    Every link mailgate makes and every redirect it sends starts with it, so it must be an
+    absolute https:// URL (http:// only on a loopback host, for a machine of one's own) with a
+    valid host, and nothing a link could not carry after it: no spaces, user, query or fragment.
+    """
+    problem = _base_url_problem(url)
+    if problem:
+        raise BadInput(
+            f"MAILGATE_BASE_URL {url!r} is not a usable base URL ({problem}): set it to the "
+            "https:// address users reach mailgate at, such as https://desk.example.com."
+        )
+    return url
+
+
+def _base_url_problem(url: str) -> str | None:
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "it holds a space or a control character"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "it cannot be read as a URL, or its port is not a number up to 65535"
+    if parts.scheme not in ("https", "http"):
+        return "it must start with https://"
+    if not parts.hostname:
+        return "it names no host"
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        return "http:// is for loopback hosts only"
+    if "@" in parts.netloc:
+        return "it must not hold a user name or password"
+    if "?" in url or "#" in url:
+        return "it must not have a query or a fragment"
+    if port == 0:
+        return "port 0 is no port"
+    if not _is_host(parts.hostname):
+        if not parts.hostname.isascii():
+            return "write an international host name in the xn-- form browsers send"
+        return "its host is not a valid host name or IP address"
+    if not _PATH.fullmatch(parts.path):
+        return "its path holds characters a URL must not carry as they are"
+    return None
+
+
+def _is_host(host: str) -> bool:
+    """A DNS name or an IP address (urlsplit gives an IPv6 address without its brackets)."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    name = host.removesuffix(".")
+    return 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split("."))
 
 
 def _read_file(path: Path) -> dict[str, str]:

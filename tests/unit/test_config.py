@@ -33,11 +33,73 @@ def test_unknown_setting_in_the_file_is_named(tmp_path: Path) -> None:
         load_settings({"MAILGATE_HOME": str(tmp_path)})
 
 
-@pytest.mark.parametrize("url", ["http://mailgate.example", "ftp://x", "mailgate.example", ""])
+@pytest.mark.parametrize("url", ["http://localhost:8443", "http://127.0.0.1:8080/desk"])
 def test_oauth_needs_an_https_base_url(tmp_path: Path, url: str) -> None:
-    settings = load_settings({"MAILGATE_HOME": str(tmp_path), "MAILGATE_BASE_URL": url or "x"})
+    # http:// is a base URL on a loopback host only, and even there providers want https://.
+    settings = load_settings({"MAILGATE_HOME": str(tmp_path), "MAILGATE_BASE_URL": url})
     with pytest.raises(BadInput, match="https://"):
         settings.require_https_base_url()
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://exa mple.com", "space"),
+        ("https://desk.example.com/mail gate", "space"),
+        ("https://desk.example.com\r\nLocation: https://evil.test", "control character"),
+        ("http://mailgate.example", "loopback hosts only"),
+        ("ftp://x", "https://"),
+        ("mailgate.example", "https://"),
+        ("x", "https://"),
+        ("https://", "no host"),
+        ("https://:8443", "no host"),
+        ("https://admin:secret@desk.example.com", "user name or password"),
+        ("https://desk.example.com?next=/", "query or a fragment"),
+        ("https://desk.example.com/#top", "query or a fragment"),
+        ("https://desk.example.com:99999", "65535"),
+        ("https://desk.example.com:0", "port 0"),
+        ("https://-desk.example.com", "not a valid host name"),
+        ("https://desk_1.example.com", "not a valid host name"),
+        ("https://desk..example.com", "not a valid host name"),
+        ("https://" + "a" * 64 + ".example.com", "not a valid host name"),
+        ("https://bücher.example", "xn--"),
+        ('https://desk.example.com/"><script>', "path"),
+    ],
+)
+def test_a_base_url_that_is_no_address_is_refused_at_start(
+    tmp_path: Path, url: str, why: str
+) -> None:
+    with pytest.raises(BadInput, match="MAILGATE_BASE_URL") as refused:
+        load_settings({"MAILGATE_HOME": str(tmp_path), "MAILGATE_BASE_URL": url})
+    sentence = str(refused.value)
+    assert why in sentence and sentence.endswith(".") and "\n" not in sentence.replace(url, "")
+
+
+def test_a_bad_base_url_in_the_file_is_refused_too(tmp_path: Path) -> None:
+    (tmp_path / "mailgate.toml").write_text('base_url = "https://exa mple.com"\n')
+    with pytest.raises(BadInput, match="space"):
+        load_settings({"MAILGATE_HOME": str(tmp_path)})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://desk.example.com",
+        "https://desk.example.com/",
+        "https://desk.example.com:8443/mailgate",
+        "https://example.com/~help-desk/mail%20gate",
+        "https://xn--bcher-kva.example",
+        "https://desk.example.com.",
+        "https://192.0.2.7",
+        "https://[2001:db8::7]:8443",
+        "https://localhost:8443",
+        "http://localhost:8443",
+        "http://[::1]:8080",
+    ],
+)
+def test_base_urls_users_can_reach_are_accepted(tmp_path: Path, url: str) -> None:
+    settings = load_settings({"MAILGATE_HOME": str(tmp_path), "MAILGATE_BASE_URL": url})
+    assert settings.base_url == url.rstrip("/")
 
 
 def test_https_base_url_is_accepted(tmp_path: Path) -> None:
