@@ -59,7 +59,7 @@ class _BoundedRegistry(HeaderRegistry):
     """policy.default's header classes, fed only values whose parse costs little.
 
     The stdlib parses a header on every access, and its parser costs time that grows with the
-    square of the value (10 KB of ";" in a Content-Disposition: 25 s) and recurses once per
+    square of the value (64 KB of ";" in a Content-Disposition: 25 s) and recurses once per
     nested comment (RecursionError at about 1,000). The feedparser itself reads Content-Type
     and Content-Transfer-Encoding of every part, so those three MIME headers are rebuilt short
     from a linear reading (`parameters`) before the stdlib sees them; any other header is cut
