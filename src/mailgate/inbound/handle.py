@@ -153,11 +153,10 @@ def accept_as_comment(
 
 def sender_problem(message: InboundMessage) -> str | None:
     """Why the From header gives no address mail can be answered at, or None when it does."""
-    # The header parser says why when it knows (an encoded word, a group, a display name
-    # posing as an address); older parsers give an empty address instead.
-    problem: str | None = getattr(message, "from_problem", None)
-    if problem:
-        return problem
+    # The header parser says why when it knows (a group, an address without a domain, an
+    # address only in the display name).
+    if message.from_problem:
+        return message.from_problem
     address = message.from_.address
     if not address:
         return "the From header gives no address"
