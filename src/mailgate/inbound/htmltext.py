@@ -85,6 +85,8 @@ _BLOCK = frozenset(
 )
 # Elements separated from their neighbours by a blank line.
 _PARAGRAPH = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "hr"})
+# Elements whose end writes something (`_close`); the walk leaves the others without a visit.
+_CLOSED = _PARAGRAPH | _BLOCK | {"ul", "ol"}
 
 # Where the history starts, client by client. Each of these wraps (or, for the cut markers,
 # starts) the quoted message; nothing the sender wrote is inside them.
@@ -403,11 +405,13 @@ class _Walk:
             if tag in _SKIP or not (node.is_element_node or node.is_document_node):
                 continue
             attrs = node.attributes
-            if _HIDDEN_STYLE.search(attrs.get("style") or "") or self._quoted(node, tag):
+            style = attrs.get("style")
+            if (style and _HIDDEN_STYLE.search(style)) or self._quoted(node, tag):
                 continue
             _open(out, tag, attrs, self._counters)
             child_pre = in_pre or tag in ("pre", "textarea", "plaintext", "xmp")
-            stack.append((node, False, in_pre))
+            if tag in _CLOSED:
+                stack.append((node, False, in_pre))
             if tag == "a":
                 suffix = _link_suffix(node, attrs)
                 if suffix:
