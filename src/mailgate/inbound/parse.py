@@ -185,24 +185,25 @@ class InboundMessage:
 
 
 def parse_message(raw: bytes | bytearray | memoryview) -> InboundMessage:
-    """Parse one message from its raw bytes (as fetched: CRLF or LF line ends). Never raises."""
+    """Parse one message from its raw bytes (as fetched: CRLF or LF line ends). Never raises,
+    but for MemoryError: running out of the parsing process's memory limit is the limit acting
+    (`parsers`), not a message to read less of."""
     data = bytes(raw)
     try:
         return _parse(data)
+    except MemoryError:
+        raise
     except Exception as error:  # the stdlib parser has crashed on hostile input before
         note = f"unreadable MIME structure ({type(error).__name__}); headers only"
     try:
         return _parse_headers_only(data, note)
+    except MemoryError:
+        raise
     except Exception as error:
         return InboundMessage(
             from_problem="the message could not be read",
             defects=(f"unreadable message ({type(error).__name__})",),
         )
-
-
-def parse_many(raws: list[bytes]) -> list[InboundMessage]:
-    """`parse_message` of each (the unit of work of a parsing process)."""
-    return [parse_message(raw) for raw in raws]
 
 
 def _parse(data: bytes) -> InboundMessage:

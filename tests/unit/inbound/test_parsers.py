@@ -76,3 +76,22 @@ async def test_the_pool_keeps_at_most_its_size(pool: ParserPool) -> None:
     assert len(pool._all) <= 2
     await pool.close()
     assert pool._all == set()
+
+
+async def test_the_real_parser_stops_at_its_memory_limit() -> None:
+    """A message bigger than its parser's memory allows is unparsable (the parser does not
+    swallow MemoryError and read less of it); a normal one parses in the same pool."""
+    parsers = ParserPool(ParseLimits(memory_megabytes=128), size=1)
+    try:
+        attachment = b"QUFB" * (12 * 1024 * 1024)  # 48 MB of base64
+        big = (
+            b"From: a@example.net\nContent-Type: application/octet-stream\n"
+            b"Content-Transfer-Encoding: base64\n\n" + attachment
+        )
+        [too_big, small] = await parsers.parse_all([big, mail(8)])
+        assert too_big == Unparsable(
+            "could not be parsed within limits: it needed more than 128 MB (twice)"
+        )
+        assert isinstance(small, InboundMessage) and small.subject == "message 8"
+    finally:
+        await parsers.close()
