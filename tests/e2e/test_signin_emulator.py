@@ -107,6 +107,32 @@ async def test_microsoft_common_sign_in_resolves_the_account_tenant(
     assert replay.status_code == 400 and "already" in replay.text
 
 
+async def test_a_second_browser_cannot_take_the_sign_in_over(
+    server_ctx: Context,
+    emulator: RunningEmulator,
+    browser: httpx2.AsyncClient,
+    mailgate_server: MailgateServer,
+) -> None:
+    await microsoft(server_ctx, emulator)
+    started = await signin.begin(server_ctx, "m365", login_hint=ALICE)
+    start = await browser.get(started.start_url)
+    assert start.status_code == 302
+    # Someone else who saw the link opens it before the sign-in ends: refused, in a page.
+    async with httpx2.AsyncClient(verify=mailgate_server.tls()) as other:
+        taken = await other.get(started.start_url)
+        again = await other.get(started.start_url)
+    assert taken.status_code == 403 and "opened in another browser" in taken.text
+    assert "location" not in taken.headers and "set-cookie" not in taken.headers
+    assert again.status_code == 403
+    # The first browser still signs in.
+    async with httpx2.AsyncClient() as idp:
+        idp.cookies = browser.cookies
+        landed = await sign_in(idp, start.headers["location"], ALICE, "pw")
+    page = await browser.get(landed.headers["location"])
+    assert page.status_code == 200 and f"Connected as {ALICE}" in page.text, page.text
+    assert (await signin.wait_for(server_ctx, started)).account == ALICE
+
+
 async def test_wrong_and_expired_state(
     server_ctx: Context, emulator: RunningEmulator, browser: httpx2.AsyncClient
 ) -> None:

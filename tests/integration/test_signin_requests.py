@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
+import httpx2
 import pytest
 from tests.support.clock import FakeClock
 
@@ -12,6 +14,7 @@ from mailgate.context import Context
 from mailgate.errors import BadInput
 from mailgate.oauth import signin
 from mailgate.oauth.integrations import IntegrationOptions, add_integration
+from mailgate.web.app import create_app
 
 
 @pytest.fixture
@@ -68,3 +71,93 @@ async def test_old_requests_are_pruned(ctx: Context, clock: FakeClock, google: N
     assert await signin.prune(ctx) == 0
     clock.advance(days=8)
     assert await signin.prune(ctx) == 1
+
+
+def start_token(started: signin.Started) -> str:
+    return parse_qs(urlsplit(started.start_url).query)["request"][0]
+
+
+def state_of(redirect: signin.Redirect) -> str:
+    return parse_qs(urlsplit(redirect.url).query)["state"][0]
+
+
+async def test_the_start_link_belongs_to_the_first_browser_that_opens_it(
+    ctx: Context, google: None
+) -> None:
+    started = await signin.begin(ctx, "gmail")
+    first = await signin.open_start_link(ctx, start_token(started), {})
+    assert isinstance(first, signin.Redirect)
+    for cookies in (
+        {},
+        {first.cookie_name: "a guess"},
+        {"mailgate_signin_999": first.cookie_value},
+    ):
+        later = await signin.open_start_link(ctx, start_token(started), cookies)
+        assert isinstance(later, signin.Outcome) and later.status_code == 403
+        assert "another browser" in later.message
+    # The first browser finishes: its state is still the request's, bound to its cookie (the
+    # provider's answer here is a refusal, so that no token request leaves the test).
+    outcome = await signin.complete(
+        ctx,
+        state=state_of(first),
+        code=None,
+        error="access_denied",
+        error_description="The user declined.",
+        cookies={first.cookie_name: first.cookie_value},
+    )
+    assert outcome.title == "The provider refused the sign-in", outcome
+
+
+async def test_the_first_browser_may_open_its_link_again(ctx: Context, google: None) -> None:
+    started = await signin.begin(ctx, "gmail")
+    first = await signin.open_start_link(ctx, start_token(started), {})
+    assert isinstance(first, signin.Redirect)
+    again = await signin.open_start_link(
+        ctx, start_token(started), {first.cookie_name: first.cookie_value}
+    )
+    assert isinstance(again, signin.Redirect)
+    assert again.cookie_value == first.cookie_value and state_of(again) != state_of(first)
+    stolen = await signin.complete(
+        ctx, state=state_of(again), code="c", error=None, error_description=None, cookies={}
+    )
+    assert stolen.status_code == 400 and stolen.title == "Sign-in started in another browser"
+
+
+async def test_two_browsers_opening_the_link_at_once_bind_it_once(
+    ctx: Context, google: None
+) -> None:
+    started = await signin.begin(ctx, "gmail")
+    results = await asyncio.gather(
+        *(signin.open_start_link(ctx, start_token(started), {}) for _ in range(2))
+    )
+    assert sorted(type(r).__name__ for r in results) == ["Outcome", "Redirect"]
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [
+        ("/oauth2/start/?request=abc", "https://mailgate.test/oauth2/start?request=abc"),
+        ("/healthz/", "https://mailgate.test/healthz"),
+        (
+            "/oauth2/callback/?state=s&code=c",
+            "https://mailgate.test/oauth2/callback?state=s&code=c",
+        ),
+        ("/demo-idp/devicelogin/", "https://mailgate.test/demo-idp/devicelogin"),
+    ],
+)
+async def test_redirects_use_the_base_url_never_the_host_header(
+    ctx: Context, path: str, location: str
+) -> None:
+    app = create_app(ctx, run_workers=False, demo=True)
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="https://evil.test") as client:
+        answer = await client.get(path, headers={"Host": "evil.test"})
+    assert answer.status_code == 307 and answer.headers["location"] == location
+
+
+async def test_an_unknown_path_is_not_found_with_no_redirect(ctx: Context) -> None:
+    transport = httpx2.ASGITransport(app=create_app(ctx, run_workers=False, demo=True))
+    async with httpx2.AsyncClient(transport=transport, base_url="https://evil.test") as client:
+        for path in ("/nothing/", "/demo-idp/_emulator/accounts", "/demo-idp/_emulator/clock/"):
+            answer = await client.get(path)
+            assert answer.status_code == 404 and "location" not in answer.headers, path

@@ -3,7 +3,9 @@
 1. `begin` records a request — state, PKCE verifier, nonce — and returns a start link on
    mailgate's own base URL, valid for ten minutes.
 2. Opening the start link (`open_start_link`) binds the request to that browser with a cookie and
-   redirects to the provider's authorization endpoint.
+   redirects to the provider's authorization endpoint. The link belongs to the first browser that
+   opens it: that browser may open it again (a reload), any other is refused, so nobody who sees
+   the link later can take the sign-in over.
 3. The provider redirects back to `/oauth2/callback`; `complete` checks the state (known, unused,
    unexpired, same browser), exchanges the code with the verifier, verifies the id_token, and
    stores the credential. Each outcome says what happened and what to do.
@@ -13,7 +15,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
@@ -119,8 +123,20 @@ def _refused(title: str, message: str) -> Outcome:
     return Outcome(ok=False, title=title, message=message, status_code=400)
 
 
-async def open_start_link(ctx: Context, start_token: str) -> Redirect | Outcome:
-    """Bind the request to this browser and send it to the provider's authorization endpoint."""
+_TAKEN = (
+    "Sign-in link opened in another browser",
+    "This sign-in link was already opened in another browser, and it works only in the browser "
+    "that opened it first. Finish the sign-in there, or start a new one with `mailgate "
+    "integration authorize NAME` and open its link in this browser.",
+)
+
+
+async def open_start_link(
+    ctx: Context, start_token: str, cookies: Mapping[str, str] | None = None
+) -> Redirect | Outcome:
+    """Bind the request to this browser and send it to the provider's authorization endpoint.
+
+    The first opening binds it; later openings need that browser's binding cookie."""
     now = ctx.clock()
     async with ctx.db.session() as session:
         row = (
@@ -148,12 +164,26 @@ async def open_start_link(ctx: Context, start_token: str) -> Redirect | Outcome:
                 "Sign-in links are valid for 10 minutes. Start a new one with `mailgate "
                 "integration authorize NAME`.",
             )
+        binding = _binding_of(row, cookies or {})
+        if binding is None:
+            return Outcome(False, *_TAKEN, status_code=403)
+        state = secrets.token_urlsafe(32)
+        # Compare-and-set: of two browsers opening the link at once, one binds it.
+        bound = await session.execute(
+            update(AuthorizationRequest)
+            .where(
+                AuthorizationRequest.id == row.id,
+                AuthorizationRequest.binding_hash.is_(None)
+                if row.binding_hash is None
+                else AuthorizationRequest.binding_hash == row.binding_hash,
+            )
+            .values(state_hash=digest(state), binding_hash=digest(binding))
+            .execution_options(synchronize_session=False)
+        )
+        if not bound.rowcount:  # type: ignore[attr-defined]
+            return Outcome(False, *_TAKEN, status_code=403)
         integration = await session.get(Integration, row.integration_id)
         assert integration is not None and integration.authorization_endpoint is not None
-        state = secrets.token_urlsafe(32)
-        binding = secrets.token_urlsafe(32)
-        row.state_hash = digest(state)
-        row.binding_hash = digest(binding)
         verifier = ctx.secrets.decrypt(row.code_verifier_enc)
         params = {
             "client_id": integration.client_id,
@@ -183,6 +213,17 @@ async def open_start_link(ctx: Context, start_token: str) -> Redirect | Outcome:
             cookie_value=binding,
             max_age=max(1, int((row.expires_at - now).total_seconds())),
         )
+
+
+def _binding_of(row: AuthorizationRequest, cookies: Mapping[str, str]) -> str | None:
+    """The browser binding for this opening: a new one at the first, the browser's own cookie
+    at a later one from the same browser, None for any other browser."""
+    if row.binding_hash is None:
+        return secrets.token_urlsafe(32)
+    cookie = cookies.get(BINDING_COOKIE.format(id=row.id))
+    if cookie is not None and hmac.compare_digest(digest(cookie), row.binding_hash):
+        return cookie
+    return None
 
 
 async def _claim(
@@ -220,8 +261,9 @@ async def _claim(
         if binding is None or digest(binding) != row.binding_hash:
             return _refused(
                 "Sign-in started in another browser",
-                "This answer arrived in a browser that did not open the sign-in link. Open the "
-                "link mailgate printed in this browser and sign in again.",
+                "This answer arrived in a browser that did not open the sign-in link. Finish the "
+                "sign-in in the browser that opened it, or start a new one with `mailgate "
+                "integration authorize NAME`.",
             )
         claimed = await session.execute(
             update(AuthorizationRequest)

@@ -20,6 +20,7 @@ from mailgate import __version__
 from mailgate.context import Context
 from mailgate.runtime.supervisor import Supervisor
 from mailgate.web.demo import ensure_demo_integration, mount_demo
+from mailgate.web.redirects import redirect_slashes_to_base_url
 from mailgate.web.signin import router as signin_routes
 
 
@@ -49,6 +50,7 @@ def create_app(ctx: Context, *, run_workers: bool = True, demo: bool = False) ->
         openapi_url=None,
     )
 
+    redirect_slashes_to_base_url(app.router, ctx.settings.base_url)
     app.include_router(signin_routes(ctx))
     if demo:
         mount_demo(app, ctx)

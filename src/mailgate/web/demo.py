@@ -7,19 +7,31 @@ The emulator keeps its state in memory: after a restart, demo credentials need s
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.routing import Mount
 
 from mailgate.context import Context
 from mailgate.emulator import create_app as create_emulator
+from mailgate.emulator.control import PREFIX as CONTROL_PREFIX
 from mailgate.emulator.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_state
 from mailgate.errors import NotFound
 from mailgate.oauth.integrations import IntegrationOptions, add_integration, get_integration
+from mailgate.web.redirects import redirect_slashes_to_base_url
 
 DEMO_PATH = "/demo-idp"
 DEMO_INTEGRATION = "demo"
 
 
 def mount_demo(app: FastAPI, ctx: Context) -> None:
-    app.mount(DEMO_PATH, create_emulator(demo_state([ctx.settings.redirect_url])))
+    """The emulator's provider endpoints and pages under DEMO_PATH — never its control API,
+    which would let anyone who reaches mailgate add accounts or move its clock."""
+    emulator = create_emulator(demo_state([ctx.settings.redirect_url]))
+    emulator.router.routes = [
+        route
+        for route in emulator.router.routes
+        if not (isinstance(route, Mount) and route.path == CONTROL_PREFIX)
+    ]
+    redirect_slashes_to_base_url(emulator.router, ctx.settings.base_url)
+    app.mount(DEMO_PATH, emulator)
 
 
 async def ensure_demo_integration(ctx: Context) -> None:

@@ -38,7 +38,9 @@ def router(ctx: Context) -> APIRouter:
 
     @routes.get("/oauth2/start", include_in_schema=False)
     async def start(request: Request) -> Response:
-        result = await signin.open_start_link(ctx, request.query_params.get("request", ""))
+        result = await signin.open_start_link(
+            ctx, request.query_params.get("request", ""), dict(request.cookies)
+        )
         if isinstance(result, signin.Outcome):
             return page(request, result)
         response = RedirectResponse(result.url, status_code=302, headers=NO_STORE)
