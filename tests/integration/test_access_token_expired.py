@@ -16,8 +16,15 @@ from mailgate.backoff import Backoff
 from mailgate.context import Context
 from mailgate.mail.mailboxes import MailboxOptions, add_mailbox
 from mailgate.runtime.imap_mailbox import load, run_mailbox
+from mailgate.tracker.service import add_project
 
 ALICE = "alice@contoso.example"
+
+
+@pytest.fixture(autouse=True)
+async def help_project(ctx: Context) -> None:
+    """The project the mailboxes here feed (a mailbox's project must exist)."""
+    await add_project(ctx, "HELP", "Help desk")
 
 
 class ExchangeLikeServer:

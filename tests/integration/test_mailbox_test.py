@@ -14,8 +14,15 @@ from mailgate.context import Context
 from mailgate.mail.mailboxes import MailboxOptions, add_mailbox
 from mailgate.mail.probe import ProbeResult, probe
 from mailgate.oauth.tokens import TokenKeeper
+from mailgate.tracker.service import add_project
 
 ALICE = "alice@example.test"
+
+
+@pytest.fixture(autouse=True)
+async def help_project(ctx: Context) -> None:
+    """The project the mailboxes here feed (a mailbox's project must exist)."""
+    await add_project(ctx, "HELP", "Help desk")
 
 
 def message(subject: str = "Printer on fire") -> bytes:

@@ -78,6 +78,9 @@ async def test_a_message_creates_an_issue(ctx: Context, project: None) -> None:
 
 async def test_reply_by_key_and_by_in_reply_to_become_comments(ctx: Context, project: None) -> None:
     await take(ctx, mail())
+    # Erin is no participant yet: the mailbox lets anyone comment (by default she would open
+    # an issue of her own).
+    anyone = Destination(project="HELP", options=RouteOptions(non_participants="comment"))
     by_key = await take(
         ctx,
         mail(
@@ -86,6 +89,7 @@ async def test_reply_by_key_and_by_in_reply_to_become_comments(ctx: Context, pro
             body="Still burning.\n\nOn Mon, Carol wrote:\n> It is burning.",
             sender="Erin <erin@example.net>",
         ),
+        anyone,
     )
     by_reply = await take(
         ctx,
@@ -171,6 +175,23 @@ async def test_ingest_eml_mbox_and_maildir(ctx: Context, project: None, tmp_path
     assert dict(summary) == {"created": 3, "commented": 1}
     again = await ingest(ctx, [eml], "HELP")
     assert dict(again) == {"duplicate": 1}
+
+
+async def test_ingest_takes_a_whole_thread_and_counts_empty_files(
+    ctx: Context, project: None, tmp_path: Path
+) -> None:
+    """An archive brings a customer's whole history at once: no flood or per-issue comment
+    limit holds any of it back. A file with nothing in it is counted, not skipped silently."""
+    import mailbox
+
+    box = mailbox.mbox(tmp_path / "thread.mbox")
+    box.add(mail("Printer on fire", message_id="<t0@example.net>"))
+    for n in range(1, 9):
+        box.add(mail("Re: [HELP-1] Printer on fire", message_id=f"<t{n}@example.net>", body=f"{n}"))
+    box.flush()
+    (tmp_path / "empty.eml").write_bytes(b"")
+    summary = await ingest(ctx, [tmp_path / "thread.mbox", tmp_path / "empty.eml"], "HELP")
+    assert dict(summary) == {"created": 1, "commented": 8, "empty": 1}
 
 
 async def test_a_large_ingest_parses_in_other_processes_in_order(
@@ -270,8 +291,10 @@ async def test_a_reply_to_another_projects_issue_twice_is_one_comment(
     await add_project(ctx, "SEC", "Security")
     await take(ctx, mail(message_id="<s1@example.net>"), Destination(project="SEC"))
     reply = mail("Re: SEC-1", message_id="<r1@example.net>", body="again")
-    assert (await take(ctx, reply)).status == "commented"
-    assert (await take(ctx, reply + b"\n")).status == "duplicate"  # through another mailbox
+    # A mailbox that takes keys of other projects (by default they are only text).
+    keys = Destination(project="HELP", options=RouteOptions(keys_of_other_projects=True))
+    assert (await take(ctx, reply, keys)).status == "commented"
+    assert (await take(ctx, reply + b"\n", keys)).status == "duplicate"  # another mailbox
     assert len((await show_issue(ctx, "SEC-1"))["comments"]) == 1
 
 

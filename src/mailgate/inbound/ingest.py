@@ -122,8 +122,10 @@ async def ingest(
     from mailgate.mail.mailboxes import check_route_options
 
     given = check_route_options({k: v for k, v in (limits or {}).items() if v is not None})
-    # A migration brings a sender's whole history at once: no flood limit here.
-    options = RouteOptions(handler=handler, max_per_sender_hour=0, **given)
+    # A migration brings a sender's whole history at once: no flood or comment-rate limit.
+    options = RouteOptions(
+        handler=handler, max_per_sender_hour=0, max_comments_per_issue_hour=0, **given
+    )
     destination = Destination(project=project, options=options)
     summary: Counter[str] = Counter()
     if sum(_size(path) for path in paths) > WARM_UP_BYTES:
