@@ -21,7 +21,7 @@ from typer.exceptions import TyperException
 
 from mailgate import __version__
 from mailgate.config import load_settings
-from mailgate.context import Context
+from mailgate.context import Context, parser_pool
 from mailgate.errors import BadInput, MailgateError
 from mailgate.logs import configure_logging, redact_text
 
@@ -1352,33 +1352,51 @@ def parse(
     files: Annotated[list[Path], typer.Argument(help="Message files (.eml).")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Parse messages exactly as a mailbox would; store nothing."""
-    from mailgate.inbound.parse import parse_message
-
-    failed = False
-    for path in files:
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            failed = True
-            if as_json:
-                typer.echo(json.dumps({"file": str(path), "error": f"cannot read: {exc.strerror}"}))
-            else:
-                typer.echo(f"mailgate: {path} cannot be read ({exc.strerror}).", err=True)
-            continue
-        data = parse_message(raw).as_json(str(path))
-        if as_json:
-            typer.echo(json.dumps(data, ensure_ascii=False))
-        else:
-            sender = data["from"]
-            typer.echo(
-                f"{path}: {data['subject']!r} from {sender['address'] or '(unknown)'}, "
-                f"{len(data['attachments'])} attachment(s)"
-                + (f", automated: {data['automated']}" if data["automated"] else "")
-                + (f", keys: {' '.join(data['issue_keys'])}" if data["issue_keys"] else "")
-            )
+    """Parse messages exactly as a mailbox would (with the same limits); store nothing."""
+    configure_logging(os.environ.get("MAILGATE_LOG_LEVEL", "warning"))
+    failed = asyncio.run(_parse_files(files, as_json))
     if failed:
         raise typer.Exit(2)
+
+
+async def _parse_files(files: list[Path], as_json: bool) -> bool:
+    """Print each file's fields (or why there are none); True when any file failed."""
+    from mailgate.inbound.ingest import Unreadable, parse_files
+    from mailgate.inbound.parsers import Unparsable
+
+    failed = False
+    try:
+        parsers = parser_pool(load_settings())
+    except MailgateError as error:
+        fail(error)
+    try:
+        async for path, parsed in parse_files(files, parsers):
+            if isinstance(parsed, Unreadable | Unparsable):
+                failed = True
+                reason = (
+                    f"cannot read: {parsed.reason}"
+                    if isinstance(parsed, Unreadable)
+                    else parsed.reason
+                )
+                if as_json:
+                    typer.echo(json.dumps({"file": str(path), "error": reason}))
+                else:
+                    typer.echo(f"mailgate: {path}: {reason}.", err=True)
+                continue
+            data = parsed.as_json(str(path))
+            if as_json:
+                typer.echo(json.dumps(data, ensure_ascii=False))
+            else:
+                sender = data["from"]
+                typer.echo(
+                    f"{path}: {data['subject']!r} from {sender['address'] or '(unknown)'}, "
+                    f"{len(data['attachments'])} attachment(s)"
+                    + (f", automated: {data['automated']}" if data["automated"] else "")
+                    + (f", keys: {' '.join(data['issue_keys'])}" if data["issue_keys"] else "")
+                )
+    finally:
+        await parsers.close()
+    return failed
 
 
 @app.command()

@@ -24,6 +24,8 @@ _FILE_KEYS = {
     "base_url": "MAILGATE_BASE_URL",
     "secret_keys": "MAILGATE_SECRET_KEYS",
     "admin_email": "MAILGATE_ADMIN_EMAIL",
+    "parse_seconds": "MAILGATE_PARSE_SECONDS",
+    "parse_memory_mb": "MAILGATE_PARSE_MEMORY_MB",
 }
 
 
@@ -36,6 +38,10 @@ class Settings:
     base_url: str
     secret_keys: tuple[str, ...] = field(default=(), repr=False)
     admin_email: str | None = None  # who is told by mail when something needs attention
+    # What parsing one received message may cost (its parsing process): seconds, plus 2 s per
+    # MB of message; memory of the parsing process in MB (0: no limit).
+    parse_seconds: float = 20.0
+    parse_memory_mb: int = 2048
 
     @property
     def redirect_url(self) -> str:
@@ -85,8 +91,31 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             "gets mailgate's alerts."
         )
     return Settings(
-        home=home, database_url=database_url, base_url=base_url, secret_keys=keys, admin_email=admin
+        home=home,
+        database_url=database_url,
+        base_url=base_url,
+        secret_keys=keys,
+        admin_email=admin,
+        parse_seconds=_number(
+            "MAILGATE_PARSE_SECONDS", pick("parse_seconds", "20"), float, minimum=0.001
+        ),
+        parse_memory_mb=int(
+            _number("MAILGATE_PARSE_MEMORY_MB", pick("parse_memory_mb", "2048"), int, minimum=0)
+        ),
     )
+
+
+def _number(name: str, value: str, kind: type[float] | type[int], *, minimum: float) -> float:
+    try:
+        number = kind(str(value).strip())
+    except ValueError:
+        number = None
+    if number is None or number < minimum or number != number:  # NaN is no number
+        raise BadInput(
+            f"{name} is {value!r}: give a {'whole ' if kind is int else ''}number of at least "
+            f"{minimum:g}."
+        )
+    return number
 
 
 # A DNS host name (RFC 1123 §2.1): labels of letters, digits and hyphens, not at either end.

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from mailgate.config import Settings, load_settings
-from mailgate.inbound.parsers import ParserPool
+from mailgate.inbound.parsers import ParseLimits, ParserPool
 from mailgate.store.db import Database, open_database
 from mailgate.store.models import utcnow
 from mailgate.store.secretbox import SecretBox, load_secretbox
@@ -28,6 +28,12 @@ def new_http_client() -> httpx2.AsyncClient:
     from mailgate.http import new_http_client as new
 
     return new()
+
+
+def parser_pool(settings: Settings) -> ParserPool:
+    """The parsing processes, with the limits the settings give."""
+    limits = ParseLimits(seconds=settings.parse_seconds, memory_megabytes=settings.parse_memory_mb)
+    return ParserPool(limits)
 
 
 Clock = Callable[[], datetime]
@@ -53,6 +59,7 @@ class Context:
         settings = settings or load_settings()
         db = open_database(settings)
         trust_local_certificate(dev_certificate_path(settings.home))
+        overrides.setdefault("parsers", parser_pool(settings))
         return cls(settings=settings, db=db, secrets=load_secretbox(settings), **overrides)  # type: ignore[arg-type]
 
     async def close(self) -> None:

@@ -19,6 +19,21 @@ def test_parse_prints_one_json_line_per_file_and_exit_2_for_unreadable(cli: Cli)
     assert second["file"] == "/nonexistent.eml" and "error" in second
 
 
+def test_parse_keeps_the_limits_and_says_when_a_message_is_over_them(cli: Cli) -> None:
+    """`parse` parses as a mailbox would: in a parsing process, with MAILGATE_PARSE_SECONDS."""
+    files = [str(DATA / "gmail-reply.eml"), str(DATA / "outlook-reply.eml")]
+    result = cli("parse", *files, "--json", MAILGATE_PARSE_SECONDS="0.001")
+    assert result.code == 2
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["file"] for line in lines] == files
+    assert all(line["error"].startswith("could not be parsed within limits: ") for line in lines)
+    bad = cli("parse", files[0], MAILGATE_PARSE_SECONDS="soon")
+    assert bad.code == 2
+    assert bad.stderr.strip() == (
+        "mailgate: MAILGATE_PARSE_SECONDS is 'soon': give a number of at least 0.001."
+    )
+
+
 def test_ingest_then_issue_and_quarantine_commands(cli: Cli, tmp_path: Path) -> None:
     assert cli("ingest", str(DATA / "gmail-reply.eml"), "--project", "HELP").code == 2  # no project
     assert cli("project", "add", "HELP", "--name", "Help desk").code == 0

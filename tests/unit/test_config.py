@@ -125,3 +125,27 @@ def test_endpoints_must_be_https_except_on_loopback() -> None:
     assert require_https_endpoint("http://127.0.0.1:9000/token", "token endpoint")
     with pytest.raises(BadInput, match="token endpoint"):
         require_https_endpoint("http://idp.example/token", "token endpoint")
+
+
+def test_parse_limits_come_from_the_environment_or_the_file(tmp_path: Path) -> None:
+    defaults = load_settings({"MAILGATE_HOME": str(tmp_path)})
+    assert (defaults.parse_seconds, defaults.parse_memory_mb) == (20.0, 2048)
+    (tmp_path / "mailgate.toml").write_text("parse_seconds = 45\nparse_memory_mb = 4096\n")
+    settings = load_settings({"MAILGATE_HOME": str(tmp_path), "MAILGATE_PARSE_MEMORY_MB": "0"})
+    assert (settings.parse_seconds, settings.parse_memory_mb) == (45.0, 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MAILGATE_PARSE_SECONDS", "0"),
+        ("MAILGATE_PARSE_SECONDS", "-5"),
+        ("MAILGATE_PARSE_SECONDS", "nan"),
+        ("MAILGATE_PARSE_SECONDS", "ten"),
+        ("MAILGATE_PARSE_MEMORY_MB", "1.5"),
+        ("MAILGATE_PARSE_MEMORY_MB", "-1"),
+    ],
+)
+def test_a_parse_limit_that_is_no_number_is_refused(tmp_path: Path, name: str, value: str) -> None:
+    with pytest.raises(BadInput, match=f"^{name} is '{value}': give a"):
+        load_settings({"MAILGATE_HOME": str(tmp_path), name: value})

@@ -7,7 +7,8 @@ import asyncio
 import itertools
 import mailbox as stdlib_mailbox
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from mailgate.context import Context
 from mailgate.errors import BadInput
 from mailgate.inbound import pipeline
 from mailgate.inbound.handle import Destination
+from mailgate.inbound.parse import InboundMessage
+from mailgate.inbound.parsers import ParserPool, Unparsable
 from mailgate.inbound.route import HANDLERS, RouteOptions
 from mailgate.tracker.service import get_project
 
@@ -103,6 +106,32 @@ def _without_separator(lines: list[bytes]) -> bytes:
     if lines and lines[-1] == b"\n":
         lines = lines[:-1]
     return b"".join(lines)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A file that could not be read, and why (the OS's words)."""
+
+    reason: str
+
+
+async def parse_files(
+    paths: list[Path], parsers: ParserPool, chunk: int = 32
+) -> AsyncIterator[tuple[Path, InboundMessage | Unparsable | Unreadable]]:
+    """Each file parsed exactly as a mailbox's message is — in the parsing processes, with
+    their limits — in order, `chunk` files held at a time (`mailgate parse`)."""
+    for start in range(0, len(paths), chunk):
+        raws: dict[int, bytes] = {}
+        results: dict[int, InboundMessage | Unparsable | Unreadable] = {}
+        for index, path in enumerate(paths[start : start + chunk]):
+            try:
+                raws[index] = path.read_bytes()
+            except OSError as exc:
+                results[index] = Unreadable(exc.strerror or type(exc).__name__)
+        parsed = await parsers.parse_all(list(raws.values()))
+        results.update(zip(raws, parsed, strict=True))
+        for index, path in enumerate(paths[start : start + chunk]):
+            yield path, results[index]
 
 
 async def ingest(
