@@ -159,11 +159,12 @@ def main_callback(
 @app.command()
 def migrate() -> None:
     """Apply database migrations (every command also does this on first use)."""
+    from mailgate.store.db import ensure_home
     from mailgate.store.db import migrate as apply
 
     settings = load_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
     try:
+        ensure_home(settings)  # private from the start (0700), as every command makes it
         applied = apply(settings.database_url)
     except MailgateError as error:
         fail(error)
@@ -187,16 +188,15 @@ def serve(
     settings = load_settings()
     try:
         ensure_home(settings)
-        settings.require_https_base_url()
-    except BadInput as error:
-        if not isinstance(error, BadInput) or "MAILGATE_BASE_URL" not in str(error):
-            fail(error)
-        typer.echo(f"warning: {error}", err=True)
-    cert, key = ensure_dev_certificate(settings.home)
-    try:
+        # The database first: a broken one stops here, before anything is written beside it.
         ctx = Context.open(settings)
     except MailgateError as error:
         fail(error)
+    try:
+        settings.require_https_base_url()
+    except BadInput as error:
+        typer.echo(f"warning: {error}", err=True)  # the web UI works; OAuth sign-ins will not
+    cert, key = ensure_dev_certificate(settings.home)
     typer.echo(
         f"mailgate {__version__} serving https://{host}:{port} (base URL "
         f"{ctx.settings.base_url}); data in {ctx.settings.home}",

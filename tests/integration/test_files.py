@@ -87,3 +87,10 @@ def test_a_database_outside_the_home_is_created_private(tmp_path: Path, home: Pa
     assert cli("project", "add", "HELP", "--name", "Help").code == 0
     assert mode(database) == 0o600
     assert mode(elsewhere) == 0o755  # not mailgate's folder: left alone
+
+
+def test_migrate_makes_a_private_home_too(cli: Cli, home: Path) -> None:
+    result = cli("migrate")
+    assert result.code == 0, result.stderr
+    assert warnings(result.stderr) == []  # nothing to fix: private from the start
+    assert mode(home) == 0o700 and mode(home / "mailgate.db") == 0o600

@@ -113,11 +113,12 @@ def test_migrating_keeps_what_points_at_rebuilt_tables(tmp_path: Path) -> None:
     from alembic import command
     from alembic.config import Config
 
-    from mailgate.store.db import MIGRATIONS, _on_sqlite_connect
+    from mailgate.store.db import MIGRATIONS
+    from mailgate.store.sqlite import on_connect
 
     url = f"sqlite:///{tmp_path / 'm.db'}"
     engine = sa.create_engine(url)
-    sa.event.listen(engine, "connect", _on_sqlite_connect)  # foreign keys on, as mailgate runs
+    sa.event.listen(engine, "connect", on_connect)  # foreign keys on, as mailgate runs
     with engine.begin() as connection:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
