@@ -32,8 +32,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# The pragmas of every SQLite connection, for code that opens its own engine on a database.
-_on_sqlite_connect = sqlite.on_connect
 
 
 def _driver_url(url: str, *, asynchronous: bool) -> sa.URL:
