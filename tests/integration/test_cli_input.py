@@ -441,3 +441,31 @@ def test_mailbox_import_refuses_a_file_that_is_no_list(
 def test_quarantine_retry_refuses_what_is_no_message_id(cli: Cli) -> None:
     assert_refused(cli("quarantine", "retry", "abc"), "Message ID 'abc' is not a number")
     assert_refused(cli("quarantine", "retry", "7", "--as-comment"), "No quarantined message 7")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--poll", "100000000000000000000"], ["--poll", "at most"]),
+        (["--poll", "2147483648"], ["--poll", "at most"]),
+        (["--max-message-bytes", "100000000000000000000"], ["--max-message-bytes", "at most"]),
+    ],
+)
+def test_mailbox_numbers_past_what_can_be_stored_are_refused(
+    cli: Cli, desk: list[str], args: list[str], words: list[str]
+) -> None:
+    assert_refused(cli("mailbox", "add", "support", *desk, *args), *words)
+    assert cli("mailbox", "list", "--json").json() == []
+
+
+def test_an_issue_key_no_issue_can_have_is_not_found(cli: Cli) -> None:
+    assert cli("project", "add", "HELP", "--name", "Help desk").code == 0
+    huge = "HELP-99999999999999999999999"
+    assert_refused(cli("issue", "show", huge), f"No issue '{huge}'")
+    assert_refused(cli("issue", "comment", huge, "--body", "x"), f"No issue '{huge}'")
+
+
+def test_a_project_key_is_one_issue_keys_can_name(cli: Cli) -> None:
+    # Issue keys are [A-Z][A-Z0-9_]+-[0-9]+: "H-1" names no issue, so H can be no project.
+    assert_refused(cli("project", "add", "H", "--name", "Help"), "Project key 'H' is not valid")
+    assert cli("project", "list", "--json").json() == []

@@ -158,6 +158,54 @@ async def test_bulk_forward_sends_automated_mail_on_with_the_original_attached(
     assert original["Message-ID"] == "<m1@example.net>"
 
 
+async def test_bulk_forward_attaches_the_original_byte_for_byte_without_reading_its_headers(
+    ctx: Context, project: None
+) -> None:
+    from mailgate.inbound.route import RouteOptions
+
+    forwarding = Destination(
+        project="HELP", options=RouteOptions(bulk="forward:postmaster@example.com")
+    )
+    # Headers the standard library's parsers take quadratic time and memory for (a Cc of 1 MB:
+    # minutes and gigabytes, in the write transaction): forwarding must not hand them to it.
+    hostile_cc = ", ".join(["=?utf-8?q?x?= <q@b.test>"] * 2000)
+    parameters = "; ".join(f"p{n}=v" for n in range(2000))
+    auto_reply = (
+        "From: Away <away@example.net>\nTo: support@example.com\n"
+        f"Cc: {hostile_cc}\nSubject: =?utf-8?q?Abwesend=3A_Drucker?=\n"
+        "Auto-Submitted: auto-replied\nMessage-ID: <a1@example.net>\n"
+        f"Content-Type: text/plain; {parameters}\n\nI am away.\n"
+    ).encode()
+    taken = await pipeline.take(
+        ctx, None, pipeline.MessageRef(), auto_reply, destination=forwarding
+    )
+    assert taken.status == "ignored"
+    async with ctx.db.session() as session:
+        [raw] = (await session.scalars(select(OutboxMessage.raw))).all()
+    assert auto_reply.replace(b"\n", b"\r\n") in raw  # not refolded, not re-encoded
+    headers = message_from_bytes(raw.split(b"\r\n\r\n")[0], policy=policy.default)
+    assert headers["Subject"] == "Fwd: Abwesend: Drucker"
+
+
+async def test_a_long_comment_is_mailed_in_part_and_kept_whole(ctx: Context, project: None) -> None:
+    from mailgate.tracker.notify import NOTIFIED_CHARACTERS
+
+    await take(ctx, mail(cc=", ".join(f"p{n}@example.org" for n in range(10))))
+    # Megabytes from one message must not become megabytes for each of its watchers.
+    long = "All work and no play makes Jack a dull boy.\n" * 20000
+    reply = mail("Re: [HELP-1] Printer on fire", message_id="<r1@example.net>", body=long)
+    assert await take(ctx, reply) == "commented"
+    [comment] = (await show_issue(ctx, "HELP-1"))["comments"]
+    assert comment["body"] == long.strip()
+    notifications = (await outbox(ctx))[1:]
+    assert len(notifications) == 10
+    for message in notifications:
+        for kind in ("plain", "html"):
+            text = message.get_body((kind,)).get_content()  # type: ignore[union-attr]
+            assert "All work and no play" in text and "the rest is in HELP-1" in text
+            assert len(text) < NOTIFIED_CHARACTERS + 2000
+
+
 async def test_closing_an_issue_tells_the_reporter_once(ctx: Context, project: None) -> None:
     from mailgate.tracker.service import set_status
 

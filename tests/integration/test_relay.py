@@ -239,3 +239,131 @@ async def test_from_root_gets_nothing_and_is_nobodys_watcher(ctx: Context, proje
     assert (await show_issue(ctx, "HELP-1"))["watchers"] == ["dave@example.net"]
     await comment_as_agent(ctx, "HELP-1", "Done.", None)
     assert "root" not in await everyone_mailed(ctx)
+
+
+PUBLIC = "help@example.com"
+
+
+async def desk_with_public_address(ctx: Context) -> Destination:
+    """A mailbox whose login is not the address customers write to: it takes only mail to its
+    catch address."""
+    from mailgate.mail.mailboxes import MailboxOptions, add_mailbox, destination_of
+
+    mailbox, _ = await add_mailbox(
+        ctx,
+        "inbox",
+        MailboxOptions(
+            protocol="imap",
+            host="127.0.0.1",
+            security="none",
+            username="inbox@example.com",
+            password="not used here",
+            project="HELP",
+            route={"catch_address": PUBLIC},
+        ),
+    )
+    return destination_of(mailbox)
+
+
+async def test_a_reply_to_a_notification_reaches_a_mailbox_with_a_catch_address(
+    ctx: Context, project: None
+) -> None:
+    desk = await desk_with_public_address(ctx)
+    assert await take(ctx, mail(cc=PUBLIC), desk) == "created"
+    [(_, ack)] = await outbox(ctx)
+    assert ack["Reply-To"] == PUBLIC  # where the mailbox takes mail, not its login
+    reply = EmailMessage()
+    reply["From"] = "carol@example.net"
+    reply["To"] = ack["Reply-To"]
+    reply["Subject"] = "Re: your request"
+    reply["Message-ID"] = "<r1@example.net>"
+    reply["In-Reply-To"] = str(ack["Message-ID"])
+    reply.set_content("It is out now.")
+    assert await take(ctx, bytes(reply), desk) == "commented"
+
+
+async def test_the_catch_address_is_one_of_the_desks_own(ctx: Context, project: None) -> None:
+    desk = await desk_with_public_address(ctx)
+    await take(ctx, mail(cc=f"dave@example.net, {PUBLIC.upper()}"), desk)
+    assert (await show_issue(ctx, "HELP-1"))["watchers"] == ["dave@example.net"]
+    # Mail from the desk's public address (an alias forwarding to itself, say) is answered to
+    # nobody: the desk never mails itself.
+    looped = mail(sender=f"Desk <{PUBLIC}>", message_id="<m2@example.net>", cc=PUBLIC)
+    await take(ctx, looped, desk)
+    await comment_as_agent(ctx, "HELP-1", "Done.", None)
+    assert PUBLIC not in await everyone_mailed(ctx)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "no_reply@vendor.example",
+        "no.reply@vendor.example",
+        "do_not_reply@vendor.example",
+        "do.not.reply@vendor.example",
+        '"no reply"@vendor.example',
+        '"noreply"@vendor.example',
+    ],
+)
+async def test_noreply_addresses_in_all_their_spellings_get_nothing(
+    ctx: Context, project: None, address: str
+) -> None:
+    await take(ctx, mail(cc=f"dave@example.net, {address}"))
+    assert (await show_issue(ctx, "HELP-1"))["watchers"] == ["dave@example.net"]
+    await take(ctx, mail(sender=address, message_id="<m2@example.net>"))
+    await comment_as_agent(ctx, "HELP-1", "Done.", None)
+    assert await everyone_mailed(ctx) == {"carol@example.net", "dave@example.net"}
+
+
+def utf8_mail(sender: str, cc: str, message_id: str) -> bytes:
+    """A message with UTF-8 in its headers, as an SMTPUTF8 server delivers it (RFC 6532)."""
+    return (
+        f"From: {sender}\r\nTo: {DESK}\r\nCc: {cc}\r\nSubject: Printer\r\n"
+        f"Message-ID: {message_id}\r\n\r\nIt is burning.\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    "domain",
+    [
+        "\uff45xample.net",  # a fullwidth "e": example.net to a mail server (UTS #46)
+        "\U0001d41example.net",  # a mathematical bold "e": the same
+    ],
+)
+async def test_a_domain_spelled_in_a_unicode_variant_is_no_mailbox(
+    ctx: Context, project: None, domain: str
+) -> None:
+    # Counted apart from carol@example.net, such a spelling would pass every per-sender limit
+    # while the mail it gets still reaches Carol.
+    assert await take(ctx, utf8_mail(f"carol@{domain}", DESK, "<m1@example.net>")) == "quarantined"
+    cc = utf8_mail("carol@example.net", f"dave@{domain}", "<m2@example.net>")
+    assert await take(ctx, cc) == "created"
+    assert (await show_issue(ctx, "HELP-1"))["watchers"] == []
+    assert await everyone_mailed(ctx) == {"carol@example.net"}
+
+
+async def test_a_held_message_that_arrived_twice_becomes_one_comment(
+    ctx: Context, project: None
+) -> None:
+    holding = Destination(project="HELP", options=RouteOptions(non_participants="hold"))
+    await take(ctx, mail(), holding)
+    stranger = mail("Re: [HELP-1] x", sender="mallory@elsewhere.test", message_id="<x3@e.test>")
+    assert await take(ctx, stranger, holding) == "quarantined"
+    # The same message again, through another mailbox of the project (or sent twice).
+    again = stranger.replace(b"Subject:", b"X-Copy: 2\nSubject:")
+    assert await take(ctx, again, holding) == "quarantined"
+    first, second = await list_quarantine(ctx)
+    assert (await retry(ctx, first["id"], as_comment=True))["status"] == "commented"
+    before = len(await outbox(ctx))
+    assert (await retry(ctx, second["id"], as_comment=True))["status"] == "duplicate"
+    assert len((await show_issue(ctx, "HELP-1"))["comments"]) == 1
+    assert len(await outbox(ctx)) == before
+
+
+async def test_a_key_with_a_number_no_issue_can_have_is_just_text(
+    ctx: Context, project: None
+) -> None:
+    await take(ctx, mail())
+    huge = mail("Re: [HELP-99999999999999999999999] fire", message_id="<m2@example.net>")
+    assert await take(ctx, huge) == "created"
+    assert (await show_issue(ctx, "HELP-2"))["summary"] == "Re: [HELP-99999999999999999999999] fire"

@@ -137,7 +137,8 @@ def accept_as_comment(
     issue_id: int,
 ) -> Outcome:
     """An agent's decision for a message held for them: a comment on `issue_id` after all,
-    notified like any comment."""
+    notified like any comment — once: a copy of a message already taken (held twice, through
+    two mailboxes or sent again) is a duplicate."""
     problem = sender_problem(message)
     if problem is not None:
         raise BadInput(f"Message {receipt_id} cannot become a comment: {problem}.")
@@ -148,6 +149,17 @@ def accept_as_comment(
             f"Message {receipt_id} was held for an issue or project that no longer exists: "
             f"retry it without --as-comment."
         )
+    if message.message_id:
+        for project_id in dict.fromkeys((project.id, issue.project_id)):
+            taken = service.thread_issue(session, project_id, message.message_id)
+            if taken is not None:
+                return Outcome(
+                    "duplicate",
+                    "this Message-ID was already taken (an earlier copy of the message)",
+                    taken,
+                    project=project.key,
+                    sender=message.from_.address,
+                )
     return _comment(session, receipt_id, message, destination, project, issue)
 
 
@@ -162,7 +174,10 @@ def sender_problem(message: InboundMessage) -> str | None:
         return "the From header gives no address"
     if not smtp_servers.is_address(address):
         shown = address if len(address) <= 80 else address[:80] + "…"
-        return f"the From address {shown!r} is not a mailbox mail can be sent to (no domain)"
+        return (
+            f"the From address {shown!r} is not a mailbox mail can be sent to (no domain, or "
+            "one spelled in characters mail servers do not use)"
+        )
     return None
 
 

@@ -43,8 +43,12 @@ DEFAULT_PORTS = {
 DEFAULT_POLL_SECONDS = 60
 DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 MIN_POLL_SECONDS = 5
+MAX_POLL_SECONDS = 7 * 24 * 3600
+# What the column holds everywhere (a 32-bit integer on PostgreSQL; past 2**63 SQLite's driver
+# raises instead of storing).
+MAX_MESSAGE_BYTES = 2**31 - 1
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_PROJECT_RE = re.compile(r"[A-Z][A-Z0-9_]{0,49}")
+_PROJECT_RE = re.compile(r"[A-Z][A-Z0-9_]{1,49}")
 
 
 @dataclass
@@ -120,7 +124,7 @@ async def _resolve(
     if opts.project is not None:
         if not _PROJECT_RE.fullmatch(opts.project):
             raise BadInput(
-                f"Project key {opts.project!r} is not valid: use capital letters, digits and _, starting with a letter (e.g. HELP)."
+                f"Project key {opts.project!r} is not valid: use 2 to 50 capital letters, digits and _, starting with a letter (e.g. HELP)."
             )
         if await session.scalar(select(Project.id).where(Project.key == opts.project)) is None:
             raise NotFound(
@@ -141,6 +145,11 @@ async def _resolve(
             raise BadInput(
                 f"A poll interval of {opts.poll_seconds} s is too short: use at least {MIN_POLL_SECONDS} s (IMAP IDLE delivers new mail at once anyway)."
             )
+        if opts.poll_seconds > MAX_POLL_SECONDS:
+            raise BadInput(
+                f"A poll interval of {opts.poll_seconds} s is too long: use at most "
+                f"{MAX_POLL_SECONDS} s, a week (--poll)."
+            )
         row.poll_seconds = opts.poll_seconds
     row.poll_seconds = row.poll_seconds or DEFAULT_POLL_SECONDS
     if row.poll_seconds < 60 and uses_oauth_only_host(row.host):
@@ -156,6 +165,11 @@ async def _resolve(
         if opts.max_message_bytes < 1024:
             raise BadInput(
                 "The size limit is below 1 KiB: give a limit in bytes, e.g. 26214400 for 25 MB."
+            )
+        if opts.max_message_bytes > MAX_MESSAGE_BYTES:
+            raise BadInput(
+                f"The size limit is over 2 GiB: give at most {MAX_MESSAGE_BYTES} bytes "
+                "(--max-message-bytes)."
             )
         row.max_message_bytes = opts.max_message_bytes
     row.max_message_bytes = row.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES
@@ -384,8 +398,10 @@ def destination_of(mailbox: Mailbox) -> Destination:
     from mailgate.inbound.handle import Destination
     from mailgate.inbound.route import RouteOptions
 
+    options = RouteOptions(handler=mailbox.handler, **(mailbox.route_options or {}))
+    own = (mailbox.username, options.catch_address or "")
     return Destination(
         project=mailbox.project,
-        options=RouteOptions(handler=mailbox.handler, **(mailbox.route_options or {})),
-        own_addresses=(mailbox.username.lower(),),
+        options=options,
+        own_addresses=tuple(address.lower() for address in own if address),
     )

@@ -9,6 +9,7 @@ cloud; Gmail `smtp.gmail.com:587` STARTTLS).
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -75,12 +76,16 @@ def check_name(name: str) -> str:
 def is_address(text: str) -> bool:
     """Whether `text` is a mailbox's address mail can be sent to: an addr-spec with a domain
     (never "root", never a display name, never a line break)."""
-    local = text.rpartition("@")[0]
+    local, _, domain = text.rpartition("@")
     return (
         len(text) <= 254
         and len(local) <= 64
         # No control character or Unicode separator (U+2028 is a line break to some readers).
         and text.isprintable()
+        # A domain only as mail servers write it: UTS #46 maps a fullwidth "ｅ" to "e" and
+        # composes "a" + U+0301 into "á", so such a spelling is someone else's address in
+        # disguise (counted apart from it by every per-sender limit, yet delivered to it).
+        and unicodedata.is_normalized("NFKC", domain)
         and _ADDRESS_RE.fullmatch(text) is not None
     )
 

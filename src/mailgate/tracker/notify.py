@@ -9,14 +9,15 @@ person whose action caused it, to an automated sender or to one of our own addre
 
 from __future__ import annotations
 
+import contextlib
+import email.errors
+import email.header
 import email.utils
 import functools
 import re
 from dataclasses import dataclass
-from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +92,11 @@ def render(home: str | None, name: str, values: dict[str, Any]) -> str:
         return environment(None).get_template(name).render(values)
 
 
+# Senders write "no reply" every way there is: noreply, no-reply, no_reply (Apple), no.reply,
+# do_not_reply, "no reply" (quoted: RFC 5322 §3.4.1 allows a space there).
 _AUTOMATED_LOCAL = re.compile(
-    r"^(no-?reply|do-?not-?reply|mailer-daemon|postmaster|bounces?|notifications?)([+._-]|$)",
+    r"^(no[ ._-]?reply|do[ ._-]?not[ ._-]?reply|mailer[._-]?daemon|postmaster|bounces?"
+    r"|notifications?)([+._-]|$)",
     re.IGNORECASE,
 )
 
@@ -100,7 +104,7 @@ _AUTOMATED_LOCAL = re.compile(
 def looks_automated(address: str) -> bool:
     """An address no person reads (noreply@, mailer-daemon@ …): never notified, never a
     watcher."""
-    return bool(_AUTOMATED_LOCAL.match(address.rsplit("@", 1)[0]))
+    return bool(_AUTOMATED_LOCAL.match(address.rsplit("@", 1)[0].strip('"')))
 
 
 def may_receive(address: str) -> bool:
@@ -125,20 +129,35 @@ def wanted(session: Session, project: Project) -> bool:
 
 
 def own_addresses(session: Session) -> set[str]:
-    """Every address mailgate sends as or reads: never a recipient (no mail to ourselves)."""
+    """Every address mailgate sends as or reads (a mailbox's login and the address it takes
+    mail for, `--catch-address`): never a recipient (no mail to ourselves)."""
     cache: set[str] | None = session.info.get("own_addresses")
     if cache is None:
         cache = {a.lower() for a in session.scalars(select(SmtpServer.from_address))}
-        cache |= {a.lower() for a in session.scalars(select(Mailbox.username)) if "@" in a}
+        for username, options in session.execute(select(Mailbox.username, Mailbox.route_options)):
+            cache |= {a.lower() for a in (username, _catch_address(options)) if a and "@" in a}
         session.info["own_addresses"] = cache
     return cache
 
 
+def _catch_address(route_options: dict[str, Any] | None) -> str | None:
+    address = (route_options or {}).get("catch_address")
+    return address if isinstance(address, str) else None
+
+
 def _reply_to(session: Session, project: Project, smtp: SmtpServer) -> str:
-    mailbox = session.scalars(
-        select(Mailbox.username).where(Mailbox.project == project.key).order_by(Mailbox.id)
+    """Where a reply reaches the project's mailbox: the address it takes mail for when it has
+    a catch address (a reply to its login would be ignored there), else its login."""
+    mailbox = session.execute(
+        select(Mailbox.username, Mailbox.route_options)
+        .where(Mailbox.project == project.key)
+        .order_by(Mailbox.id)
     ).first()
-    return mailbox if mailbox and "@" in mailbox else smtp.from_address
+    if mailbox is None:
+        return smtp.from_address
+    username, options = mailbox
+    address = _catch_address(options) or username
+    return address if "@" in address else smtp.from_address
 
 
 _WATCHER_ADDRESSES = (
@@ -228,16 +247,20 @@ def _address(message: EmailMessage, recipient: str, thread: list[Any], seen: set
 
 
 def forward(session: Session, project_key: str, raw: bytes, to: str, reason: str | None) -> int:
-    """Send automated mail on to `to` (`--bulk forward:ADDRESS`), the original attached whole."""
+    """Send automated mail on to `to` (`--bulk forward:ADDRESS`), the original attached whole.
+
+    The original is never parsed here: the email package's header parsers take quadratic time
+    and memory on hostile headers (a Cc of 1 MB: minutes and gigabytes), and this runs in the
+    write transaction, without the parsing processes' deadline. Its bytes are attached as they
+    came, and its subject is read from its header block with a bounded cost."""
     project = service.find_project(session, project_key)
     smtp = smtp_for(session, project) if project is not None else None
     if project is None or smtp is None or to.lower() in own_addresses(session):
         return 0
-    original = message_from_bytes(raw, policy=default_policy)
     message = EmailMessage()
     message["From"] = email.utils.formataddr((smtp.from_name or project.name, smtp.from_address))
     message["To"] = to
-    message["Subject"] = "Fwd: " + " ".join(str(original.get("Subject", "")).split())[:900]
+    message["Subject"] = "Fwd: " + _subject_of(raw)
     domain = smtp.from_address.rsplit("@", 1)[-1]
     message["Message-ID"] = email.utils.make_msgid("mailgate.forward", domain=domain)
     message["Date"] = email.utils.formatdate()
@@ -247,9 +270,40 @@ def forward(session: Session, project_key: str, raw: bytes, to: str, reason: str
         f"{project.name} received this automated message and forwarded it to you "
         f"({reason or 'automated mail'}). The original is attached.\n"
     )
-    message.add_attachment(original)  # message/rfc822: the original, whole
+    message.make_mixed()
+    message.attach(_attached_whole(raw))
     queue(session, smtp.id, "forward", None, [to], message)
     return 1
+
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_SUBJECT_FIELD = re.compile(rb"^subject:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def _subject_of(raw: bytes) -> str:
+    """The message's subject, decoded (RFC 2047), on one line and at most 900 characters."""
+    end = _HEADER_END.search(raw)
+    found = _SUBJECT_FIELD.search(raw, 0, end.start() if end else len(raw))
+    if found is None:
+        return ""
+    # Only the start is decoded: whatever the header holds, the cost stays small.
+    value = _LINE_END.sub(b"", found.group(1)[:4000]).decode("utf-8", "replace")
+    # An unknown charset or a broken encoded word leaves the text as it came.
+    with contextlib.suppress(LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
+        value = str(email.header.make_header(email.header.decode_header(value)))
+    return " ".join(value.split())[:900]
+
+
+def _attached_whole(raw: bytes) -> EmailMessage:
+    """A message/rfc822 part holding `raw` byte for byte (lines ending in CRLF, as SMTP wants):
+    a part whose payload is text is written as it is, never parsed or refolded."""
+    part = EmailMessage()
+    part["Content-Type"] = "message/rfc822"
+    part["Content-Disposition"] = "attachment"
+    part["Content-Transfer-Encoding"] = "7bit" if raw.isascii() else "8bit"
+    part.set_payload(_LINE_END.sub(b"\r\n", raw).decode("ascii", "surrogateescape"))
+    return part
 
 
 def queue(
@@ -280,6 +334,20 @@ def queue(
     return message_id
 
 
+# About what Jira keeps of a comment (32,767 characters). A notification carries that much of
+# one and says where the rest is: one sender's message of megabytes must not become megabytes
+# for each of an issue's watchers (an 8.8 MB reply made 183 MB of outbox for eleven people).
+NOTIFIED_CHARACTERS = 32_000
+
+
+def _excerpt(body: str, key: str) -> str:
+    if len(body) <= NOTIFIED_CHARACTERS:
+        return body
+    cut = body.rfind("\n", NOTIFIED_CHARACTERS // 2, NOTIFIED_CHARACTERS)  # at a line's end
+    cut = cut if cut > 0 else NOTIFIED_CHARACTERS
+    return f"{body[:cut].rstrip()}\n\n[… {len(body) - cut} more characters: the rest is in {key}]"
+
+
 def _compose(
     session: Session,
     home: str | None,
@@ -295,7 +363,7 @@ def _compose(
         "key": key,
         "summary": issue.summary,
         "project": project.name,
-        "body": event.body,
+        "body": _excerpt(event.body, key),
         "status": issue.status,
         "by_agent": event.by_agent,
         "actor": event.actor or "",

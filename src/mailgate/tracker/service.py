@@ -45,7 +45,8 @@ BLOBS = table_of(Blob)
 ATTACHMENTS = table_of(Attachment)
 THREAD = table_of(ThreadMessage)
 
-KEY_RE = re.compile(r"[A-Z][A-Z0-9_]{0,49}")
+# Two characters at least: an issue key is [A-Z][A-Z0-9_]+-[0-9]+ (the keys found in subjects).
+KEY_RE = re.compile(r"[A-Z][A-Z0-9_]{1,49}")
 ISSUE_KEY_RE = re.compile(r"([A-Z][A-Z0-9_]+)-([0-9]+)")
 
 
@@ -68,8 +69,8 @@ def issue_key(project: Project, issue: Issue) -> str:
 async def add_project(ctx: Context, key: str, name: str, *, smtp: str | None = None) -> Project:
     if not KEY_RE.fullmatch(key):
         raise BadInput(
-            f"Project key {key!r} is not valid: use capital letters, digits and _, starting with a "
-            "letter (e.g. HELP)."
+            f"Project key {key!r} is not valid: use 2 to 50 capital letters, digits and _, "
+            "starting with a letter (e.g. HELP)."
         )
     if not name.strip():
         raise BadInput("The project name is empty: give --name.")
@@ -404,13 +405,22 @@ def issue_by_message_id(
     return IssueRef(*row) if row else None
 
 
-def issue_ref_by_key(session: Session, key: str) -> IssueRef | None:
+def _split_key(key: str) -> tuple[str, int] | None:
+    """(project key, number) of an issue key, or None when no issue can have it: anyone may
+    write "HELP-99999999999999999999" in a subject, and a number past the column's range is
+    an error of the database's (SQLite: OverflowError), not a miss."""
     match = ISSUE_KEY_RE.fullmatch(key)
-    if not match:
+    digits = match.group(2).lstrip("0") if match else ""
+    if not match or len(digits) > 10 or int(digits or "0") >= 2**31:
         return None
-    found = session.connection().execute(
-        _ISSUE_BY_KEY, {"key": match.group(1), "number": int(match.group(2))}
-    )
+    return match.group(1), int(digits or "0")
+
+
+def issue_ref_by_key(session: Session, key: str) -> IssueRef | None:
+    split = _split_key(key)
+    if split is None:
+        return None
+    found = session.connection().execute(_ISSUE_BY_KEY, {"key": split[0], "number": split[1]})
     row = found.first()
     return IssueRef(*row) if row else None
 
@@ -433,15 +443,15 @@ def issue_ref_by_id(session: Session, issue_id: int) -> IssueRef | None:
 
 
 def issue_by_key(session: Session, key: str) -> tuple[Project, Issue] | None:
-    match = ISSUE_KEY_RE.fullmatch(key)
-    if not match:
+    split = _split_key(key)
+    if split is None:
         return None
-    project = find_project(session, match.group(1))
+    project = find_project(session, split[0])
     if project is None:
         return None
     issue = (
         session.scalars(
-            select(Issue).where(Issue.project_id == project.id, Issue.number == int(match.group(2)))
+            select(Issue).where(Issue.project_id == project.id, Issue.number == split[1])
         )
     ).first()
     return (project, issue) if issue else None
