@@ -151,7 +151,6 @@ async def list_projects(ctx: Context) -> list[Project]:
 
 _PERSON_BY_EMAIL = select(PEOPLE.c.id, PEOPLE.c.name).where(PEOPLE.c.email == bindparam("email"))
 _PERSON_KIND = select(PEOPLE.c.id, PEOPLE.c.kind).where(PEOPLE.c.email == bindparam("email"))
-_NEW_PERSON = insert(PEOPLE).returning(PEOPLE.c.id)
 _PERSON_NAMED = (
     update(PEOPLE).where(PEOPLE.c.id == bindparam("person")).values(name=bindparam("new_name"))
 )
@@ -167,7 +166,12 @@ def person(session: Session, email: str, name: str | None = None, kind: str = "c
     row = db.execute(_PERSON_BY_EMAIL, {"email": address}).first()
     if row is None:
         values = {"email": address, "name": name, "kind": kind, "created_at": utcnow()}
-        person_id = int(db.execute(_NEW_PERSON, values).scalar_one())
+        created = db.execute(_or_nothing(db, PEOPLE).returning(PEOPLE.c.id), values).scalar()
+        if created is None:
+            # Another transaction added them meanwhile (PostgreSQL: two workers, one new
+            # sender); the database waited for it, and its row is there to read now.
+            created = db.execute(_PERSON_BY_EMAIL, {"email": address}).one().id
+        person_id = int(created)
     else:
         person_id = int(row.id)
         if name and not row.name:
@@ -192,6 +196,11 @@ _INSERT_NEW: dict[tuple[str, str], sa.Insert] = {}
 def _insert_new(session: Session, table: sa.Table, **values: Any) -> None:
     """INSERT unless a row with the same unique key exists (the database decides: no race)."""
     db = session.connection()
+    db.execute(_or_nothing(db, table), values)
+
+
+def _or_nothing(db: sa.Connection, table: sa.Table) -> sa.Insert:
+    """INSERT … ON CONFLICT DO NOTHING into `table`, in the connection's dialect."""
     key = (table.name, db.dialect.name)
     if key not in _INSERT_NEW:
         if db.dialect.name == "sqlite":
@@ -202,7 +211,7 @@ def _insert_new(session: Session, table: sa.Table, **values: Any) -> None:
             from sqlalchemy.dialects import postgresql
 
             _INSERT_NEW[key] = postgresql.insert(table).on_conflict_do_nothing()
-    db.execute(_INSERT_NEW[key], values)
+    return _INSERT_NEW[key]
 
 
 # -- issues and comments -----------------------------------------------------------------------------
