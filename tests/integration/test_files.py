@@ -3,13 +3,17 @@ so, and made so again on start when something left them open to others."""
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from tests.support.cli import Cli
 
 from mailgate.context import Context
+from mailgate.errors import BadInput
+from mailgate.store import files
 from mailgate.store.models import Project
 from mailgate.tracker.service import add_project
 from mailgate.web.tls import ensure_dev_certificate
@@ -94,3 +98,36 @@ def test_migrate_makes_a_private_home_too(cli: Cli, home: Path) -> None:
     assert result.code == 0, result.stderr
     assert warnings(result.stderr) == []  # nothing to fix: private from the start
     assert mode(home) == 0o700 and mode(home / "mailgate.db") == 0o600
+
+
+def test_a_file_of_another_user_open_to_others_is_refused_and_left_as_it_was(home: Path) -> None:
+    # In a shared folder anyone may put a mailgate.db (to collect every message) or a
+    # secret.key (whose key they know) before mailgate starts; nor could mailgate chmod it.
+    home.mkdir(mode=0o700)
+    planted = [home / "mailgate.db", home / "secret.key"]
+    for path in planted:
+        path.write_bytes(b"")
+        path.chmod(0o666)
+    someone_else = os.geteuid() + 1
+    for path in planted:
+        with pytest.raises(BadInput, match="belongs to another user") as refused:
+            files.refuse_others_files([path], user=someone_else)
+        assert str(path) in str(refused.value) and str(refused.value).endswith(".")
+        assert mode(path) == 0o666 and path.read_bytes() == b""
+    files.refuse_others_files(planted)  # this user's own: made private at start instead
+    for path in planted:
+        path.chmod(0o600)  # private to its owner: nobody else can read it
+    files.refuse_others_files(planted, user=someone_else)
+
+
+def test_a_database_made_through_a_link_is_created_private(
+    cli: Cli, home: Path, tmp_path: Path
+) -> None:
+    # The admin links mailgate.db to a disk of its own before the first start.
+    disk = tmp_path / "disk"
+    disk.mkdir(mode=0o755)
+    home.mkdir(mode=0o700)
+    (home / "mailgate.db").symlink_to(disk / "desk.db")
+    assert cli("project", "add", "HELP", "--name", "Help").code == 0
+    assert mode(disk / "desk.db") == 0o600 and (home / "mailgate.db").is_symlink()
+    assert mode(disk) == 0o755  # not mailgate's folder: left alone

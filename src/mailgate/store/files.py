@@ -7,6 +7,10 @@ when an earlier version (or a copy, or a restore) left them readable by others.
 A folder is tightened only when it is mailgate's own: a folder shared with other things (a sticky
 folder like /tmp, one owned by another user, or one holding files that are not mailgate's) keeps
 its mode — mailgate's files in it are private anyway.
+
+A file of mail or secrets that belongs to another user and is open to others is refused before
+it is used: mailgate could not make it private, and in a shared folder anyone may have put it
+there (a database that then collects every message, a key file whose key its author knows).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import structlog
+
+from mailgate.errors import BadInput
 
 log = structlog.get_logger(__name__)
 
@@ -46,9 +52,11 @@ def create_private_file(path: Path) -> None:
 
     SQLite creates a database 0644 and gives its -wal and -shm files the database's mode: an
     empty file made first (an empty file is a valid empty database) sets the mode for all three.
+    A link to a file not made yet is followed (O_EXCL would not), so the file SQLite then opens
+    through it is this one; a missing folder is left for SQLite to report.
     """
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(os.path.realpath(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
 
 
 def is_own_folder(folder: Path, entries: Iterable[str]) -> bool:
@@ -68,6 +76,27 @@ def tighten_folder(folder: Path) -> None:
     _restrict(folder, mode, FOLDER_MODE, "the data folder")
 
 
+def refuse_others_files(paths: Iterable[Path], user: int | None = None) -> None:
+    """Refuse, in one sentence, a file that belongs to another user than `user` (this
+    process's) while others may read or write it. Changes nothing."""
+    user = os.geteuid() if user is None else user
+    for path in paths:
+        try:
+            info = path.stat()  # through a link: what matters is who can read the data
+        except FileNotFoundError:
+            continue
+        if info.st_uid != user and stat.S_IMODE(info.st_mode) & 0o077:
+            raise BadInput(_not_ours(path, info.st_uid))
+
+
+def _not_ours(path: Path, owner: int) -> str:
+    return (
+        f"{path} belongs to another user (uid {owner}) and is open to others, so mailgate "
+        "cannot keep the mail or secrets in it private: run mailgate as that user, or `chown` "
+        "the file to the user mailgate runs as and `chmod 600` it."
+    )
+
+
 def tighten_files(paths: Iterable[Path]) -> None:
     """Make each existing file 0600 if others may read it (a warning names each)."""
     for path in paths:
@@ -81,7 +110,10 @@ def tighten_files(paths: Iterable[Path]) -> None:
 
 
 def _restrict(path: Path, mode: int, private_mode: int, what: str) -> None:
-    path.chmod(private_mode)
+    try:
+        path.chmod(private_mode)
+    except PermissionError:  # not this user's, and no privilege to change it anyway
+        raise BadInput(_not_ours(path, path.stat().st_uid)) from None
     log.warning(
         f"made {what} private: others could read it",
         path=str(path),
