@@ -3,6 +3,7 @@ traceback, and the files left as they were found."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -11,7 +12,18 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.orm import Session
 from tests.support.cli import Cli, Result
+
+from mailgate.context import Context
+from mailgate.errors import MailgateError, OperationFailed
+from mailgate.mail.mailboxes import MailboxOptions, add_mailbox
+from mailgate.runtime import leases, supervisor
+from mailgate.runtime.supervisor import Supervisor
+from mailgate.store.models import Mailbox, Project
+from mailgate.tracker.service import add_project
 
 # Root may write to read-only files: the command runs without that privilege (as any user
 # would), so that a read-only file is read-only for it too.
@@ -91,6 +103,17 @@ def test_a_read_only_database_file(home: Path, made: Path) -> None:
     assert snapshot(home) == before
 
 
+@pytest.mark.parametrize("side", ["-wal", "-shm"])
+def test_a_side_file_this_user_cannot_open(home: Path, made: Path, side: str) -> None:
+    # The database itself is fine: the sentence must name the file that is not.
+    path = made.with_name(made.name + side)
+    path.write_bytes(b"")
+    path.chmod(0)
+    before = snapshot(home)
+    one_sentence(mailgate(home, "project", "list"), 2, str(path), "write access")
+    assert snapshot(home) == before
+
+
 def test_a_read_only_data_folder(home: Path, made: Path) -> None:
     home.chmod(0o500)
     try:
@@ -151,3 +174,81 @@ def test_damage_found_in_the_middle_of_a_command(home: Path, made: Path) -> None
         fh.write(os.urandom(page_size))
     assert mailgate(home, "project", "list").code == 0  # it does not read the issues
     one_sentence(mailgate(home, "issue", "list", "--json"), 1, "is damaged", "restore")
+
+
+# SQLite undoes the whole transaction by itself after some errors — a full disk, a disk error
+# (https://www.sqlite.org/lang_transaction.html#response_to_errors_within_a_transaction). This
+# trigger does the same on demand: RAISE(ROLLBACK) ends the transaction, as a full disk would.
+UNDOES_THE_TRANSACTION = (
+    "CREATE TEMP TRIGGER undo BEFORE INSERT ON projects WHEN NEW.key = 'FULL' "
+    "BEGIN SELECT RAISE(ROLLBACK, 'undone as by a full disk'); END"
+)
+
+
+def add(session: Session, key: str) -> None:
+    session.add(Project(key=key, name=key.title()))
+    session.flush()
+
+
+def write_on_after_one_failure(session: Session) -> None:
+    """A batch whose one item fails in its savepoint, the rest going on (as the pipeline does:
+    one message's failure must not stop a mailbox)."""
+    session.execute(sa.text(UNDOES_THE_TRANSACTION))
+    add(session, "FIRST")
+    with contextlib.suppress(sa.exc.SQLAlchemyError, MailgateError), session.begin_nested():
+        add(session, "FULL")
+    add(session, "AFTER")
+
+
+async def test_a_transaction_sqlite_undid_stores_nothing_of_what_follows(ctx: Context) -> None:
+    with pytest.raises(OperationFailed, match="undid the transaction"):
+        await ctx.db.run(write_on_after_one_failure)
+    async with ctx.db.session() as session:
+        assert (await session.scalars(sa.select(Project.key))).all() == []
+
+
+async def test_an_async_session_sqlite_undid_stores_nothing_of_what_follows(ctx: Context) -> None:
+    async with ctx.db.session() as session:
+        with pytest.raises(OperationFailed, match="undid the transaction"):
+            await session.run_sync(write_on_after_one_failure)
+            await session.commit()
+    async with ctx.db.session() as session:
+        assert (await session.scalars(sa.select(Project.key))).all() == []
+
+
+async def a_mailbox(ctx: Context) -> Mailbox:
+    await add_project(ctx, "HELP", "Help")
+    options = MailboxOptions(
+        protocol="imap",
+        host="127.0.0.1",
+        username="desk@example.com",
+        password="pw",
+        project="HELP",
+    )
+    mailbox, _warnings = await add_mailbox(ctx, "support", options)
+    return mailbox
+
+
+async def test_a_mailbox_loop_the_database_stops_says_why_in_the_log(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At 3 a.m. with a full disk, `serve` must say so, not restart the loop in silence.
+    full = OperationFailed("The disk holding the SQLite database is full: free some space.")
+
+    async def loop_that_meets_a_full_disk(*_args: object, **_kwargs: object) -> None:
+        raise full
+
+    monkeypatch.setattr(supervisor, "run_mailbox", loop_that_meets_a_full_disk)
+    mailbox = await a_mailbox(ctx)
+    with structlog.testing.capture_logs() as logs:
+        await Supervisor(ctx)._run_mailbox(mailbox)
+    said = [entry for entry in logs if entry.get("mailbox") == "support"]
+    assert said and str(full) in str(said), logs
+
+
+async def test_a_mailbox_another_process_reads_is_left_to_it_quietly(ctx: Context) -> None:
+    mailbox = await a_mailbox(ctx)
+    async with leases.holding(ctx, mailbox.id, "another process"):
+        with structlog.testing.capture_logs() as logs:
+            await Supervisor(ctx)._run_mailbox(mailbox)
+    assert logs == []

@@ -19,11 +19,13 @@ from sqlalchemy import select, update
 from tests.support.cli import Cli
 from tests.support.dovecot import Dovecot
 from tests.support.emulator import RunningEmulator
+from tests.support.keeper import microsoft_credential, reload
 from tests.support.mail import ALICE, with_mailbox
 
 from mailgate.context import Context
 from mailgate.errors import DatabaseBusy
-from mailgate.runtime.leases import HEARTBEAT_SECONDS, LEASE_SECONDS
+from mailgate.oauth.tokens import TokenKeeper
+from mailgate.runtime.leases import LEASE_SECONDS, heartbeat
 from mailgate.store.models import Project
 from mailgate.store.sqlite import ATTEMPT_SECONDS
 from mailgate.tracker.service import add_project
@@ -69,8 +71,8 @@ def finished(process: subprocess.Popen[str]) -> str:
 
 
 @contextmanager
-def other_writer_commits_later(ctx: Context) -> Iterator[None]:
-    """Another process's write transaction, committed HELD_SECONDS after it began, whatever the
+def other_writer_commits_later(ctx: Context, seconds: float = HELD_SECONDS) -> Iterator[None]:
+    """Another process's write transaction, committed `seconds` after it began, whatever the
     body does meanwhile."""
     holder = sqlite3.connect(
         ctx.settings.home / "mailgate.db", isolation_level=None, check_same_thread=False
@@ -82,7 +84,7 @@ def other_writer_commits_later(ctx: Context) -> Iterator[None]:
         holder.execute("COMMIT")
         holder.close()
 
-    timer = threading.Timer(HELD_SECONDS, commit)
+    timer = threading.Timer(seconds, commit)
     timer.start()
     try:
         yield
@@ -161,28 +163,103 @@ async def rename(ctx: Context, name: str) -> None:
         await session.commit()
 
 
-def test_a_lease_heartbeat_gives_up_before_its_lease_runs_out() -> None:
-    # A heartbeat (a task a command starts) makes one attempt at the lock: it fails, and the
-    # lease holder stops, while the lease still runs.
-    assert HEARTBEAT_SECONDS + ATTEMPT_SECONDS < LEASE_SECONDS
-
-
-async def test_a_command_waits_its_turn_while_the_tasks_it_starts_give_up(ctx: Context) -> None:
+async def test_every_task_waits_its_turn(ctx: Context) -> None:
+    # The supervisor's loops, each web request and each token refresh run in tasks of their
+    # own: none of them may fail because another process writes for longer than SQLite waits.
     await add_project(ctx, "HELP", "Help")
-    ctx.db.wait_turn()
+    with other_writer_commits_later(ctx):
+        await asyncio.create_task(rename(ctx, "From a task"))
+    async with ctx.db.session() as session:
+        assert await session.scalar(select(Project.name)) == "From a task"
+
+
+async def test_more_writers_at_once_than_connections_all_wait_their_turn(ctx: Context) -> None:
+    # Each writer waiting for the lock holds a connection of the pool; those past the pool's
+    # size wait for a connection as long as for the lock (SQLAlchemy's own wait is 30 s).
+    await add_project(ctx, "HELP", "Help")
+    with other_writer_commits_later(ctx, seconds=30 + 3):
+        await asyncio.gather(*(rename(ctx, f"Writer {i}") for i in range(20)))
+    async with ctx.db.session() as session:
+        assert (await session.scalar(select(Project.name)) or "").startswith("Writer")
+
+
+async def test_a_task_that_must_stop_in_time_makes_one_attempt(ctx: Context) -> None:
+    await add_project(ctx, "HELP", "Help")
+
+    async def heartbeat_write() -> None:
+        ctx.db.write_once()
+        await rename(ctx, "From a heartbeat")
+
     with other_writer_commits_later(ctx):
         with pytest.raises(DatabaseBusy, match="Another mailgate process"):
-            await asyncio.create_task(rename(ctx, "From a heartbeat"))
+            await asyncio.create_task(heartbeat_write())
         await rename(ctx, "From the command")  # waits for the other transaction to commit
     async with ctx.db.session() as session:
         assert await session.scalar(select(Project.name)) == "From the command"
+
+
+async def test_a_token_refresh_waits_its_turn(ctx: Context, emulator: RunningEmulator) -> None:
+    # The provider has issued the new refresh token by the time it is stored: a refresh that
+    # gave up storing it would lose the grant of a provider that rotates refresh tokens.
+    setup = await microsoft_credential(ctx, emulator)
+    with other_writer_commits_later(ctx):
+        token = await TokenKeeper(ctx).refresh(setup.credential.id)
+    stored = await reload(ctx, setup.credential.id)
+    assert stored.access_token_enc is not None and stored.refresh_token_enc is not None
+    assert ctx.secrets.decrypt(stored.access_token_enc) == token.value
+    assert ctx.secrets.decrypt(stored.refresh_token_enc) != setup.grant.refresh_token
+
+
+class Lease:
+    """A heartbeat's world in fake time: each renewal takes the time `script` says, and ends
+    with the lease renewed (True), refused (False) or a failure (None)."""
+
+    def __init__(self, script: list[tuple[float, bool | None]]) -> None:
+        self.now = 0.0
+        self.script = iter(script)
+        self.until = LEASE_SECONDS  # the claim that took the lease began at 0
+        self.stopped_at: float | None = None
+
+    async def renew(self, within: float) -> bool:
+        started = self.now
+        takes, result = next(self.script)
+        self.now += min(takes, within)
+        if takes > within:
+            raise TimeoutError
+        if result is None:
+            raise DatabaseBusy("Another mailgate process has held the database.")
+        if result:
+            self.until = started + LEASE_SECONDS  # a claim's lease runs from its start
+        return result
+
+    def stop(self) -> None:
+        self.stopped_at = self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        [(0.1, True), (0.1, True), (0.1, False)],  # another process took the mailbox
+        [(4.5, True), (ATTEMPT_SECONDS, None), (ATTEMPT_SECONDS, None)],  # renewed late, then busy
+        [(0.1, None), (ATTEMPT_SECONDS, None), (ATTEMPT_SECONDS, None)],  # a blip, then busy
+        [(0.1, True), (60.0, True), (0.1, True)],  # a renewal that hangs (a PostgreSQL row lock)
+    ],
+)
+async def test_a_heartbeat_stops_its_holder_while_the_lease_still_runs(
+    script: list[tuple[float, bool | None]],
+) -> None:
+    lease = Lease(script)
+    await heartbeat(lease.renew, lease.stop, 0.0, clock=lambda: lease.now, sleep=lease.sleep)
+    assert lease.stopped_at is not None and lease.stopped_at < lease.until
 
 
 async def test_a_session_that_read_first_still_waits_to_write(ctx: Context) -> None:
     # In WAL mode a read transaction that turns into a write fails at once, without waiting,
     # when another process wrote meanwhile: sessions must not read inside such a transaction.
     await add_project(ctx, "HELP", "Help")
-    ctx.db.wait_turn()
     async with ctx.db.session() as session:
         assert await session.scalar(select(Project.name)) == "Help"
         with other_writer_commits_later(ctx):

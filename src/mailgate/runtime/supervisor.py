@@ -11,7 +11,7 @@ import asyncio
 import structlog
 
 from mailgate.context import Context
-from mailgate.errors import OperationFailed
+from mailgate.errors import MailgateError
 from mailgate.mail.mailboxes import list_mailboxes
 from mailgate.oauth.integrations import integration_warnings, list_integrations
 from mailgate.oauth.signin import prune as prune_signins
@@ -86,8 +86,12 @@ class Supervisor:
             async with leases.holding(self.ctx, mailbox.id, self.keeper.owner):
                 run = run_mailbox if mailbox.protocol == "imap" else run_pop3_mailbox
                 await run(self.ctx, mailbox.name, self._stop, keeper=self.keeper)
-        except OperationFailed:
-            pass  # another process holds it; the next scan tries again
+        except leases.HeldElsewhere:
+            pass  # the next scan tries again
+        except MailgateError as error:  # a sentence that says it all (a full disk, say)
+            log.error(
+                "mailbox loop stopped; it starts again", mailbox=mailbox.name, error=str(error)
+            )
         except Exception:  # the supervisor catches a crashed loop, logs, and restarts it later
             log.exception("mailbox loop crashed", mailbox=mailbox.name)
 

@@ -54,13 +54,35 @@ def _driver_url(url: str, *, asynchronous: bool) -> sa.URL:
     )
 
 
+def _pool_options(url: sa.URL) -> dict[str, float]:
+    """An SQLite file's connections are waited for as long as its write lock: a pool of
+    writers waiting their turn would otherwise fail the next caller after the pool's 30 s."""
+    if url.get_backend_name() == "sqlite" and sqlite.database_path(url) is not None:
+        return {"pool_timeout": sqlite.LOCK_PATIENCE + sqlite.ATTEMPT_SECONDS}
+    return {}
+
+
 def _engine(url: str, role: sqlite.Role) -> sa.Engine:
     """A synchronous engine; SQLite's tuned for `role` (see `store.sqlite`)."""
     driver_url = _driver_url(url, asynchronous=False)
-    engine = sa.create_engine(driver_url)
+    engine = sa.create_engine(driver_url, **_pool_options(driver_url))
     if engine.dialect.name == "sqlite":
         sqlite.tune(engine, sqlite.database_path(driver_url), role)
+    elif role != "migrations":  # `migrate` says it its own way
+        sa.event.listen(engine, "handle_error", _server_failed)
     return engine
+
+
+def _server_failed(context: sa.engine.ExceptionContext) -> None:
+    """PostgreSQL: a server that stops answering mid-command (a restart, the network, a
+    deadlock it broke) in one sentence; its text is not echoed, it may name the server."""
+    if not isinstance(context.sqlalchemy_exception, sa.exc.OperationalError):
+        return
+    kind = type(context.original_exception).__name__
+    raise Transient(
+        f"The database server failed this work ({kind}): check that it is running and "
+        "reachable at MAILGATE_DATABASE_URL, then run this again."
+    ) from None
 
 
 def _prepare_sqlite_file(url: str) -> Path | None:
@@ -71,6 +93,7 @@ def _prepare_sqlite_file(url: str) -> Path | None:
     path = sqlite.database_path(driver_url)
     if path is not None:
         sqlite.check_file(path)
+        files.refuse_others_files(files.database_files(path))
         files.create_private_file(path)
     return path
 
@@ -171,10 +194,12 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         async_url = _driver_url(url, asynchronous=True)
-        self.engine: AsyncEngine = create_async_engine(async_url)
+        self.engine: AsyncEngine = create_async_engine(async_url, **_pool_options(async_url))
         if self.engine.dialect.name == "sqlite":
             path = sqlite.database_path(async_url)
             sqlite.tune(self.engine.sync_engine, path, "async")
+        else:
+            sa.event.listen(self.engine.sync_engine, "handle_error", _server_failed)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._sync_engine: sa.Engine | None = None
         self._sync_sessions: sessionmaker[Session] | None = None
@@ -209,9 +234,16 @@ class Database:
 
     def wait_turn(self) -> None:
         """Let the current task's writes wait their turn for SQLite's write lock, as long as
-        `Database.run` waits; tasks it starts make one attempt (`store.sqlite`)."""
+        `Database.run` waits. Every task does unless it called `write_once`."""
         if self.dialect == "sqlite":
             sqlite.wait_turn()
+
+    def write_once(self) -> None:
+        """Let the current task's writes (and those of the tasks it starts) make one attempt at
+        SQLite's write lock instead of waiting their turn: for a task that must give up in
+        time, such as a lease's heartbeat (`store.sqlite`)."""
+        if self.dialect == "sqlite":
+            sqlite.write_once()
 
     @property
     def dialect(self) -> str:
@@ -255,6 +287,7 @@ def open_database(settings: Settings) -> Database:
     Once the database opened, a data folder and private files that others may read are made
     private (after, not before: a database that cannot be used is left as it was found)."""
     ensure_home(settings)
+    files.refuse_others_files([settings.key_file])
     migrate(settings.database_url)
     files.tighten_folder(settings.home)
     files.tighten_files([settings.key_file])

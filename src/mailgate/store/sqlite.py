@@ -15,22 +15,29 @@ SQLITE_BUSY, without waiting, whenever another process wrote meanwhile.
   that way; it waits up to `LOCK_PATIENCE`, or until nobody awaits the result any more.
 - The async engine keeps the sqlite3 module's transactions: reads run outside a transaction and
   hold no lock (a session that reads while it awaits the network blocks nobody), and the first
-  write of a session begins the transaction — with BEGIN IMMEDIATE, retried the same way, in the
-  task a command runs in (`wait_turn`). Any other task (the mailbox lease heartbeat a command
-  starts) makes one attempt only: a heartbeat must give up while its lease still runs, so the
-  loop it guards stops before another process may take the mailbox.
+  write of a session begins the transaction — with BEGIN IMMEDIATE, retried the same way. Every
+  task waits so: a command, the supervisor's loops, a web request, a token refresh (whose new
+  refresh token must not be lost). Only a task that must give up in time says so
+  (`write_once`): the heartbeat of a mailbox's lease makes one attempt, so that the loop it
+  guards stops before its lease runs out and another process may take the mailbox.
+
+A transaction SQLite undid. After some errors (a full disk, a disk error) SQLite rolls the whole
+transaction back by itself (https://www.sqlite.org/lang_transaction.html, "Response To Errors
+Within A Transaction"). A caller that goes on after such an error — the pipeline does, so that
+one message's failure does not stop a mailbox — would then write the rest outside any
+transaction, each statement committed alone: a receipt without its issue. So once a
+transaction has taken the lock, every later statement and its commit first check that SQLite
+still holds the transaction, and fail with that error's sentence if not.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import re
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
@@ -55,8 +62,13 @@ RETRY_CAP = 1.0
 # Set by `Database.run` in the thread that runs a transaction: set once nobody awaits it any
 # more (the task was cancelled), so that its BEGIN stops waiting for the lock.
 abandoned: ContextVar[threading.Event | None] = ContextVar("abandoned", default=None)
-# The tasks whose async writes wait their turn (`wait_turn`).
-_patient_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+# True in a task whose async writes make one attempt at the lock (`write_once`); a task copies
+# its creator's value, and sets its own.
+_one_attempt: ContextVar[bool] = ContextVar("one_attempt", default=False)
+# Where a connection notes that its transaction holds the write lock, and the error that made
+# SQLite undo it.
+_LOCKED_KEY = "mailgate.sqlite.locked"
+_UNDONE_KEY = "mailgate.sqlite.undone"
 # The statements before which the sqlite3 module begins a transaction by itself (Python's
 # "legacy transaction control"): the async engine takes the lock there instead.
 _BEGINS_A_WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
@@ -88,6 +100,14 @@ def check_file(path: Path) -> None:
             f"The SQLite database {path} is read-only for this user: give the user mailgate runs "
             "as read and write access to it."
         )
+    for side in (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")):
+        # Left by another user's process (or a copy): SQLite must open them to read at all.
+        if side.exists() and not os.access(side, os.R_OK | os.W_OK):
+            raise BadInput(
+                f"SQLite's file {side} beside the database cannot be read and written by this "
+                "user (it may hold changes not yet in the database: never delete it): give the "
+                "user mailgate runs as read and write access to it."
+            )
     if not os.access(folder, os.W_OK | os.X_OK):
         # SQLite creates its -wal and -shm files beside the database at every start.
         raise BadInput(
@@ -120,6 +140,7 @@ def begin_immediate(connection: sa.Connection) -> None:
     this message known? then record it — cannot interleave with another process's)."""
     driver = _driver(connection)
     wait_for_lock(lambda: driver.execute("BEGIN IMMEDIATE"), abandoned.get())
+    _note_locked(connection)
 
 
 def _driver(connection: sa.Connection) -> Any:
@@ -129,12 +150,16 @@ def _driver(connection: sa.Connection) -> Any:
     return driver
 
 
+def write_once() -> None:
+    """Let the current task's async writes make one attempt at the write lock (SQLite's own
+    wait, `ATTEMPT_SECONDS`) instead of waiting their turn: for a task that must give up in
+    time. Tasks it starts afterwards do the same."""
+    _one_attempt.set(True)
+
+
 def wait_turn() -> None:
-    """Let the current task's async writes wait their turn for the write lock (up to
-    `LOCK_PATIENCE`); the tasks it starts keep one attempt (see the module's docstring)."""
-    task = asyncio.current_task()
-    if task is not None:
-        _patient_tasks.add(task)
+    """Let the current task's async writes wait their turn again (the default)."""
+    _one_attempt.set(False)
 
 
 def _lock_before_first_write(
@@ -142,16 +167,48 @@ def _lock_before_first_write(
 ) -> None:
     """Async engine, before each statement: a write that would begin the transaction takes the
     lock first, with BEGIN IMMEDIATE tried again while the task may wait."""
+    still_held(connection)
     if not _BEGINS_A_WRITE.match(statement):
         return
     if _driver(connection).in_transaction:
         return  # the lock is held already
-    patient = asyncio.current_task() in _patient_tasks
     wait_for_lock(
         lambda: cursor.execute("BEGIN IMMEDIATE"),
-        patience=LOCK_PATIENCE if patient else 0.0,
+        patience=0.0 if _one_attempt.get() else LOCK_PATIENCE,
         # The event loop must not sleep here; SQLite's busy handler slept within the attempt.
         sleep=lambda _seconds: None,
+    )
+    _note_locked(connection)
+
+
+def _note_locked(connection: sa.Connection) -> None:
+    connection.info[_LOCKED_KEY] = True
+    connection.info.pop(_UNDONE_KEY, None)
+
+
+def _transaction_ended(connection: sa.Connection, *_args: Any) -> None:
+    """After a commit or a rollback: the connection holds no transaction of ours."""
+    if connection.invalidated:
+        return  # its driver's connection is closed, its notes with it
+    connection.info.pop(_LOCKED_KEY, None)
+    connection.info.pop(_UNDONE_KEY, None)
+
+
+def still_held(connection: sa.Connection, *_args: Any) -> None:
+    """Before a statement or a commit: refuse to go on with a transaction SQLite undid (see
+    the module's docstring), in the sentence of the error that undid it."""
+    if connection.invalidated or not connection.info.get(_LOCKED_KEY):
+        return
+    if _driver(connection).in_transaction:
+        return
+    undone = connection.info.get(_UNDONE_KEY)
+    _raise(
+        type(undone)(str(undone))
+        if isinstance(undone, MailgateError)
+        else OperationFailed(
+            "SQLite undid the transaction after an error, so nothing of it was stored: look "
+            "for the error before this one in the log, then try again."
+        )
     )
 
 
@@ -243,8 +300,13 @@ def error_translator(path: Path | None) -> Callable[[sa.engine.ExceptionContext]
         error = context.original_exception
         if isinstance(error, sqlite3.Error):
             explained = _explain(getattr(error, "sqlite_errorcode", 0) & 0xFF, where)
-            if explained is not None:
-                _raise(explained)
+            if explained is None:
+                return
+            connection = context.connection
+            if connection is not None and not connection.invalidated:
+                # Said again should the caller go on with a transaction this error undid.
+                connection.info[_UNDONE_KEY] = explained
+            _raise(explained)
 
     return translate
 
@@ -262,8 +324,12 @@ def tune(engine: sa.Engine, path: Path | None, role: Role) -> None:
     (migrations take it themselves, with `begin_immediate`)."""
     sa.event.listen(engine, "connect", on_connect)
     sa.event.listen(engine, "handle_error", error_translator(path))
+    sa.event.listen(engine, "commit", still_held)
+    sa.event.listen(engine, "commit", _transaction_ended)
+    sa.event.listen(engine, "rollback", _transaction_ended)
     if role == "write path":
         sa.event.listen(engine, "connect", transactions_by_us)
         sa.event.listen(engine, "begin", begin_immediate)
+        sa.event.listen(engine, "before_cursor_execute", still_held)
     elif role == "async":
         sa.event.listen(engine, "before_cursor_execute", _lock_before_first_write)
