@@ -97,23 +97,48 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         secret_keys=keys,
         admin_email=admin,
         parse_seconds=_number(
-            "MAILGATE_PARSE_SECONDS", pick("parse_seconds", "20"), float, minimum=0.001
+            "MAILGATE_PARSE_SECONDS",
+            pick("parse_seconds", "20"),
+            float,
+            minimum=0.001,
+            maximum=MAX_PARSE_SECONDS,
         ),
         parse_memory_mb=int(
-            _number("MAILGATE_PARSE_MEMORY_MB", pick("parse_memory_mb", "2048"), int, minimum=0)
+            _number(
+                "MAILGATE_PARSE_MEMORY_MB",
+                pick("parse_memory_mb", "2048"),
+                int,
+                minimum=0,
+                maximum=MAX_PARSE_MEMORY_MB,
+            )
         ),
     )
 
 
-def _number(name: str, value: str, kind: type[float] | type[int], *, minimum: float) -> float:
+# A parse may take a day at most: a deadline is what stops a message that never ends.
+MAX_PARSE_SECONDS = 86_400.0
+# 1 TB: past about 8.8 TB the limit no longer fits the kernel's (a signed 64-bit byte count), a
+# parsing process cannot start, and every message would be quarantined as unparsable.
+MAX_PARSE_MEMORY_MB = 1_048_576
+
+
+def _number(
+    name: str,
+    value: str,
+    kind: type[float] | type[int],
+    *,
+    minimum: float,
+    maximum: float,
+) -> float:
     try:
         number = kind(str(value).strip())
     except ValueError:
         number = None
-    if number is None or number < minimum or number != number:  # NaN is no number
+    # NaN compares false with everything, so it is refused as outside the range.
+    if number is None or not minimum <= number <= maximum:
         raise BadInput(
             f"{name} is {value!r}: give a {'whole ' if kind is int else ''}number of at least "
-            f"{minimum:g}."
+            f"{minimum:g} and at most {maximum:.0f}."
         )
     return number
 

@@ -1,8 +1,15 @@
 from pathlib import Path
 
 import pytest
+from tests.support.cli import Cli
 
-from mailgate.config import is_loopback_host, load_settings, require_https_endpoint
+from mailgate.config import (
+    MAX_PARSE_MEMORY_MB,
+    MAX_PARSE_SECONDS,
+    is_loopback_host,
+    load_settings,
+    require_https_endpoint,
+)
 from mailgate.errors import BadInput
 
 
@@ -144,8 +151,35 @@ def test_parse_limits_come_from_the_environment_or_the_file(tmp_path: Path) -> N
         ("MAILGATE_PARSE_SECONDS", "ten"),
         ("MAILGATE_PARSE_MEMORY_MB", "1.5"),
         ("MAILGATE_PARSE_MEMORY_MB", "-1"),
+        # No deadline at all, and a limit no process can be given (its parsing process would
+        # fail to start, and every message would be quarantined as unparsable).
+        ("MAILGATE_PARSE_SECONDS", "inf"),
+        ("MAILGATE_PARSE_SECONDS", "1e400"),
+        ("MAILGATE_PARSE_MEMORY_MB", "10000000000000"),
     ],
 )
 def test_a_parse_limit_that_is_no_number_is_refused(tmp_path: Path, name: str, value: str) -> None:
-    with pytest.raises(BadInput, match=f"^{name} is '{value}': give a"):
+    with pytest.raises(BadInput, match=f"^{name} is '{value}': give a") as refused:
         load_settings({"MAILGATE_HOME": str(tmp_path), name: value})
+    assert "at most" in str(refused.value)
+
+
+def test_the_largest_parse_limits_are_accepted(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "MAILGATE_HOME": str(tmp_path),
+            "MAILGATE_PARSE_SECONDS": str(MAX_PARSE_SECONDS),
+            "MAILGATE_PARSE_MEMORY_MB": str(MAX_PARSE_MEMORY_MB),
+        }
+    )
+    assert (settings.parse_seconds, settings.parse_memory_mb) == (
+        MAX_PARSE_SECONDS,
+        MAX_PARSE_MEMORY_MB,
+    )
+    # A parsing process starts with the largest memory limit.
+    message = tmp_path / "one.eml"
+    message.write_text("From: a@example.net\nSubject: hi\n\nhello\n")
+    parsed = Cli(tmp_path / "home")(
+        "parse", str(message), MAILGATE_PARSE_MEMORY_MB=str(MAX_PARSE_MEMORY_MB)
+    )
+    assert parsed.code == 0 and "'hi' from a@example.net" in parsed.stdout, parsed.stderr
