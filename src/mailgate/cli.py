@@ -1020,7 +1020,7 @@ def _import_entries(file: Path) -> list[Any]:
         data = json.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
         fail(BadInput(f"The file {file} cannot be read ({exc.strerror}): give a readable file."))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # the last: nested too deep
         fail(BadInput(f"{file} is not JSON: give a JSON array of mailboxes, one object each."))
     if not isinstance(data, list) or not data:
         fail(BadInput(f'{file} holds no JSON array of mailboxes: give [{{"name": …}}, …].'))
@@ -1185,10 +1185,13 @@ def project_add(
     key: str,
     name: Annotated[str, typer.Option("--name", help="The project's name.")],
     smtp: Annotated[
-        str | None, typer.Option("--smtp", help="SMTP server its notifications use.")
+        str | None,
+        typer.Option(
+            "--smtp", help="SMTP server its notifications use (default: the only one there is)."
+        ),
     ] = None,
 ) -> None:
-    """Add a project (issues are KEY-1, KEY-2, …)."""
+    """Add a project (issues are KEY-1, KEY-2, …; KEY: 2 to 50 capital letters, digits, _)."""
     from mailgate.tracker.service import add_project
 
     run(lambda ctx: add_project(ctx, key, name, smtp=smtp))
@@ -1199,7 +1202,10 @@ def project_add(
 def project_set(
     key: str,
     name: Annotated[str | None, typer.Option("--name")] = None,
-    smtp: Annotated[str | None, typer.Option("--smtp")] = None,
+    smtp: Annotated[
+        str | None,
+        typer.Option("--smtp", help='SMTP server its notifications use ("" for the default).'),
+    ] = None,
     notify: Annotated[bool | None, typer.Option("--notify/--no-notify")] = None,
     default_reporter: Annotated[
         str | None,

@@ -427,7 +427,13 @@ def test_mailbox_import_checks_every_entry_as_add_does(
 
 @pytest.mark.parametrize(
     ("content", "words"),
-    [("not json", ["is not JSON"]), ("{}", ["no JSON array"]), ("[]", ["no JSON array"])],
+    [
+        ("not json", ["is not JSON"]),
+        ("{}", ["no JSON array"]),
+        ("[]", ["no JSON array"]),
+        ("[" * 100_000 + "]" * 100_000, ["is not JSON"]),  # deeper than the parser goes
+    ],
+    ids=["not json", "object", "empty", "deep"],
 )
 def test_mailbox_import_refuses_a_file_that_is_no_list(
     cli: Cli, tmp_path: Path, content: str, words: list[str]
@@ -469,3 +475,19 @@ def test_a_project_key_is_one_issue_keys_can_name(cli: Cli) -> None:
     # Issue keys are [A-Z][A-Z0-9_]+-[0-9]+: "H-1" names no issue, so H can be no project.
     assert_refused(cli("project", "add", "H", "--name", "Help"), "Project key 'H' is not valid")
     assert cli("project", "list", "--json").json() == []
+
+
+def test_a_project_names_an_smtp_server_that_exists(cli: Cli, tmp_path: Path) -> None:
+    # A typo would leave the project's notifications unsent, or sent through another server.
+    assert_refused(cli("project", "add", "HELP", "--name", "Help", "--smtp", "NOPE"), "NOPE")
+    assert cli("project", "list", "--json").json() == []
+    assert cli("project", "add", "HELP", "--name", "Help").code == 0
+    assert_refused(cli("project", "set", "HELP", "--smtp", "NOPE"), "No SMTP server 'NOPE'")
+    password = tmp_path / "password"
+    password.write_text("secret\n")
+    server = ["--host", "127.0.0.1", "--security", "none", "--password-file", str(password)]
+    assert cli("smtp", "add", "out", *server, "--username", "a@example.com").code == 0
+    assert cli("project", "set", "HELP", "--smtp", "out").code == 0
+    assert cli("project", "list", "--json").json()[0]["smtp"] == "out"
+    assert cli("project", "set", "HELP", "--smtp", "").code == 0  # back to the default
+    assert cli("project", "list", "--json").json()[0]["smtp"] is None

@@ -26,6 +26,7 @@ from mailgate.store.models import (
     Issue,
     Person,
     Project,
+    SmtpServer,
     ThreadMessage,
     Watcher,
     utcnow,
@@ -80,6 +81,7 @@ async def add_project(ctx: Context, key: str, name: str, *, smtp: str | None = N
             raise BadInput(
                 f"A project {key} already exists: change it with `mailgate project set {key}`."
             )
+        _check_smtp(session, smtp)
         project = Project(
             key=key, name=" ".join(name.split())[:200], smtp=smtp, notify=True, next_number=1
         )
@@ -106,6 +108,7 @@ async def set_project(
         if name is not None:
             project.name = " ".join(name.split())[:200] or project.name
         if smtp is not None:
+            _check_smtp(session, smtp or None)
             project.smtp = smtp or None
         if notify is not None:
             project.notify = notify
@@ -114,6 +117,15 @@ async def set_project(
         return project
 
     return await ctx.db.run(change)
+
+
+def _check_smtp(session: Session, name: str | None) -> None:
+    """The SMTP server a project names exists: a typo would leave its notifications unsent."""
+    if (
+        name is not None
+        and session.scalar(select(SmtpServer.id).where(SmtpServer.name == name)) is None
+    ):
+        raise NotFound(f"No SMTP server {name!r}: `mailgate smtp list` shows them.")
 
 
 def _default_reporter(given: str) -> str | None:
