@@ -159,6 +159,11 @@ def _visit(part: Message, out: Collected, depth: int) -> None:
             for child in children:
                 _visit(child, out, depth + 1)
         return
+    if content_type.startswith("multipart/"):
+        # Its body could not be split (`headers.MAX_NESTING`): the bytes stay, as one file.
+        out.defects.append(
+            "a multipart without a usable boundary, or nested too deeply, was kept as a file"
+        )
     disposition = head.disposition
     filename = _filename(head)
     if content_type in ("text/plain", "text/html") and disposition != "attachment" and not filename:
