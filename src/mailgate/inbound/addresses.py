@@ -8,7 +8,9 @@ an address, and an encoded word is never part of one (RFC 2047 §5).
 
 An address is usable when it has a local part (a dot-atom or a quoted string) and a domain (a
 dotted name or an address literal); it is given lower-case, a quoted local part only when it
-needs the quotes. `From: root` and `From: <>` give no usable address.
+needs the quotes. `From: root` and `From: <>` give no usable address, nor does one that mail
+servers would read as another (an invisible character, a fullwidth letter or an ideographic full
+stop in the domain; an invisible character in the local part).
 
 The standard library's parser is not used: its cost grows with the square of the header
 (a 128 KB `From` took 35 s) and it reads addresses out of display names.
@@ -201,11 +203,13 @@ def recipients(values: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def author(values: list[str]) -> tuple[Mailbox, str | None, tuple[str, ...]]:
     """The From mailbox (RFC 5322 §3.6.2: the author), or why there is none, and notes.
 
-    The first From header is read (a second one is noted). Its single mailbox with a usable
-    address is the author. There is none when the header holds a group (From must hold
-    mailboxes; a group in it is how a name gets passed off as an address), holds two usable
-    addresses (which one wrote is not known), or holds no address with a domain. The Sender
-    header is never taken instead: it names the agent that sent, not the author.
+    The first From header is read. Its single mailbox with a usable address is the author.
+    There is none when the header holds a group (From must hold mailboxes; a group in it is how
+    a name gets passed off as an address), holds two usable addresses (which one wrote is not
+    known), or holds no address with a domain; nor when another From header names anything
+    else (RFC 5322 §3.6 allows one: which one the receiving provider's DMARC check judged is not
+    known, RFC 7489 §6.6.1). The Sender header is never taken instead: it names the agent that
+    sent, not the author.
     """
     if not values:
         return Mailbox(None, ""), "the message has no From header", ()
@@ -215,10 +219,22 @@ def author(values: list[str]) -> tuple[Mailbox, str | None, tuple[str, ...]]:
     )
     usable = parsed.usable
     if len(usable) == 1 and not parsed.groups:
+        if any(_names_another(value, usable[0].address) for value in values[1:]):
+            problem = (
+                f"the message has {len(values)} From headers with different addresses; "
+                "which one wrote is not known"
+            )
+            return Mailbox(usable[0].name, "", usable[0].spec), problem, notes
         return usable[0], None, notes
     first = parsed.mailboxes[0] if parsed.mailboxes else Mailbox(None, "")
     nobody = Mailbox(None if parsed.groups else first.name, "", first.spec)
     return nobody, _author_problem(parsed), notes
+
+
+def _names_another(value: str, address: str) -> bool:
+    """Whether a further From value holds a group or a mailbox other than `address`."""
+    parsed = parse_address_list(value)
+    return bool(parsed.groups) or any(mailbox.address != address for mailbox in parsed.mailboxes)
 
 
 def _author_problem(parsed: AddressList) -> str:
@@ -350,7 +366,7 @@ def _local_part(tokens: list[_Token]) -> str:
     if len(tokens) % 2 == 0:  # empty, or a dot at the end
         return ""
     local = ".".join(words)
-    if _ENCODED_WORD.search(local) or not local:
+    if _ENCODED_WORD.search(local) or not local or _invisible(local):
         return ""
     if quoted and not _DOT_ATOM.match(local):
         return '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -372,13 +388,36 @@ def _domain(tokens: list[_Token]) -> str:
         if index % 2 == 1:
             if token.kind != ".":
                 return ""
-        elif token.kind == "atom" and _LABEL.match(token.text.lower()):
+        elif token.kind == "atom" and _LABEL.match(token.text.lower()) and _plain_label(token.text):
             labels.append(token.text)
         else:
             return ""
     if len(tokens) % 2 == 0 or len(labels) < 2:
         return ""
     return ".".join(labels)
+
+
+def _invisible(text: str) -> bool:
+    """Whether `text` holds a character that shows as nothing or as something else: a format
+    character (zero-width space, soft hyphen, bidirectional override), a separator, a
+    private-use or unassigned one. Such an address only looks like another."""
+    return not text.isascii() and any(
+        unicodedata.category(character)[0] in "CZ" for character in text if not character.isascii()
+    )
+
+
+def _plain_label(label: str) -> bool:
+    """Whether a domain label is one that mail servers look up as written. They apply UTS #46
+    to an internationalised domain first, which drops invisible characters, folds compatibility
+    forms (fullwidth letters, circled digits) and reads the ideographic full stops as dots: a
+    label it would change is delivered to another domain than the one it spells, and no DMARC
+    record covers what it spells. So: letters, marks and digits only, in their NFKC form."""
+    if label.isascii():
+        return True
+    composed = unicodedata.normalize("NFC", label)
+    return unicodedata.normalize("NFKC", composed) == composed and all(
+        character.isascii() or unicodedata.category(character)[0] in "LMN" for character in composed
+    )
 
 
 def _phrase_text(tokens: list[_Token]) -> str | None:

@@ -172,6 +172,27 @@ def test_raw_utf8_addresses_rfc6532_are_read_as_utf8() -> None:
     assert message.cc == ("李@例え.jp",)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "ceo@vic\u200btim.test",  # a zero-width space
+        "ceo@exa\u00admple.test",  # a soft hyphen
+        "ceo@victim.test\u3002",  # an ideographic full stop: a dot to IDNA
+        "ceo@victim\uff61test",  # a halfwidth one
+        "ceo@\uff56ictim.test",  # a fullwidth "v"
+        "ceo@\u2460.test",  # a circled "1"
+        "c\u200beo@victim.test",
+        "\u202etset.mitciv@oec.attacker.test",  # a right-to-left override
+    ],
+)
+def test_an_address_that_mail_servers_would_read_as_another_is_no_address(value: str) -> None:
+    # UTS #46, which mail servers apply to an internationalised domain before they look it up,
+    # drops invisible characters and maps compatibility forms: each domain above is delivered
+    # as "victim.test" (or "1.test") though it is another string, one no DMARC record covers.
+    # Invisible characters in a local part only make an address look like another.
+    assert _from(value)[1:] == ("", "the From header has no address with a domain")
+
+
 def test_invalid_local_parts_give_no_address() -> None:
     for value in ("a..b@x.test", ".a@x.test", "a.@x.test", "a b@x.test", "@x.test", "a@.x.test"):
         assert _from(value)[1] == "", value
@@ -217,10 +238,23 @@ def test_to_and_cc_are_lower_case_and_each_once() -> None:
     assert message.cc == ("c@z.test",)
 
 
-def test_a_second_from_header_is_noted() -> None:
-    message = parse_message(_message("From: a@x.test\nFrom: b@y.test"))
+def test_a_second_from_header_with_the_same_address_is_noted() -> None:
+    message = parse_message(_message("From: A <a@x.test>\nFrom: a@X.test"))
     assert message.from_address == "a@x.test"
+    assert message.from_problem is None
     assert "From: 2 From headers; the first was read" in message.defects
+
+
+def test_from_headers_naming_different_addresses_leave_the_author_unknown() -> None:
+    # RFC 5322 §3.6 allows one From. With two, which one the receiving provider's DMARC check
+    # judged is not known (RFC 7489 §6.6.1): its "dmarc=pass" may be for the other one.
+    message = parse_message(
+        _message("From: CEO <ceo@victim.test>\nTo: help@desk.test\nFrom: eve@attacker.test")
+    )
+    assert message.from_address == ""
+    assert message.from_problem == (
+        "the message has 2 From headers with different addresses; which one wrote is not known"
+    )
 
 
 # --- bounded cost: inputs the stdlib's parser would take minutes over -------------------------
