@@ -63,5 +63,8 @@ class Context:
         return cls(settings=settings, db=db, secrets=load_secretbox(settings), **overrides)  # type: ignore[arg-type]
 
     async def close(self) -> None:
-        await self.parsers.close()
-        await self.db.dispose()
+        """End the parsing processes and the database connections (both, whatever happens)."""
+        try:
+            await self.parsers.close()
+        finally:
+            await self.db.dispose()

@@ -4,20 +4,28 @@ the database's write lock is free while a message is parsed.
 
 They run in the parsing process, so they talk back through files named by environment
 variables the test sets (the parsing process inherits the environment):
-MAILGATE_TEST_PARSE_LOG — a line per call; MAILGATE_TEST_DB — the SQLite file to probe.
+MAILGATE_TEST_PARSE_LOG — a line per call; MAILGATE_TEST_DB — the SQLite file to probe;
+MAILGATE_TEST_START_SECONDS — how long a parsing process takes to start.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import sqlite3
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from mailgate.inbound.parse import parse_message
 
 POISON = b"X-Test-Poison:"
+
+# A parsing process that loads these functions starts this much later: a machine under load
+# (MAILGATE_TEST_START_SECONDS). The tests' own process imported this module before any test set
+# it, so only parsing processes wait.
+time.sleep(float(os.environ.get("MAILGATE_TEST_START_SECONDS", "0")))
 
 
 def _record(line: str) -> None:
@@ -37,7 +45,8 @@ def recorded(raw: bytes) -> Any:
 
 def poison(raw: bytes) -> Any:
     """A message carrying the X-Test-Poison header does what its value says to the parsing
-    process (hang, memory, crash); others parse normally. Every call is recorded."""
+    process (hang, memory, crash, raise, huge-result); others parse normally. Every call is
+    recorded."""
     if POISON not in raw.split(b"\n\n", 1)[0]:
         return recorded(raw)
     recorded(raw)
@@ -52,20 +61,37 @@ def poison(raw: bytes) -> Any:
         os.kill(os.getpid(), signal.SIGSEGV)
     elif how == b"raise":
         raise ValueError("a bug in the parser")
+    elif how == b"huge-result":
+        return _TooLargeForTheParent()
     return parse_message(raw)
+
+
+def _out_of_memory() -> NoReturn:
+    raise MemoryError
+
+
+class _TooLargeForTheParent:
+    """A parse result the parent has no memory to read: unpickling it there raises MemoryError
+    (as a result of many gigabytes would), in the parent, not in the parsing process."""
+
+    def __reduce__(self) -> tuple[Callable[[], NoReturn], tuple[()]]:
+        return _out_of_memory, ()
 
 
 def lock_probe(raw: bytes) -> Any:
     """Records whether another process could take the database's write lock right now (it
     must: no transaction may wait on a parse), then parses."""
     path = os.environ["MAILGATE_TEST_DB"]
-    connection = sqlite3.connect(path, timeout=0, isolation_level=None)
-    try:
-        connection.execute("BEGIN IMMEDIATE")
-        connection.execute("ROLLBACK")
-        _record("free")
-    except sqlite3.OperationalError as exc:
-        _record(f"held: {exc}")
-    finally:
-        connection.close()
+    # One probe at a time: two parsing processes probing at once would find each other's lock.
+    with open(path + ".probe", "w") as probing:
+        fcntl.flock(probing, fcntl.LOCK_EX)
+        connection = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+            _record("free")
+        except sqlite3.OperationalError as exc:
+            _record(f"held: {exc}")
+        finally:
+            connection.close()
     return parse_message(raw)

@@ -6,9 +6,12 @@ where the parent can kill it at its deadline: a hostile message costs this proce
 one that holds the database or the mailbox connections.
 
 Frames on both pipes: an 8-byte big-endian length, then that many bytes. In: the raw message.
-Out: a pickled `(kind, value)` — ("ok", InboundMessage), ("memory", detail) just before the
-process ends (a parse that ran out of memory leaves a fragmented heap: a new process is
-cleaner), or ("error", detail) when the parse function raised (it is total; a bug otherwise).
+Out: a pickled `(kind, value)`. First ("ready", None) once started — or ("broken", detail) or
+("memory", detail) when it cannot work, and it ends. Then, for each message: ("received", None)
+once it is read whole (a process that ends before this did not end because of the message),
+then ("ok", InboundMessage), ("memory", detail) just before the process ends (a parse that ran
+out of memory leaves a fragmented heap: a new process is cleaner), or ("error", detail) when the
+parse function raised (it is total; a bug otherwise).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 _LENGTH = struct.Struct(">Q")
+_ROOM = 16 * 1024 * 1024
 
 
 def _die_with_parent() -> None:
@@ -48,6 +52,14 @@ def _limit_memory(megabytes: int) -> None:
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _check_room() -> None:
+    """MemoryError when the memory limit leaves too little to parse even a small message (the
+    interpreter and the parser take some 30 MB of it): every message would fail alike, so the
+    process says so once, instead of each message being found unparsable."""
+    room = bytearray(_ROOM)
+    del room
 
 
 def _read_exactly(fd: int, size: int) -> bytes | None:
@@ -84,6 +96,7 @@ def serve(parse: Callable[[bytes], Any], requests: int, replies: int) -> None:
         raw = _read_exactly(requests, _LENGTH.unpack(header)[0])
         if raw is None:
             return
+        _send(replies, _RECEIVED)
         ending = False
         try:
             data = _dump(("ok", parse(raw)))
@@ -92,13 +105,21 @@ def serve(parse: Callable[[bytes], Any], requests: int, replies: int) -> None:
         except Exception as exc:
             data = _dump(("error", f"{type(exc).__name__}: {exc}"[:500]))
         del raw
-        _write_all(replies, _LENGTH.pack(len(data)) + data)
+        _send(replies, data)
         if ending:
             return
 
 
 def _dump(reply: tuple[str, Any]) -> bytes:
     return pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _send(fd: int, data: bytes) -> None:
+    _write_all(fd, _LENGTH.pack(len(data)))
+    _write_all(fd, data)  # not joined to the length: a large result is not copied
+
+
+_RECEIVED = _dump(("received", None))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,8 +135,17 @@ def main(argv: list[str] | None = None) -> None:
     # library's warning) can never corrupt the frames the parent reads.
     replies = os.dup(1)
     os.dup2(2, 1)
-    parse = _load(given.parse)  # imported before the limit: the code is not the message's cost
-    _limit_memory(given.memory_mb)
+    try:
+        parse = _load(given.parse)  # imported before the limit: the code is no message's cost
+        _limit_memory(given.memory_mb)
+        _check_room()
+    except MemoryError:
+        _send(replies, _dump(("memory", "no room to parse")))
+        sys.exit(1)
+    except Exception as exc:  # the parent says it to the admin: the installation is broken
+        _send(replies, _dump(("broken", f"{type(exc).__name__}: {exc}"[:500])))
+        sys.exit(1)
+    _send(replies, _dump(("ready", None)))
     serve(parse, 0, replies)
 
 

@@ -38,6 +38,7 @@ __all__ = ["PARSERS", "ParseLimits", "ParserPool", "Unparsable"]
 
 PARSERS = max(1, min(os.cpu_count() or 1, 4))
 PARSE = "mailgate.inbound.parse:parse_message"
+START_SECONDS = 60.0  # for a parsing process to start (a machine under load is slow to)
 _LENGTH = struct.Struct(">Q")
 _READ_BUFFER = 1 << 20
 
@@ -66,11 +67,13 @@ class Unparsable:
 
 
 class _Lost(Exception):
-    """The parsing process did not answer: killed at its deadline, or it died."""
+    """The parsing process did not answer: killed at its deadline, or it died. `received`:
+    whether it had the whole message (before that, its end is not the message's doing)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, received: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.received = received
 
 
 def _exit_reason(returncode: int | None) -> str:
@@ -85,29 +88,81 @@ def _exit_reason(returncode: int | None) -> str:
     return f"its process ended (exit status {returncode})"
 
 
+def _stopped() -> OperationFailed:
+    return OperationFailed(
+        "The parsing processes were stopped (mailgate is stopping): the message is taken at "
+        "the next start."
+    )
+
+
 @dataclass(eq=False)
 class _Worker:
     process: asyncio.subprocess.Process
+    served: int = 0  # messages answered
+
+    async def ready(self, memory_megabytes: int) -> None:
+        """Wait until the process has started (its imports, its memory limit); the deadline
+        of a parse is the parse's own."""
+        try:
+            async with asyncio.timeout(START_SECONDS):
+                kind, detail = await self._reply()
+        except TimeoutError:
+            self.kill()
+            raise OperationFailed(
+                f"A parsing process could not start within {START_SECONDS:.0f} s: the machine "
+                f"is overloaded, or {sys.executable} hangs."
+            ) from None
+        except (asyncio.IncompleteReadError, ConnectionError):
+            kind, detail = "broken", _exit_reason(await self._ended())
+        if kind == "ready":
+            return
+        self.kill()
+        if kind == "memory":
+            raise OperationFailed(
+                f"A parsing process could not start: its memory limit of {memory_megabytes} MB "
+                "leaves it no room to parse anything. Raise MAILGATE_PARSE_MEMORY_MB."
+            )
+        raise OperationFailed(
+            f"A parsing process could not start ({detail}): `{sys.executable} -m "
+            "mailgate.inbound.parse_worker` fails. Check the installation."
+        )
 
     async def request(self, raw: bytes, deadline: float) -> tuple[str, Any]:
         """Send one message; its ("ok" | "memory" | "error", value) reply."""
-        stdin, stdout = self.process.stdin, self.process.stdout
-        assert stdin is not None and stdout is not None
+        stdin = self.process.stdin
+        assert stdin is not None
+        received = False
         try:
             async with asyncio.timeout(deadline):
                 stdin.write(_LENGTH.pack(len(raw)))
                 stdin.write(raw)
                 await stdin.drain()
-                header = await stdout.readexactly(_LENGTH.size)
-                data = await stdout.readexactly(_LENGTH.unpack(header)[0])
+                await self._reply()  # ("received", None): the message is the process's now
+                received = True
+                reply = await self._reply()
         except TimeoutError:
             self.kill()
             shown = f"{deadline:.0f}" if deadline >= 1 else f"{deadline:.2g}"
             raise _Lost(f"it took longer than {shown} s") from None
         except (asyncio.IncompleteReadError, ConnectionError):
             returncode = await self._ended()
-            raise _Lost(_exit_reason(returncode)) from None
-        reply: tuple[str, Any] = pickle.loads(data)  # noqa: S301 - our own process's answer
+            raise _Lost(_exit_reason(returncode), received=received) from None
+        except MemoryError:
+            # In this process, reading the result: a failure of this message, not of the
+            # mailbox (raised on, it would stop the mailbox at this message at every poll).
+            self.kill()
+            raise _Lost("its result was too large for mailgate's own memory") from None
+        self.served += 1
+        return reply
+
+    async def _reply(self) -> tuple[str, Any]:
+        stdout = self.process.stdout
+        assert stdout is not None
+        header = await stdout.readexactly(_LENGTH.size)
+        data = await stdout.readexactly(_LENGTH.unpack(header)[0])
+        # Our own parsing process's answer, built from the message by our code (the message
+        # is data in it, never a class to load).
+        reply: tuple[str, Any] = pickle.loads(data)  # noqa: S301
         return reply
 
     async def _ended(self) -> int | None:
@@ -118,6 +173,8 @@ class _Worker:
         return self.process.returncode
 
     def kill(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
         if self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
@@ -126,7 +183,8 @@ class _Worker:
 @dataclass(eq=False)
 class ParserPool:
     """Up to `size` parsing processes, started when first needed (or by `warm_up`) and kept
-    for the next messages. One pool per process's Context; `close` ends them.
+    for the next messages. One pool per process's Context; `close` ends them, and the pool
+    parses nothing after it.
 
     `parse` names the function a parsing process runs ("module:function"): the product's
     parser; tests give one of their own (slow, or recording its calls) to see the limits act.
@@ -140,18 +198,33 @@ class ParserPool:
     _all: set[_Worker] = field(default_factory=set)
     _slots: asyncio.Semaphore | None = None
     _warming: set[asyncio.Task[None]] = field(default_factory=set)
+    # Processes killed and not yet reaped: `close` waits for them too, so none is left to the
+    # garbage collector (its pipes would be closed on a loop that has ended).
+    _ending: set[asyncio.Task[int]] = field(default_factory=set)
+    _closed: bool = False
 
     async def parse_all(self, raws: list[bytes]) -> list[InboundMessage | Unparsable]:
         """Each message parsed (or found unparsable), in order; several at once."""
         if not raws:
             return []
-        return list(await asyncio.gather(*(self.parse_one(raw) for raw in raws)))
+        parsing = [asyncio.ensure_future(self.parse_one(raw)) for raw in raws]
+        try:
+            return list(await asyncio.gather(*parsing))
+        except Exception:
+            # One failed (the processes cannot start, or were stopped): the others stop too,
+            # instead of going on unawaited.
+            for task in parsing:
+                task.cancel()
+            await asyncio.gather(*parsing, return_exceptions=True)
+            raise
 
     async def parse_one(self, raw: bytes) -> InboundMessage | Unparsable:
         """One message, parsed within the limits, or why it could not be."""
         deadline = self.limits.deadline(len(raw))
+        attempts = max(1, self.limits.attempts)
         failures: list[str] = []
-        while len(failures) < max(1, self.limits.attempts):
+        spared = 0  # processes that ended before they had the message
+        while len(failures) < attempts:
             worker = await self._acquire()
             alive = False
             try:
@@ -159,7 +232,14 @@ class ParserPool:
                 kind, value = await worker.request(raw, deadline)
                 alive = kind != "memory"
             except _Lost as lost:
-                failures.append(lost.reason)
+                if self._closed:
+                    raise _stopped() from None
+                if not lost.received and worker.served and spared < self.size:
+                    # It died while idle (the OOM killer's choice, say), unnoticed until now:
+                    # not this message's doing. A new process never counts here, so this ends.
+                    spared += 1
+                else:
+                    failures.append(lost.reason)
                 continue
             finally:
                 self._release(worker, alive=alive)
@@ -178,6 +258,8 @@ class ParserPool:
     def warm_up(self) -> None:
         """Start the parsing processes now, in the background: their start overlaps the
         caller's (connecting, signing in, reading files) when many messages are coming."""
+        if self._closed:
+            return
         missing = self.size - len(self._all) - len(self._warming)
         for _ in range(max(0, missing)):
             task = asyncio.create_task(self._warm())
@@ -185,22 +267,26 @@ class ParserPool:
             task.add_done_callback(self._warming.discard)
 
     async def close(self) -> None:
-        """End every parsing process (closing its pipe ends it; a stuck one is killed)."""
-        for task in list(self._warming):
+        """End every parsing process (closing its pipe ends it; a stuck one is killed). A
+        parse in progress fails as stopped; nothing is parsed after."""
+        self._closed = True
+        warming = list(self._warming)
+        for task in warming:
             task.cancel()
+        await asyncio.gather(*warming, return_exceptions=True)
         workers = list(self._all)
         self._all.clear()
         self._idle.clear()
         for worker in workers:
             if worker.process.stdin is not None:
                 worker.process.stdin.close()
+        if workers:
+            ending = [asyncio.ensure_future(worker.process.wait()) for worker in workers]
+            await asyncio.wait(ending, timeout=2)
         for worker in workers:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(2):
-                    await worker.process.wait()
             worker.kill()
-            with contextlib.suppress(ProcessLookupError):
-                await worker.process.wait()
+            await worker.process.wait()
+        await asyncio.gather(*self._ending, return_exceptions=True)
 
     def _semaphore(self) -> asyncio.Semaphore:
         if self._slots is None:
@@ -211,17 +297,23 @@ class ParserPool:
         slots = self._semaphore()
         async with slots:
             if not self._idle and len(self._all) < self.size:
-                self._idle.append(await self._start())
+                try:
+                    self._idle.append(await self._start())
+                except OperationFailed as exc:
+                    # Said again, to the caller, by the parse that needs a process.
+                    log.warning("a parsing process could not start", error=str(exc))
 
     async def _acquire(self) -> _Worker:
         slots = self._semaphore()
         await slots.acquire()
         try:
+            if self._closed:
+                raise _stopped()
             while self._idle:
                 worker = self._idle.pop()
                 if worker.process.returncode is None:
                     return worker
-                self._all.discard(worker)
+                self._retire(worker)
             return await self._start()
         except BaseException:
             slots.release()
@@ -231,9 +323,15 @@ class ParserPool:
         if alive and worker in self._all:
             self._idle.append(worker)
         else:
-            worker.kill()  # what it was doing is unknown: a new one next time
-            self._all.discard(worker)
+            self._retire(worker)  # what it was doing is unknown: a new one next time
         self._semaphore().release()
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.kill()
+        self._all.discard(worker)
+        ending = asyncio.ensure_future(worker.process.wait())
+        self._ending.add(ending)
+        ending.add_done_callback(self._ending.discard)
 
     async def _start(self) -> _Worker:
         # The parent's module path, as multiprocessing's "spawn" passes it: a test's own parse
@@ -253,9 +351,19 @@ class ParserPool:
             )
         except OSError as exc:
             raise OperationFailed(
-                f"A parsing process could not be started ({exc.strerror}): check that "
+                f"A parsing process could not start ({exc.strerror}): check that "
                 f"{sys.executable} runs and that the machine may start processes."
             ) from None
         worker = _Worker(process)
+        try:
+            await worker.ready(self.limits.memory_megabytes)
+        except BaseException:
+            worker.kill()
+            await worker.process.wait()
+            raise
+        if self._closed:  # closed while it started
+            worker.kill()
+            await worker.process.wait()
+            raise _stopped()
         self._all.add(worker)
         return worker

@@ -3,12 +3,14 @@ that kills or outlives its parser twice found unparsable, and the pool working o
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from tests.support.parsing import POISON
 
+from mailgate.errors import OperationFailed
 from mailgate.inbound.parse import InboundMessage
 from mailgate.inbound.parsers import ParseLimits, ParserPool, Unparsable
 
@@ -95,3 +97,94 @@ async def test_the_real_parser_stops_at_its_memory_limit() -> None:
         assert isinstance(small, InboundMessage) and small.subject == "message 8"
     finally:
         await parsers.close()
+
+
+async def test_a_parsing_process_that_died_while_idle_costs_no_message_an_attempt(
+    parse_log: Path,
+) -> None:
+    """The kernel's OOM killer picks the largest process: maybe an idle parser that kept the
+    heap of a large message. The next message, sent to it before its end was noticed, is not
+    found unparsable: it never reached a parser."""
+    parsers = ParserPool(
+        ParseLimits(seconds=5.0, attempts=1), size=1, parse="tests.support.parsing:poison"
+    )
+    try:
+        await parsers.parse_all([mail(1)])
+        [idle] = parsers._idle
+        idle.process.kill()
+        # At once: its end is not known yet (nothing waited on the event loop meanwhile).
+        parsed = await parsers.parse_one(mail(3))
+        assert isinstance(parsed, InboundMessage) and parsed.subject == "message 3"
+        assert lines(parse_log).count("Message-ID: <m3@example.net>") == 1
+    finally:
+        await parsers.close()
+
+
+async def test_a_slow_start_is_not_counted_in_the_deadline(
+    parse_log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadline is the parse's: a parsing process that takes longer to start than a parse
+    may last (a machine under load) costs no message its attempts."""
+    monkeypatch.setenv("MAILGATE_TEST_START_SECONDS", "2")
+    parsers = ParserPool(ParseLimits(seconds=1.0), size=1, parse="tests.support.parsing:poison")
+    try:
+        [parsed] = await parsers.parse_all([mail(1)])
+        assert isinstance(parsed, InboundMessage) and parsed.subject == "message 1"
+    finally:
+        await parsers.close()
+
+
+@pytest.mark.parametrize(
+    ("parse", "memory", "says"),
+    [
+        ("tests.support.no_such_module:parse", 512, "No module named 'tests.support.no_such"),
+        ("tests.support.parsing:poison", 8, "MAILGATE_PARSE_MEMORY_MB"),
+    ],
+)
+async def test_a_parsing_process_that_cannot_start_quarantines_nothing(
+    parse: str, memory: int, says: str
+) -> None:
+    """A broken installation, or a memory limit too low to parse anything, is the admin's to
+    fix: said as such (the mailbox retries later), never blamed on each message in turn."""
+    parsers = ParserPool(ParseLimits(seconds=5.0, memory_megabytes=memory), size=1, parse=parse)
+    try:
+        with pytest.raises(OperationFailed, match="A parsing process could not start") as failed:
+            await parsers.parse_all([mail(1), mail(2)])
+        assert says in str(failed.value)
+        assert parsers._all == set()
+    finally:
+        await parsers.close()
+
+
+async def test_a_result_too_large_for_mailgate_itself_is_unparsable(
+    pool: ParserPool, parse_log: Path
+) -> None:
+    """A MemoryError in mailgate's own process while it reads a parse's result is that
+    message's failure: the message ends quarantined, instead of failing the mailbox at every
+    poll."""
+    [bad, good] = await pool.parse_all([mail(6, "huge-result"), mail(7)])
+    assert bad == Unparsable(
+        "could not be parsed within limits: its result was too large for mailgate's own "
+        "memory (twice)"
+    )
+    assert lines(parse_log).count("Message-ID: <m6@example.net>") == 2
+    assert isinstance(good, InboundMessage)
+
+
+async def test_close_ends_a_parse_in_flight_and_starts_no_other(
+    pool: ParserPool, parse_log: Path
+) -> None:
+    """Stopping mailgate while a message is parsed: the parse fails as stopped (the message is
+    taken at the next start), it is not blamed on the message, and no process outlives close."""
+    parsing = asyncio.create_task(pool.parse_one(mail(9, "hang")))
+    while "Message-ID: <m9@example.net>" not in lines(parse_log):
+        await asyncio.sleep(0.05)
+    processes = [worker.process for worker in pool._all]
+    await pool.close()
+    with pytest.raises(OperationFailed, match="stopped"):
+        await parsing
+    assert pool._all == set() and pool._idle == []
+    assert [process.returncode is not None for process in processes] == [True]
+    assert lines(parse_log).count("Message-ID: <m9@example.net>") == 1
+    with pytest.raises(OperationFailed, match="stopped"):
+        await pool.parse_one(mail(10))
