@@ -9,6 +9,8 @@ whole pipeline (ingest, POP3, IMAP), with the parsing processes' limits injected
 
 from __future__ import annotations
 
+import io
+import poplib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -23,12 +25,15 @@ from tests.support.parsing import POISON
 
 from mailgate.config import Settings
 from mailgate.context import Context
+from mailgate.errors import OperationFailed
 from mailgate.inbound.ingest import ingest
 from mailgate.inbound.parsers import ParseLimits, ParserPool
+from mailgate.inbound.quarantine import list_quarantine, retry
+from mailgate.mail.mailboxes import MailboxOptions, set_mailbox
 from mailgate.runtime import imap_mailbox, pop3_mailbox
 from mailgate.runtime.imap_mailbox import receipts_of
 from mailgate.store.models import Receipt
-from mailgate.tracker.service import add_project, list_issues
+from mailgate.tracker.service import add_project, list_issues, show_issue
 
 OpenContext = Callable[..., Context]
 
@@ -201,3 +206,119 @@ async def test_no_parse_while_a_mailbox_holds_the_write_lock(
         dovecot.deliver(ALICE, message(f"pushed {n}"))
         assert len((await poll(ctx, "support")).taken) == 1
     assert parse_log.read_text().splitlines() == ["free"] * 3
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+async def test_a_message_with_lines_longer_than_rfc_5322_allows_is_taken(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot, protocol: str
+) -> None:
+    """Lines of 998 characters at most, says RFC 5322 §2.1.1; a sender's or a server's that
+    are longer (an HTML body on one line, a parameter of 10 MB) are taken like any other mail,
+    and the mail after them too."""
+    long_line = mail(8, extra=b"X-Long: " + b"y" * 100_000 + b"\n").replace(
+        b"please help", b"<p>" + b"z" * 5000 + b"</p>\n.\n..two dots\n.one dot"
+    )
+    dovecot.deliver(ALICE, message("before"))
+    dovecot.deliver(ALICE, long_line)
+    dovecot.deliver(ALICE, message("after"))
+    port = {"imap": dovecot.imaps_port, "pop3": dovecot.pop3s_port}[protocol]
+    row = await with_mailbox(ctx, emulator, dovecot, protocol=protocol, port=port, after="delete")
+    poll = {"imap": imap_mailbox.poll_once, "pop3": pop3_mailbox.poll_once}[protocol]
+    first = await poll(ctx, "support")
+    assert len(first.taken) == 3 and first.quarantined == []
+    statuses = {r.message_id: r.status for r in await receipts_of(ctx, row.id)}
+    assert statuses == {
+        "before@example.net": "created",
+        "q8@example.net": "created",
+        "after@example.net": "created",
+    }
+    assert dovecot.mailbox_status(ALICE)["messages"] == 0
+    [issue] = [i for i in await list_issues(ctx) if i["summary"] == "question 8"]
+    description = (await show_issue(ctx, issue["key"]))["description"]
+    # POP3 doubles a leading dot (RFC 1939 §3): read back as sent, and the message goes on.
+    assert "z" * 5000 + "</p>\n.\n..two dots\n.one dot" in description
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+async def test_a_message_over_the_size_limit_is_taken_after_the_limit_is_raised(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot, protocol: str
+) -> None:
+    """Over --max-message-bytes: quarantined, never fetched. Once the admin raises the limit
+    and retries it, the next poll takes it — even when that poll fails first (its parsing
+    processes could not start): the message is not forgotten in between."""
+    dovecot.deliver(ALICE, message("huge", size=50_000))
+    port = {"imap": dovecot.imaps_port, "pop3": dovecot.pop3s_port}[protocol]
+    row = await with_mailbox(
+        ctx, emulator, dovecot, protocol=protocol, port=port, max_message_bytes=20_000
+    )
+    poll = {"imap": imap_mailbox.poll_once, "pop3": pop3_mailbox.poll_once}[protocol]
+    first = await poll(ctx, "support")
+    assert len(first.quarantined) == 1
+    [held] = await list_quarantine(ctx)
+    await set_mailbox(ctx, "support", MailboxOptions(max_message_bytes=100_000))
+    assert (await retry(ctx, held["id"]))["status"] == "refetch"
+    working = ctx.parsers
+    ctx.parsers = ParserPool(size=1, parse="tests.support.no_such_module:parse")
+    with pytest.raises(OperationFailed, match="A parsing process could not start"):
+        await poll(ctx, "support")
+    await ctx.parsers.close()
+    ctx.parsers = working
+    await poll(ctx, "support")
+    [receipt] = await receipts_of(ctx, row.id)
+    assert (receipt.message_id, receipt.status) == ("huge@example.net", "created")
+    assert [i["summary"] for i in await list_issues(ctx)] == ["huge"]
+    assert await list_quarantine(ctx) == []
+
+
+async def test_copies_of_a_poison_message_in_one_batch_are_parsed_as_one(
+    open_ctx: OpenContext, parse_log: Path, tmp_path: Path
+) -> None:
+    """A sender who sends the same poison message a hundred times costs the parsers what one
+    costs: the same bytes are parsed once per batch, and recognised after."""
+    ctx = open_ctx("tests.support.parsing:poison", seconds=1.0)
+    await add_project(ctx, "HELP", "Help desk")
+    poison = mail(66, extra=POISON + b" hang\n")
+    paths = [write(tmp_path / "mail", f"{n}.eml", poison) for n in range(5)]
+    assert await ingest(ctx, paths, "HELP") == {"quarantined": 1, "duplicate": 4}
+    assert parse_log.read_text().count("<q66@example.net>") == 2
+
+
+class _ListedSmaller(poplib.POP3):
+    """A POP3 server whose message is longer than it listed it: RETR's answer, as sent."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.file = io.BytesIO(answer)
+        self.commands: list[str] = []
+        self._debugging = 0
+
+    def _putcmd(self, line: str) -> None:
+        self.commands.append(line)
+
+
+def test_a_message_longer_than_its_limit_is_not_kept_whatever_the_server_listed() -> None:
+    """The size check before RETR trusts the server's LIST; the retrieval itself holds at most
+    the limit, and reads the rest of the answer away, so the next command is understood."""
+    body = b"x" * 3000 + b"\r\n"
+    server = _ListedSmaller(b"+OK\r\n" + body * 10 + b".\r\n+OK next\r\n")
+    assert pop3_mailbox._retrieve(server, 1, limit=20_000) is None
+    assert server.commands == ["RETR 1"]
+    assert server.file.read() == b"+OK next\r\n"
+    server = _ListedSmaller(b"+OK\r\n..a\r\n" + body + b".\r\n")
+    assert pop3_mailbox._retrieve(server, 2, limit=20_000) == b".a\r\n" + body
+
+
+async def test_a_poison_message_is_not_parsed_again_after_the_folder_is_renumbered(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot, parse_log: Path
+) -> None:
+    """A new UIDVALIDITY gives every message a new UID: the quarantined one is recognised by
+    its bytes and not parsed a third time; a message that came meanwhile is taken."""
+    ctx.parsers = ParserPool(ParseLimits(seconds=1.0), size=2, parse="tests.support.parsing:poison")
+    dovecot.deliver(ALICE, mail(7, extra=POISON + b" hang\n"))
+    await with_mailbox(ctx, emulator, dovecot, backlog="all")
+    first = await imap_mailbox.poll_once(ctx, "support")
+    assert len(first.quarantined) == 1
+    dovecot.change_uidvalidity(ALICE)
+    dovecot.deliver(ALICE, message("meanwhile"))
+    again = await imap_mailbox.poll_once(ctx, "support")
+    assert len(again.taken) == 1 and len(again.skipped) == 1
+    assert parse_log.read_text().count("<q7@example.net>") == 2

@@ -303,7 +303,6 @@ async def test_a_failed_message_does_not_leave_a_reporter_behind_for_the_next(
 ) -> None:
     """A new customer created inside a message that then fails is rolled back with it: the
     next message from that customer must not reuse the vanished person."""
-    from mailgate.inbound import handle as handle_module
     from mailgate.tracker import service
 
     real = service.create_issue
@@ -313,7 +312,7 @@ async def test_a_failed_message_does_not_leave_a_reporter_behind_for_the_next(
             raise RuntimeError("a hiccup after the reporter was created")
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(handle_module.service, "create_issue", fails_for_first)
+    monkeypatch.setattr(service, "create_issue", fails_for_first)
     batch = [
         pipeline.Incoming(pipeline.MessageRef(), mail("first", message_id="<a1@x.example>")),
         pipeline.Incoming(
@@ -326,3 +325,35 @@ async def test_a_failed_message_does_not_leave_a_reporter_behind_for_the_next(
     assert [t.status for t in taken] == ["quarantined", "created", "created"]
     issues = {i["summary"]: i["reporter"] for i in await list_issues(ctx)}
     assert issues == {"from bob": "bob@example.net", "second": "carol@example.net"}
+
+
+async def test_ingest_says_which_file_cannot_be_read(
+    ctx: Context, project: None, tmp_path: Path
+) -> None:
+    """A file the system cannot read (no permission, a failing disk): one sentence naming it,
+    not a traceback; what was taken before it is recognised when ingest runs again."""
+    from mailgate.errors import BadInput
+
+    good = tmp_path / "good.eml"
+    good.write_bytes(mail())
+    unreadable = Path("/proc/self/mem")  # reading it from offset 0 fails (EIO), even as root
+    with pytest.raises(BadInput, match=r"/proc/self/mem cannot be read \(Input/output error\)"):
+        await ingest(ctx, [good, unreadable], "HELP")
+
+
+async def test_ingest_skips_a_maildir_message_removed_while_it_runs(tmp_path: Path) -> None:
+    """A live Maildir: a message another program deletes after ingest listed the folder is
+    gone, like a mailbox's message deleted meanwhile; the others are read."""
+    import mailbox
+
+    from mailgate.inbound.ingest import messages
+
+    maildir = mailbox.Maildir(tmp_path / "Maildir")
+    first = maildir.add(mail("first", message_id="<d1@example.net>"))
+    second = maildir.add(mail("second", message_id="<d2@example.net>"))
+    third = maildir.add(mail("third", message_id="<d3@example.net>"))
+    reading = messages([tmp_path / "Maildir"])
+    keys = sorted([first, second, third])
+    assert next(reading)[0].endswith(keys[0])
+    maildir.remove(keys[1])
+    assert [origin.rsplit("/", 1)[1] for origin, _raw in reading] == [keys[2]]

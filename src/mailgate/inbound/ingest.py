@@ -64,25 +64,40 @@ def messages(
     paths: list[Path], on_empty: Callable[[str], None] | None = None
 ) -> Iterator[tuple[str, bytes]]:
     """(origin, raw bytes) of every message under `paths`, in a stable order. A file with
-    nothing in it holds no message: it is told to `on_empty` instead."""
+    nothing in it holds no message: it is told to `on_empty` instead. A file that cannot be
+    read stops the ingest with its name (BadInput)."""
     for path in paths:
-        kind = _kind(path)
-        if kind == "eml":
-            raw = path.read_bytes()
-            if raw.strip():
-                yield str(path), raw
-            elif on_empty is not None:
-                on_empty(str(path))
-        elif kind == "mbox":
-            for index, raw in enumerate(mbox_messages(path)):
-                yield f"{path}#{index}", raw
-        elif kind == "maildir":
-            maildir = stdlib_mailbox.Maildir(path, create=False)
-            for key in sorted(maildir.keys()):
-                yield f"{path}/{key}", maildir.get_bytes(key)
-        else:
-            found = sorted(p for p in path.rglob("*.eml") if p.is_file())
-            yield from messages(found, on_empty)
+        try:
+            yield from _messages_of(path, on_empty)
+        except OSError as exc:
+            raise BadInput(
+                f"{exc.filename or path} cannot be read ({exc.strerror or exc}): fix it, or "
+                "leave it out, and run ingest again (what was taken is recognised)."
+            ) from None
+
+
+def _messages_of(path: Path, on_empty: Callable[[str], None] | None) -> Iterator[tuple[str, bytes]]:
+    kind = _kind(path)
+    if kind == "eml":
+        raw = path.read_bytes()
+        if raw.strip():
+            yield str(path), raw
+        elif on_empty is not None:
+            on_empty(str(path))
+    elif kind == "mbox":
+        for index, raw in enumerate(mbox_messages(path)):
+            yield f"{path}#{index}", raw
+    elif kind == "maildir":
+        maildir = stdlib_mailbox.Maildir(path, create=False)
+        for key in sorted(maildir.keys()):
+            try:
+                raw = maildir.get_bytes(key)
+            except KeyError:
+                continue  # deleted since the folder was listed (a live Maildir): gone
+            yield f"{path}/{key}", raw
+    else:
+        found = sorted(p for p in path.rglob("*.eml") if p.is_file())
+        yield from messages(found, on_empty)
 
 
 def mbox_messages(path: Path) -> Iterator[bytes]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy import bindparam, func, insert, select, union_all, update
+from sqlalchemy import bindparam, delete, func, insert, select, union_all, update
 from sqlalchemy.orm import Session
 
 from mailgate.context import Context
@@ -28,6 +28,10 @@ from mailgate.store.models import Mailbox, Receipt
 from mailgate.tracker import notify, service
 
 log = structlog.get_logger(__name__)
+
+# A quarantined message's receipt once a retry asked for it to be fetched again (it was over the
+# size limit, so its bytes were never kept); the next poll takes the message.
+REFETCH = "refetch"
 
 
 @dataclass(frozen=True)
@@ -108,19 +112,17 @@ async def take_many(
         ]
 
     messages = await prepare(ctx, mailbox_id, messages, destination)
-    try:
+    while True:
         try:
-            return await ctx.db.run(take_all, messages, False)
-        except _Failed:
-            return await ctx.db.run(take_all, messages, True)
-    except _NotParsed:
-        # Known when `prepare` looked, unknown now (its receipt was removed meanwhile for a
-        # refetch): parse them too — never inside the transaction — and take the batch again.
-        messages = await _parse(ctx, messages, [m.parsed is None for m in messages])
-        try:
-            return await ctx.db.run(take_all, messages, False)
-        except _Failed:
-            return await ctx.db.run(take_all, messages, True)
+            try:
+                return await ctx.db.run(take_all, messages, False)
+            except _Failed:
+                return await ctx.db.run(take_all, messages, True)
+        except _NotParsed:
+            # Known when `prepare` looked, unknown now (its receipt was removed meanwhile):
+            # parse what is unknown now — never inside the transaction, never what is still
+            # known (a poison message is not parsed again) — and take the batch again.
+            messages = await prepare(ctx, mailbox_id, messages, destination)
 
 
 async def prepare(
@@ -143,21 +145,24 @@ async def prepare(
 
 
 async def _parse(ctx: Context, messages: list[Incoming], wanted: list[bool]) -> list[Incoming]:
-    chosen = [index for index, want in enumerate(wanted) if want]
-    parsed = await ctx.parsers.parse_all([messages[index].raw for index in chosen])
-    result = list(messages)
-    for index, one in zip(chosen, parsed, strict=True):
-        result[index] = dataclasses.replace(result[index], parsed=one)
-    return result
+    # The same bytes twice in a batch (a sender's copies, or a poison message sent a hundred
+    # times) are parsed once: a copy costs nothing more.
+    distinct = list(dict.fromkeys(m.raw for m, want in zip(messages, wanted, strict=True) if want))
+    parsed = dict(zip(distinct, await ctx.parsers.parse_all(distinct), strict=True))
+    return [
+        dataclasses.replace(message, parsed=parsed[message.raw]) if want else message
+        for message, want in zip(messages, wanted, strict=True)
+    ]
 
 
 async def _known(
     ctx: Context, mailbox_id: int | None, messages: list[Incoming], destination: Destination
 ) -> list[bool]:
-    """Which messages have a receipt already (a read: no write lock is taken)."""
+    """Which messages have a receipt already (a read: no write lock is taken). A receipt that
+    asks for its message to be fetched again does not count: that message is taken now."""
 
     def look(session: Session) -> list[bool]:
-        return [
+        found = [
             _existing(
                 session,
                 mailbox_id,
@@ -166,9 +171,9 @@ async def _known(
                 destination,
                 message_id_of(message.raw),
             )
-            is not None
             for message in messages
         ]
+        return [row is not None and row.status != REFETCH for row in found]
 
     async with ctx.db.session() as session:
         return await session.run_sync(look)
@@ -194,7 +199,7 @@ def _take_one(
     ref, raw = message.ref, message.raw
     digest = hashlib.sha256(raw).hexdigest()
     message_id = message_id_of(raw)
-    existing = _existing(session, mailbox_id, ref, digest, destination, message_id)
+    existing = _existing(session, mailbox_id, ref, digest, destination, message_id, claim=True)
     if mailbox is not None and ref.advance:
         _advance(mailbox, ref)
     if existing is not None:
@@ -303,7 +308,7 @@ async def quarantine(
     def record(session: Session) -> Taken:
         mailbox = session.get(Mailbox, mailbox_id, with_for_update=True)
         assert mailbox is not None
-        existing = _existing(session, mailbox_id, ref, None)
+        existing = _existing(session, mailbox_id, ref, None, claim=True)
         if ref.advance:  # a backlog sets the UID state once it is all taken
             _advance(mailbox, ref)
         if existing is not None:
@@ -343,10 +348,17 @@ def _existing(
     digest: str | None,
     destination: Destination | None = None,
     message_id: str | None = None,
+    *,
+    claim: bool = False,
 ) -> Any:
     """(id, status, post_action) of this message's receipt, if it was taken before: the same place, or the
     same bytes, or the same Message-ID renumbered (a UIDVALIDITY change) with other bytes (a
-    header added). Ingested files: the same bytes for the same project."""
+    header added). Ingested files: the same bytes for the same project.
+
+    `claim`, in the transaction that records the message: a receipt that asked for it to be
+    fetched again is dropped here, and the look repeated. Here, not when the poll began: a
+    poll that fails before this commit must not forget the message (its UID is below the
+    mailbox's last one; only that receipt brings it back)."""
     db = session.connection()
     if mailbox_id is None:
         project = destination.project if destination else None
@@ -354,7 +366,11 @@ def _existing(
     # Absent values are NULL, and NULL equals nothing: one statement serves every case.
     place = {"uidvalidity": ref.uidvalidity, "uid": ref.uid, "uidl": ref.uidl}
     values = {"mailbox": mailbox_id, **place, "sha256": digest, "message_id": message_id}
-    return db.execute(_TAKEN, values).first()
+    found = db.execute(_TAKEN, values).first()
+    if claim and found is not None and found.status == REFETCH:
+        db.execute(delete(RECEIPTS).where(RECEIPTS.c.id == found.id))
+        found = db.execute(_TAKEN, values).first()
+    return found
 
 
 _NEW_RECEIPT = insert(RECEIPTS).returning(RECEIPTS.c.id)

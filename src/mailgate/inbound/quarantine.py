@@ -15,6 +15,7 @@ from mailgate.errors import BadInput, NotFound
 from mailgate.inbound.handle import Destination, accept_as_comment, handle
 from mailgate.inbound.parse import InboundMessage
 from mailgate.inbound.parsers import Unparsable
+from mailgate.inbound.pipeline import REFETCH
 from mailgate.inbound.route import RouteOptions
 from mailgate.mail.mailboxes import destination_of
 from mailgate.store.models import Issue, Mailbox, Project, Receipt
@@ -123,7 +124,7 @@ def _fetch_again(session: Session, receipt: Receipt, mailbox: Mailbox | None) ->
         session.delete(receipt)
     else:
         # IMAP: the next poll fetches this UID before new mail (the UID state stays).
-        receipt.status = "refetch"
+        receipt.status = REFETCH
         receipt.reason = "to be fetched again at the next poll"
     return {"id": receipt.id, "status": "refetch", "reason": "fetched again at the next poll"}
 

@@ -178,18 +178,24 @@ async def _remember(ctx: Context, mailbox: Mailbox, uidvalidity: int | None, las
 
 
 async def _refetch(ctx: Context, mailbox: Mailbox, uidvalidity: int | None) -> list[int]:
-    """UIDs of quarantined messages whose retry asked for them to be fetched again."""
+    """UIDs of quarantined messages whose retry asked for them to be fetched again. Their
+    receipts stay until the transaction that takes each message anew replaces it (a poll that
+    fails before that finds them again); only those of an earlier UIDVALIDITY, which no UID
+    reaches any more, are dropped."""
     async with ctx.db.session() as session, session.begin():
         receipts = (
             await session.scalars(
-                select(Receipt).where(Receipt.mailbox_id == mailbox.id, Receipt.status == "refetch")
+                select(Receipt).where(
+                    Receipt.mailbox_id == mailbox.id, Receipt.status == pipeline.REFETCH
+                )
             )
         ).all()
         uids = []
         for receipt in receipts:
             if receipt.uidvalidity == uidvalidity and receipt.uid is not None:
                 uids.append(receipt.uid)
-            await session.delete(receipt)  # the message gets a fresh receipt when taken
+            else:
+                await session.delete(receipt)
     return uids
 
 

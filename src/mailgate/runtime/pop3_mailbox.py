@@ -141,13 +141,16 @@ async def process(
                 status="skipped",
             )
             continue
-        if sizes.get(number, 0) > mailbox.max_message_bytes:
-            reason = f"{sizes[number]} bytes, over the limit of {mailbox.max_message_bytes} (--max-message-bytes); left on the server"
-            await pipeline.quarantine(ctx, mailbox.id, ref, sizes[number], reason)
+        listed = sizes.get(number, 0)
+        raw = None
+        if listed <= mailbox.max_message_bytes:
+            # None: longer than the server listed it, and over the limit
+            raw = await asyncio.to_thread(_retrieve, pop, number, mailbox.max_message_bytes)
+        if raw is None:
+            reason = f"{listed} bytes, over the limit of {mailbox.max_message_bytes} (--max-message-bytes); left on the server"
+            await pipeline.quarantine(ctx, mailbox.id, ref, listed, reason)
             report.quarantined.append(number)
             continue
-        response = await asyncio.to_thread(pop.retr, number)
-        raw = b"\r\n".join(response[1]) + b"\r\n"
         taken = await pipeline.take(ctx, mailbox.id, ref, raw, destination=destination_of(mailbox))
         (report.taken if taken.new else report.skipped).append(number)
         if taken.status == "quarantined":
@@ -170,6 +173,37 @@ async def process(
     for receipt_id in deletes:
         await pipeline.post_actions_done(ctx, [receipt_id])
     return report
+
+
+_CHUNK = 1 << 20
+
+
+def _retrieve(pop: poplib.POP3, number: int, limit: int) -> bytes | None:
+    """Message `number` (RETR), or None when it is longer than `limit` bytes.
+
+    Not `poplib.POP3.retr`: it refuses a line longer than 2,048 bytes (`error_proto('line too
+    long')`), and RFC 5322 §2.1.1's 998 is a rule that senders and servers break — one such
+    message would fail every poll, and the mail after it would never be taken. Here a line may
+    be of any length; the message as a whole is bounded by `limit`."""
+    pop._putcmd(f"RETR {number}")  # type: ignore[attr-defined]
+    pop._getresp()  # type: ignore[attr-defined]  # "-ERR …" raises error_proto
+    parts: list[bytes] = []
+    held = 0
+    line_start = True
+    while True:
+        chunk = pop.file.readline(_CHUNK)  # a long line comes in pieces
+        if not chunk:
+            raise poplib.error_proto("-ERR EOF inside a message")
+        if line_start:
+            if chunk in (b".\r\n", b".\n"):  # RFC 1939 §3: the end of a multi-line response
+                break
+            if chunk.startswith(b".."):  # byte-stuffed
+                chunk = chunk[1:]
+        line_start = chunk.endswith(b"\n")
+        held += len(chunk)
+        if held <= limit:
+            parts.append(chunk)
+    return b"".join(parts) if held <= limit else None
 
 
 async def poll_once(
