@@ -54,6 +54,12 @@ def _limit_memory(megabytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
+def _no_core_file() -> None:
+    """A crash leaves no core file: it would hold the message and what the parse made of it (up
+    to the memory limit, on the disk, for each crash a message can cause)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 def _check_room() -> None:
     """MemoryError when the memory limit leaves too little to parse even a small message (the
     interpreter and the parser take some 30 MB of it): every message would fail alike, so the
@@ -128,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     options.add_argument("--parse", default="mailgate.inbound.parse:parse_message")
     given = options.parse_args(argv)
     _die_with_parent()
+    _no_core_file()
     # Ctrl-C in a terminal reaches the whole process group: the parent decides, and this
     # process ends when the parent closes the pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -41,6 +41,7 @@ PARSE = "mailgate.inbound.parse:parse_message"
 START_SECONDS = 60.0  # for a parsing process to start (a machine under load is slow to)
 _LENGTH = struct.Struct(">Q")
 _READ_BUFFER = 1 << 20
+_SECRETS = ("MAILGATE_SECRET_KEYS", "MAILGATE_DATABASE_URL")  # keys; a database password
 
 
 @dataclass(frozen=True)
@@ -334,9 +335,11 @@ class ParserPool:
         ending.add_done_callback(self._ending.discard)
 
     async def _start(self) -> _Worker:
-        # The parent's module path, as multiprocessing's "spawn" passes it: a test's own parse
+        # The process that reads strangers' mail gets no secret it does not need. And the
+        # parent's module path, as multiprocessing's "spawn" passes it: a test's own parse
         # function imports in the parsing process as it does here.
-        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        environment = {k: v for k, v in os.environ.items() if k not in _SECRETS}
+        environment["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,

@@ -188,3 +188,20 @@ async def test_close_ends_a_parse_in_flight_and_starts_no_other(
     assert lines(parse_log).count("Message-ID: <m9@example.net>") == 1
     with pytest.raises(OperationFailed, match="stopped"):
         await pool.parse_one(mail(10))
+
+
+async def test_a_parsing_process_holds_no_secret_and_leaves_no_core_file(
+    pool: ParserPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process that reads strangers' mail has neither the encryption keys nor the
+    database's password, and a crash there writes no copy of its memory to disk."""
+    monkeypatch.setenv("MAILGATE_SECRET_KEYS", "a-key")
+    monkeypatch.setenv("MAILGATE_DATABASE_URL", "postgresql://mailgate:a-password@db/mailgate")
+    await pool.parse_all([mail(1)])
+    [worker] = pool._idle
+    environment = Path(f"/proc/{worker.process.pid}/environ").read_bytes()
+    assert b"a-key" not in environment and b"a-password" not in environment
+    assert b"MAILGATE_TEST_PARSE_LOG=" in environment  # the rest is passed on
+    limits = Path(f"/proc/{worker.process.pid}/limits").read_text().splitlines()
+    [core] = [line for line in limits if line.startswith("Max core file size")]
+    assert core.split()[4:6] == ["0", "0"]
