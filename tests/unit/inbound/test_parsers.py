@@ -4,6 +4,8 @@ that kills or outlives its parser twice found unparsable, and the pool working o
 from __future__ import annotations
 
 import asyncio
+import base64
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -205,3 +207,43 @@ async def test_a_parsing_process_holds_no_secret_and_leaves_no_core_file(
     limits = Path(f"/proc/{worker.process.pid}/limits").read_text().splitlines()
     [core] = [line for line in limits if line.startswith("Max core file size")]
     assert core.split()[4:6] == ["0", "0"]
+
+
+async def test_a_cancelled_parse_ends_its_process_and_blames_no_message(
+    pool: ParserPool, parse_log: Path
+) -> None:
+    """A mailbox loop stopped (or Ctrl-C) while a message is parsed: that process ends, the
+    message is not counted as having defeated it, and the pool parses on."""
+    parsing = asyncio.create_task(pool.parse_one(mail(11, "hang")))
+    while "Message-ID: <m11@example.net>" not in lines(parse_log):
+        await asyncio.sleep(0.05)
+    [worker] = pool._all
+    parsing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await parsing
+    await asyncio.gather(*pool._ending)
+    assert worker.process.returncode == -signal.SIGKILL
+    assert pool._all == set()
+    [after] = await pool.parse_all([mail(12)])
+    assert isinstance(after, InboundMessage) and after.subject == "message 12"
+
+
+async def test_a_large_message_and_its_large_result_pass_the_pipes() -> None:
+    """20 MB in, 20 MB of attachment back: neither pipe's buffer stalls the exchange."""
+    parsers = ParserPool(size=1)
+    data = bytes(range(256)) * (20 * 1024 * 1024 // 256)
+    raw = (
+        b"From: a@example.net\r\nSubject: big\r\nContent-Type: multipart/mixed; boundary=b\r\n"
+        b"\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\n"
+        b"Content-Type: application/octet-stream; name=big.bin\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(data).replace(b"\n", b"\r\n")
+        + b"--b--\r\n"
+    )
+    try:
+        parsed = await parsers.parse_one(raw)
+    finally:
+        await parsers.close()
+    assert isinstance(parsed, InboundMessage)
+    [attachment] = parsed.attachments
+    assert attachment.data == data
