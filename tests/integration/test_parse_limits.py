@@ -322,3 +322,19 @@ async def test_a_poison_message_is_not_parsed_again_after_the_folder_is_renumber
     again = await imap_mailbox.poll_once(ctx, "support")
     assert len(again.taken) == 1 and len(again.skipped) == 1
     assert parse_log.read_text().count("<q7@example.net>") == 2
+
+
+async def test_a_message_to_fetch_again_that_left_the_server_leaves_no_receipt_behind(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
+) -> None:
+    """Retried after its limit was raised, but deleted from the server before the next poll:
+    its receipt goes (as the message did), instead of being looked for at every poll."""
+    dovecot.deliver(ALICE, message("huge", size=50_000))
+    row = await with_mailbox(ctx, emulator, dovecot, max_message_bytes=20_000)
+    await imap_mailbox.poll_once(ctx, "support")
+    [held] = await list_quarantine(ctx)
+    await set_mailbox(ctx, "support", MailboxOptions(max_message_bytes=100_000))
+    assert (await retry(ctx, held["id"]))["status"] == "refetch"
+    dovecot.doveadm("expunge", "-u", ALICE, "mailbox", "INBOX", "all")
+    await imap_mailbox.poll_once(ctx, "support")
+    assert await receipts_of(ctx, row.id) == []

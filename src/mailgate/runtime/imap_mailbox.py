@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from mailgate.backoff import Backoff
 from mailgate.context import Context
@@ -177,26 +177,28 @@ async def _remember(ctx: Context, mailbox: Mailbox, uidvalidity: int | None, las
     mailbox.uidvalidity, mailbox.last_uid = uidvalidity, last_uid
 
 
-async def _refetch(ctx: Context, mailbox: Mailbox, uidvalidity: int | None) -> list[int]:
+async def _refetch(
+    ctx: Context, imap: ImapClient, mailbox: Mailbox, uidvalidity: int | None
+) -> list[int]:
     """UIDs of quarantined messages whose retry asked for them to be fetched again. Their
     receipts stay until the transaction that takes each message anew replaces it (a poll that
-    fails before that finds them again); only those of an earlier UIDVALIDITY, which no UID
-    reaches any more, are dropped."""
-    async with ctx.db.session() as session, session.begin():
+    fails before that finds them again); only those no UID reaches any more (an earlier
+    UIDVALIDITY, or the message left the server) are dropped."""
+    async with ctx.db.session() as session:
         receipts = (
-            await session.scalars(
-                select(Receipt).where(
+            await session.execute(
+                select(Receipt.id, Receipt.uidvalidity, Receipt.uid).where(
                     Receipt.mailbox_id == mailbox.id, Receipt.status == pipeline.REFETCH
                 )
             )
         ).all()
-        uids = []
-        for receipt in receipts:
-            if receipt.uidvalidity == uidvalidity and receipt.uid is not None:
-                uids.append(receipt.uid)
-            else:
-                await session.delete(receipt)
-    return uids
+    wanted = [r.uid for r in receipts if r.uidvalidity == uidvalidity and r.uid is not None]
+    present = set(await imap.sizes(wanted)) if wanted else set()
+    stale = [r.id for r in receipts if r.uidvalidity != uidvalidity or r.uid not in present]
+    if stale:
+        async with ctx.db.session() as session, session.begin():
+            await session.execute(delete(Receipt).where(Receipt.id.in_(stale)))
+    return sorted(present)
 
 
 async def _safe_post_action(
@@ -231,7 +233,7 @@ async def process(
         report.would_take = uids
         return report
     report.post_actions_finished = await _finish_pending(ctx, imap, mailbox, selected.uidvalidity)
-    uids = sorted(set(uids) | set(await _refetch(ctx, mailbox, selected.uidvalidity)))
+    uids = sorted(set(uids) | set(await _refetch(ctx, imap, mailbox, selected.uidvalidity)))
     if len(uids) > 1:
         ctx.parsers.warm_up()  # a backlog is parsed by several: they start meanwhile
     sizes = await imap.sizes(uids)
