@@ -9,6 +9,12 @@ pool starts a new process and tries the message once more (a machine briefly ove
 not cost a customer's mail). A message that fails twice is `Unparsable`, and the pipeline
 quarantines it with the reason: it is recorded and never fetched or parsed again.
 
+Only what a message did counts against it. A parse's deadline starts once its process is ready;
+a process that ended before it had the whole message (it died while idle) is replaced without
+counting; a process that cannot start at all (a broken installation, a memory limit too low to
+parse anything) raises `OperationFailed` for the admin — a mailbox retries later — instead of
+every message in turn being found unparsable.
+
 Parsing also never happens while the database's write lock is held: the pipeline parses first,
 then opens its transaction.
 """
