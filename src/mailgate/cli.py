@@ -70,8 +70,6 @@ def run(work: Callable[[Context], Awaitable[T]]) -> T:
 
     async def main() -> T:
         ctx = Context.open()
-        # A command waits its turn when another process writes (a long import, say).
-        ctx.db.wait_turn()
         try:
             return await work(ctx)
         finally:
@@ -196,7 +194,17 @@ def serve(
         settings.require_https_base_url()
     except BadInput as error:
         typer.echo(f"warning: {error}", err=True)  # the web UI works; OAuth sign-ins will not
-    cert, key = ensure_dev_certificate(settings.home)
+    try:
+        cert, key = ensure_dev_certificate(settings.home)
+    except MailgateError as error:
+        fail(error)
+    except OSError as exc:
+        fail(
+            BadInput(
+                f"The development certificate under {settings.home / 'tls'} cannot be made "
+                f"({exc.strerror}): let mailgate write to its data folder."
+            )
+        )
     typer.echo(
         f"mailgate {__version__} serving https://{host}:{port} (base URL "
         f"{ctx.settings.base_url}); data in {ctx.settings.home}",

@@ -103,16 +103,21 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             minimum=0.001,
             maximum=MAX_PARSE_SECONDS,
         ),
-        parse_memory_mb=int(
-            _number(
-                "MAILGATE_PARSE_MEMORY_MB",
-                pick("parse_memory_mb", "2048"),
-                int,
-                minimum=0,
-                maximum=MAX_PARSE_MEMORY_MB,
-            )
-        ),
+        parse_memory_mb=_parse_memory(pick("parse_memory_mb", "2048")),
     )
+
+
+def _parse_memory(value: str) -> int:
+    megabytes = int(
+        _number("MAILGATE_PARSE_MEMORY_MB", value, int, minimum=0, maximum=MAX_PARSE_MEMORY_MB)
+    )
+    if 0 < megabytes < MIN_PARSE_MEMORY_MB:
+        # Below it a parsing process cannot even start: said now, not at the first message.
+        raise BadInput(
+            f"MAILGATE_PARSE_MEMORY_MB is {value!r}: give 0 (no limit) or at least "
+            f"{MIN_PARSE_MEMORY_MB} (a parsing process needs about 45 MB to start)."
+        )
+    return megabytes
 
 
 # A parse may take a day at most: a deadline is what stops a message that never ends.
@@ -120,6 +125,7 @@ MAX_PARSE_SECONDS = 86_400.0
 # 1 TB: past about 8.8 TB the limit no longer fits the kernel's (a signed 64-bit byte count), a
 # parsing process cannot start, and every message would be quarantined as unparsable.
 MAX_PARSE_MEMORY_MB = 1_048_576
+MIN_PARSE_MEMORY_MB = 64
 
 
 def _number(

@@ -19,18 +19,29 @@ def test_parse_prints_one_json_line_per_file_and_exit_2_for_unreadable(cli: Cli)
     assert second["file"] == "/nonexistent.eml" and "error" in second
 
 
-def test_parse_keeps_the_limits_and_says_when_a_message_is_over_them(cli: Cli) -> None:
-    """`parse` parses as a mailbox would: in a parsing process, with MAILGATE_PARSE_SECONDS."""
-    files = [str(DATA / "gmail-reply.eml"), str(DATA / "outlook-reply.eml")]
-    result = cli("parse", *files, "--json", MAILGATE_PARSE_SECONDS="0.001")
+def test_parse_keeps_the_limits_and_says_when_a_message_is_over_them(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """`parse` parses as a mailbox would: in a parsing process, within MAILGATE_PARSE_MEMORY_MB."""
+    big = tmp_path / "big.eml"
+    big.write_bytes(
+        b"From: a@example.net\nContent-Type: application/octet-stream\n"
+        b"Content-Transfer-Encoding: base64\n\n" + b"QUFB" * (12 * 1024 * 1024)
+    )
+    files = [str(DATA / "gmail-reply.eml"), str(big)]
+    result = cli("parse", *files, "--json", MAILGATE_PARSE_MEMORY_MB="128")
     assert result.code == 2
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [line["file"] for line in lines] == files
-    assert all(line["error"].startswith("could not be parsed within limits: ") for line in lines)
-    bad = cli("parse", files[0], MAILGATE_PARSE_SECONDS="soon")
+    small, too_big = (json.loads(line) for line in result.stdout.splitlines())
+    assert small["subject"] == "Re: [HELP-42] Printer offline"
+    assert too_big == {
+        "file": str(big),
+        "error": "could not be parsed within limits: it needed more than 128 MB (twice)",
+    }
+    bad = cli("parse", files[0], MAILGATE_PARSE_MEMORY_MB="32")
     assert bad.code == 2
     assert bad.stderr.strip() == (
-        "mailgate: MAILGATE_PARSE_SECONDS is 'soon': give a number of at least 0.001."
+        "mailgate: MAILGATE_PARSE_MEMORY_MB is '32': give 0 (no limit) or at least 64 "
+        "(a parsing process needs about 45 MB to start)."
     )
 
 

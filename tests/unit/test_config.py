@@ -183,3 +183,9 @@ def test_the_largest_parse_limits_are_accepted(tmp_path: Path) -> None:
         "parse", str(message), MAILGATE_PARSE_MEMORY_MB=str(MAX_PARSE_MEMORY_MB)
     )
     assert parsed.code == 0 and "'hi' from a@example.net" in parsed.stdout, parsed.stderr
+
+
+def test_a_parse_memory_limit_too_small_to_start_a_parser_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="give 0 \\(no limit\\) or at least 64"):
+        load_settings({"MAILGATE_HOME": str(tmp_path), "MAILGATE_PARSE_MEMORY_MB": "63"})
+    assert load_settings({"MAILGATE_HOME": str(tmp_path), "MAILGATE_PARSE_MEMORY_MB": "64"})
