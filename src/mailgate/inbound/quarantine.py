@@ -59,7 +59,6 @@ class _Held:
     receipt_id: int
     raw: bytes
     destination: Destination
-    issue_id: int | None
 
 
 async def retry(ctx: Context, receipt_id: int, *, as_comment: bool = False) -> dict[str, Any]:
@@ -96,11 +95,14 @@ def _read(session: Session, receipt_id: int, as_comment: bool) -> _Held | dict[s
         if mailbox is not None
         else Destination(project=receipt.project or "", options=RouteOptions())
     )
-    return _Held(receipt.id, raw, destination, receipt.issue_id)
+    return _Held(receipt.id, raw, destination)
 
 
-def _quarantined(session: Session, receipt_id: int) -> Receipt:
-    receipt = session.get(Receipt, receipt_id)
+def _quarantined(session: Session, receipt_id: int, *, lock: bool = False) -> Receipt:
+    # Locked when it is about to be handled: two agents retrying the same message at once on
+    # PostgreSQL take turns, and the second finds it no longer quarantined (SQLite's write
+    # transactions take turns anyway).
+    receipt = session.get(Receipt, receipt_id, with_for_update=lock, populate_existing=lock)
     if receipt is None or receipt.status != "quarantined":
         raise NotFound(
             f"No quarantined message {receipt_id}: `mailgate quarantine list` shows them."
@@ -133,12 +135,13 @@ def _handle_again(
     session: Session, ctx: Context, held: _Held, message: InboundMessage, as_comment: bool
 ) -> dict[str, Any]:
     notify.bind(session, ctx)
-    receipt = _quarantined(session, held.receipt_id)
+    receipt = _quarantined(session, held.receipt_id, lock=True)
     mailbox = session.get(Mailbox, receipt.mailbox_id) if receipt.mailbox_id else None
     with session.begin_nested():
-        if as_comment and held.issue_id is not None:
+        # The issue as the receipt says now, not as it was read before the parse.
+        if as_comment and receipt.issue_id is not None:
             outcome = accept_as_comment(
-                session, receipt.id, message, held.destination, held.issue_id
+                session, receipt.id, message, held.destination, receipt.issue_id
             )
         else:
             outcome = handle(session, receipt.id, receipt.received_at, message, held.destination)
