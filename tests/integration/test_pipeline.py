@@ -244,6 +244,33 @@ async def test_a_failing_message_in_a_batch_is_quarantined_alone(
     assert "cannot digest this" in held["reason"]
 
 
+async def test_a_database_failure_is_not_blamed_on_the_message(
+    ctx: Context, project: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk filling up while a message is handled fails the whole batch, quarantines
+    nothing and stores nothing: the batch is taken again once the database works."""
+    from mailgate.errors import OperationFailed
+
+    real = pipeline.handle
+
+    def disk_full(session, receipt_id, received_at, message, destination):  # type: ignore[no-untyped-def]
+        if message.subject == "second":
+            raise OperationFailed("The disk holding the SQLite database is full: free space.")
+        return real(session, receipt_id, received_at, message, destination)
+
+    monkeypatch.setattr(pipeline, "handle", disk_full)
+    batch = [
+        pipeline.Incoming(pipeline.MessageRef(), mail(subject, message_id=f"<d{n}@x.example>"))
+        for n, subject in enumerate(["first", "second"])
+    ]
+    with pytest.raises(OperationFailed, match="disk"):
+        await pipeline.take_many(ctx, None, batch, destination=HELP)
+    assert await list_issues(ctx) == [] and await list_quarantine(ctx) == []
+    monkeypatch.setattr(pipeline, "handle", real)
+    taken = await pipeline.take_many(ctx, None, batch, destination=HELP)
+    assert [t.status for t in taken] == ["created", "created"]
+
+
 async def test_dmarc_failure_is_quarantined_when_asked(ctx: Context, project: None) -> None:
     spoofed = mail(
         headers={

@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, union_all, updat
 from sqlalchemy.orm import Session
 
 from mailgate.context import Context
+from mailgate.errors import MailgateError
 from mailgate.inbound.handle import RECEIPTS, Destination, Outcome, handle
 from mailgate.inbound.parse import InboundMessage
 from mailgate.inbound.parsers import Unparsable
@@ -238,6 +239,10 @@ def _take_one(
                     outcome = _handle(session, receipt_id, received_at, message, destination)
             else:
                 outcome = _handle(session, receipt_id, received_at, message, destination)
+        except (MailgateError, sa.exc.OperationalError):
+            # The database failed (disk full, damaged, gone), not the message: nothing of the
+            # batch is kept, and it is taken again once the database works.
+            raise
         except Exception as exc:  # any failure of one message must not stop the mailbox
             if not savepoints:
                 raise _Failed from exc
