@@ -483,15 +483,16 @@ async def run_mailbox(
                     await wait_or_stop(ctx, stop, backoff.next())
                 continue
             delay = backoff.next()
-            await set_status(ctx, mailbox.id, "failing", f"{exc}; reconnecting in {delay:.0f} s")
+            # Logged first: should the database be what fails, the status cannot be written.
             log.warning("mailbox connection lost", mailbox=name, error=str(exc), retry_in=delay)
+            await set_status(ctx, mailbox.id, "failing", f"{exc}; reconnecting in {delay:.0f} s")
             await wait_or_stop(ctx, stop, delay)
         except Exception as exc:  # the loop survives anything: log, say it, back off, retry
             if not isinstance(exc, ImapError | Transient | sasl.NoOAuthMechanism | OSError):
                 log.exception("mailbox loop error", mailbox=name)
             delay = backoff.next()
-            await set_status(ctx, mailbox.id, "failing", f"{exc}; reconnecting in {delay:.0f} s")
             log.warning("mailbox connection failed", mailbox=name, error=str(exc), retry_in=delay)
+            await set_status(ctx, mailbox.id, "failing", f"{exc}; reconnecting in {delay:.0f} s")
             await wait_or_stop(ctx, stop, delay)
 
 

@@ -261,5 +261,7 @@ async def run_pop3_mailbox(
             if not isinstance(exc, Transient | sasl.NoOAuthMechanism | OSError | EOFError):
                 log.exception("mailbox loop error", mailbox=name)
             wait = backoff.next()
+            # Logged first: should the database be what fails, the status cannot be written.
+            log.warning("mailbox failed", mailbox=name, error=str(exc), retry_in=wait)
             await set_status(ctx, mailbox.id, "failing", f"{exc}; retrying in {wait:.0f} s")
         await wait_or_stop(ctx, stop, wait)
