@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx2
+from tests.support.browser import press_continue
 from tests.support.cli import AuthorizeCommand
 from tests.support.emulator import sign_in
 from tests.support.server import free_port
@@ -56,7 +57,7 @@ async def test_quick_start_signs_alice_in_with_the_demo(home: Path) -> None:
         command = await AuthorizeCommand.start(env, "demo", "--login-hint", "alice@contoso.example")
         link = await command.link()
         async with httpx2.AsyncClient(verify=tls) as browser:
-            start = await browser.get(link)
+            start = await press_continue(browser, link)
             assert start.headers["location"].startswith(
                 f"{url}/demo-idp/common/oauth2/v2.0/authorize"
             )

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
+from tests.support.browser import press_continue
 from tests.support.emulator import RunningEmulator, sign_in, verify_device
 from tests.support.keeper import CLIENT_ID, CLIENT_SECRET, TENANT
 from tests.support.server import MailgateServer
@@ -81,8 +82,8 @@ async def through_pages(
     prompt: str | None = None,
 ) -> tuple[signin.Started, httpx2.Response]:
     started = await signin.begin(ctx, name, login_hint=login, prompt=prompt)
-    start = await browser.get(started.start_url)
-    assert start.status_code == 302
+    start = await press_continue(browser, started.start_url)
+    assert start.status_code == 303
     async with httpx2.AsyncClient() as idp:  # the provider's pages, on the same "browser"
         idp.cookies = browser.cookies
         landed = await sign_in(idp, start.headers["location"], login, "pw", decision=decision)
@@ -115,12 +116,12 @@ async def test_a_second_browser_cannot_take_the_sign_in_over(
 ) -> None:
     await microsoft(server_ctx, emulator)
     started = await signin.begin(server_ctx, "m365", login_hint=ALICE)
-    start = await browser.get(started.start_url)
-    assert start.status_code == 302
+    start = await press_continue(browser, started.start_url)
+    assert start.status_code == 303
     # Someone else who saw the link opens it before the sign-in ends: refused, in a page.
     async with httpx2.AsyncClient(verify=mailgate_server.tls()) as other:
         taken = await other.get(started.start_url)
-        again = await other.get(started.start_url)
+        again = await press_continue(other, started.start_url)
     assert taken.status_code == 403 and "opened in another browser" in taken.text
     assert "location" not in taken.headers and "set-cookie" not in taken.headers
     assert again.status_code == 403

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
+from tests.support.browser import press_continue
 from tests.support.cli import AuthorizeCommand
 from tests.support.oidc import OidcFlowError, OidcProvider, complete_authorization
 from tests.support.server import MailgateServer
@@ -63,8 +64,8 @@ async def sign_in(
 ) -> tuple[signin.Started, str]:
     """Open mailgate's start link, sign in at the provider; return the callback URL."""
     started = await signin.begin(ctx, "op", login_hint=login)
-    start = await browser.get(started.start_url)
-    assert start.status_code == 302
+    start = await press_continue(browser, started.start_url)
+    assert start.status_code == 303
     authorize = start.headers["location"]
     query = parse_qs(urlsplit(authorize).query)
     assert query["code_challenge_method"] == ["S256"]
@@ -168,7 +169,7 @@ async def test_redirect_mismatch_is_stopped_by_the_provider(
     provider = oidc_provider_factory(redirect_uri="https://elsewhere.example/oauth2/callback")
     await add(server_ctx, provider)
     started = await signin.begin(server_ctx, "op")
-    authorize = (await browser.get(started.start_url)).headers["location"]
+    authorize = (await press_continue(browser, started.start_url)).headers["location"]
     with pytest.raises(OidcFlowError) as refused:
         await complete_authorization(
             provider,
@@ -185,7 +186,7 @@ async def test_consent_denied_is_explained(
 ) -> None:
     await add(server_ctx, provider)
     started = await signin.begin(server_ctx, "op")
-    authorize = (await browser.get(started.start_url)).headers["location"]
+    authorize = (await press_continue(browser, started.start_url)).headers["location"]
     with pytest.raises(OidcFlowError) as declined:
         await complete_authorization(
             provider,
@@ -218,7 +219,7 @@ async def test_cli_authorize_prints_the_link_and_waits_for_the_sign_in(
         "MAILGATE_BASE_URL": mailgate_server.url,
     }
     command = await AuthorizeCommand.start(env, "op", "--login-hint", "jill@example.test")
-    authorize = (await browser.get(await command.link())).headers["location"]
+    authorize = (await press_continue(browser, await command.link())).headers["location"]
     answer = await complete_authorization(
         provider,
         authorize,

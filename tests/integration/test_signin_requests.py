@@ -108,6 +108,24 @@ async def test_the_start_link_belongs_to_the_first_browser_that_opens_it(
     assert outcome.title == "The provider refused the sign-in", outcome
 
 
+async def test_looking_at_the_start_link_binds_nothing(ctx: Context, google: None) -> None:
+    """Link previews, mail scanners and Safe Links fetch a link before the person does: that
+    fetch shows where the link leads and takes nothing, so the person's browser still binds."""
+    started = await signin.begin(ctx, "gmail", login_hint="carol@example.com")
+    for _ in range(3):  # a preview, a scanner, the person's first look
+        seen = await signin.look_at_start_link(ctx, start_token(started), {})
+        assert seen == signin.Confirm("gmail", "Google", "carol@example.com")
+    first = await signin.open_start_link(ctx, start_token(started), {})
+    assert isinstance(first, signin.Redirect)
+    # Once a browser continued, the page says so to any other.
+    other = await signin.look_at_start_link(ctx, start_token(started), {})
+    assert isinstance(other, signin.Outcome) and other.status_code == 403
+    own = {first.cookie_name: first.cookie_value}
+    assert isinstance(
+        await signin.look_at_start_link(ctx, start_token(started), own), signin.Confirm
+    )
+
+
 async def test_the_first_browser_may_open_its_link_again(ctx: Context, google: None) -> None:
     started = await signin.begin(ctx, "gmail")
     first = await signin.open_start_link(ctx, start_token(started), {})

@@ -2,10 +2,12 @@
 
 1. `begin` records a request — state, PKCE verifier, nonce — and returns a start link on
    mailgate's own base URL, valid for ten minutes.
-2. Opening the start link (`open_start_link`) binds the request to that browser with a cookie and
-   redirects to the provider's authorization endpoint. The link belongs to the first browser that
-   opens it: that browser may open it again (a reload), any other is refused, so nobody who sees
-   the link later can take the sign-in over.
+2. Opening the start link shows what is about to happen (`look_at_start_link`) and changes
+   nothing: link previews, mail scanners and Safe Links fetch links before people do. The person
+   presses "Continue" (a POST no scanner sends), which binds the request to that browser with a
+   cookie and redirects to the provider's authorization endpoint (`open_start_link`). The link
+   belongs to the first browser that continues: that browser may continue again (a reload), any
+   other is refused, so nobody who sees the link later can take the sign-in over.
 3. The provider redirects back to `/oauth2/callback`; `complete` checks the state (known, unused,
    unexpired, same browser), exchanges the code with the verifier, verifies the id_token, and
    stores the credential. Each outcome says what happened and what to do.
@@ -24,6 +26,7 @@ from urllib.parse import urlencode
 
 import httpx2
 from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailgate.context import Context
 from mailgate.errors import BadInput, MailgateError, OperationFailed
@@ -126,9 +129,69 @@ def _refused(title: str, message: str) -> Outcome:
 _TAKEN = (
     "Sign-in link opened in another browser",
     "This sign-in link was already opened in another browser, and it works only in the browser "
-    "that opened it first. Finish the sign-in there, or start a new one with `mailgate "
+    "that continued with it first. Finish the sign-in there, or start a new one with `mailgate "
     "integration authorize NAME` and open its link in this browser.",
 )
+
+
+@dataclass(frozen=True)
+class Confirm:
+    """What the start link's page says before anything happens: where the person is going."""
+
+    integration: str
+    provider: str
+    login_hint: str | None
+
+
+_PROVIDER_NAMES = {"microsoft": "Microsoft", "google": "Google"}
+
+
+async def _start_request(
+    session: AsyncSession, start_token: str, now: datetime
+) -> AuthorizationRequest | Outcome:
+    """The pending request of a start link, or why the link cannot be used."""
+    row = (
+        await session.scalars(
+            select(AuthorizationRequest).where(
+                AuthorizationRequest.start_token_hash == digest(start_token)
+            )
+        )
+    ).first()
+    if row is None:
+        return _refused(
+            "Unknown sign-in link",
+            "This link was not made by this mailgate. Start again with `mailgate integration "
+            "authorize NAME` and open the link it prints.",
+        )
+    if row.status != "pending" or row.used_at is not None:
+        return _refused(
+            "Sign-in link already used",
+            "This sign-in has already ended. Start a new one with `mailgate integration "
+            "authorize NAME`.",
+        )
+    if row.expires_at <= now:
+        return _refused(
+            "Sign-in link expired",
+            "Sign-in links are valid for 10 minutes. Start a new one with `mailgate "
+            "integration authorize NAME`.",
+        )
+    return row
+
+
+async def look_at_start_link(
+    ctx: Context, start_token: str, cookies: Mapping[str, str] | None = None
+) -> Confirm | Outcome:
+    """What opening the start link shows; it binds nothing and changes nothing."""
+    async with ctx.db.session() as session:
+        row = await _start_request(session, start_token, ctx.clock())
+        if isinstance(row, Outcome):
+            return row
+        if _binding_of(row, cookies or {}) is None:
+            return Outcome(False, *_TAKEN, status_code=403)
+        integration = await session.get(Integration, row.integration_id)
+        assert integration is not None
+        provider = _PROVIDER_NAMES.get(integration.provider, "the identity provider")
+        return Confirm(integration.name, provider, row.login_hint)
 
 
 async def open_start_link(
@@ -136,34 +199,12 @@ async def open_start_link(
 ) -> Redirect | Outcome:
     """Bind the request to this browser and send it to the provider's authorization endpoint.
 
-    The first opening binds it; later openings need that browser's binding cookie."""
+    The first browser to continue binds it; later ones need that browser's binding cookie."""
     now = ctx.clock()
     async with ctx.db.session() as session:
-        row = (
-            await session.scalars(
-                select(AuthorizationRequest).where(
-                    AuthorizationRequest.start_token_hash == digest(start_token)
-                )
-            )
-        ).first()
-        if row is None:
-            return _refused(
-                "Unknown sign-in link",
-                "This link was not made by this mailgate. Start again with `mailgate integration "
-                "authorize NAME` and open the link it prints.",
-            )
-        if row.status != "pending" or row.used_at is not None:
-            return _refused(
-                "Sign-in link already used",
-                "This sign-in has already ended. Start a new one with `mailgate integration "
-                "authorize NAME`.",
-            )
-        if row.expires_at <= now:
-            return _refused(
-                "Sign-in link expired",
-                "Sign-in links are valid for 10 minutes. Start a new one with `mailgate "
-                "integration authorize NAME`.",
-            )
+        row = await _start_request(session, start_token, now)
+        if isinstance(row, Outcome):
+            return row
         binding = _binding_of(row, cookies or {})
         if binding is None:
             return Outcome(False, *_TAKEN, status_code=403)

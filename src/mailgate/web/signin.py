@@ -18,7 +18,10 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 NO_STORE = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    # form-action: the start page's form posts to mailgate itself (and is then redirected to
+    # the provider, which form-action also governs).
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "form-action 'self' https: http://localhost:* http://127.0.0.1:* http://[::1]:*",
     "Referrer-Policy": "no-referrer",
 }
 
@@ -38,12 +41,37 @@ def router(ctx: Context) -> APIRouter:
 
     @routes.get("/oauth2/start", include_in_schema=False)
     async def start(request: Request) -> Response:
+        """The start link: says where it leads; only "Continue" (a POST) starts the sign-in,
+        so a link preview or a mail scanner that fetches the link first takes nothing."""
+        token = request.query_params.get("request", "")
+        result = await signin.look_at_start_link(ctx, token, dict(request.cookies))
+        if isinstance(result, signin.Outcome):
+            return page(request, result)
+        return TEMPLATES.TemplateResponse(
+            request,
+            "signin_start.html",
+            {
+                "title": f"Sign in to {result.provider}",
+                "integration": result.integration,
+                "provider": result.provider,
+                "login_hint": result.login_hint,
+                "request_token": token,
+                "action": ctx.settings.base_url + "/oauth2/start",
+            },
+            headers=NO_STORE,
+        )
+
+    @routes.post("/oauth2/start", include_in_schema=False)
+    async def start_continue(request: Request) -> Response:
+        form = await request.form()
+        token = form.get("request")
         result = await signin.open_start_link(
-            ctx, request.query_params.get("request", ""), dict(request.cookies)
+            ctx, token if isinstance(token, str) else "", dict(request.cookies)
         )
         if isinstance(result, signin.Outcome):
             return page(request, result)
-        response = RedirectResponse(result.url, status_code=302, headers=NO_STORE)
+        # 303: the browser follows with a GET to the provider (RFC 9110 §15.4.4).
+        response = RedirectResponse(result.url, status_code=303, headers=NO_STORE)
         # Lax: sent on the provider's top-level redirect back to the callback, not on
         # cross-site sub-requests.
         response.set_cookie(
