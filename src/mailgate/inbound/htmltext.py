@@ -9,8 +9,9 @@ below an attribution line ("26.06.2014, 14:41, "Alexander L" <abc@example.com>:"
 blockquote goes too, with its attribution — one without an attribution above it is the
 sender's own indented text and stays.
 
-Every path is linear in the input: markup nested deeper than mail clients write skips the tree
-builder for a single left-to-right scan (`_strip_tags`).
+The tree builder is given the markup as `markup.bounded_markup` rewrites it, on which its cost
+grows in proportion to the length; markup nested deeper than mail clients write skips it for a
+single left-to-right scan (`markup.strip_tags`).
 
 Pure: no I/O. Uses selectolax (lexbor), whose own `.text()` would include `<script>`/`<style>`
 content; the walk below skips those elements instead.
@@ -18,12 +19,12 @@ content; the walk below skips those elements instead.
 
 from __future__ import annotations
 
-import html as _html_module
 import re
 from dataclasses import dataclass
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from mailgate.inbound.markup import bounded_markup, strip_tags
 from mailgate.inbound.quotes import attribution_above
 
 __all__ = ["HtmlText", "render"]
@@ -121,19 +122,6 @@ _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|mso-hide\s*:\s*all", re.IGNORECA
 _SPACES = re.compile(r"[ \t\r\n\f\u00a0\u202f\u2007]+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _MAX_HTML = 8 * 1024 * 1024  # characters; larger bodies are cut before parsing
-_MAX_DEPTH = 1000  # nested containers; real mail stays far below (a long Outlook thread: ~100)
-_CONTAINER_TAG = re.compile(
-    r"<(/?)(?:div|blockquote|table|section|article|span|font|center|ul|ol)\b", re.IGNORECASE
-)
-# HTML §13.2.5.6 (tag open state): "<" starts a tag only before a letter, "/", "!" or "?"; any
-# other "<" is text ("a < b").
-_TAG_OPEN = re.compile(r"<[A-Za-z/!?]")
-_TAG_NAME = re.compile(r"/?([a-z][a-z0-9]*)")
-_RAW_TEXT = frozenset({"script", "style"})
-_LINE_BREAKING = frozenset(
-    {"br", "p", "div", "li", "tr", "blockquote", *(f"h{n}" for n in range(1, 7))}
-)
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _MAX_ATTRIBUTED = 200  # blockquotes checked for an attribution above them
 _ATTRIBUTION_CHARS = 1000  # text looked at above a blockquote (three wrapped lines and more)
 
@@ -151,10 +139,11 @@ class HtmlText:
 def render(html: str) -> HtmlText:
     """Turn an HTML body into readable text, and into the text without quoted history."""
     html = html[:_MAX_HTML]
-    if _too_deep(html):
-        text = _strip_tags(html)
+    markup = bounded_markup(html)
+    if markup is None:
+        text = strip_tags(html)
         return HtmlText(text, text, False)
-    tree = LexborHTMLParser(html)
+    tree = LexborHTMLParser(markup)
     root = tree.body or tree.root
     if root is None:
         return HtmlText("", "", False)
@@ -165,73 +154,6 @@ def render(html: str) -> HtmlText:
         return HtmlText(text, text, False)
     reply = _Walk(skip=frozenset(whole.attributed)).run(root)
     return HtmlText(text, reply, True)
-
-
-def _too_deep(html: str) -> bool:
-    """Whether the markup nests containers deeper than any mail client writes. The HTML tree
-    builder is quadratic in the depth (20,000 nested divs take seconds), so a hostile message
-    must not reach it; this scan is linear."""
-    depth = 0
-    for match in _CONTAINER_TAG.finditer(html):
-        depth += -1 if match.group(1) else 1
-        if depth > _MAX_DEPTH:
-            return True
-    return False
-
-
-def _strip_tags(html: str) -> str:
-    """The fallback for markup too deep to parse: tags, comments and script/style content
-    removed. One left-to-right scan — each search starts where the last one ended — so 10,000
-    unclosed `<script>` or megabytes of `<` cost what reading them once costs. What follows an
-    unclosed tag, comment or script is dropped, as a browser would not show it either."""
-    lower = html.translate(_ASCII_LOWER)  # same length as `html`: offsets stay valid
-    pieces: list[str] = []
-    position = 0
-    while position < len(html):
-        opening = _TAG_OPEN.search(html, position)
-        if opening is None:
-            pieces.append(html[position:])
-            break
-        start = opening.start()
-        pieces.append(html[position:start])
-        position = _after_markup(lower, start, pieces)
-    text = _html_module.unescape("".join(pieces))
-    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
-    return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
-
-
-def _after_markup(lower: str, start: int, pieces: list[str]) -> int:
-    """Where the text resumes after the tag or comment at `start` (the end of the input when it
-    is never closed); a line break or a space goes to `pieces` in its place."""
-    if lower.startswith("<!--", start):
-        end = lower.find("-->", start + 4)
-        return len(lower) if end < 0 else end + 3
-    end = lower.find(">", start)
-    if end < 0:
-        return len(lower)
-    name = _TAG_NAME.match(lower, start + 1, min(end, start + 16))
-    tag = name.group(1) if name else ""
-    closing = lower.startswith("</", start)
-    if tag in _RAW_TEXT and not closing:
-        pieces.append(" ")
-        return _raw_text_end(lower, tag, end + 1)
-    pieces.append("\n" if tag in _LINE_BREAKING else "")
-    return end + 1
-
-
-def _raw_text_end(lower: str, tag: str, position: int) -> int:
-    """Where the `</script>` (or `</style>`) that closes raw text starting at `position` ends;
-    the end of the input when none does (HTML §13.2.5.4: script data runs to its end tag)."""
-    needle = "</" + tag
-    while True:
-        close = lower.find(needle, position)
-        if close < 0:
-            return len(lower)
-        after = close + len(needle)
-        if after >= len(lower) or lower[after] in " \t\n\r\f/>":
-            end = lower.find(">", after)
-            return len(lower) if end < 0 else end + 1
-        position = after
 
 
 def _cut_quotes(tree: LexborHTMLParser, root: LexborNode, spared: set[int]) -> bool:
@@ -281,7 +203,8 @@ def _outermost(nodes: list[LexborNode]) -> list[LexborNode]:
 
 def _word_header(tree: LexborHTMLParser) -> LexborNode | None:
     for div in tree.css("div[style]"):
-        if _WORD_HEADER_STYLE.search(div.attributes.get("style") or "") and div.css_first("b"):
+        # "x-b": <b>, as `bounded_markup` renames it.
+        if _WORD_HEADER_STYLE.search(div.attributes.get("style") or "") and div.css_first("x-b"):
             return div
     return None
 

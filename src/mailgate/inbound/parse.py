@@ -12,6 +12,7 @@ message can never stop a mailbox. MIME is read with the stdlib `email` package a
 - `mime`     the MIME tree: body texts, attachments, damaged encodings
 - `charsets` bytes to text when the declared charset is missing, unknown or wrong
 - `htmltext` HTML to text, and the HTML quote containers cut out
+- `markup`   HTML rewritten, in one pass, into markup the tree builder reads in linear time
 - `quotes`   the new part of a reply, without the quoted history
 - `classify` why a message is automated
 """
