@@ -15,9 +15,13 @@ what is kept), and find where the history starts:
 Below the new text go `>` quote blocks at the end, the RFC 3676 signature separator "-- ", and
 "Sent from my iPhone". An attribution must show what attributions show — a time or an address —
 so prose that merely starts with "On" or ends with "wrote:" ("On Monday we wrote the report:")
-stays; a wrapped one must hold an address, so "On 5 May we met." is never joined with a next
-line "John then wrote:"; and a header block needs more than a sender and a recipient, so an
-itinerary's "From: Berlin" / "To: Paris" stays. (mail-parser-reply's generic patterns cut all three.)
+stays; one without an address must have the quote below it, so "On 5 May at 10:00 my colleague
+wrote:" above the sender's own paragraphs stays; a wrapped one must hold an address, so "On 5 May
+we met." is never joined with a next line "John then wrote:"; and a header block needs more than
+a sender and a recipient — the time it was sent, or a subject — so an itinerary's "From: Berlin"
+/ "To: Paris" / "Date: 5 May" stays. (mail-parser-reply's generic patterns cut all of these.)
+What the sender wrote below a quote (a bottom-posted answer, answers between quoted lines) is
+kept, under any text above the quote: losing their words is worse than leaving a quote in.
 
 Pure functions; no I/O.
 """
@@ -120,6 +124,7 @@ _MAX_LINES = 5000
 _MAX_CANDIDATES = 200
 _MAX_WRAP = 3  # lines one attribution may be wrapped over
 _MAX_BLOCK = 8  # lines of one header block
+_MAX_BLANK = 4  # blank lines looked past for the quote below an attribution
 
 
 def strip_quoted(text: str) -> str:
@@ -135,8 +140,14 @@ def split_reply(text: str) -> tuple[str, bool]:
     kept = lines
     if cut is not None:
         kept = lines[: cut.line]
-        if not any(line.strip() for line in kept):
-            kept = _bottom_posted(lines, probe, cut.line + cut.length)
+        # Text below the quote the marker introduces is the sender's too: a bottom-posted
+        # reply, or answers written between the quoted lines (under an opening line or not).
+        below = _bottom_posted(lines, probe, cut.line + cut.length)
+        if any(line.strip() for line in below):
+            end = len(kept)
+            while end and not kept[end - 1].strip():
+                end -= 1
+            kept = [*kept[:end], "", *below] if end else below
     kept = _cut_signature(kept)
     trimmed = _trim_tail(kept)
     quoted = cut is not None or any(line.lstrip().startswith(">") for line in kept[len(trimmed) :])
@@ -165,8 +176,10 @@ def _history_start(probe: list[str]) -> _Cut | None:
         if _SEPARATOR.match(line):
             return _Cut(index, 1)
         if _UNDERSCORES.match(line):
-            following = next((p for p in probe[index + 1 : index + 4] if p), "")
-            if _FIELD.match(following):
+            following = next(
+                (n for n in range(index + 1, index + 4) if n < len(probe) and probe[n]), None
+            )
+            if following is not None and _header_block(probe, following):
                 return _Cut(index, 1)
         if budget <= 0:
             continue
@@ -177,7 +190,7 @@ def _history_start(probe: list[str]) -> _Cut | None:
         elif _starts_like_attribution(_unframed(line)):
             budget -= 1
             length = _attribution_length(probe, index)
-            if length:
+            if length and _introduces_history(probe, index, length):
                 return _Cut(index, length)
     return None
 
@@ -251,6 +264,20 @@ def _attribution_length(probe: list[str], index: int) -> int:
     return 0
 
 
+def _introduces_history(probe: list[str], index: int, length: int) -> bool:
+    """Whether the attribution at `index` heads quoted history: a client's shows the sender's
+    address, or has the quote (`>` lines) or nothing below it. Without either it is the
+    sender's own account ("On 5 May at 10:00 my colleague wrote:"), and what follows is theirs."""
+    if any("@" in line for line in probe[index : index + length]):
+        return True
+    below = index + length
+    while below < min(len(probe), index + length + _MAX_BLANK):
+        if probe[below]:
+            return probe[below].startswith(">")
+        below += 1
+    return below >= len(probe)
+
+
 def _ends_attribution(probe: list[str], joined: str, position: int) -> bool:
     """An attribution without its colon is one only where the quoted message starts below it
     (a blank line or a `>` line), not inside a paragraph."""
@@ -267,17 +294,19 @@ def _header_block(probe: list[str], index: int) -> bool:
     the subject — "From: Berlin" / "To: Paris" in an itinerary is no header block."""
     kinds: set[str] = set()
     wrapped = False
+    timed = False  # the date field shows a time, as every client's does
     for line in probe[index : index + _MAX_BLOCK]:
         field = _FIELD.match(line) if line else None
         if field is not None:
             kinds.add(str(field.lastgroup))
+            timed = timed or (field.lastgroup == "sent" and bool(_TIME.search(line)))
             wrapped = False
         elif line and kinds and not wrapped:
             wrapped = True
         else:
             break
     sender_or_date = bool(kinds & {"from", "sent"})
-    return {"from", "sent"} <= kinds or (sender_or_date and {"to", "subject"} <= kinds)
+    return ({"from", "sent"} <= kinds and timed) or (sender_or_date and {"to", "subject"} <= kinds)
 
 
 def _bottom_posted(lines: list[str], probe: list[str], after: int) -> list[str]:

@@ -185,10 +185,36 @@ def test_unquoted_history_is_cut_at_its_attribution_or_header_block(
         "From: Berlin\nTo: Paris\nTrain at 10:15",
         "Q: Which version?\nA: 4.2",
         "## Key points\n----\n\n1. faster\n\n====\n\nThe end.",
+        # A time and a verb, but no address and no quote below: the sender's own account.
+        "Hello,\n\nOn 5 May at 10:00 my colleague wrote:\n\nThe server is down.\nPlease call.",
+        "Am Montag um 10:00 schrieb mein Chef:\nBitte sofort prüfen!\n\nDanke",
+        # A header block needs the time it was sent, or a subject too.
+        "Hi,\n\nMy flight:\nFrom: Berlin\nTo: Paris\nDate: 5 May\n\nPlease change the seat.",
+        "Summary\n______________________________\nFrom: the logs I see errors.\nSee above.",
     ],
 )
 def test_ordinary_text_is_not_taken_for_history(text: str) -> None:
     assert split_reply(text) == (text, False)
+
+
+@pytest.mark.parametrize(
+    ("text", "reply"),
+    [
+        (
+            "Answers below.\n\nOn Mon, 6 Jan 2025 at 10:15, Support <s@example.com> wrote:\n"
+            "> What version?\n2.3.1\n> Which OS?\nWindows 11\n",
+            "Answers below.\n\n2.3.1\n> Which OS?\nWindows 11",
+        ),
+        (
+            "See my answer at the end.\n\nOn 1/6/25 10:15, Support wrote:\n> question?\n\n"
+            "It is 4.2.\n",
+            "See my answer at the end.\n\nIt is 4.2.",
+        ),
+    ],
+)
+def test_text_written_below_a_quote_is_kept_under_an_opening_line(text: str, reply: str) -> None:
+    # Losing what the sender wrote is worse than leaving a quote in.
+    assert split_reply(text) == (reply, True)
 
 
 def test_bottom_posted_reply_keeps_the_text_below_the_quote() -> None:
