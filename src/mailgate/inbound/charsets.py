@@ -99,13 +99,22 @@ def _iso2022jp_best(data: bytes, label: str) -> tuple[str, str | None] | None:
         return data.decode("iso2022_jp", "replace"), f"not valid {label!r}; bytes replaced"
 
 
+# Python codecs no mailer writes: domain-label encodings (Python's punycode decoder takes time
+# growing with the square of its input: 1 MB, 12 s), Python string escapes, and codecs that only
+# raise or need a table.
+_NOT_CHARSETS = frozenset(
+    {"punycode", "idna", "unicode-escape", "raw-unicode-escape", "undefined", "charmap"}
+)
+
+
 def _codec(label: str) -> str | None:
     try:
         info = codecs.lookup(label)
     except (LookupError, ValueError, TypeError):
         return None
-    # Non-text codecs (base64, zlib, hex) are found by lookup but are no charset.
-    if not getattr(info, "_is_text_encoding", True):
+    # Non-text codecs (base64, zlib, hex) are found by lookup but are no charset, nor are the
+    # text codecs of `_NOT_CHARSETS`.
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
         return None
     return info.name
 

@@ -96,3 +96,17 @@ def test_declared_charsets_read_as_their_supersets_or_corrected(
     text, note = decode_bytes(raw, declared)
     assert text == expected
     assert (note is not None) == fell_back
+
+
+@pytest.mark.parametrize(
+    "label", ["punycode", "idna", "unicode_escape", "raw-unicode-escape", "undefined", "charmap"]
+)
+def test_python_codecs_that_are_no_charset_are_an_unknown_charset(label: str) -> None:
+    # Python's punycode decoder takes time growing with the square of its input (1 MB: 12 s);
+    # the others turn escapes or labels into other text, or raise. No mailer writes them.
+    data = b"a-" + b"b" * 100_000 + b"\\u0041"
+    text, note = decode_bytes(data, label)
+    assert text == data.decode("ascii")
+    assert note is None
+    text, note = decode_bytes(b"caf\xc3\xa9", label)
+    assert (text, note) == ("café", f"unknown charset {label!r}; read as utf-8")
