@@ -279,12 +279,14 @@ def parse_date(raw: str | None) -> datetime | None:
 class AuthResults:
     """The verdicts of one Authentication-Results header (RFC 8601): each is the result keyword
     (``pass``, ``fail``, ``softfail``, ``none``, …) or None when the method is not reported.
-    ``authserv_id`` names who checked (Microsoft 365 leaves it out: None)."""
+    ``authserv_id`` names who checked (Microsoft 365 leaves it out: None); ``dmarc_domain`` is
+    the From domain the DMARC check judged (``header.from``, lower-case), when given."""
 
     authserv_id: str | None = None
     spf: str | None = None
     dkim: str | None = None
     dmarc: str | None = None
+    dmarc_domain: str | None = None
 
     @property
     def summary(self) -> str:
@@ -295,6 +297,7 @@ class AuthResults:
 
 _COMMENT = re.compile(r"\([^()]*\)")
 _METHOD = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*(?:/\s*[0-9]+\s*)?=\s*([A-Za-z0-9_.-]+)")
+_HEADER_FROM = re.compile(r"(?:^|\s)header\.from\s*=\s*([^\s;]{1,255})", re.IGNORECASE)
 
 
 def parse_auth_results(raw: str) -> AuthResults:
@@ -312,14 +315,20 @@ def parse_auth_results(raw: str) -> AuthResults:
         authserv_id = pieces[0].split()[0] if pieces[0].split() else None
         pieces = pieces[1:]
     results: dict[str, list[str]] = {}
+    dmarc_domain: str | None = None
     for piece in pieces:
         match = _METHOD.match(piece)
         if match:
-            results.setdefault(match.group(1).lower(), []).append(match.group(2).lower())
+            method = match.group(1).lower()
+            results.setdefault(method, []).append(match.group(2).lower())
+            checked = _HEADER_FROM.search(piece) if method == "dmarc" else None
+            if checked and dmarc_domain is None:
+                dmarc_domain = checked.group(1).rpartition("@")[2].lower().rstrip(".")
     dkim = results.get("dkim")
     return AuthResults(
         authserv_id=authserv_id,
         spf=results["spf"][0] if "spf" in results else None,
         dkim=("pass" if "pass" in dkim else dkim[0]) if dkim else None,
         dmarc=results["dmarc"][0] if "dmarc" in results else None,
+        dmarc_domain=dmarc_domain or None,
     )

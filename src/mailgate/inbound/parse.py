@@ -26,7 +26,7 @@ from email.message import Message
 from email.parser import BytesParser
 from typing import Any
 
-from mailgate.inbound.addresses import author, recipients
+from mailgate.inbound.addresses import Mailbox, author, recipients
 from mailgate.inbound.charsets import decode_bytes
 from mailgate.inbound.classify import Automated, classify
 from mailgate.inbound.headerblock import bound_header_block
@@ -270,6 +270,13 @@ def _assemble(
     if message_id is None and (first.get("message-id") or "").strip():
         notes.append(f"Message-ID: no id of at most {MAX_ID} characters")
     auth_values = tuple(one_line(value) for value in first.all("authentication-results"))
+    # The topmost Authentication-Results is the one the receiving provider added; any below it
+    # came with the message and could be forged (RFC 8601 §5).
+    auth = parse_auth_results(auth_values[0]) if auth_values else AuthResults()
+    checked_elsewhere = _checked_another_domain(mailbox.address, auth.dmarc_domain)
+    if checked_elsewhere is not None:
+        from_problem = checked_elsewhere
+        mailbox = Mailbox(mailbox.name, "", mailbox.spec)
     return InboundMessage(
         message_id=message_id,
         subject=subject,
@@ -296,12 +303,24 @@ def _assemble(
         ),
         headers=headers,
         authentication_results=auth_values,
-        # The topmost Authentication-Results is the one the receiving provider added; any
-        # below it came with the message and could be forged (RFC 8601 §5).
-        auth=parse_auth_results(auth_values[0]) if auth_values else AuthResults(),
+        auth=auth,
         content_type=content_type,
         defects=tuple(dict.fromkeys(defects + notes)),
     )
+
+
+def _checked_another_domain(address: str, checked: str | None) -> str | None:
+    """Why the From address is no reporter when the receiving provider's DMARC check judged
+    another From domain (`header.from`, RFC 7489 §11.2) — it read the From header otherwise,
+    and its verdict says nothing of this address; None when it judged this one, its parent or a
+    subdomain (some report the organizational domain), or did not say."""
+    domain = address.rpartition("@")[2].rstrip(".")
+    if not domain or not checked or not (domain.isascii() and checked.isascii()):
+        return None
+    if domain == checked or domain.endswith("." + checked) or checked.endswith("." + domain):
+        return None
+    shown = checked if len(checked) <= 80 else checked[:80] + "…"
+    return f"the receiving provider checked the From domain {shown}, not {domain}"
 
 
 class _First:

@@ -206,7 +206,37 @@ def test_authentication_results_verdicts() -> None:
         "pass",
         "none",
     )
+    assert message.auth.dmarc_domain == "x"
     assert len(message.authentication_results) == 2
+
+
+def test_a_from_in_another_domain_than_the_providers_dmarc_check_has_no_reporter() -> None:
+    # The receiving provider names the From domain its DMARC check judged (RFC 7489 §11.2).
+    # Another one means it read the From header otherwise than mailgate: its verdict is no
+    # verdict on the address mailgate would take for the reporter.
+    message = parse_message(
+        _message(
+            "Authentication-Results: mx.example.com; dmarc=pass header.from=attacker.test\n"
+            "From: CEO <ceo@victim.test>"
+        )
+    )
+    assert message.from_address == ""
+    assert message.from_problem == (
+        "the receiving provider checked the From domain attacker.test, not victim.test"
+    )
+
+
+@pytest.mark.parametrize(
+    "checked", ["victim.test", "VICTIM.test.", "sub.victim.test", "x.sub.victim.test"]
+)
+def test_the_providers_dmarc_domain_or_its_parent_or_child_is_the_from_domain(checked: str) -> None:
+    message = parse_message(
+        _message(
+            f"Authentication-Results: mx.example.com; dmarc=pass header.from={checked}\n"
+            "From: CEO <ceo@sub.victim.test>"
+        )
+    )
+    assert (message.from_address, message.from_problem) == ("ceo@sub.victim.test", None)
 
 
 def test_text_parts_in_a_mixed_message_join_in_order_and_html_parts_become_text() -> None:
