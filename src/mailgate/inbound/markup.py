@@ -20,7 +20,8 @@ elements that are shown the same and re-created nowhere); `<html>`, `<head>` and
 are left out (the tree builder makes its own); an element keeps its first `MAX_ATTRIBUTES`
 attributes; comments, scripts and styles are left out; and the open elements are followed on a
 stack of their names, every end tag the stack implies written out, so the tree builder's own
-stack is never deeper than that one (and a few elements it adds, such as a table's `<tbody>`).
+stack is never much deeper than that one (twice, with the `<tbody>` and `<tr>` it adds to
+tables).
 Markup that nests deeper than `MAX_DEPTH` is not given to the tree builder: `strip_tags` reads its
 text in one scan.
 """
