@@ -115,6 +115,11 @@ _LINE_BREAKING = frozenset(
     {"br", "p", "div", "li", "tr", "blockquote", *(f"h{n}" for n in range(1, 7))}
 )
 _TAG_NAME = re.compile(r"/?([a-z][a-z0-9]*)")
+# The end tag of each raw text element, in any letter case (ASCII only, as the tokenizer).
+_RAW_TEXT_CLOSE = {
+    tag: re.compile(rf"</{tag}(?=[\t\n\f\r />]|\Z)", re.IGNORECASE | re.ASCII)
+    for tag in (*_UNSHOWN_RAW_TEXT, "textarea", "xmp")
+}
 _SPACES = re.compile(r"[ \t\r\n\f\u00a0\u202f\u2007]+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
@@ -131,7 +136,6 @@ class _Rebuild:
 
     def __init__(self, html: str) -> None:
         self.html = html
-        self.lower = html.translate(_ASCII_LOWER)  # the same length: offsets stay valid
         self.out: list[str] = []
         self.open: list[str] = []  # names of the open elements, innermost last
         self.paragraphs = 0  # how many of them are <p>: most start tags look for one
@@ -150,11 +154,10 @@ class _Rebuild:
             elif markup.group("close") is None:
                 break  # a tag that never ends takes the rest with it (§13.2.5: EOF in tag)
             elif markup.group("slash"):
-                self._end(name.translate(_ASCII_LOWER))
+                self._end(_ascii_lower(name))
                 position = markup.end()
             else:
-                name = name.translate(_ASCII_LOWER)
-                position = self._start(name, markup.group("attributes"), markup.end())
+                position = self._start(_ascii_lower(name), markup.group("attributes"), markup.end())
                 if len(self.open) > MAX_DEPTH:
                     return None
         return "".join(self.out)
@@ -169,20 +172,20 @@ class _Rebuild:
         """Where the text resumes after a comment (§13.2.5.43-52: "<!-->" and "<!--->" are
         whole ones; others end at "-->" or "--!>"), a doctype or a bogus comment (at ">"); the
         end of the input when it never ends."""
-        start, lower = markup.start(), self.lower
+        start, html = markup.start(), self.html
         if markup.group("comment") is None:
-            close = lower.find(">", start)
-            return len(lower) if close < 0 else close + 1
-        if lower.startswith(("<!-->", "<!--->"), start):
-            return lower.index(">", start) + 1
-        end = _COMMENT_END.search(lower, start + 4)
-        return len(lower) if end is None else end.end()
+            close = html.find(">", start)
+            return len(html) if close < 0 else close + 1
+        if html.startswith(("<!-->", "<!--->"), start):
+            return html.index(">", start) + 1
+        end = _COMMENT_END.search(html, start + 4)
+        return len(html) if end is None else end.end()
 
     def _start(self, name: str, attributes: str, after: int) -> int:
         if name in _LEFT_OUT:
             return after
         if name in _UNSHOWN_RAW_TEXT:
-            return _raw_text_end(self.lower, name, after)[1]
+            return _raw_text_end(self.html, name, after)[1]
         if name in ("textarea", "xmp", "plaintext"):
             return self._raw_text(name, after)
         name = _RENAMED.get(name, name)
@@ -208,9 +211,7 @@ class _Rebuild:
         """<textarea> keeps its text as text; <xmp> and <plaintext>, whose text is shown as
         written, become <pre>."""
         close, end = (
-            (len(self.lower),) * 2
-            if name == "plaintext"
-            else _raw_text_end(self.lower, name, after)
+            (len(self.html),) * 2 if name == "plaintext" else _raw_text_end(self.html, name, after)
         )
         content = self.html[after:close]
         if name == "textarea":
@@ -256,7 +257,7 @@ def _attributes(raw: str) -> str:
     written anew: the name lower-case, the value in double quotes."""
     written: dict[str, str] = {}
     for attribute in itertools.islice(_ATTRIBUTE.finditer(raw), MAX_ATTRIBUTES):
-        name = attribute.group(1).translate(_ASCII_LOWER)
+        name = _ascii_lower(attribute.group(1))
         if name in written or not _ATTRIBUTE_NAME.match(name):
             continue
         value = attribute.group(2) or ""
@@ -264,6 +265,11 @@ def _attributes(raw: str) -> str:
             value = value[1:-1]
         written[name] = value.replace('"', "&quot;")
     return "".join(f' {name}="{value}"' for name, value in written.items())
+
+
+def _ascii_lower(name: str) -> str:
+    """A tag or attribute name as the tokenizer lower-cases it: ASCII letters only."""
+    return name.lower() if name.isascii() else name.translate(_ASCII_LOWER)
 
 
 def _self_closing(attributes: str) -> bool:
@@ -318,16 +324,11 @@ def _after_markup(lower: str, start: int, pieces: list[str]) -> int:
     return end + 1
 
 
-def _raw_text_end(lower: str, tag: str, position: int) -> tuple[int, int]:
+def _raw_text_end(html: str, tag: str, position: int) -> tuple[int, int]:
     """Where the end tag that closes raw text starting at `position` starts and ends; the end
     of the input when none does (HTML §13.2.5.4: script data runs to its end tag)."""
-    needle = "</" + tag
-    while True:
-        close = lower.find(needle, position)
-        if close < 0:
-            return len(lower), len(lower)
-        after = close + len(needle)
-        if after >= len(lower) or lower[after] in " \t\n\r\f/>":
-            end = lower.find(">", after)
-            return close, len(lower) if end < 0 else end + 1
-        position = after
+    close = _RAW_TEXT_CLOSE[tag].search(html, position)
+    if close is None:
+        return len(html), len(html)
+    end = html.find(">", close.end())
+    return close.start(), len(html) if end < 0 else end + 1
