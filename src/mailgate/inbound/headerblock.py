@@ -1,7 +1,9 @@
 """A message's top-level header block bounded and mended before the stdlib parser reads it.
 
 Bounded: at most `MAX_FIELDS` fields, each at most `MAX_FIELD` bytes, `MAX_BLOCK` bytes in all;
-what is over is cut or left out, and said so. Mended, as mature mail readers do:
+what is over is cut or left out, and said so — and never split into lines or pieces, so a long
+block costs no more memory than a copy of it. A block with CR line ends only is read with LF
+ends. Mended, as mature mail readers do:
 
 - a bare CR inside the block (RFC 5322 §2.2: CR and LF only as CRLF) is read as a space, not
   as a line end that would push the rest of the header into the body;
@@ -32,6 +34,9 @@ _BLANK_LINE = re.compile(rb"\n\r?\n")
 # A line that is neither a field nor a continuation, searched for after a "\n" (a literal
 # first character lets the search skip ahead to each line start).
 _ODD_LINE = re.compile(rb"\n(?!From |[\041-\071\073-\176]*:|[\t ])(?=[^\r\n])")
+# A field as the stdlib's feedparser groups lines: a line and the indented lines below it.
+# (A bare CR is white space here: it is read as a space.)
+_FIELD_LINES = re.compile(rb"[^\n]*+\n?(?:(?:[\t ]|\r(?!\n))[^\n]*+\n?)*+")
 # Fields every message has: seeing one of them below an odd line shows the header goes on.
 _WELL_KNOWN = frozenset(
     {
@@ -52,6 +57,9 @@ _WELL_KNOWN = frozenset(
         b"content-transfer-encoding",
     }
 )
+_KNOWN_FIELD_LINE = re.compile(
+    rb"^(?:" + rb"|".join(sorted(_WELL_KNOWN)) + rb")[ \t]*:", re.IGNORECASE | re.MULTILINE
+)
 # Address fields are cut after a comma, so the cut never leaves half an address.
 _ADDRESS_FIELDS = frozenset(
     {b"from", b"sender", b"reply-to", b"to", b"cc", b"bcc", b"resent-from", b"resent-to"}
@@ -60,22 +68,30 @@ _ADDRESS_FIELDS = frozenset(
 
 def bound_header_block(data: bytes) -> tuple[bytes, list[str]]:
     """`data` with its header block mended and cut to the limits, and a note for each change;
-    `data` itself (the same object) when nothing needed doing. Linear in the block's length."""
+    `data` itself (the same object) when nothing needed doing. Linear in the block's length,
+    and in memory bounded by the limits: what lies past them is looked through, never split up
+    (10 MB of bare CRs or of continuation lines once took close to a gigabyte as pieces)."""
     if b"\n" not in data:
-        return data, []  # CR-only line ends, or one line: the stdlib reads those as they are
+        if b"\r" not in data:
+            return data, []  # one line
+        # CR-only line ends (classic Mac OS files), which the stdlib reads as line ends: the
+        # block and the blank line after it are read with LF ends, and bounded like any.
+        blank = data.find(b"\r\r")
+        end = len(data) if blank < 0 else blank + 2
+        if not _needs_work(data[:end].replace(b"\r", b"\n")):
+            return data, []
+        data = data[:end].replace(b"\r", b"\n") + data[end:]
     end = _block_end(data)
     head = data[:end]
     if not _needs_work(head):
         return data, []
     rest = data[end:]
     notes: list[str] = []
-    if _BARE_CR.search(head):
-        head = _BARE_CR.sub(b" ", head)
+    if b"\r" in head and _BARE_CR.search(head):
         notes.append("a bare CR in the header was read as a space")
-    lines = head.splitlines(keepends=True)
-    fields, tail = _mend(lines, notes)
+    fields, tail = _mend(head, notes)
     kept = _limit(fields, notes)
-    return b"".join(kept) + b"".join(tail) + rest, notes
+    return b"".join(kept) + _spaced(tail) + rest, notes
 
 
 def _block_end(data: bytes) -> int:
@@ -95,30 +111,58 @@ def _needs_work(head: bytes) -> bool:
     )
 
 
-def _mend(lines: list[bytes], notes: list[str]) -> tuple[list[list[bytes]], list[bytes]]:
-    """The lines grouped into fields (a field line and its continuation lines), odd lines
-    before the last well-known field mended; and the lines from the first odd line after it
-    on, left as they are (the stdlib reads them as the body)."""
-    last_known = -1
-    for index, line in enumerate(lines):
-        name = _FIELD_NAME.match(line)
-        if name and name.group(1).lower() in _WELL_KNOWN:
-            last_known = index
+def _mend(head: bytes, notes: list[str]) -> tuple[list[list[bytes]], bytes]:
+    """The fields (a field line and its continuation lines, in pieces), odd lines before the
+    last well-known field mended; and the text from the first odd line after it on, left as it
+    is (the stdlib reads it as the body). Fields past what `_limit` keeps are not collected,
+    nor a field's text past `MAX_FIELD`."""
+    last_known = max((found.start() for found in _KNOWN_FIELD_LINE.finditer(head)), default=-1)
     fields: list[list[bytes]] = []
-    for index, line in enumerate(lines):
-        if _FIELD_OR_CONTINUATION.match(line):
-            if line[:1] in (b" ", b"\t") and fields:
-                fields[-1].append(line)
-            else:
-                fields.append([line])
-        elif index > last_known:
-            return fields, lines[index:]
+    sizes: list[int] = []
+    total = 0
+    for found in _FIELD_LINES.finditer(head):
+        piece, start = _spaced(_bounded(found.group())), found.start()
+        if not piece:
+            break  # the end
+        if len(fields) > MAX_FIELDS or total > MAX_BLOCK:
+            # Nothing from here on is kept: only where the body starts is still looked for.
+            odd = _ODD_LINE.search(head, max(start, last_known + 1) - 1)
+            return fields, head[odd.start() + 1 :] if odd else b""
+        if _FIELD_OR_CONTINUATION.match(piece) and not (piece[:1] in (b" ", b"\t") and fields):
+            fields.append([])
+            sizes.append(0)
+        elif _FIELD_OR_CONTINUATION.match(piece):
+            pass  # indented: a continuation of the field above (the pattern already joined it)
+        elif start > last_known:
+            return fields, head[start:]
         elif fields:
-            fields[-1].append(b" " + line)
+            piece = b" " + piece
             _note(notes, "header lines without their leading white space were read as continued")
         else:
             _note(notes, "text before the first header field was ignored")
-    return fields, []
+            continue
+        if sizes[-1] <= MAX_FIELD:
+            fields[-1].append(piece)
+            total += min(len(piece), MAX_FIELD + 1 - sizes[-1])
+            sizes[-1] += len(piece)
+    return fields, b""
+
+
+def _bounded(piece: bytes) -> bytes:
+    """The first `MAX_FIELD` bytes of a piece of a field and its line end: `_cut` cuts there."""
+    if len(piece) <= MAX_FIELD + 2:
+        return piece
+    ending = b"\r\n" if piece.endswith(b"\r\n") else b"\n" if piece.endswith(b"\n") else b""
+    return piece[:MAX_FIELD] + ending
+
+
+def _spaced(text: bytes) -> bytes:
+    """Each bare CR read as a space (RFC 5322 §2.2: CR and LF only as CRLF)."""
+    if b"\r" not in text:
+        return text
+    if b"\r\n" not in text:
+        return text.replace(b"\r", b" ")
+    return text.replace(b"\r\n", b"\n").replace(b"\r", b" ").replace(b"\n", b"\r\n")
 
 
 def _limit(fields: list[list[bytes]], notes: list[str]) -> list[bytes]:

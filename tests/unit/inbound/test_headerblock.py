@@ -3,6 +3,8 @@ space, a forwarding tool's first line), and bounded (fields, bytes per field, by
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from mailgate.inbound.headerblock import MAX_BLOCK, MAX_FIELD, MAX_FIELDS, bound_header_block
@@ -102,3 +104,36 @@ def test_the_block_is_bounded_in_all() -> None:
     mended, notes = bound_header_block(raw)
     assert len(mended) <= MAX_BLOCK + len(b"\nbody")
     assert notes == [f"the header is longer than {MAX_BLOCK} bytes; the rest was ignored"]
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        b"Subject: " + b"x\r" * 5_000_000,  # bare CRs: one piece each for a substitution
+        b"X-Many: y\r\n" + b" y\r\n" * 2_500_000,  # continuation lines: one object each
+    ],
+    ids=["bare CRs", "continuation lines"],
+)
+def test_a_ten_megabyte_header_is_read_in_memory_bounded_by_the_block(field: bytes) -> None:
+    # What lies past the limits is never kept, so it is never split up either: a copy or two of
+    # the header, and what is kept (10 MB of bare CRs took 900 MB as pieces, of continuation
+    # lines 350 MB as lines).
+    raw = b"From: a@b.test\r\n" + field + b"\r\n\r\nbody"
+    tracemalloc.start()
+    try:
+        mended, notes = bound_header_block(raw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * len(raw) + 4 * MAX_BLOCK
+    assert mended.startswith(b"From: a@b.test\r\n") and mended.endswith(b"\r\n\r\nbody")
+    assert len(mended) <= MAX_BLOCK + len(b"\r\nbody")
+    assert any("longer than" in note for note in notes)
+
+
+def test_a_header_with_cr_line_ends_only_is_bounded_like_any() -> None:
+    # The stdlib reads lone CRs as line ends when there is no LF at all (classic Mac OS files).
+    raw = b"From: a@x.test\r" + b"X-A: b\r" * 100_000 + b"Subject: lost\r\rbody\rmore"
+    mended, notes = bound_header_block(raw)
+    assert mended == b"From: a@x.test\n" + b"X-A: b\n" * (MAX_FIELDS - 1) + b"\nbody\rmore"
+    assert notes == [f"more than {MAX_FIELDS} header fields; the rest were ignored"]
