@@ -12,6 +12,7 @@ import base64
 import binascii
 import io
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.generator import BytesGenerator
@@ -250,7 +251,12 @@ def _filename(head: _Head) -> str | None:
     name = head.disposition_params.get("filename") or head.type_params.get("name")
     if not name:
         return None
-    name = decode_text(name).replace("\\", "/").rsplit("/", 1)[-1].strip(". ")
+    name = decode_text(name).replace("\\", "/").rsplit("/", 1)[-1]
+    if not name.isascii():
+        # Format characters show as nothing, or turn the text around: "invoice\u202efdp.exe"
+        # shows as "invoiceexe.pdf", a program passed off as a document.
+        name = "".join(char for char in name if unicodedata.category(char) != "Cf")
+    name = name.strip(". ")
     return name[:255] or None
 
 

@@ -378,6 +378,26 @@ def test_a_megabyte_cc_of_encoded_words_keeps_a_thousand_addresses() -> None:
     assert "Cc: more than 1000 addresses; the rest were ignored" in message.defects
 
 
+@pytest.mark.parametrize(
+    ("written", "name"),
+    [
+        ("invoice\u202efdp.exe", "invoicefdp.exe"),  # shown as "invoiceexe.pdf"
+        ("report\u2066.pdf\u2069.exe", "report.pdf.exe"),
+        ("=?utf-8?q?scan=E2=80=AEfdp.scr?=", "scanfdp.scr"),
+        ("ok\u200b.pdf", "ok.pdf"),
+    ],
+)
+def test_a_file_name_never_shows_another_extension_than_its_own(written: str, name: str) -> None:
+    # Bidirectional overrides and invisible characters let a program pass for a document.
+    raw = _message(
+        "Content-Type: multipart/mixed; boundary=b",
+        f"--b\nContent-Type: application/octet-stream\nContent-Disposition: attachment; "
+        f'filename="{written}"\n\nMZ\n--b--\n',
+    )
+    (attachment,) = parse_message(raw).attachments
+    assert attachment.filename == name
+
+
 def test_a_ten_megabyte_file_name_is_cut() -> None:
     raw = _message(
         "Content-Type: multipart/mixed; boundary=b",
