@@ -41,16 +41,19 @@ SUBJECTS = [
 def corpus(count: int, seed: int) -> list[bytes]:
     rng = random.Random(seed)
     messages: list[bytes] = []
-    ids: list[tuple[str, str]] = []
+    ids: list[tuple[str, str, str]] = []
     for n in range(count):
         message = EmailMessage()
         sender = f"customer{rng.randrange(count // 3 + 1)}@example.net"
+        message_id = f"<bench-{seed}-{n}@example.net>"
+        reply = bool(ids) and rng.random() < 0.3
+        if reply:
+            # A customer answers in their own thread (a stranger's reply would open an issue).
+            parent_id, parent_subject, sender = rng.choice(ids)
         message["From"] = f"Customer {n} <{sender}>"
         message["To"] = "support@example.com"
-        message_id = f"<bench-{seed}-{n}@example.net>"
         message["Message-ID"] = message_id
-        if ids and rng.random() < 0.3:
-            parent_id, parent_subject = rng.choice(ids)
+        if reply:
             message["Subject"] = "Re: " + parent_subject
             message["In-Reply-To"] = parent_id
             message["References"] = parent_id
@@ -58,7 +61,7 @@ def corpus(count: int, seed: int) -> list[bytes]:
         else:
             subject = rng.choice(SUBJECTS).format(n=n)
             message["Subject"] = subject
-            ids.append((message_id, subject))
+            ids.append((message_id, subject, sender))
             text = "Hello,\n\n" + " ".join(
                 rng.choice(["the", "device", "fails", "again", "today"]) for _ in range(80)
             )

@@ -162,22 +162,51 @@ async def _known(
     """Which messages have a receipt already (a read: no write lock is taken). A receipt that
     asks for its message to be fetched again does not count: that message is taken now."""
 
+    digests = [hashlib.sha256(message.raw).hexdigest() for message in messages]
+    ids = [message_id_of(message.raw) for message in messages]
+
     def look(session: Session) -> list[bool]:
-        found = [
-            _existing(
-                session,
-                mailbox_id,
-                message.ref,
-                hashlib.sha256(message.raw).hexdigest(),
-                destination,
-                message_id_of(message.raw),
-            )
-            for message in messages
+        # One statement per way of recognising a message, for the whole batch (a statement
+        # per message costs more than the parse it saves).
+        db = session.connection()
+        if mailbox_id is None:
+            given = {"project": destination.project, "digests": sorted(set(digests))}
+            done = {
+                row.sha256 for row in db.execute(_INGESTED_ANY, given) if row.status != REFETCH
+            }
+            return [digest in done for digest in digests]
+        values: dict[str, object] = {
+            "mailbox": mailbox_id,
+            "uids": sorted({m.ref.uid for m in messages if m.ref.uid is not None}),
+            "uidls": sorted({m.ref.uidl for m in messages if m.ref.uidl is not None}),
+            "digests": sorted(set(digests)),
+            "ids": sorted({found for found in ids if found is not None}),
+        }
+        rows = [row for row in db.execute(_TAKEN_ANY, values) if row.status != REFETCH]
+        return [
+            any(_same(row, m.ref, digest, found) for row in rows)
+            for m, digest, found in zip(messages, digests, ids, strict=True)
         ]
-        return [row is not None and row.status != REFETCH for row in found]
 
     async with ctx.db.session() as session:
         return await session.run_sync(look)
+
+
+def _same(row: Any, ref: MessageRef, digest: str, message_id: str | None) -> bool:
+    """Whether a receipt is this message's, by the rules of `_TAKEN` (NULL equals nothing)."""
+    same_place = (
+        ref.uid is not None
+        and ref.uidvalidity is not None
+        and (row.uid, row.uidvalidity) == (ref.uid, ref.uidvalidity)
+    )
+    if same_place or (ref.uidl is not None and row.uidl == ref.uidl) or row.sha256 == digest:
+        return True
+    return (
+        message_id is not None
+        and row.message_id == message_id
+        and None not in (row.uidvalidity, ref.uidvalidity)
+        and row.uidvalidity != ref.uidvalidity
+    )
 
 
 class _Failed(Exception):
@@ -399,6 +428,29 @@ _INGESTED = (
         RECEIPTS.c.sha256 == bindparam("sha256"),
     )
     .limit(1)
+)
+
+
+_INGESTED_ANY = select(RECEIPTS.c.sha256, RECEIPTS.c.status).where(
+    RECEIPTS.c.mailbox_id.is_(None),
+    RECEIPTS.c.project == bindparam("project"),
+    RECEIPTS.c.sha256.in_(bindparam("digests", expanding=True)),
+)
+
+
+def _taken_by_any(condition: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    columns = (RECEIPTS.c.uidvalidity, RECEIPTS.c.uid, RECEIPTS.c.uidl, RECEIPTS.c.sha256)
+    return select(*columns, RECEIPTS.c.message_id, RECEIPTS.c.status).where(
+        RECEIPTS.c.mailbox_id == bindparam("mailbox"), condition
+    )
+
+
+# `_TAKEN` for a whole batch: the receipts any of its messages could be (matched in Python).
+_TAKEN_ANY = union_all(
+    _taken_by_any(RECEIPTS.c.uid.in_(bindparam("uids", expanding=True))),
+    _taken_by_any(RECEIPTS.c.uidl.in_(bindparam("uidls", expanding=True))),
+    _taken_by_any(RECEIPTS.c.sha256.in_(bindparam("digests", expanding=True))),
+    _taken_by_any(RECEIPTS.c.message_id.in_(bindparam("ids", expanding=True))),
 )
 
 
