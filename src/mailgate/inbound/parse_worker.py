@@ -5,12 +5,13 @@ written by strangers, so the parse runs here, in a process of its own with a mem
 where the parent can kill it at its deadline: a hostile message costs this process, never the
 one that holds the database or the mailbox connections.
 
-Frames on both pipes: an 8-byte big-endian length, then that many bytes. In: the raw message.
-Out: a pickled `(kind, value)`. First ("ready", None) once started — or ("broken", detail) or
-("memory", detail) when it cannot work, and it ends. Then, for each message: ("received", None)
-once it is read whole (a process that ends before this did not end because of the message),
-then ("ok", InboundMessage), ("memory", detail) just before the process ends (a parse that ran
-out of memory leaves a fragmented heap: a new process is cleaner), or ("error", detail) when the
+Frames on both pipes: an 8-byte big-endian length, then that many bytes, a pickled
+`(kind, value)` on the way out. First ("ready", None) once started — or ("broken", detail) or
+("memory", detail) when it cannot work, and it ends. Then chunks: in, a count (8 bytes) and that
+many raw messages, each a frame; out, ("received", None) once the chunk is read whole (a process
+that ends before this did not end because of a message), then for each message in turn
+("ok", InboundMessage), ("memory", detail) just before the process ends (a parse that ran out
+of memory leaves a fragmented heap: a new process is cleaner), or ("error", detail) when the
 parse function raised (it is total; a bug otherwise).
 """
 
@@ -94,26 +95,39 @@ def _load(spec: str) -> Callable[[bytes], Any]:
 
 
 def serve(parse: Callable[[bytes], Any], requests: int, replies: int) -> None:
-    """Answer requests until the parent closes the pipe."""
+    """Answer requests until the parent closes the pipe. A request is a chunk: a count, then
+    that many messages; each is answered in turn once all are here."""
     while True:
-        header = _read_exactly(requests, _LENGTH.size)
-        if header is None:
-            return
-        raw = _read_exactly(requests, _LENGTH.unpack(header)[0])
-        if raw is None:
+        chunk = _read_chunk(requests)
+        if chunk is None:
             return
         _send(replies, _RECEIVED)
-        ending = False
-        try:
-            data = _dump(("ok", parse(raw)))
-        except MemoryError:
-            data, ending = _dump(("memory", "it ran out of its memory limit")), True
-        except Exception as exc:
-            data = _dump(("error", f"{type(exc).__name__}: {exc}"[:500]))
-        del raw
-        _send(replies, data)
-        if ending:
-            return
+        while chunk:
+            raw = chunk.pop(0)
+            try:
+                data = _dump(("ok", parse(raw)))
+            except MemoryError:
+                # The heap a failed parse leaves is no place for the next: this process ends.
+                _send(replies, _dump(("memory", "it ran out of its memory limit")))
+                return
+            except Exception as exc:
+                data = _dump(("error", f"{type(exc).__name__}: {exc}"[:500]))
+            del raw
+            _send(replies, data)
+
+
+def _read_chunk(requests: int) -> list[bytes] | None:
+    header = _read_exactly(requests, _LENGTH.size)
+    if header is None:
+        return None
+    chunk = []
+    for _ in range(_LENGTH.unpack(header)[0]):
+        length = _read_exactly(requests, _LENGTH.size)
+        raw = _read_exactly(requests, _LENGTH.unpack(length)[0]) if length is not None else None
+        if raw is None:
+            return None  # the parent closed the pipe: time to end
+        chunk.append(raw)
+    return chunk
 
 
 def _dump(reply: tuple[str, Any]) -> bytes:
@@ -121,8 +135,14 @@ def _dump(reply: tuple[str, Any]) -> bytes:
 
 
 def _send(fd: int, data: bytes) -> None:
+    if len(data) < _JOIN_BELOW:  # one write for a small answer
+        _write_all(fd, _LENGTH.pack(len(data)) + data)
+        return
     _write_all(fd, _LENGTH.pack(len(data)))
     _write_all(fd, data)  # not joined to the length: a large result is not copied
+
+
+_JOIN_BELOW = 256 * 1024
 
 
 _RECEIVED = _dump(("received", None))

@@ -28,6 +28,7 @@ import pickle
 import signal
 import struct
 import sys
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -77,10 +78,13 @@ class _Lost(Exception):
     """The parsing process did not answer: killed at its deadline, or it died. `received`:
     whether it had the whole message (before that, its end is not the message's doing)."""
 
-    def __init__(self, reason: str, *, received: bool = True) -> None:
+    def __init__(
+        self, reason: str, *, received: bool = True, done: list[tuple[str, Any]] | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.received = received
+        self.done = done or []
 
 
 def _exit_reason(returncode: int | None) -> str:
@@ -93,6 +97,10 @@ def _exit_reason(returncode: int | None) -> str:
             return "its process was killed (SIGKILL: out of memory?)"
         return f"its process crashed ({name})"
     return f"its process ended (exit status {returncode})"
+
+
+def _seconds(deadline: float) -> str:
+    return f"{deadline:.0f} s" if deadline >= 1 else f"{deadline:.2g} s"
 
 
 def _stopped() -> OperationFailed:
@@ -134,33 +142,44 @@ class _Worker:
             "mailgate.inbound.parse_worker` fails. Check the installation."
         )
 
-    async def request(self, raw: bytes, deadline: float) -> tuple[str, Any]:
-        """Send one message; its ("ok" | "memory" | "error", value) reply."""
+    async def request(self, raws: list[bytes], deadlines: list[float]) -> list[tuple[str, Any]]:
+        """Send a chunk of messages; their ("ok" | "memory" | "error", value) replies, in order,
+        each within its own deadline (counted from the reply before it). After a "memory"
+        reply the process ends: the replies stop there. `_Lost.done` holds the replies that came
+        before a loss: the message after them is the one the process was parsing."""
         stdin = self.process.stdin
         assert stdin is not None
+        replies: list[tuple[str, Any]] = []
         received = False
         try:
-            async with asyncio.timeout(deadline):
-                stdin.write(_LENGTH.pack(len(raw)))
-                stdin.write(raw)
+            async with asyncio.timeout(deadlines[0]):
+                stdin.write(_LENGTH.pack(len(raws)))
+                for raw in raws:
+                    stdin.write(_LENGTH.pack(len(raw)))
+                    stdin.write(raw)
                 await stdin.drain()
-                await self._reply()  # ("received", None): the message is the process's now
-                received = True
-                reply = await self._reply()
+                await self._reply()  # ("received", None): the messages are the process's now
+            received = True
+            for deadline in deadlines:
+                async with asyncio.timeout(deadline):
+                    replies.append(await self._reply())
+                self.served += 1
+                if replies[-1][0] == "memory":
+                    break
         except TimeoutError:
             self.kill()
-            shown = f"{deadline:.0f}" if deadline >= 1 else f"{deadline:.2g}"
-            raise _Lost(f"it took longer than {shown} s") from None
+            allowed = _seconds(deadlines[len(replies) if received else 0])
+            raise _Lost(f"it took longer than {allowed}", received=received, done=replies) from None
         except (asyncio.IncompleteReadError, ConnectionError):
             returncode = await self._ended()
-            raise _Lost(_exit_reason(returncode), received=received) from None
+            raise _Lost(_exit_reason(returncode), received=received, done=replies) from None
         except MemoryError:
             # In this process, reading the result: a failure of this message, not of the
             # mailbox (raised on, it would stop the mailbox at this message at every poll).
             self.kill()
-            raise _Lost("its result was too large for mailgate's own memory") from None
-        self.served += 1
-        return reply
+            reason = "its result was too large for mailgate's own memory"
+            raise _Lost(reason, received=received, done=replies) from None
+        return replies
 
     async def _reply(self) -> tuple[str, Any]:
         stdout = self.process.stdout
@@ -187,6 +206,88 @@ class _Worker:
                 self.process.kill()
 
 
+CHUNK_MESSAGES = 16  # messages sent to a process in one exchange
+CHUNK_BYTES = 4 * 1024 * 1024  # ... and bytes (one larger message goes alone)
+
+
+class _Job:
+    """The messages of one `parse_all`: what is parsed, what failed how often, what is left.
+
+    Messages go out in chunks; a message that defeated a process goes out alone after that,
+    so that what a process does is always known to be that one message's doing."""
+
+    def __init__(self, raws: list[bytes], limits: ParseLimits) -> None:
+        self.raws = raws
+        self.limits = limits
+        self.deadlines = [limits.deadline(len(raw)) for raw in raws]
+        self.results: dict[int, InboundMessage | Unparsable] = {}
+        self.failures: dict[int, list[str]] = {}
+        self.waiting: deque[int] = deque(range(len(raws)))
+        self.spared = 0  # processes that ended before they had their messages
+
+    def chunks(self) -> int:
+        return max(1, -(-len(self.raws) // CHUNK_MESSAGES))
+
+    def next_chunk(self) -> list[int] | None:
+        if not self.waiting:
+            return None
+        first = self.waiting.popleft()
+        chunk, held = [first], len(self.raws[first])
+        if first in self.failures:
+            return chunk
+        while self.waiting and len(chunk) < CHUNK_MESSAGES:
+            index = self.waiting[0]
+            if index in self.failures or held + len(self.raws[index]) > CHUNK_BYTES:
+                break
+            chunk.append(self.waiting.popleft())
+            held += len(self.raws[index])
+        return chunk
+
+    def answered(self, chunk: list[int], replies: list[tuple[str, Any]]) -> None:
+        for index, (kind, value) in zip(chunk, replies, strict=False):
+            if kind == "ok":
+                self.results[index] = value
+            elif kind == "memory":
+                self._failed(index, f"it needed more than {self.limits.memory_megabytes} MB")
+            else:
+                log.error("the parser failed on a message", error=value)
+                self.results[index] = Unparsable(f"the parser failed on it ({value})")
+        self.waiting.extendleft(reversed(chunk[len(replies) :]))  # the process ended first
+
+    def lost(self, chunk: list[int], lost: _Lost, *, spare: bool) -> None:
+        """The process was lost on this chunk: the replies before the loss count; the message
+        it was parsing is blamed; the rest go out again."""
+        done = len(lost.done)
+        self.answered(chunk[:done], lost.done)
+        rest = chunk[done:]
+        # Ended before it had the messages: no message's doing if it died while idle (the OOM
+        # killer's choice, say; a new process never counts here, so this ends), nor known to
+        # be one's if there were several (each goes alone next, to see whose doing it was).
+        if not lost.received and (spare or len(rest) > 1):
+            self.spared += 1 if spare else 0
+            for index in rest:
+                self.failures.setdefault(index, [])
+            self.waiting.extendleft(reversed(rest))
+            return
+        self._failed(rest[0], lost.reason)
+        self.waiting.extendleft(reversed(rest[1:]))
+
+    def _failed(self, index: int, reason: str) -> None:
+        failures = self.failures.setdefault(index, [])
+        failures.append(reason)
+        if len(failures) < max(1, self.limits.attempts):
+            self.waiting.appendleft(index)
+            return
+        log.warning("message could not be parsed within limits", failures=failures)
+        times = "twice" if len(failures) == 2 else f"{len(failures)} times"
+        self.results[index] = Unparsable(
+            f"could not be parsed within limits: {failures[-1]} ({times})"
+        )
+
+    def outcome(self) -> list[InboundMessage | Unparsable]:
+        return [self.results[index] for index in range(len(self.raws))]
+
+
 @dataclass(eq=False)
 class ParserPool:
     """Up to `size` parsing processes, started when first needed (or by `warm_up`) and kept
@@ -211,56 +312,49 @@ class ParserPool:
     _closed: bool = False
 
     async def parse_all(self, raws: list[bytes]) -> list[InboundMessage | Unparsable]:
-        """Each message parsed (or found unparsable), in order; several at once."""
+        """Each message parsed (or found unparsable), in order; several processes at once,
+        each sent a chunk of messages at a time (one exchange for many small messages)."""
         if not raws:
             return []
-        parsing = [asyncio.ensure_future(self.parse_one(raw)) for raw in raws]
+        job = _Job(raws, self.limits)
+        runners = [
+            asyncio.ensure_future(self._run(job)) for _ in range(min(self.size, job.chunks()))
+        ]
         try:
-            return list(await asyncio.gather(*parsing))
-        except Exception:
-            # One failed (the processes cannot start, or were stopped): the others stop too,
-            # instead of going on unawaited.
-            for task in parsing:
-                task.cancel()
-            await asyncio.gather(*parsing, return_exceptions=True)
+            await asyncio.gather(*runners)
+        except BaseException:
+            # One failed (the processes cannot start, or were stopped), or the caller gave
+            # up: the others stop too, instead of going on unawaited.
+            for runner in runners:
+                runner.cancel()
+            await asyncio.gather(*runners, return_exceptions=True)
             raise
+        return job.outcome()
 
     async def parse_one(self, raw: bytes) -> InboundMessage | Unparsable:
         """One message, parsed within the limits, or why it could not be."""
-        deadline = self.limits.deadline(len(raw))
-        attempts = max(1, self.limits.attempts)
-        failures: list[str] = []
-        spared = 0  # processes that ended before they had the message
-        while len(failures) < attempts:
+        [parsed] = await self.parse_all([raw])
+        return parsed
+
+    async def _run(self, job: _Job) -> None:
+        """Send the job's chunks to a process, one after another, until none is left."""
+        while (chunk := job.next_chunk()) is not None:
             worker = await self._acquire()
             alive = False
             try:
-                self.attempts_made += 1
-                kind, value = await worker.request(raw, deadline)
-                alive = kind != "memory"
+                self.attempts_made += len(chunk)
+                replies = await worker.request(
+                    [job.raws[index] for index in chunk], [job.deadlines[index] for index in chunk]
+                )
+                alive = replies[-1][0] != "memory"
             except _Lost as lost:
                 if self._closed:
                     raise _stopped() from None
-                if not lost.received and worker.served and spared < self.size:
-                    # It died while idle (the OOM killer's choice, say), unnoticed until now:
-                    # not this message's doing. A new process never counts here, so this ends.
-                    spared += 1
-                else:
-                    failures.append(lost.reason)
+                job.lost(chunk, lost, spare=bool(worker.served) and job.spared < self.size)
                 continue
             finally:
                 self._release(worker, alive=alive)
-            if kind == "ok":
-                parsed: InboundMessage = value
-                return parsed
-            if kind == "memory":
-                failures.append(f"it needed more than {self.limits.memory_megabytes} MB")
-                continue
-            log.error("the parser failed on a message", error=value)
-            return Unparsable(f"the parser failed on it ({value})")
-        log.warning("message could not be parsed within limits", failures=failures)
-        times = "twice" if len(failures) == 2 else f"{len(failures)} times"
-        return Unparsable(f"could not be parsed within limits: {failures[-1]} ({times})")
+            job.answered(chunk, replies)
 
     def warm_up(self) -> None:
         """Start the parsing processes now, in the background: their start overlaps the

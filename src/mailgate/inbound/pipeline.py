@@ -48,10 +48,14 @@ class MessageRef:
 
 
 def message_id_of(raw: bytes) -> str | None:
-    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    match = re.search(rb"(?im)^message-id:\s*<?([^>\s]+)>?", head)
+    ends = [found for found in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if found >= 0]
+    head = raw[: min(ends)] if ends else raw  # the header block, without copying the body
+    match = _MESSAGE_ID.search(head)
     # As long as the thread index keeps (a longer one is not a real Message-ID anyway).
     return match.group(1)[:998].decode("utf-8", "replace") if match else None
+
+
+_MESSAGE_ID = re.compile(rb"(?im)^message-id:\s*<?([^>\s]+)>?")
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,14 @@ class Incoming:
     origin: str | None = None
     # Parsed ahead (`prepare`), outside any transaction; None: not parsed (taken before).
     parsed: InboundMessage | Unparsable | None = None
+    # What recognises the message (computed once when not given; kept by dataclasses.replace).
+    digest: str = ""
+    message_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.digest:
+            object.__setattr__(self, "digest", hashlib.sha256(self.raw).hexdigest())
+            object.__setattr__(self, "message_id", message_id_of(self.raw))
 
 
 async def take(
@@ -162,8 +174,8 @@ async def _known(
     """Which messages have a receipt already (a read: no write lock is taken). A receipt that
     asks for its message to be fetched again does not count: that message is taken now."""
 
-    digests = [hashlib.sha256(message.raw).hexdigest() for message in messages]
-    ids = [message_id_of(message.raw) for message in messages]
+    digests = [message.digest for message in messages]
+    ids = [message.message_id for message in messages]
 
     def look(session: Session) -> list[bool]:
         # One statement per way of recognising a message, for the whole batch (a statement
@@ -171,9 +183,7 @@ async def _known(
         db = session.connection()
         if mailbox_id is None:
             given = {"project": destination.project, "digests": sorted(set(digests))}
-            done = {
-                row.sha256 for row in db.execute(_INGESTED_ANY, given) if row.status != REFETCH
-            }
+            done = {row.sha256 for row in db.execute(_INGESTED_ANY, given) if row.status != REFETCH}
             return [digest in done for digest in digests]
         values: dict[str, object] = {
             "mailbox": mailbox_id,
@@ -227,8 +237,7 @@ def _take_one(
     savepoints: bool,
 ) -> Taken:
     ref, raw = message.ref, message.raw
-    digest = hashlib.sha256(raw).hexdigest()
-    message_id = message_id_of(raw)
+    digest, message_id = message.digest, message.message_id
     existing = _existing(session, mailbox_id, ref, digest, destination, message_id, claim=True)
     if mailbox is not None and ref.advance:
         _advance(mailbox, ref)
