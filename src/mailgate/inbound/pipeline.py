@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -125,7 +126,7 @@ async def take_many(
         ]
 
     messages = await prepare(ctx, mailbox_id, messages, destination)
-    while True:
+    for round_ in itertools.count():
         try:
             try:
                 return await ctx.db.run(take_all, messages, False)
@@ -134,8 +135,13 @@ async def take_many(
         except _NotParsed:
             # Known when `prepare` looked, unknown now (its receipt was removed meanwhile):
             # parse what is unknown now — never inside the transaction, never what is still
-            # known (a poison message is not parsed again) — and take the batch again.
-            messages = await prepare(ctx, mailbox_id, messages, destination)
+            # known (a poison message is not parsed again) — and take the batch again. Should
+            # the two looks keep disagreeing, what is not parsed is parsed: the loop ends.
+            if round_ < 2:
+                messages = await prepare(ctx, mailbox_id, messages, destination)
+            else:
+                messages = await _parse(ctx, messages, [m.parsed is None for m in messages])
+    raise AssertionError("unreachable")
 
 
 async def prepare(
