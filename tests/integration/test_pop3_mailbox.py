@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import update
 from tests.support.dovecot import Dovecot
 from tests.support.emulator import RunningEmulator
 from tests.support.mail import ALICE, message, with_mailbox
@@ -10,6 +11,7 @@ from tests.support.mail import ALICE, message, with_mailbox
 from mailgate.context import Context
 from mailgate.runtime import pop3_mailbox
 from mailgate.runtime.imap_mailbox import receipts_of
+from mailgate.store.models import Receipt
 
 
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
@@ -68,3 +70,21 @@ async def test_expired_token_is_refreshed_once(
     emulator.state.advance(2 * 3600)
     assert len((await pop3_mailbox.poll_once(ctx, "support")).taken) == 1
     assert emulator.state.count_requests(endpoint="token", grant_type="refresh_token") == 1
+
+
+async def test_a_post_action_a_crash_left_pending_is_finished_once(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
+) -> None:
+    """Committed, then a crash before the post-action was marked: the next poll finishes it
+    (here "seen": nothing to do on POP3) and it is not pending again after."""
+    dovecot.deliver(ALICE, message("before the crash"))
+    row = await with_mailbox(ctx, emulator, dovecot, protocol="pop3", port=dovecot.pop3s_port)
+    assert len((await pop3_mailbox.poll_once(ctx, "support")).taken) == 1
+    [receipt] = await receipts_of(ctx, row.id)
+    async with ctx.db.session() as session, session.begin():
+        await session.execute(
+            update(Receipt).where(Receipt.id == receipt.id).values(post_action_done_at=None)
+        )
+    assert (await pop3_mailbox.poll_once(ctx, "support")).post_actions_finished == 1
+    assert (await pop3_mailbox.poll_once(ctx, "support")).post_actions_finished == 0
+    assert dovecot.mailbox_status(ALICE)["messages"] == 1  # "seen" keeps it on the server

@@ -122,11 +122,17 @@ async def process(
     pending = [
         (uidl, r) for uidl, r in known.items() if r.post_action_done_at is None and uidl in numbers
     ]
+    nothing_to_do: list[int] = []
     for uidl, receipt in pending:
         action = receipt.post_action or mailbox.after
         if action == "delete" and receipt.status != "quarantined":
             deletes.append(receipt.id)
             await asyncio.to_thread(pop.dele, numbers[uidl])
+        else:
+            # POP3 has no flags: "seen" leaves the message as it is. Done, or it would be
+            # counted as pending at every poll.
+            nothing_to_do.append(receipt.id)
+    await pipeline.post_actions_done(ctx, nothing_to_do)
     report.post_actions_finished = len(pending)
     for uidl in new:
         number = numbers[uidl]
