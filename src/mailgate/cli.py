@@ -1262,7 +1262,7 @@ def issue_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List issues."""
-    from mailgate.tracker.service import list_issues
+    from mailgate.tracker.issues import list_issues
 
     views = run(lambda ctx: list_issues(ctx, project))
     emit(views, as_json, lambda: table(views, ["key", "status", "reporter", "comments", "summary"]))
@@ -1281,7 +1281,7 @@ def _issue_text(view: dict[str, Any]) -> str:
 @issue_app.command("show")
 def issue_show(key: str, as_json: JsonFlag = False) -> None:
     """Show an issue with its comments and attachments."""
-    from mailgate.tracker.service import show_issue
+    from mailgate.tracker.issues import show_issue
 
     view = run(lambda ctx: show_issue(ctx, key))
     emit(view, as_json, lambda: _issue_text(view))
@@ -1297,7 +1297,7 @@ def issue_comment(
     as_json: JsonFlag = False,
 ) -> None:
     """Comment on an issue (without --author: an agent's comment by the local admin)."""
-    from mailgate.tracker.service import comment_as_agent
+    from mailgate.tracker.issues import comment_as_agent
 
     view = run(lambda ctx: comment_as_agent(ctx, key, body, author))
     emit(view, as_json, lambda: _issue_text(view))
@@ -1306,7 +1306,7 @@ def issue_comment(
 @issue_app.command("close")
 def issue_close(key: str, as_json: JsonFlag = False) -> None:
     """Close an issue (the reporter and watchers are told)."""
-    from mailgate.tracker.service import set_status
+    from mailgate.tracker.issues import set_status
 
     view = run(lambda ctx: set_status(ctx, key, "closed"))
     emit(view, as_json, lambda: _issue_text(view))
@@ -1315,7 +1315,7 @@ def issue_close(key: str, as_json: JsonFlag = False) -> None:
 @issue_app.command("reopen")
 def issue_reopen(key: str, as_json: JsonFlag = False) -> None:
     """Reopen an issue (the reporter and watchers are told)."""
-    from mailgate.tracker.service import set_status
+    from mailgate.tracker.issues import set_status
 
     view = run(lambda ctx: set_status(ctx, key, "open"))
     emit(view, as_json, lambda: _issue_text(view))

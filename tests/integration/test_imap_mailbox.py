@@ -18,7 +18,7 @@ from mailgate.mail.mailboxes import destination_of
 from mailgate.runtime import imap_mailbox
 from mailgate.runtime.imap_mailbox import load, poll_once, receipts_of, run_mailbox
 from mailgate.store.models import Mailbox
-from mailgate.tracker.service import list_issues
+from mailgate.tracker.issues import list_issues
 
 
 async def flags(dovecot: Dovecot, emulator: RunningEmulator) -> dict[str, set[str]]:

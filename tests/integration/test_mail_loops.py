@@ -20,7 +20,8 @@ from mailgate.mail.mailboxes import MailboxOptions, add_mailbox
 from mailgate.mail.smtp_servers import SmtpOptions, add_smtp
 from mailgate.outbound import outbox
 from mailgate.runtime.imap_mailbox import poll_once
-from mailgate.tracker.service import add_project, list_issues, set_project
+from mailgate.tracker.issues import list_issues
+from mailgate.tracker.service import add_project, set_project
 
 ALICE = "alice@example.test"  # project HELP's mailbox and sender
 BOB = "bob@example.test"  # project SALES's mailbox and sender

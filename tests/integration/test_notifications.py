@@ -17,7 +17,8 @@ from mailgate.inbound.handle import Destination
 from mailgate.mail.smtp_servers import SmtpOptions, add_smtp
 from mailgate.outbound.outbox import list_outbox
 from mailgate.store.models import OutboxMessage
-from mailgate.tracker.service import add_project, comment_as_agent, set_project, show_issue
+from mailgate.tracker.issues import comment_as_agent, show_issue
+from mailgate.tracker.service import add_project, set_project
 
 HELP = Destination(project="HELP", own_addresses=("support@example.com",))
 
@@ -207,7 +208,7 @@ async def test_a_long_comment_is_mailed_in_part_and_kept_whole(ctx: Context, pro
 
 
 async def test_closing_an_issue_tells_the_reporter_once(ctx: Context, project: None) -> None:
-    from mailgate.tracker.service import set_status
+    from mailgate.tracker.issues import set_status
 
     await take(ctx, mail())
     assert (await set_status(ctx, "HELP-1", "closed"))["status"] == "closed"

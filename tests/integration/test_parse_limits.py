@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import poplib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -31,11 +31,22 @@ from mailgate.inbound.parsers import ParseLimits, ParserPool
 from mailgate.inbound.quarantine import list_quarantine, retry
 from mailgate.mail.mailboxes import MailboxOptions, set_mailbox
 from mailgate.runtime import imap_mailbox, pop3_mailbox
-from mailgate.runtime.imap_mailbox import receipts_of
-from mailgate.store.models import Receipt
-from mailgate.tracker.service import add_project, list_issues, show_issue
+from mailgate.runtime.imap_mailbox import PollReport, receipts_of
+from mailgate.store.models import Mailbox, Receipt
+from mailgate.tracker.issues import list_issues, show_issue
+from mailgate.tracker.service import add_project
 
 OpenContext = Callable[..., Context]
+PollOnce = Callable[..., Awaitable[PollReport]]
+
+
+async def mailbox_at(
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot, protocol: str, **options: object
+) -> tuple[Mailbox, PollOnce]:
+    """The "support" mailbox at the test Dovecot over IMAP or POP3, and how to poll it."""
+    port = {"imap": dovecot.imaps_port, "pop3": dovecot.pop3s_port}[protocol]
+    row = await with_mailbox(ctx, emulator, dovecot, protocol=protocol, port=port, **options)
+    return row, {"imap": imap_mailbox.poll_once, "pop3": pop3_mailbox.poll_once}[protocol]
 
 
 @pytest.fixture
@@ -162,8 +173,6 @@ async def test_a_poison_message_in_a_mailbox_is_quarantined_once(
     emulator: RunningEmulator,
     dovecot: Dovecot,
     parse_log: Path,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
     protocol: str,
 ) -> None:
     """A message whose parser hangs, in a real mailbox: quarantined, left on the server, and
@@ -172,9 +181,7 @@ async def test_a_poison_message_in_a_mailbox_is_quarantined_once(
     dovecot.deliver(ALICE, message("before"))
     dovecot.deliver(ALICE, mail(7, extra=POISON + b" hang\n"))
     dovecot.deliver(ALICE, message("after"))
-    port = {"imap": dovecot.imaps_port, "pop3": dovecot.pop3s_port}[protocol]
-    row = await with_mailbox(ctx, emulator, dovecot, protocol=protocol, port=port, after="delete")
-    poll = {"imap": imap_mailbox.poll_once, "pop3": pop3_mailbox.poll_once}[protocol]
+    row, poll = await mailbox_at(ctx, emulator, dovecot, protocol, after="delete")
     first = await poll(ctx, "support")
     assert len(first.taken) == 3 and len(first.quarantined) == 1
     statuses = {r.message_id: (r.status, r.reason) for r in await receipts_of(ctx, row.id)}
@@ -202,9 +209,7 @@ async def test_no_parse_while_a_mailbox_holds_the_write_lock(
 ) -> None:
     monkeypatch.setenv("MAILGATE_TEST_DB", str(settings.home / "mailgate.db"))
     ctx.parsers = ParserPool(size=2, parse="tests.support.parsing:lock_probe")
-    port = {"imap": dovecot.imaps_port, "pop3": dovecot.pop3s_port}[protocol]
-    await with_mailbox(ctx, emulator, dovecot, protocol=protocol, port=port)
-    poll = {"imap": imap_mailbox.poll_once, "pop3": pop3_mailbox.poll_once}[protocol]
+    _row, poll = await mailbox_at(ctx, emulator, dovecot, protocol)
     for n in range(3):  # one message at a time, as IDLE pushes them
         dovecot.deliver(ALICE, message(f"pushed {n}"))
         assert len((await poll(ctx, "support")).taken) == 1
@@ -224,9 +229,7 @@ async def test_a_message_with_lines_longer_than_rfc_5322_allows_is_taken(
     dovecot.deliver(ALICE, message("before"))
     dovecot.deliver(ALICE, long_line)
     dovecot.deliver(ALICE, message("after"))
-    port = {"imap": dovecot.imaps_port, "pop3": dovecot.pop3s_port}[protocol]
-    row = await with_mailbox(ctx, emulator, dovecot, protocol=protocol, port=port, after="delete")
-    poll = {"imap": imap_mailbox.poll_once, "pop3": pop3_mailbox.poll_once}[protocol]
+    row, poll = await mailbox_at(ctx, emulator, dovecot, protocol, after="delete")
     first = await poll(ctx, "support")
     assert len(first.taken) == 3 and first.quarantined == []
     statuses = {r.message_id: r.status for r in await receipts_of(ctx, row.id)}
@@ -250,11 +253,7 @@ async def test_a_message_over_the_size_limit_is_taken_after_the_limit_is_raised(
     and retries it, the next poll takes it — even when that poll fails first (its parsing
     processes could not start): the message is not forgotten in between."""
     dovecot.deliver(ALICE, message("huge", size=50_000))
-    port = {"imap": dovecot.imaps_port, "pop3": dovecot.pop3s_port}[protocol]
-    row = await with_mailbox(
-        ctx, emulator, dovecot, protocol=protocol, port=port, max_message_bytes=20_000
-    )
-    poll = {"imap": imap_mailbox.poll_once, "pop3": pop3_mailbox.poll_once}[protocol]
+    row, poll = await mailbox_at(ctx, emulator, dovecot, protocol, max_message_bytes=20_000)
     first = await poll(ctx, "support")
     assert len(first.quarantined) == 1
     [held] = await list_quarantine(ctx)

@@ -14,7 +14,8 @@ from mailgate.inbound.handle import Destination
 from mailgate.inbound.ingest import ingest
 from mailgate.inbound.quarantine import list_quarantine, retry
 from mailgate.inbound.route import RouteOptions
-from mailgate.tracker.service import add_project, list_issues, show_issue
+from mailgate.tracker.issues import list_issues, show_issue
+from mailgate.tracker.service import add_project
 
 HELP = Destination(project="HELP", own_addresses=("support@example.com",))
 

@@ -21,7 +21,8 @@ from mailgate.inbound.parsers import ParserPool
 from mailgate.inbound.quarantine import list_quarantine, retry
 from mailgate.inbound.route import RouteOptions
 from mailgate.store.models import OutboxMessage
-from mailgate.tracker.service import add_project, comment_as_agent, list_issues, show_issue
+from mailgate.tracker.issues import comment_as_agent, list_issues, show_issue
+from mailgate.tracker.service import add_project
 
 DESK = "support@example.com"
 HELP = Destination(project="HELP", own_addresses=(DESK,))

@@ -29,7 +29,7 @@ from mailgate.outbound import outbox
 from mailgate.outbound.alerts import run_check
 from mailgate.runtime.imap_mailbox import poll_once
 from mailgate.store.models import OutboxMessage, SmtpServer
-from mailgate.tracker.service import comment_as_agent, show_issue
+from mailgate.tracker.issues import comment_as_agent, show_issue
 
 BOB = "bob@example.test"
 CAROL = "carol@example.net"

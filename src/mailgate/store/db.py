@@ -232,12 +232,6 @@ class Database:
             given_up.set()
             raise
 
-    def wait_turn(self) -> None:
-        """Let the current task's writes wait their turn for SQLite's write lock, as long as
-        `Database.run` waits. Every task does unless it called `write_once`."""
-        if self.dialect == "sqlite":
-            sqlite.wait_turn()
-
     def write_once(self) -> None:
         """Let the current task's writes (and those of the tasks it starts) make one attempt at
         SQLite's write lock instead of waiting their turn: for a task that must give up in

@@ -157,11 +157,6 @@ def write_once() -> None:
     _one_attempt.set(True)
 
 
-def wait_turn() -> None:
-    """Let the current task's async writes wait their turn again (the default)."""
-    _one_attempt.set(False)
-
-
 def _lock_before_first_write(
     connection: sa.Connection, cursor: Any, statement: str, *_args: Any
 ) -> None:
