@@ -24,13 +24,13 @@ from sqlalchemy import update
 
 from mailgate.config import Settings
 from mailgate.context import Context
-from mailgate.emulator import EmulatorState
-from mailgate.emulator.serve import EmulatorServer, server_config
 from mailgate.oauth.credentials import store_grant
 from mailgate.oauth.endpoint import TokenResponse, request_token
 from mailgate.oauth.integrations import IntegrationOptions, add_integration
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.store.models import Credential
+from mailgate_emulator import EmulatorState
+from mailgate_emulator.serve import EmulatorServer, server_config
 
 TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 CLIENT_ID = "6731de76-14a6-49ae-97bc-6eba6914391e"

@@ -15,7 +15,7 @@ from tests.support.cli import AuthorizeCommand
 from tests.support.emulator import sign_in
 from tests.support.server import free_port
 
-from mailgate.emulator.demo import DEMO_PASSWORD
+from mailgate_emulator.demo import DEMO_PASSWORD
 
 
 async def wait_until_serving(

@@ -17,7 +17,7 @@ import trustme
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from mailgate.emulator import EmulatorState, create_app, s256_challenge
+from mailgate_emulator import EmulatorState, create_app, s256_challenge
 
 if TYPE_CHECKING:
     from tests.support.emulator import RunningEmulator

@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from mailgate.emulator import EmulatorState, create_app, s256_challenge
-from mailgate.emulator.demo import (
+from mailgate_emulator import EmulatorState, create_app, s256_challenge
+from mailgate_emulator.demo import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     DEMO_PASSWORD,
@@ -581,7 +581,7 @@ async def test_control_api_drives_sign_in_without_html(
 @pytest.fixture
 def mounted() -> Iterator[tuple[str, EmulatorState]]:
     """The demo preset inside a FastAPI app at `/demo-idp`, served by uvicorn."""
-    from mailgate.emulator.serve import EmulatorServer
+    from mailgate_emulator.serve import EmulatorServer
 
     state = demo_state([CALLBACK])
     outer = FastAPI()

@@ -1,11 +1,11 @@
-"""The provider emulator (`mailgate.emulator`) served for tests, in a thread or a subprocess.
+"""The provider emulator (`mailgate_emulator`) served for tests, in a thread or a subprocess.
 
 Register the fixtures with ``pytest_plugins = ["tests.support.emulator"]`` in a conftest.py:
 
 * ``emulator_server`` (session): one emulator served by uvicorn in a background thread.
 * ``emulator`` (function): that server with its state reset — empty registrations, clock back on
   real time, no faults, empty request log. Use ``emulator.url`` and drive ``emulator.state``.
-* ``emulator_process`` (function): ``python -m mailgate.emulator`` in a subprocess, for tests that
+* ``emulator_process`` (function): ``python -m mailgate_emulator`` in a subprocess, for tests that
   need a separate process; drive it through its control API (``/_emulator/…``).
 
 ``RunningEmulator`` and ``EmulatorProcess`` are also usable directly as context managers.
@@ -34,8 +34,8 @@ from urllib.parse import urlencode, urljoin
 import httpx2
 import pytest
 
-from mailgate.emulator import EmulatorState
-from mailgate.emulator.serve import EmulatorServer, server_config
+from mailgate_emulator import EmulatorState
+from mailgate_emulator.serve import EmulatorServer, server_config
 
 _START_TIMEOUT = 10.0
 
@@ -243,13 +243,13 @@ _LISTENING = re.compile(r"^listening on (https?://\S+)$")
 
 
 class EmulatorProcess:
-    """`python -m mailgate.emulator` in a subprocess; `url` is read from its first stdout line."""
+    """`python -m mailgate_emulator` in a subprocess; `url` is read from its first stdout line."""
 
     def __init__(self, *extra_args: str) -> None:
         self._args = [
             sys.executable,
             "-m",
-            "mailgate.emulator",
+            "mailgate_emulator",
             "--host",
             "127.0.0.1",
             "--port",
@@ -339,6 +339,6 @@ def emulator(emulator_server: RunningEmulator) -> RunningEmulator:
 
 @pytest.fixture
 def emulator_process() -> Iterator[EmulatorProcess]:
-    """`python -m mailgate.emulator` in a subprocess, stopped after the test."""
+    """`python -m mailgate_emulator` in a subprocess, stopped after the test."""
     with EmulatorProcess() as process:
         yield process

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailgate.context import Context
-from mailgate.emulator.state import IssuedGrant
 from mailgate.oauth.credentials import store_grant
 from mailgate.oauth.endpoint import TokenResponse
 from mailgate.oauth.integrations import IntegrationOptions, add_integration
 from mailgate.store.models import Credential, Integration
+from mailgate_emulator.state import IssuedGrant
 from tests.support.clock import FakeClock
 from tests.support.emulator import RunningEmulator
 

@@ -10,12 +10,12 @@ from fastapi import FastAPI
 from starlette.routing import Mount
 
 from mailgate.context import Context
-from mailgate.emulator import create_app as create_emulator
-from mailgate.emulator.control import PREFIX as CONTROL_PREFIX
-from mailgate.emulator.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_state
 from mailgate.errors import NotFound
 from mailgate.oauth.integrations import IntegrationOptions, add_integration, get_integration
 from mailgate.web.redirects import redirect_slashes_to_base_url
+from mailgate_emulator import create_app as create_emulator
+from mailgate_emulator.control import PREFIX as CONTROL_PREFIX
+from mailgate_emulator.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_state
 
 DEMO_PATH = "/demo-idp"
 DEMO_INTEGRATION = "demo"

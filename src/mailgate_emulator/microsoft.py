@@ -15,13 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mailgate.emulator import device as device_flow
-from mailgate.emulator import messages as msg
-from mailgate.emulator.endpoint import Sleep, TokenRequest, serve_token_request
-from mailgate.emulator.idtoken import id_token_claims
-from mailgate.emulator.model import Account, Client, Grant, Tenant
-from mailgate.emulator.pkce import verifier_matches
-from mailgate.emulator.scopes import (
+from mailgate_emulator import device as device_flow
+from mailgate_emulator import messages as msg
+from mailgate_emulator.endpoint import Sleep, TokenRequest, serve_token_request
+from mailgate_emulator.idtoken import id_token_claims
+from mailgate_emulator.model import Account, Client, Grant, Tenant
+from mailgate_emulator.pkce import verifier_matches
+from mailgate_emulator.scopes import (
     GRAPH,
     join_scope,
     microsoft_key,
@@ -30,8 +30,8 @@ from mailgate.emulator.scopes import (
     resource_scopes,
     split_scope,
 )
-from mailgate.emulator.state import EmulatorState
-from mailgate.emulator.tenants import resolve_tenant
+from mailgate_emulator.state import EmulatorState
+from mailgate_emulator.tenants import resolve_tenant
 
 # The parameters each grant type must carry. Microsoft, unlike RFC 6749 §6, requires `scope` on
 # a refresh: "AADSTS900144: The request body must contain the following parameter: 'scope'."

@@ -9,11 +9,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mailgate.emulator import browser, control, device, discovery, google, introspection, microsoft
-from mailgate.emulator.endpoint import Sleep
-from mailgate.emulator.responses import json_response
-from mailgate.emulator.state import EmulatorState
-from mailgate.emulator.urls import RootPathMarker
+from mailgate_emulator import browser, control, device, discovery, google, introspection, microsoft
+from mailgate_emulator.endpoint import Sleep
+from mailgate_emulator.responses import json_response
+from mailgate_emulator.state import EmulatorState
+from mailgate_emulator.urls import RootPathMarker
 
 
 def create_app(state: EmulatorState | None = None, *, sleep: Sleep = asyncio.sleep) -> Starlette:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from mailgate.emulator.model import Provider
+from mailgate_emulator.model import Provider
 
 _ACCESS_PREFIX: dict[Provider, str] = {"microsoft": "EwA", "google": "ya29."}
 _REFRESH_PREFIX: dict[Provider, str] = {"microsoft": "0.A", "google": "1//0"}

@@ -14,7 +14,7 @@ from typing import Any
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from mailgate.emulator.model import Account, Provider
+from mailgate_emulator.model import Account, Provider
 
 _ID_TOKEN_LIFETIME = 3600
 

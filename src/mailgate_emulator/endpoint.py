@@ -13,13 +13,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mailgate.emulator import tokens
-from mailgate.emulator.credentials import ClientCredentials, read_client_credentials
-from mailgate.emulator.errors import EmulatedError, MicrosoftError
-from mailgate.emulator.model import Endpoint, Provider, RequestRecord
-from mailgate.emulator.responses import error_response, fault_response, json_response
-from mailgate.emulator.state import EmulatorState
-from mailgate.emulator.urls import emulator_base
+from mailgate_emulator import tokens
+from mailgate_emulator.credentials import ClientCredentials, read_client_credentials
+from mailgate_emulator.errors import EmulatedError, MicrosoftError
+from mailgate_emulator.model import Endpoint, Provider, RequestRecord
+from mailgate_emulator.responses import error_response, fault_response, json_response
+from mailgate_emulator.state import EmulatorState
+from mailgate_emulator.urls import emulator_base
 
 Sleep = Callable[[float], Awaitable[None]]
 

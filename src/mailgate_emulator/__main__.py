@@ -1,4 +1,4 @@
-"""`python -m mailgate.emulator`: serve the emulator with uvicorn.
+"""`python -m mailgate_emulator`: serve the emulator with uvicorn.
 
 Prints exactly one line to stdout once the socket is bound — ``listening on http://HOST:PORT``
 (``https`` with ``--ssl-certfile``) — so a parent process can read the port when `--port 0`
@@ -12,14 +12,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mailgate.emulator.config import load_config
-from mailgate.emulator.serve import EmulatorServer, server_config
-from mailgate.emulator.state import EmulatorState
+from mailgate_emulator.config import load_config
+from mailgate_emulator.serve import EmulatorServer, server_config
+from mailgate_emulator.state import EmulatorState
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m mailgate.emulator",
+        prog="python -m mailgate_emulator",
         description="Emulated Microsoft identity platform and Google OAuth endpoints for tests.",
     )
     parser.add_argument("--host", default="127.0.0.1")

@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mailgate.emulator import device as device_flow
-from mailgate.emulator import messages as msg
-from mailgate.emulator.endpoint import (
+from mailgate_emulator import device as device_flow
+from mailgate_emulator import messages as msg
+from mailgate_emulator.endpoint import (
     RequestLog,
     Sleep,
     TokenRequest,
@@ -24,13 +24,13 @@ from mailgate.emulator.endpoint import (
     read_form,
     serve_token_request,
 )
-from mailgate.emulator.errors import GoogleError
-from mailgate.emulator.idtoken import id_token_claims
-from mailgate.emulator.model import Client, Grant, RefreshToken
-from mailgate.emulator.pkce import verifier_matches
-from mailgate.emulator.responses import error_response, json_response
-from mailgate.emulator.scopes import join_scope, split_scope
-from mailgate.emulator.state import EmulatorState
+from mailgate_emulator.errors import GoogleError
+from mailgate_emulator.idtoken import id_token_claims
+from mailgate_emulator.model import Client, Grant, RefreshToken
+from mailgate_emulator.pkce import verifier_matches
+from mailgate_emulator.responses import error_response, json_response
+from mailgate_emulator.scopes import join_scope, split_scope
+from mailgate_emulator.state import EmulatorState
 
 # Google requires `redirect_uri` when exchanging a code ("Missing required parameter: redirect_uri").
 _REQUIRED = {

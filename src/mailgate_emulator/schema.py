@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mailgate.emulator import authorize, signin
-from mailgate.emulator.model import Fault, Lifetimes, Provider
-from mailgate.emulator.scopes import split_scope
-from mailgate.emulator.state import UNSET, EmulatorState
+from mailgate_emulator import authorize, signin
+from mailgate_emulator.model import Fault, Lifetimes, Provider
+from mailgate_emulator.scopes import split_scope
+from mailgate_emulator.state import UNSET, EmulatorState
 
 
 class _Strict(BaseModel):

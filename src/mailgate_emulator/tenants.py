@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from mailgate.emulator import messages as msg
-from mailgate.emulator.model import Tenant
-from mailgate.emulator.state import EmulatorState
+from mailgate_emulator import messages as msg
+from mailgate_emulator.model import Tenant
+from mailgate_emulator.state import EmulatorState
 
 # "common" (work/school and personal accounts), "organizations", "consumers": not directories.
 MULTI_TENANT_SEGMENTS = frozenset({"common", "organizations", "consumers"})

@@ -16,11 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from mailgate.emulator import tokens
-from mailgate.emulator.clock import EmulatorClock
-from mailgate.emulator.idtoken import SigningKeys
-from mailgate.emulator.interactive import InteractiveState
-from mailgate.emulator.model import (
+from mailgate_emulator import tokens
+from mailgate_emulator.clock import EmulatorClock
+from mailgate_emulator.idtoken import SigningKeys
+from mailgate_emulator.interactive import InteractiveState
+from mailgate_emulator.model import (
     AccessToken,
     Account,
     AuthorizationCode,
@@ -35,7 +35,7 @@ from mailgate.emulator.model import (
     ResourceServer,
     Tenant,
 )
-from mailgate.emulator.scopes import OIDC_SCOPES, microsoft_key
+from mailgate_emulator.scopes import OIDC_SCOPES, microsoft_key
 
 
 class _Unset(enum.Enum):

@@ -16,14 +16,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from mailgate.emulator import authorize, pages, signin
-from mailgate.emulator import messages as msg
-from mailgate.emulator.authorize import ErrorPage, PageError, RedirectError
-from mailgate.emulator.endpoint import RequestLog, Sleep, apply_fault, read_form
-from mailgate.emulator.model import BrowserSession, Provider, SignInFlow
-from mailgate.emulator.responses import aad_timestamp
-from mailgate.emulator.state import EmulatorState
-from mailgate.emulator.urls import emulator_root
+from mailgate_emulator import authorize, pages, signin
+from mailgate_emulator import messages as msg
+from mailgate_emulator.authorize import ErrorPage, PageError, RedirectError
+from mailgate_emulator.endpoint import RequestLog, Sleep, apply_fault, read_form
+from mailgate_emulator.model import BrowserSession, Provider, SignInFlow
+from mailgate_emulator.responses import aad_timestamp
+from mailgate_emulator.state import EmulatorState
+from mailgate_emulator.urls import emulator_root
 
 SESSION_COOKIES: dict[Provider, str] = {
     "microsoft": "emulator_microsoft_session",

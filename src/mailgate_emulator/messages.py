@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailgate.emulator.errors import GoogleError, MicrosoftError
+from mailgate_emulator.errors import GoogleError, MicrosoftError
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Preloading the emulator from a JSON file (`python -m mailgate.emulator --config FILE.json`).
+"""Preloading the emulator from a JSON file (`python -m mailgate_emulator --config FILE.json`).
 
 The file holds the control API's bodies grouped by kind::
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailgate.emulator.schema import EmulatorConfig
-from mailgate.emulator.state import EmulatorState
+from mailgate_emulator.schema import EmulatorConfig
+from mailgate_emulator.state import EmulatorState
 
 
 def load_config(path: Path, state: EmulatorState) -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 from starlette.responses import Response
 
-from mailgate.emulator.errors import EmulatedError, MicrosoftError
-from mailgate.emulator.messages import TRANSIENT
-from mailgate.emulator.model import Fault, Provider
+from mailgate_emulator.errors import EmulatedError, MicrosoftError
+from mailgate_emulator.messages import TRANSIENT
+from mailgate_emulator.model import Fault, Provider
 
 # RFC 6749 §5.1: "The authorization server MUST include the HTTP "Cache-Control" response header
 # field with a value of "no-store" in any response containing tokens".

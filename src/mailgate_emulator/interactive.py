@@ -12,8 +12,8 @@ import threading
 import uuid
 from collections.abc import Iterable
 
-from mailgate.emulator import tokens
-from mailgate.emulator.model import (
+from mailgate_emulator import tokens
+from mailgate_emulator.model import (
     Account,
     AuthorizationRequest,
     BrowserSession,
@@ -23,7 +23,7 @@ from mailgate.emulator.model import (
     Provider,
     SignInFlow,
 )
-from mailgate.emulator.scopes import OIDC_SCOPES, microsoft_key
+from mailgate_emulator.scopes import OIDC_SCOPES, microsoft_key
 
 # A consent is remembered per provider, client and account, as scope keys.
 ConsentKey = tuple[Provider, str, str]

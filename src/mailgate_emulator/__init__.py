@@ -4,14 +4,14 @@ The providers can't be reached from tests, so this emulator answers as they do â
 90-day inactivity, revocation, expired secrets, Google's 7-day testing grants, their error texts
 â€” on a clock tests can advance. It also serves the interactive parts: sign-in and consent pages
 for the authorization code flow (with PKCE) and the device code flow (RFC 8628). `create_app(state)` is the ASGI app; `EmulatorState` holds what it
-knows and is what tests drive; `python -m mailgate.emulator` serves it.
+knows and is what tests drive; `python -m mailgate_emulator` serves it.
 """
 
-from mailgate.emulator.app import create_app
-from mailgate.emulator.clock import EmulatorClock
-from mailgate.emulator.demo import demo_state, register_demo
-from mailgate.emulator.errors import EmulatedError, GoogleError, MicrosoftError
-from mailgate.emulator.model import (
+from mailgate_emulator.app import create_app
+from mailgate_emulator.clock import EmulatorClock
+from mailgate_emulator.demo import demo_state, register_demo
+from mailgate_emulator.errors import EmulatedError, GoogleError, MicrosoftError
+from mailgate_emulator.model import (
     AccessToken,
     Account,
     AuthorizationCode,
@@ -29,8 +29,8 @@ from mailgate.emulator.model import (
     SignInFlow,
     Tenant,
 )
-from mailgate.emulator.pkce import s256_challenge
-from mailgate.emulator.state import EmulatorState, IssuedGrant
+from mailgate_emulator.pkce import s256_challenge
+from mailgate_emulator.state import EmulatorState, IssuedGrant
 
 __all__ = [
     "AccessToken",

@@ -14,15 +14,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mailgate.emulator import messages as msg
-from mailgate.emulator.endpoint import RequestLog, Sleep, apply_fault, read_form
-from mailgate.emulator.errors import EmulatedError, MicrosoftError
-from mailgate.emulator.model import Client, DeviceAuthorization, Provider
-from mailgate.emulator.responses import error_response, json_response
-from mailgate.emulator.scopes import OIDC_SCOPES, join_scope, microsoft_resources, split_scope
-from mailgate.emulator.state import EmulatorState
-from mailgate.emulator.tenants import resolve_tenant
-from mailgate.emulator.urls import emulator_base
+from mailgate_emulator import messages as msg
+from mailgate_emulator.endpoint import RequestLog, Sleep, apply_fault, read_form
+from mailgate_emulator.errors import EmulatedError, MicrosoftError
+from mailgate_emulator.model import Client, DeviceAuthorization, Provider
+from mailgate_emulator.responses import error_response, json_response
+from mailgate_emulator.scopes import OIDC_SCOPES, join_scope, microsoft_resources, split_scope
+from mailgate_emulator.state import EmulatorState
+from mailgate_emulator.tenants import resolve_tenant
+from mailgate_emulator.urls import emulator_base
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 

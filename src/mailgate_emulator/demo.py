@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mailgate.emulator.state import EmulatorState
+from mailgate_emulator.state import EmulatorState
 
 DEMO_TENANT_ID = "8f7a1c2e-4b5d-4e6f-9a0b-1c2d3e4f5a6b"
 DEMO_TENANT_DOMAIN = "contoso.example"

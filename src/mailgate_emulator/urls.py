@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-_ROOT_KEY = "mailgate.emulator.root_path"
+_ROOT_KEY = "mailgate_emulator.root_path"
 
 
 class RootPathMarker:

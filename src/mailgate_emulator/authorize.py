@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from mailgate.emulator import messages as msg
-from mailgate.emulator.errors import EmulatedError, MicrosoftError
-from mailgate.emulator.model import AuthorizationRequest, Client, Provider
-from mailgate.emulator.pkce import CHALLENGE_METHODS
-from mailgate.emulator.scopes import OIDC_SCOPES, join_scope, split_scope
-from mailgate.emulator.state import EmulatorState
-from mailgate.emulator.tenants import resolve_tenant
+from mailgate_emulator import messages as msg
+from mailgate_emulator.errors import EmulatedError, MicrosoftError
+from mailgate_emulator.model import AuthorizationRequest, Client, Provider
+from mailgate_emulator.pkce import CHALLENGE_METHODS
+from mailgate_emulator.scopes import OIDC_SCOPES, join_scope, split_scope
+from mailgate_emulator.state import EmulatorState
+from mailgate_emulator.tenants import resolve_tenant
 
 MICROSOFT_PROMPTS = frozenset({"login", "consent", "select_account", "none"})
 GOOGLE_PROMPTS = frozenset({"consent", "select_account", "none"})

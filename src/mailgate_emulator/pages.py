@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
 
-from mailgate.emulator.model import Provider
+from mailgate_emulator.model import Provider
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import uvicorn
 
-from mailgate.emulator.app import create_app
-from mailgate.emulator.state import EmulatorState
+from mailgate_emulator.app import create_app
+from mailgate_emulator.state import EmulatorState
 
 
 class EmulatorServer(uvicorn.Server):

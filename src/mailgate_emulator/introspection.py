@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mailgate.emulator.credentials import parse_basic_credentials
-from mailgate.emulator.endpoint import RequestLog, Sleep, apply_fault, read_form
-from mailgate.emulator.model import AccessToken
-from mailgate.emulator.responses import json_response
-from mailgate.emulator.state import EmulatorState
+from mailgate_emulator.credentials import parse_basic_credentials
+from mailgate_emulator.endpoint import RequestLog, Sleep, apply_fault, read_form
+from mailgate_emulator.model import AccessToken
+from mailgate_emulator.responses import json_response
+from mailgate_emulator.state import EmulatorState
 
 
 def is_active(state: EmulatorState, access: AccessToken) -> bool:

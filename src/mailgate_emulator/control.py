@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from mailgate.emulator.model import PROVIDERS, Provider, RequestRecord
-from mailgate.emulator.responses import json_response
-from mailgate.emulator.schema import (
+from mailgate_emulator.model import PROVIDERS, Provider, RequestRecord
+from mailgate_emulator.responses import json_response
+from mailgate_emulator.schema import (
     AccountIn,
     AccountRevocation,
     AdminConsentIn,
@@ -35,7 +35,7 @@ from mailgate.emulator.schema import (
     ResourceServerIn,
     TenantIn,
 )
-from mailgate.emulator.state import EmulatorState
+from mailgate_emulator.state import EmulatorState
 
 PREFIX = "/_emulator"
 

@@ -15,22 +15,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailgate.emulator import messages as msg
-from mailgate.emulator.authorize import ErrorPage, RedirectError
-from mailgate.emulator.errors import EmulatedError, GoogleError, MicrosoftError
-from mailgate.emulator.model import (
+from mailgate_emulator import messages as msg
+from mailgate_emulator.authorize import ErrorPage, RedirectError
+from mailgate_emulator.errors import EmulatedError, GoogleError, MicrosoftError
+from mailgate_emulator.model import (
     Account,
     AuthorizationRequest,
     BrowserSession,
     Provider,
     SignInFlow,
 )
-from mailgate.emulator.pages import COPY
-from mailgate.emulator.responses import microsoft_error_body
-from mailgate.emulator.scopes import join_scope
-from mailgate.emulator.state import EmulatorState
-from mailgate.emulator.tenants import CONSUMERS_TENANT_ID
-from mailgate.emulator.urls import with_query
+from mailgate_emulator.pages import COPY
+from mailgate_emulator.responses import microsoft_error_body
+from mailgate_emulator.scopes import join_scope
+from mailgate_emulator.state import EmulatorState
+from mailgate_emulator.tenants import CONSUMERS_TENANT_ID
+from mailgate_emulator.urls import with_query
 
 
 @dataclass(frozen=True)

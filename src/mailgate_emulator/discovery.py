@@ -13,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mailgate.emulator.errors import MicrosoftError
-from mailgate.emulator.responses import json_response, microsoft_error_body
-from mailgate.emulator.state import EmulatorState
-from mailgate.emulator.tenants import CONSUMERS_TENANT_ID, resolve_tenant
-from mailgate.emulator.urls import emulator_base
+from mailgate_emulator.errors import MicrosoftError
+from mailgate_emulator.responses import json_response, microsoft_error_body
+from mailgate_emulator.state import EmulatorState
+from mailgate_emulator.tenants import CONSUMERS_TENANT_ID, resolve_tenant
+from mailgate_emulator.urls import emulator_base
 
 
 def microsoft_configuration(base: str, segment: str, tenant_id: str | None) -> dict[str, Any]:
