@@ -9,12 +9,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from mailgate.config import Settings, load_settings
-from mailgate.inbound.parsers import ParseLimits, ParserPool
+from mailgate.sandbox.pool import ParseLimits, ParserPool
 from mailgate.store.db import Database, open_database
 from mailgate.store.models import utcnow
 from mailgate.store.secretbox import SecretBox, load_secretbox
-from mailgate.trust import trust_local_certificate
-from mailgate.web.tls import dev_certificate_path
+from mailgate.trust import dev_certificate_path, trust_local_certificate
 
 if TYPE_CHECKING:
     import httpx2

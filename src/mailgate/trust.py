@@ -21,6 +21,11 @@ def tls_context() -> ssl.SSLContext:
     return context
 
 
+def dev_certificate_path(home: Path) -> Path:
+    """Where `serve` keeps its self-signed development certificate (`web.tls` makes it)."""
+    return home / "tls" / "localhost.crt"
+
+
 def trust_local_certificate(path: Path) -> None:
     """Trust mailgate's own development certificate (valid for localhost and loopback only),
     so that `serve --demo` and the commands beside it can call the emulator it mounts."""

@@ -14,7 +14,7 @@ from tests.support.keeper import microsoft_credential
 
 from mailgate.backoff import Backoff
 from mailgate.context import Context
-from mailgate.mail.mailboxes import MailboxOptions, add_mailbox
+from mailgate.inbound.mailboxes import MailboxOptions, add_mailbox
 from mailgate.runtime.imap_mailbox import load, run_mailbox
 from mailgate.tracker.service import add_project
 

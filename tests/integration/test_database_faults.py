@@ -19,7 +19,7 @@ from tests.support.cli import Cli, Result
 
 from mailgate.context import Context
 from mailgate.errors import MailgateError, OperationFailed
-from mailgate.mail.mailboxes import MailboxOptions, add_mailbox
+from mailgate.inbound.mailboxes import MailboxOptions, add_mailbox
 from mailgate.runtime import leases, supervisor
 from mailgate.runtime.supervisor import Supervisor
 from mailgate.store.models import Mailbox, Project

@@ -13,8 +13,8 @@ from tests.support.mail import ALICE, message, wait_for_receipts, with_mailbox
 from mailgate.backoff import Backoff
 from mailgate.context import Context
 from mailgate.inbound import pipeline
+from mailgate.inbound.mailboxes import destination_of
 from mailgate.mail.imap import ImapClient
-from mailgate.mail.mailboxes import destination_of
 from mailgate.runtime import imap_mailbox
 from mailgate.runtime.imap_mailbox import load, poll_once, receipts_of, run_mailbox
 from mailgate.store.models import Mailbox

@@ -8,7 +8,7 @@ from tests.support.keeper import CLIENT_SECRET, microsoft_credential, reload, re
 
 from mailgate.config import Settings
 from mailgate.context import Context
-from mailgate.store.keys import rotate_keys
+from mailgate.keys import rotate_keys
 from mailgate.store.secretbox import SecretBox, read_key_file
 
 

@@ -16,7 +16,7 @@ from tests.support.keeper import microsoft_credential
 from tests.support.postfix import Postfix
 
 from mailgate.context import Context
-from mailgate.mail.mailboxes import MailboxOptions, add_mailbox
+from mailgate.inbound.mailboxes import MailboxOptions, add_mailbox
 from mailgate.mail.smtp_servers import SmtpOptions, add_smtp
 from mailgate.outbound import outbox
 from mailgate.runtime.imap_mailbox import poll_once

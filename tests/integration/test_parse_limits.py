@@ -27,11 +27,11 @@ from mailgate.config import Settings
 from mailgate.context import Context
 from mailgate.errors import OperationFailed
 from mailgate.inbound.ingest import ingest
-from mailgate.inbound.parsers import ParseLimits, ParserPool
+from mailgate.inbound.mailboxes import MailboxOptions, set_mailbox
 from mailgate.inbound.quarantine import list_quarantine, retry
-from mailgate.mail.mailboxes import MailboxOptions, set_mailbox
 from mailgate.runtime import imap_mailbox, pop3_mailbox
 from mailgate.runtime.imap_mailbox import PollReport, receipts_of
+from mailgate.sandbox.pool import ParseLimits, ParserPool
 from mailgate.store.models import Mailbox, Receipt
 from mailgate.tracker.issues import list_issues, show_issue
 from mailgate.tracker.service import add_project

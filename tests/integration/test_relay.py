@@ -17,9 +17,9 @@ from mailgate.config import Settings
 from mailgate.context import Context
 from mailgate.inbound import pipeline
 from mailgate.inbound.handle import Destination
-from mailgate.inbound.parsers import ParserPool
 from mailgate.inbound.quarantine import list_quarantine, retry
 from mailgate.inbound.route import RouteOptions
+from mailgate.sandbox.pool import ParserPool
 from mailgate.store.models import OutboxMessage
 from mailgate.tracker.issues import comment_as_agent, list_issues, show_issue
 from mailgate.tracker.service import add_project
@@ -248,7 +248,7 @@ PUBLIC = "help@example.com"
 async def desk_with_public_address(ctx: Context) -> Destination:
     """A mailbox whose login is not the address customers write to: it takes only mail to its
     catch address."""
-    from mailgate.mail.mailboxes import MailboxOptions, add_mailbox, destination_of
+    from mailgate.inbound.mailboxes import MailboxOptions, add_mailbox, destination_of
 
     mailbox, _ = await add_mailbox(
         ctx,

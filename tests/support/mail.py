@@ -6,7 +6,7 @@ import asyncio
 from email.message import EmailMessage
 
 from mailgate.context import Context
-from mailgate.mail.mailboxes import MailboxOptions, add_mailbox
+from mailgate.inbound.mailboxes import MailboxOptions, add_mailbox
 from mailgate.runtime.imap_mailbox import receipts_of
 from mailgate.store.models import Mailbox
 from mailgate.tracker.service import add_project, find_project

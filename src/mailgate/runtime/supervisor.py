@@ -12,7 +12,7 @@ import structlog
 
 from mailgate.context import Context
 from mailgate.errors import MailgateError
-from mailgate.mail.mailboxes import list_mailboxes
+from mailgate.inbound.mailboxes import list_mailboxes
 from mailgate.oauth.integrations import integration_warnings, list_integrations
 from mailgate.oauth.signin import prune as prune_signins
 from mailgate.oauth.tokens import TokenKeeper

@@ -8,10 +8,7 @@ import os
 from pathlib import Path
 
 from mailgate.store.files import tighten_files
-
-
-def dev_certificate_path(home: Path) -> Path:
-    return home / "tls" / "localhost.crt"
+from mailgate.trust import dev_certificate_path
 
 
 def ensure_dev_certificate(home: Path) -> tuple[Path, Path]:

@@ -14,7 +14,7 @@ from tests.support.parsing import POISON
 
 from mailgate.errors import OperationFailed
 from mailgate.inbound.parse import InboundMessage
-from mailgate.inbound.parsers import ParseLimits, ParserPool, Unparsable
+from mailgate.sandbox.pool import ParseLimits, ParserPool, Unparsable
 
 
 def mail(n: int, poison: str | None = None) -> bytes:

@@ -163,7 +163,7 @@ def test_comment_body() -> None:
 
 def test_bulk_options_are_checked() -> None:
     from mailgate.errors import BadInput
-    from mailgate.mail.mailboxes import check_route_options
+    from mailgate.inbound.mailboxes import check_route_options
 
     assert check_route_options({"bulk": "forward:Postmaster@Example.com"}) == {
         "bulk": "forward:postmaster@example.com"
@@ -177,7 +177,7 @@ def test_bulk_options_are_checked() -> None:
 
 def test_the_old_participants_flags_are_aliases() -> None:
     from mailgate.errors import BadInput
-    from mailgate.mail.mailboxes import check_route_options
+    from mailgate.inbound.mailboxes import check_route_options
 
     only = check_route_options({"comments_from_participants_only": True})
     assert only == {"non_participants": "new-issue"}

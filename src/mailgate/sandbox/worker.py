@@ -1,6 +1,6 @@
 """A parsing process: reads messages from its standard input, parses each, writes the result.
 
-Run by `parsers.ParserPool` as `python -m mailgate.inbound.parse_worker`, never by hand. Mail is
+Run by `pool.ParserPool` as `python -m mailgate.sandbox.worker`, never by hand. Mail is
 written by strangers, so the parse runs here, in a process of its own with a memory limit,
 where the parent can kill it at its deadline: a hostile message costs this process, never the
 one that holds the database or the mailbox connections.
@@ -151,7 +151,7 @@ _RECEIVED = _dump(("received", None))
 def main(argv: list[str] | None = None) -> None:
     options = argparse.ArgumentParser(prog="mailgate-parse-worker")
     options.add_argument("--memory-mb", type=int, default=0)
-    options.add_argument("--parse", default="mailgate.inbound.parse:parse_message")
+    options.add_argument("--parse", required=True)
     given = options.parse_args(argv)
     _die_with_parent()
     _no_core_file()

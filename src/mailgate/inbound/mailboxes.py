@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
+from mailgate.inbound.handle import Destination
+from mailgate.inbound.route import BULK_ACTIONS, NON_PARTICIPANTS, RouteOptions
 from mailgate.mail.endpoints import (
     choose,
     endpoint_view,
@@ -25,9 +27,6 @@ from mailgate.mail.endpoints import (
 )
 from mailgate.mail.smtp_servers import check_address
 from mailgate.store.models import Mailbox, Project
-
-if TYPE_CHECKING:
-    from mailgate.inbound.handle import Destination
 
 PROTOCOLS = ("imap", "pop3")
 HANDLERS = ("create-or-comment", "create", "comment")
@@ -182,7 +181,6 @@ def check_route_options(given: dict[str, Any]) -> dict[str, Any]:
     """Validate handler options; only the ones given are stored. The old
     `comments_from_participants_only` (True or False) is `non_participants` new-issue or
     comment."""
-    from mailgate.inbound.route import BULK_ACTIONS, NON_PARTICIPANTS
 
     checked = dict(given)
     if "comments_from_participants_only" in checked:
@@ -395,8 +393,6 @@ def mailbox_view(row: Mailbox) -> dict[str, Any]:
 
 def destination_of(mailbox: Mailbox) -> Destination:
     """Where the mailbox's messages go: its project, with its handler."""
-    from mailgate.inbound.handle import Destination
-    from mailgate.inbound.route import RouteOptions
 
     options = RouteOptions(handler=mailbox.handler, **(mailbox.route_options or {}))
     own = (mailbox.username, options.catch_address or "")
