@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OIDC := tests/support/oidc_provider
 
-.PHONY: run test lint typecheck pytest system-deps node-deps clean
+.PHONY: run test lint layers typecheck pytest system-deps node-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,13 +29,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
+# The layers of docs/architecture.md, as pyproject.toml's contracts state them.
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP) node-deps
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest
+test: lint layers typecheck pytest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
