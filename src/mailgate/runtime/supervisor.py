@@ -16,6 +16,8 @@ from mailgate.inbound.mailboxes import list_mailboxes
 from mailgate.oauth.integrations import integration_warnings, list_integrations
 from mailgate.oauth.signin import prune as prune_signins
 from mailgate.oauth.tokens import TokenKeeper
+from mailgate.outbound.alerts import run_check
+from mailgate.outbound.outbox import flush
 from mailgate.runtime import leases
 from mailgate.runtime.imap_mailbox import run_mailbox
 from mailgate.runtime.pause import wait_or_stop
@@ -106,7 +108,6 @@ class Supervisor:
 
     async def _outbox(self) -> None:
         """Send what is due; messages are claimed with a lease, so workers share the outbox."""
-        from mailgate.outbound.outbox import flush
 
         while not self._stop.is_set():
             try:
@@ -117,7 +118,6 @@ class Supervisor:
 
     async def _alerts(self, interval: float = 60.0) -> None:
         """Tell the admin about incidents (and their end), once each."""
-        from mailgate.outbound.alerts import run_check
 
         while not self._stop.is_set():
             try:
