@@ -108,7 +108,6 @@ class Supervisor:
 
     async def _outbox(self) -> None:
         """Send what is due; messages are claimed with a lease, so workers share the outbox."""
-
         while not self._stop.is_set():
             try:
                 await flush(self.ctx, self.keeper)
@@ -118,7 +117,6 @@ class Supervisor:
 
     async def _alerts(self, interval: float = 60.0) -> None:
         """Tell the admin about incidents (and their end), once each."""
-
         while not self._stop.is_set():
             try:
                 await run_check(self.ctx)
