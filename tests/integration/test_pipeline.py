@@ -3,10 +3,13 @@ mail never does; what cannot be processed is quarantined, kept, and can be retri
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from tests.support.clock import FakeClock
 
 from mailgate.context import Context
 from mailgate.inbound import pipeline
@@ -14,6 +17,7 @@ from mailgate.inbound.handle import Destination
 from mailgate.inbound.ingest import ingest
 from mailgate.inbound.quarantine import list_quarantine, retry
 from mailgate.inbound.route import RouteOptions
+from mailgate.store.models import Issue, Person, Receipt
 from mailgate.tracker.issues import list_issues, show_issue
 from mailgate.tracker.service import add_project
 
@@ -106,6 +110,27 @@ async def test_reply_by_key_and_by_in_reply_to_become_comments(ctx: Context, pro
     assert [c["body"] for c in issue["comments"]] == ["Still burning.", "Out now."]
     assert "erin@example.net" in issue["watchers"]  # a commenter becomes a watcher
     assert len(await list_issues(ctx, "HELP")) == 1
+
+
+async def test_every_time_written_comes_from_the_injected_clock(
+    ctx: Context, project: None, clock: FakeClock
+) -> None:
+    """Receipts, issues, comments and people are stamped with the context's clock, never
+    the wall clock: a pipeline run at a time of the test's choosing records that time."""
+    clock.current = created = datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)
+    await take(ctx, mail())
+    commented = clock.advance(hours=2)
+    await take(ctx, mail("Re: [HELP-1] Printer on fire", message_id="<m2@example.net>"))
+    issue = await show_issue(ctx, "HELP-1")
+    assert issue["created_at"] == created.isoformat()
+    assert [c["created_at"] for c in issue["comments"]] == [commented.isoformat()]
+    async with ctx.db.session() as session:
+        receipts = (await session.scalars(select(Receipt).order_by(Receipt.id))).all()
+        people = (await session.scalars(select(Person))).all()
+        updated = await session.scalar(select(Issue.updated_at))
+    assert [r.received_at for r in receipts] == [created, commented]
+    assert [p.created_at for p in people] == [created]
+    assert updated == commented
 
 
 async def test_the_same_message_twice_is_one_issue(ctx: Context, project: None) -> None:

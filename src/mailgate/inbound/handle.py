@@ -16,6 +16,7 @@ from mailgate.inbound.parse import InboundMessage
 from mailgate.mail import smtp_servers
 from mailgate.store.models import Project, Receipt
 from mailgate.tracker import notify, service
+from mailgate.unit import Unit
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +72,7 @@ _ON_ISSUE_FROM_SENDER = (
 
 
 def handle(
-    session: Session,
+    unit: Unit,
     receipt_id: int,
     received_at: datetime,
     message: InboundMessage,
@@ -79,7 +80,7 @@ def handle(
 ) -> Outcome:
     """Turn a received message into an issue or comment (or decide not to), in the caller's
     transaction."""
-    project = _project(session, destination.project)
+    project = _project(unit, destination.project)
     if project is None:
         return Outcome(
             "quarantined",
@@ -90,7 +91,13 @@ def handle(
     sender = message.from_.address or None
     problem = sender_problem(message)
     match, found = _match(
-        session, project, message, receipt_id, received_at, destination.options, problem is None
+        unit.session,
+        project,
+        message,
+        receipt_id,
+        received_at,
+        destination.options,
+        problem is None,
     )
     decision = route.decide(
         automated=message.automated,
@@ -125,12 +132,12 @@ def handle(
         )
     if isinstance(decision, route.AddComment):
         assert found is not None
-        return _comment(session, receipt_id, message, destination, project, found)
-    return _create(session, receipt_id, message, destination, project)
+        return _comment(unit, receipt_id, message, destination, project, found)
+    return _create(unit, receipt_id, message, destination, project)
 
 
 def accept_as_comment(
-    session: Session,
+    unit: Unit,
     receipt_id: int,
     message: InboundMessage,
     destination: Destination,
@@ -142,8 +149,8 @@ def accept_as_comment(
     problem = sender_problem(message)
     if problem is not None:
         raise BadInput(f"Message {receipt_id} cannot become a comment: {problem}.")
-    project = _project(session, destination.project)
-    issue = service.issue_ref_by_id(session, issue_id)
+    project = _project(unit, destination.project)
+    issue = service.issue_ref_by_id(unit.session, issue_id)
     if project is None or issue is None:
         raise BadInput(
             f"Message {receipt_id} was held for an issue or project that no longer exists: "
@@ -151,7 +158,7 @@ def accept_as_comment(
         )
     if message.message_id:
         for project_id in dict.fromkeys((project.id, issue.project_id)):
-            taken = service.thread_issue(session, project_id, message.message_id)
+            taken = service.thread_issue(unit.session, project_id, message.message_id)
             if taken is not None:
                 return Outcome(
                     "duplicate",
@@ -160,7 +167,7 @@ def accept_as_comment(
                     project=project.key,
                     sender=message.from_.address,
                 )
-    return _comment(session, receipt_id, message, destination, project, issue)
+    return _comment(unit, receipt_id, message, destination, project, issue)
 
 
 def sender_problem(message: InboundMessage) -> str | None:
@@ -181,27 +188,26 @@ def sender_problem(message: InboundMessage) -> str | None:
     return None
 
 
-def _project(session: Session, key: str) -> Project | None:
+def _project(unit: Unit, key: str) -> Project | None:
     # One lookup per transaction: a batch of messages shares it.
-    projects: dict[str, Project | None] = session.info.setdefault("projects", {})
-    if key not in projects:
-        projects[key] = service.find_project(session, key)
-    return projects[key]
+    if key not in unit.projects:
+        unit.projects[key] = service.find_project(unit.session, key)
+    return unit.projects[key]
 
 
 def _comment(
-    session: Session,
+    unit: Unit,
     receipt_id: int,
     message: InboundMessage,
     destination: Destination,
     project: Project,
     found: service.IssueRef,
 ) -> Outcome:
-    author = service.person(session, message.from_.address, message.from_.name)
+    author = service.person(unit, message.from_.address, message.from_.name)
     attachments, notes = _attachments(message, destination)
     body = route.comment_body(message.reply_text, message.body_text, destination.options)
     service.add_comment(
-        session,
+        unit,
         found,
         author,
         _with_notes(body, notes),
@@ -210,21 +216,21 @@ def _comment(
         sender_authentication=message.auth.summary or None,
         attachments=attachments,
     )
-    service.watch(session, found, author)  # Jira: a commenter becomes a watcher
-    if found.project_id != project.id or notify.wanted(session, project):
-        _notify(session, notify.Event("commented", found.id, message.from_.address, body))
+    service.watch(unit.session, found, author)  # Jira: a commenter becomes a watcher
+    if found.project_id != project.id or notify.wanted(unit, project):
+        _notify(unit, notify.Event("commented", found.id, message.from_.address, body))
     return Outcome("commented", None, found.id, project=project.key, sender=message.from_.address)
 
 
 def _create(
-    session: Session,
+    unit: Unit,
     receipt_id: int,
     message: InboundMessage,
     destination: Destination,
     project: Project,
 ) -> Outcome:
     sender = message.from_.address
-    reporter = _reporter(session, project, message, destination)
+    reporter = _reporter(unit, project, message, destination)
     if reporter is None:
         return Outcome(
             "quarantined",
@@ -236,14 +242,14 @@ def _create(
     watching, left_out = route.cc_watchers(
         message.cc,
         options=destination.options,
-        never={*destination.own_addresses, *notify.own_addresses(session), sender},
+        never={*destination.own_addresses, *notify.own_addresses(unit), sender},
         may_watch=notify.may_receive,
     )
-    watchers = [service.person(session, address) for address in watching]
+    watchers = [service.person(unit, address) for address in watching]
     attachments, notes = _attachments(message, destination)
     note = route.left_out_note(left_out, destination.options)
     issue = service.create_issue(
-        session,
+        unit,
         project.id,
         reporter,
         message.subject,
@@ -255,17 +261,17 @@ def _create(
         watcher_ids=watchers,
     )
     # `--bulk accept`: an automated sender gets no acknowledgement.
-    if not message.automated and notify.wanted(session, project):
-        _notify(session, notify.Event("created", issue.id, None))
+    if not message.automated and notify.wanted(unit, project):
+        _notify(unit, notify.Event("created", issue.id, None))
     return Outcome("created", None, issue.id, project=project.key, sender=sender)
 
 
-def _notify(session: Session, event: notify.Event) -> None:
+def _notify(unit: Unit, event: notify.Event) -> None:
     """Queue the event's notification in its own savepoint: if composing it fails, the mail
     still becomes its issue or comment (the failure is logged for the admin)."""
     try:
-        with session.begin_nested():
-            notify.notify(session, event)
+        with unit.session.begin_nested():
+            notify.notify(unit, event)
     except Exception:  # a notification must never cost a customer's message
         log.exception("notification could not be composed", issue=event.issue_id)
 
@@ -329,18 +335,18 @@ def _named_issue(
 
 
 def _reporter(
-    session: Session, project: Project, message: InboundMessage, destination: Destination
+    unit: Unit, project: Project, message: InboundMessage, destination: Destination
 ) -> int | None:
     """The sender as a customer; with `--no-create-customers`, a sender who is not known yet
     (but has a usable address: others are quarantined before) is filed under the project's
     default reporter; None when there is none."""
     address = message.from_.address
     if address and (
-        destination.options.create_customers or service.person_exists(session, address)
+        destination.options.create_customers or service.person_exists(unit.session, address)
     ):
-        return service.person(session, address, message.from_.name)
+        return service.person(unit, address, message.from_.name)
     if project.default_reporter:
-        return service.person(session, project.default_reporter)
+        return service.person(unit, project.default_reporter)
     return None
 
 

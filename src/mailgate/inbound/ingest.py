@@ -16,9 +16,11 @@ from mailgate.context import Context
 from mailgate.errors import BadInput
 from mailgate.inbound import pipeline
 from mailgate.inbound.handle import Destination
+from mailgate.inbound.mailboxes import check_route_options
 from mailgate.inbound.parse import InboundMessage
-from mailgate.inbound.parsers import ParserPool, Unparsable
+from mailgate.inbound.parsers import Unparsable, parse_all
 from mailgate.inbound.route import HANDLERS, RouteOptions
+from mailgate.sandbox.pool import ParserPool
 from mailgate.tracker.service import get_project
 
 # Messages committed together: one commit per batch.
@@ -143,7 +145,7 @@ async def parse_files(
                 raws[index] = path.read_bytes()
             except OSError as exc:
                 results[index] = Unreadable(exc.strerror or type(exc).__name__)
-        parsed = await parsers.parse_all(list(raws.values()))
+        parsed = await parse_all(parsers, list(raws.values()))
         results.update(zip(raws, parsed, strict=True))
         for index, path in enumerate(paths[start : start + chunk]):
             yield path, results[index]
@@ -163,7 +165,6 @@ async def ingest(
     if handler not in HANDLERS:
         raise BadInput(f"Unknown handler {handler!r}: use {', '.join(HANDLERS)}.")
     await ctx.db.run(get_project, project)
-    from mailgate.mail.mailboxes import check_route_options
 
     given = check_route_options({k: v for k, v in (limits or {}).items() if v is not None})
     # A migration brings a sender's whole history at once: no flood or comment-rate limit.

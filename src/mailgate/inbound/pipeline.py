@@ -25,9 +25,10 @@ from mailgate.context import Context
 from mailgate.errors import MailgateError
 from mailgate.inbound.handle import RECEIPTS, Destination, Outcome, handle
 from mailgate.inbound.parse import InboundMessage
-from mailgate.inbound.parsers import Unparsable
+from mailgate.inbound.parsers import Unparsable, parse_all
 from mailgate.store.models import Mailbox, Receipt
 from mailgate.tracker import notify, service
+from mailgate.unit import Unit
 
 log = structlog.get_logger(__name__)
 
@@ -117,11 +118,10 @@ async def take_many(
     as one transaction, and when any message raises, it is rolled back and taken again with a
     savepoint per message."""
 
-    def take_all(session: Session, messages: list[Incoming], savepoints: bool) -> list[Taken]:
-        notify.bind(session, ctx)
-        mailbox = session.get(Mailbox, mailbox_id) if mailbox_id is not None else None
+    def take_all(unit: Unit, messages: list[Incoming], savepoints: bool) -> list[Taken]:
+        mailbox = unit.session.get(Mailbox, mailbox_id) if mailbox_id is not None else None
         return [
-            _take_one(ctx, session, mailbox, mailbox_id, message, destination, savepoints)
+            _take_one(unit, mailbox, mailbox_id, message, destination, savepoints)
             for message in messages
         ]
 
@@ -129,9 +129,9 @@ async def take_many(
     for round_ in itertools.count():
         try:
             try:
-                return await ctx.db.run(take_all, messages, False)
+                return await Unit.run(ctx, take_all, messages, False)
             except _Failed:
-                return await ctx.db.run(take_all, messages, True)
+                return await Unit.run(ctx, take_all, messages, True)
         except _NotParsed:
             # Known when `prepare` looked, unknown now (its receipt was removed meanwhile):
             # parse what is unknown now — never inside the transaction, never what is still
@@ -167,7 +167,7 @@ async def _parse(ctx: Context, messages: list[Incoming], wanted: list[bool]) -> 
     # The same bytes twice in a batch (a sender's copies, or a poison message sent a hundred
     # times) are parsed once: a copy costs nothing more.
     distinct = list(dict.fromkeys(m.raw for m, want in zip(messages, wanted, strict=True) if want))
-    parsed = dict(zip(distinct, await ctx.parsers.parse_all(distinct), strict=True))
+    parsed = dict(zip(distinct, await parse_all(ctx.parsers, distinct), strict=True))
     return [
         dataclasses.replace(message, parsed=parsed[message.raw]) if want else message
         for message, want in zip(messages, wanted, strict=True)
@@ -234,14 +234,14 @@ class _NotParsed(Exception):
 
 
 def _take_one(
-    ctx: Context,
-    session: Session,
+    unit: Unit,
     mailbox: Mailbox | None,
     mailbox_id: int | None,
     message: Incoming,
     destination: Destination | None,
     savepoints: bool,
 ) -> Taken:
+    session = unit.session
     ref, raw = message.ref, message.raw
     digest, message_id = message.digest, message.message_id
     existing = _existing(session, mailbox_id, ref, digest, destination, message_id, claim=True)
@@ -253,7 +253,7 @@ def _take_one(
         )
     if destination is not None and message.parsed is None:
         raise _NotParsed
-    received_at = ctx.clock()
+    received_at = unit.now()
     db = session.connection()
     values = {
         "mailbox_id": mailbox_id,
@@ -280,9 +280,9 @@ def _take_one(
         try:
             if savepoints:
                 with session.begin_nested():
-                    outcome = _handle(session, receipt_id, received_at, message, destination)
+                    outcome = _handle(unit, receipt_id, received_at, message, destination)
             else:
-                outcome = _handle(session, receipt_id, received_at, message, destination)
+                outcome = _handle(unit, receipt_id, received_at, message, destination)
         except (MailgateError, sa.exc.OperationalError):
             # The database failed (disk full, damaged, gone), not the message: nothing of the
             # batch is kept, and it is taken again once the database works.
@@ -291,7 +291,7 @@ def _take_one(
             if not savepoints:
                 raise _Failed from exc
             # What the rolled-back savepoint wrote is gone: so are the ids cached from it.
-            forget_cached(session)
+            unit.reset()
             log.exception("message quarantined", receipt=receipt_id)
             outcome = Outcome(
                 "quarantined", f"mailgate could not process it ({type(exc).__name__}: {exc})"
@@ -317,7 +317,7 @@ def _take_one(
 
 
 def _handle(
-    session: Session,
+    unit: Unit,
     receipt_id: int,
     received_at: datetime,
     message: Incoming,
@@ -329,17 +329,10 @@ def _handle(
         # Recorded with its bytes, and never fetched or parsed again: a poison message ends
         # here. An admin can retry it (with higher limits) once they have looked at it.
         return Outcome("quarantined", parsed.reason, project=destination.project)
-    outcome = handle(session, receipt_id, received_at, parsed, destination)
+    outcome = handle(unit, receipt_id, received_at, parsed, destination)
     if outcome.forward_to and outcome.project:
-        notify.forward(session, outcome.project, message.raw, outcome.forward_to, outcome.reason)
+        notify.forward(unit, outcome.project, message.raw, outcome.forward_to, outcome.reason)
     return outcome
-
-
-def forget_cached(session: Session) -> None:
-    """Drop what the transaction cached (people, projects, SMTP servers): after a savepoint
-    rolled back, ids written inside it may no longer exist."""
-    for name in ("people", "projects", "smtp", "own_addresses"):
-        session.info.pop(name, None)
 
 
 async def quarantine(

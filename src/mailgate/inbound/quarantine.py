@@ -13,13 +13,14 @@ from sqlalchemy.orm import Session
 from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
 from mailgate.inbound.handle import Destination, accept_as_comment, handle
+from mailgate.inbound.mailboxes import destination_of
 from mailgate.inbound.parse import InboundMessage
-from mailgate.inbound.parsers import Unparsable
+from mailgate.inbound.parsers import Unparsable, parse_one
 from mailgate.inbound.pipeline import REFETCH
 from mailgate.inbound.route import RouteOptions
-from mailgate.mail.mailboxes import destination_of
 from mailgate.store.models import Issue, Mailbox, Project, Receipt
 from mailgate.tracker import notify, service
+from mailgate.unit import Unit
 
 
 async def list_quarantine(ctx: Context) -> list[dict[str, Any]]:
@@ -72,11 +73,11 @@ async def retry(ctx: Context, receipt_id: int, *, as_comment: bool = False) -> d
     held = await ctx.db.run(_read, receipt_id, as_comment)
     if not isinstance(held, _Held):
         return held  # not fetched yet: it will be at the next poll
-    message = await ctx.parsers.parse_one(held.raw)
+    message = await parse_one(ctx.parsers, held.raw)
     if isinstance(message, Unparsable):
         reason = message.reason
         return {"id": held.receipt_id, "status": "quarantined", "reason": reason, "issue": None}
-    return await ctx.db.run(_handle_again, ctx, held, message, as_comment)
+    return await Unit.run(ctx, _handle_again, held, message, as_comment)
 
 
 def _read(session: Session, receipt_id: int, as_comment: bool) -> _Held | dict[str, Any]:
@@ -132,19 +133,19 @@ def _fetch_again(session: Session, receipt: Receipt, mailbox: Mailbox | None) ->
 
 
 def _handle_again(
-    session: Session, ctx: Context, held: _Held, message: InboundMessage, as_comment: bool
+    unit: Unit, held: _Held, message: InboundMessage, as_comment: bool
 ) -> dict[str, Any]:
-    notify.bind(session, ctx)
+    session = unit.session
     receipt = _quarantined(session, held.receipt_id, lock=True)
     mailbox = session.get(Mailbox, receipt.mailbox_id) if receipt.mailbox_id else None
     with session.begin_nested():
         # The issue as the receipt says now, not as it was read before the parse.
         if as_comment and receipt.issue_id is not None:
             outcome = accept_as_comment(
-                session, receipt.id, message, held.destination, receipt.issue_id
+                unit, receipt.id, message, held.destination, receipt.issue_id
             )
         else:
-            outcome = handle(session, receipt.id, receipt.received_at, message, held.destination)
+            outcome = handle(unit, receipt.id, receipt.received_at, message, held.destination)
         receipt.status, receipt.reason, receipt.issue_id = (
             outcome.status,
             outcome.reason,
@@ -157,7 +158,7 @@ def _handle_again(
                 (outcome.sender or "")[:320] or None,
             )
         if outcome.forward_to and outcome.project:
-            notify.forward(session, outcome.project, held.raw, outcome.forward_to, outcome.reason)
+            notify.forward(unit, outcome.project, held.raw, outcome.forward_to, outcome.reason)
     if receipt.status != "quarantined" and mailbox is not None:
         mailbox.quarantined = max(0, mailbox.quarantined - 1)
         # The post-action that was held back runs at the next poll.

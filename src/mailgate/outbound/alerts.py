@@ -32,6 +32,7 @@ from mailgate.store.models import (
     SmtpServer,
 )
 from mailgate.tracker import notify
+from mailgate.unit import Unit
 
 log = structlog.get_logger(__name__)
 
@@ -114,12 +115,13 @@ def _grace(key: str) -> timedelta:
     return MAILBOX_GRACE if key.startswith("mailbox:") else timedelta(0)
 
 
-def check(session: Session, admin: str | None, now: datetime) -> list[str]:
+def check(unit: Unit, admin: str | None) -> list[str]:
     """Open, announce and close incidents; returns the subjects of the alerts queued.
 
     An incident is announced once (a mailbox after its grace period) and its end once. One that
     comes back within the hour after a message about it is announced only when that hour is
     over and it is still there — a flapping incident gives at most one message an hour."""
+    session, now = unit.session, unit.now()
     active = incidents(session, now)
     open_rows = {
         a.key: a for a in session.scalars(select(Alert).where(Alert.resolved_at.is_(None)))
@@ -141,7 +143,7 @@ def check(session: Session, admin: str | None, now: datetime) -> list[str]:
         quiet = row.last_sent_at is None or now - row.last_sent_at >= QUIET
         if not row.announced and quiet and now - row.opened_at >= _grace(key):
             subject = f"PROBLEM: {summary}"
-            if _send(session, admin, subject, summary):
+            if _send(unit, admin, subject, summary):
                 queued.append(subject)
             row.announced, row.last_sent_at = True, now
     for key, row in open_rows.items():
@@ -150,41 +152,38 @@ def check(session: Session, admin: str | None, now: datetime) -> list[str]:
         row.resolved_at = now
         if row.announced:
             subject = f"RECOVERED: {row.summary}"
-            if _send(session, admin, subject, f"Back to normal: {row.summary}"):
+            if _send(unit, admin, subject, f"Back to normal: {row.summary}"):
                 queued.append(subject)
             row.announced, row.last_sent_at = False, now
     session.flush()
     return queued
 
 
-def _send(session: Session, admin: str | None, subject: str, body: str) -> bool:
+def _send(unit: Unit, admin: str | None, subject: str, body: str) -> bool:
     if admin is None:
         log.warning("alert (no MAILGATE_ADMIN_EMAIL to send it to)", subject=subject)
         return False
-    server = session.scalars(select(SmtpServer).order_by(SmtpServer.id)).first()
+    server = unit.session.scalars(select(SmtpServer).order_by(SmtpServer.id)).first()
     if server is None:
         log.warning("alert (no SMTP server to send it with)", subject=subject)
         return False
-    home: str | None = session.info.get("home")
     message = EmailMessage()
     message["From"] = email.utils.formataddr(("mailgate", server.from_address))
     message["To"] = admin
     message["Subject"] = "[mailgate] " + " ".join(subject.split())[:900]
     domain = server.from_address.rsplit("@", 1)[-1]
     message["Message-ID"] = email.utils.make_msgid("mailgate.alert", domain=domain)
-    message["Date"] = email.utils.formatdate()
+    message["Date"] = email.utils.formatdate(unit.now().timestamp())
     message["Auto-Submitted"] = "auto-generated"
     message[DEFAULT_FINGERPRINT_HEADER] = notify.FINGERPRINT
-    message.set_content(notify.render(home, "alert.txt", {"body": body}))
-    message.add_alternative(notify.render(home, "alert.html", {"body": body}), subtype="html")
-    notify.queue(session, server.id, "alert", None, [admin], message)
+    message.set_content(notify.render(unit.templates, "alert.txt", {"body": body}))
+    message.add_alternative(
+        notify.render(unit.templates, "alert.html", {"body": body}), subtype="html"
+    )
+    notify.queue(unit, server.id, "alert", None, [admin], message)
     log.warning("alert", subject=subject)
     return True
 
 
 async def run_check(ctx: Context) -> list[str]:
-    def work(session: Session) -> list[str]:
-        notify.bind(session, ctx)
-        return check(session, ctx.settings.admin_email, ctx.clock())
-
-    return await ctx.db.run(work)
+    return await Unit.run(ctx, check, ctx.settings.admin_email)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from mailgate.context import Context
 from mailgate.errors import BadInput
-from mailgate.store.models import Attachment, Comment, Issue, Person, Project, Watcher, utcnow
+from mailgate.store.models import Attachment, Comment, Issue, Person, Project, Watcher
 from mailgate.tracker import notify
 from mailgate.tracker.service import (
     IssueRef,
@@ -22,6 +22,7 @@ from mailgate.tracker.service import (
     issue_key,
     person,
 )
+from mailgate.unit import Unit
 
 
 async def list_issues(ctx: Context, project_key: str | None = None) -> list[dict[str, Any]]:
@@ -124,21 +125,18 @@ async def comment_as_agent(ctx: Context, key: str, body: str, author: str | None
     if not body.strip():
         raise BadInput("The comment is empty: give --body TEXT.")
 
-    def comment(session: Session) -> dict[str, Any]:
-        _, issue = get_issue(session, key)
-        who = person(
-            session, author or "admin@localhost", kind="agent" if author is None else "customer"
-        )
-        add_comment(session, IssueRef.of(issue), who, body)
-        notify.bind(session, ctx)
+    def comment(unit: Unit) -> dict[str, Any]:
+        _, issue = get_issue(unit.session, key)
         address = author or "admin@localhost"
+        who = person(unit, address, kind="agent" if author is None else "customer")
+        add_comment(unit, IssueRef.of(issue), who, body)
         notify.notify(
-            session, notify.Event("commented", issue.id, address, body, by_agent=author is None)
+            unit, notify.Event("commented", issue.id, address, body, by_agent=author is None)
         )
-        session.expire_all()
-        return issue_view(session, key)
+        unit.session.expire_all()
+        return issue_view(unit.session, key)
 
-    return await ctx.db.run(comment)
+    return await Unit.run(ctx, comment)
 
 
 async def set_status(ctx: Context, key: str, status: str) -> dict[str, Any]:
@@ -146,14 +144,13 @@ async def set_status(ctx: Context, key: str, status: str) -> dict[str, Any]:
     if status not in ("open", "closed"):
         raise BadInput(f"Unknown status {status!r}: use open or closed.")
 
-    def change(session: Session) -> dict[str, Any]:
-        _, issue = get_issue(session, key)
+    def change(unit: Unit) -> dict[str, Any]:
+        _, issue = get_issue(unit.session, key)
         if issue.status != status:
             issue.status = status
-            issue.updated_at = utcnow()
-            session.flush()
-            notify.bind(session, ctx)
-            notify.notify(session, notify.Event("status", issue.id, None, status, by_agent=True))
-        return issue_view(session, key)
+            issue.updated_at = unit.now()
+            unit.session.flush()
+            notify.notify(unit, notify.Event("status", issue.id, None, status, by_agent=True))
+        return issue_view(unit.session, key)
 
-    return await ctx.db.run(change)
+    return await Unit.run(ctx, change)

@@ -26,7 +26,6 @@ import structlog
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
-from mailgate.context import Context
 from mailgate.inbound.classify import DEFAULT_FINGERPRINT_HEADER
 from mailgate.mail.smtp_servers import is_address
 from mailgate.store.models import (
@@ -38,9 +37,9 @@ from mailgate.store.models import (
     SmtpServer,
     ThreadMessage,
     Watcher,
-    utcnow,
 )
 from mailgate.tracker import service
+from mailgate.unit import Unit
 
 log = structlog.get_logger(__name__)
 OUTBOX = service.table_of(OutboxMessage)
@@ -59,18 +58,12 @@ class Event:
     by_agent: bool = False
 
 
-def bind(session: Session, ctx: Context) -> None:
-    """Give the transaction what notifications need: the templates' home and the clock."""
-    session.info["home"] = str(ctx.settings.home)
-    session.info["clock"] = ctx.clock
-
-
 @functools.cache
-def environment(home: str | None) -> jinja2.Environment:
+def environment(templates: Path | None) -> jinja2.Environment:
     """Templates the admin may override: $MAILGATE_HOME/templates/NAME beats the built-in."""
     loaders: list[jinja2.BaseLoader] = []
-    if home:
-        loaders.append(jinja2.FileSystemLoader(str(Path(home) / "templates")))
+    if templates is not None:
+        loaders.append(jinja2.FileSystemLoader(str(templates)))
     loaders.append(jinja2.FileSystemLoader(str(_TEMPLATES)))
     return jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
@@ -80,13 +73,14 @@ def environment(home: str | None) -> jinja2.Environment:
     )
 
 
-def render(home: str | None, name: str, values: dict[str, Any]) -> str:
-    """A template, the admin's if it works: a broken one is logged and the built-in used (a
-    typo in a template must not stop mail from becoming issues)."""
+def render(templates: Path | None, name: str, values: dict[str, Any]) -> str:
+    """A template, the admin's (from the folder `templates`) if it works: a broken one is
+    logged and the built-in used (a typo in a template must not stop mail from becoming
+    issues)."""
     try:
-        return environment(home).get_template(name).render(values)
+        return environment(templates).get_template(name).render(values)
     except jinja2.TemplateError as exc:
-        if home is None:
+        if templates is None:
             raise
         log.error("template failed; using the built-in one", template=name, error=str(exc))
         return environment(None).get_template(name).render(values)
@@ -113,31 +107,31 @@ def may_receive(address: str) -> bool:
     return is_address(address) and not looks_automated(address)
 
 
-def smtp_for(session: Session, project: Project) -> SmtpServer | None:
+def smtp_for(unit: Unit, project: Project) -> SmtpServer | None:
     """The project's SMTP server (`project set --smtp`), else the only one there is."""
-    cache: dict[str, SmtpServer | None] = session.info.setdefault("smtp", {})
+    cache = unit.smtp_servers
     if project.key not in cache:
-        servers = list(session.scalars(select(SmtpServer).order_by(SmtpServer.id)))
+        servers = list(unit.session.scalars(select(SmtpServer).order_by(SmtpServer.id)))
         named = [s for s in servers if s.name == project.smtp]
         cache[project.key] = named[0] if named else (servers[0] if len(servers) == 1 else None)
     return cache[project.key]
 
 
-def wanted(session: Session, project: Project) -> bool:
+def wanted(unit: Unit, project: Project) -> bool:
     """Does this project send notifications at all? (Cheap: checked before composing any.)"""
-    return project.notify and smtp_for(session, project) is not None
+    return project.notify and smtp_for(unit, project) is not None
 
 
-def own_addresses(session: Session) -> set[str]:
+def own_addresses(unit: Unit) -> set[str]:
     """Every address mailgate sends as or reads (a mailbox's login and the address it takes
     mail for, `--catch-address`): never a recipient (no mail to ourselves)."""
-    cache: set[str] | None = session.info.get("own_addresses")
-    if cache is None:
-        cache = {a.lower() for a in session.scalars(select(SmtpServer.from_address))}
+    if unit.own_addresses is None:
+        session = unit.session
+        found = {a.lower() for a in session.scalars(select(SmtpServer.from_address))}
         for username, options in session.execute(select(Mailbox.username, Mailbox.route_options)):
-            cache |= {a.lower() for a in (username, _catch_address(options)) if a and "@" in a}
-        session.info["own_addresses"] = cache
-    return cache
+            found |= {a.lower() for a in (username, _catch_address(options)) if a and "@" in a}
+        unit.own_addresses = found
+    return unit.own_addresses
 
 
 def _catch_address(route_options: dict[str, Any] | None) -> str | None:
@@ -176,49 +170,50 @@ _SENT_FOR_ISSUE = select(OutboxMessage.message_id, OutboxMessage.recipients).whe
 )
 
 
-def notify(session: Session, event: Event) -> int:
+def notify(unit: Unit, event: Event) -> int:
     """Queue the event's notifications, one message per recipient addressed to them alone (a
     shared To would show every watcher's address to every other); returns how many were
-    queued. Templates come from `session.info["home"]` (MAILGATE_HOME/templates) when the
+    queued. Templates come from the unit's templates folder (MAILGATE_HOME/templates) when the
     admin changed them."""
-    home: str | None = session.info.get("home")
+    session = unit.session
     issue = session.get(Issue, event.issue_id)
     if issue is None:
         return 0
     project = session.get(Project, issue.project_id)
     if project is None or not project.notify:
         return 0
-    smtp = smtp_for(session, project)
+    smtp = smtp_for(unit, project)
     if smtp is None:
         return 0
-    recipients = _recipients(session, event, issue)
+    recipients = _recipients(unit, event, issue)
     if not recipients:
         return 0
     key = f"{project.key}-{issue.number}"
     thread = list(session.execute(_THREAD, {"issue": issue.id}).all())
     seen_by = _seen_by(session, issue.id)
-    message = _compose(session, home, event, project, issue, smtp, key)
+    message = _compose(unit, event, project, issue, smtp, key)
     kind = {"created": "acknowledgement", "commented": "comment"}.get(event.kind, event.kind)
     domain = smtp.from_address.rsplit("@", 1)[-1]
     for recipient in recipients:
         _address(message, recipient, thread, seen_by.get(recipient, set()))
         message.replace_header("Message-ID", email.utils.make_msgid(f"mailgate.{key}", domain))
-        message_id = queue(session, smtp.id, kind, issue.id, [recipient], message)
+        message_id = queue(unit, smtp.id, kind, issue.id, [recipient], message)
         # A reply to our message finds the issue by this Message-ID.
         service.remember_message(session, project.id, message_id, issue.id, "out")
     return len(recipients)
 
 
-def _recipients(session: Session, event: Event, issue: Issue) -> list[str]:
+def _recipients(unit: Unit, event: Event, issue: Issue) -> list[str]:
     """Who hears of the event: the reporter (and for a comment or a status change, the
     watchers), never whoever caused it, never our own addresses, never an address no person
     reads; each once."""
+    session = unit.session
     reporter = session.get(Person, issue.reporter_id)
     assert reporter is not None
     everyone = [reporter.email]
     if event.kind != "created":
         everyone += session.execute(_WATCHER_ADDRESSES, {"issue": issue.id}).scalars()
-    skip = own_addresses(session) | {(event.actor or "").lower()}
+    skip = own_addresses(unit) | {(event.actor or "").lower()}
     candidates = dict.fromkeys(address.lower() for address in everyone)
     return [address for address in candidates if address not in skip and may_receive(address)]
 
@@ -246,16 +241,16 @@ def _address(message: EmailMessage, recipient: str, thread: list[Any], seen: set
         message["References"] = " ".join(f"<{m}>" for m in ids[-10:])
 
 
-def forward(session: Session, project_key: str, raw: bytes, to: str, reason: str | None) -> int:
+def forward(unit: Unit, project_key: str, raw: bytes, to: str, reason: str | None) -> int:
     """Send automated mail on to `to` (`--bulk forward:ADDRESS`), the original attached whole.
 
     The original is never parsed here: the email package's header parsers take quadratic time
     and memory on hostile headers (a Cc of 1 MB: minutes and gigabytes), and this runs in the
     write transaction, without the parsing processes' deadline. Its bytes are attached as they
     came, and its subject is read from its header block with a bounded cost."""
-    project = service.find_project(session, project_key)
-    smtp = smtp_for(session, project) if project is not None else None
-    if project is None or smtp is None or to.lower() in own_addresses(session):
+    project = service.find_project(unit.session, project_key)
+    smtp = smtp_for(unit, project) if project is not None else None
+    if project is None or smtp is None or to.lower() in own_addresses(unit):
         return 0
     message = EmailMessage()
     message["From"] = email.utils.formataddr((smtp.from_name or project.name, smtp.from_address))
@@ -263,7 +258,7 @@ def forward(session: Session, project_key: str, raw: bytes, to: str, reason: str
     message["Subject"] = "Fwd: " + _subject_of(raw)
     domain = smtp.from_address.rsplit("@", 1)[-1]
     message["Message-ID"] = email.utils.make_msgid("mailgate.forward", domain=domain)
-    message["Date"] = email.utils.formatdate()
+    message["Date"] = email.utils.formatdate(unit.now().timestamp())
     message["Auto-Submitted"] = "auto-generated"
     message[DEFAULT_FINGERPRINT_HEADER] = FINGERPRINT
     message.set_content(
@@ -272,7 +267,7 @@ def forward(session: Session, project_key: str, raw: bytes, to: str, reason: str
     )
     message.make_mixed()
     message.attach(_attached_whole(raw))
-    queue(session, smtp.id, "forward", None, [to], message)
+    queue(unit, smtp.id, "forward", None, [to], message)
     return 1
 
 
@@ -307,7 +302,7 @@ def _attached_whole(raw: bytes) -> EmailMessage:
 
 
 def queue(
-    session: Session,
+    unit: Unit,
     smtp_server_id: int,
     kind: str,
     issue_id: int | None,
@@ -315,8 +310,8 @@ def queue(
     message: EmailMessage,
 ) -> str:
     message_id = str(message["Message-ID"]).strip("<>")
-    now = session.info.get("clock", utcnow)()
-    session.connection().execute(
+    now = unit.now()
+    unit.session.connection().execute(
         insert(OUTBOX),
         {
             "smtp_server_id": smtp_server_id,
@@ -349,8 +344,7 @@ def _excerpt(body: str, key: str) -> str:
 
 
 def _compose(
-    session: Session,
-    home: str | None,
+    unit: Unit,
     event: Event,
     project: Project,
     issue: Issue,
@@ -368,16 +362,16 @@ def _compose(
         "by_agent": event.by_agent,
         "actor": event.actor or "",
     }
-    text = render(home, f"{template}.txt", values)
-    html = render(home, f"{template}.html", values)
+    text = render(unit.templates, f"{template}.txt", values)
+    html = render(unit.templates, f"{template}.html", values)
     message = EmailMessage()
     message["From"] = email.utils.formataddr((smtp.from_name or project.name, smtp.from_address))
     message["To"] = ""  # set per recipient
-    message["Reply-To"] = _reply_to(session, project, smtp)
+    message["Reply-To"] = _reply_to(unit.session, project, smtp)
     prefix = "" if event.kind == "created" else "Re: "
     message["Subject"] = f"{prefix}[{key}] {issue.summary}"
     message["Message-ID"] = ""  # set per recipient
-    message["Date"] = email.utils.formatdate(localtime=False)
+    message["Date"] = email.utils.formatdate(unit.now().timestamp())
     message["Auto-Submitted"] = "auto-replied" if event.kind == "created" else "auto-generated"
     message[DEFAULT_FINGERPRINT_HEADER] = FINGERPRINT
     message["X-Auto-Response-Suppress"] = "All"  # Exchange: no out-of-office replies to this

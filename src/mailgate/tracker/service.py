@@ -1,8 +1,9 @@
 """The built-in tracker's service functions: projects, issues, comments, people, attachments.
 
-Functions that take a `Session` run inside the caller's transaction (the inbound pipeline
-writes an issue, its attachments and the message's receipt in one); the others open their own.
-What people see of an issue, and what an agent does to one, is in `issues`.
+Functions that take a `Unit` (`mailgate.unit`: the session, the clock, the transaction's
+caches) or a `Session` run inside the caller's transaction (the inbound pipeline writes an
+issue, its attachments and the message's receipt in one); the others open their own. What
+people see of an issue, and what an agent does to one, is in `issues`.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from mailgate.store.models import (
     SmtpServer,
     ThreadMessage,
     Watcher,
-    utcnow,
 )
+from mailgate.unit import Unit
 
 
 def table_of(model: type[Any]) -> sa.Table:
@@ -84,7 +85,12 @@ async def add_project(ctx: Context, key: str, name: str, *, smtp: str | None = N
             )
         _check_smtp(session, smtp)
         project = Project(
-            key=key, name=" ".join(name.split())[:200], smtp=smtp, notify=True, next_number=1
+            key=key,
+            name=" ".join(name.split())[:200],
+            smtp=smtp,
+            notify=True,
+            next_number=1,
+            created_at=ctx.clock(),
         )
         session.add(project)
         return project
@@ -159,8 +165,8 @@ async def list_projects(ctx: Context) -> list[Project]:
 # -- people ----------------------------------------------------------------------------------------
 #
 # The write functions below are the inbound pipeline's hot path: Core statements built once and
-# executed with parameters on the session's connection (no unit of work), and a per-transaction
-# cache of people by address.
+# executed with parameters on the session's connection (no ORM unit of work), and the
+# transaction's cache of people by address (`Unit.people`).
 
 _PERSON_BY_EMAIL = select(PEOPLE.c.id, PEOPLE.c.name).where(PEOPLE.c.email == bindparam("email"))
 _PERSON_KIND = select(PEOPLE.c.id, PEOPLE.c.kind).where(PEOPLE.c.email == bindparam("email"))
@@ -169,16 +175,16 @@ _PERSON_NAMED = (
 )
 
 
-def person(session: Session, email: str, name: str | None = None, kind: str = "customer") -> int:
+def person(unit: Unit, email: str, name: str | None = None, kind: str = "customer") -> int:
     """The id of the person with this address, created (as a customer) when new."""
     address = email.strip().lower()
-    known: dict[str, int] = session.info.setdefault("people", {})
+    known = unit.people
     if address in known:
         return known[address]
-    db = session.connection()
+    db = unit.session.connection()
     row = db.execute(_PERSON_BY_EMAIL, {"email": address}).first()
     if row is None:
-        values = {"email": address, "name": name, "kind": kind, "created_at": utcnow()}
+        values = {"email": address, "name": name, "kind": kind, "created_at": unit.now()}
         created = db.execute(_or_nothing(db, PEOPLE).returning(PEOPLE.c.id), values).scalar()
         if created is None:
             # Another transaction added them meanwhile (PostgreSQL: two workers, one new
@@ -276,7 +282,7 @@ _WATCHING = select(WATCHERS.c.person_id).where(
 
 
 def create_issue(
-    session: Session,
+    unit: Unit,
     project_id: int,
     reporter_id: int,
     summary: str,
@@ -288,10 +294,11 @@ def create_issue(
     attachments: Sequence[NewAttachment] = (),
     watcher_ids: Sequence[int] = (),
 ) -> IssueRef:
+    session = unit.session
     db = session.connection()
     # Numbers come from the project row, incremented in the same transaction.
     number = db.execute(_NEXT_NUMBER, {"project": project_id}).scalar_one() - 1
-    now = utcnow()
+    now = unit.now()
     issue_id = db.execute(
         _NEW_ISSUE,
         {
@@ -318,7 +325,7 @@ def create_issue(
 
 
 def add_comment(
-    session: Session,
+    unit: Unit,
     issue: IssueRef,
     author_id: int,
     body: str,
@@ -328,8 +335,9 @@ def add_comment(
     sender_authentication: str | None = None,
     attachments: Sequence[NewAttachment] = (),
 ) -> int:
+    session = unit.session
     db = session.connection()
-    now = utcnow()
+    now = unit.now()
     values = {
         "issue_id": issue.id,
         "author_id": author_id,
