@@ -150,7 +150,7 @@ class InboundMessage:
         return tuple(value for key, value in self.headers if key.lower() == wanted)
 
     def as_json(self, file: str) -> dict[str, Any]:
-        """The `mailgate parse --json` object (INTERFACE.md), plus `content_id` per attachment,
+        """The `mailgate parse --json` object (docs/cli.md), plus `content_id` per attachment,
         the Authentication-Results verdicts and the repair notes."""
         return {
             "file": file,

@@ -52,7 +52,7 @@ class ProviderError:
         return f"{self.error}: {first}" if first else self.error
 
 
-# Microsoft AADSTS codes (PROVIDERS.md; learn.microsoft.com/entra/identity-platform/reference-error-codes).
+# Microsoft AADSTS codes (docs/providers/microsoft.md; learn.microsoft.com/entra/identity-platform/reference-error-codes).
 _AADSTS: dict[int, tuple[Disposition, str]] = {
     700082: (
         Disposition.REAUTHORIZE,
