@@ -5,6 +5,9 @@
     ├── BadInput                  the user's input is wrong: nothing was stored (CLI exit 2)
     │   └── NotFound              a named object does not exist
     ├── OperationFailed           a requested operation did not succeed (CLI exit 1)
+    │   └── MailError             a mail server refused (mailgate.mail.errors: the rule for a
+    │       │                     temporary failure; each protocol's refusals derive from it)
+    │       └── TokenRefused      the server refused an access token a refresh may cure
     ├── Transient                 worth retrying with backoff: network errors, 5xx, timeouts
     │   └── DatabaseBusy          another process held the database's write lock too long
     └── NeedsAdmin                retrying won't help until someone acts

@@ -23,10 +23,10 @@ from tests.support.postfix import Postfix
 
 from mailgate.context import Context
 from mailgate.mail import smtp
-from mailgate.mail.smtp_probe import probe_smtp
 from mailgate.mail.smtp_servers import SmtpOptions, add_smtp
 from mailgate.outbound import outbox
 from mailgate.outbound.alerts import run_check
+from mailgate.outbound.smtp_test import probe_smtp
 from mailgate.runtime.imap_mailbox import poll_once
 from mailgate.store.models import OutboxMessage, SmtpServer
 from mailgate.tracker.issues import comment_as_agent, show_issue

@@ -17,13 +17,15 @@ import binascii
 import json
 from dataclasses import dataclass
 
+from mailgate.mail.errors import MailError
+
 XOAUTH2 = "XOAUTH2"
 OAUTHBEARER = "OAUTHBEARER"
 MECHANISMS = (OAUTHBEARER, XOAUTH2)
 _SEP = "\x01"
 
 
-class NoOAuthMechanism(Exception):
+class NoOAuthMechanism(MailError):
     """The server offers neither OAUTHBEARER nor XOAUTH2."""
 
 

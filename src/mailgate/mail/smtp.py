@@ -1,48 +1,72 @@
 """Sending over SMTP: implicit TLS or STARTTLS (verified always), SASL XOAUTH2 / OAUTHBEARER
-with an OAuth 2.0 credential (or a password), then one mail transaction.
+with an access token (or a password), then one mail transaction.
 
-A refused token that the keeper considered valid is refreshed once and tried once more (the
-provider may have revoked it, or it expired early); a second refusal is the admin's to fix.
-Failures carry the step they happened at, the server's code and text, so the outbox can tell a
-temporary failure (retry) from a permanent one (dead-letter) from one that waits for the admin.
+The client knows nothing of OAuth 2.0: it is handed a token. A refusal that a fresh token may cure
+raises `SmtpTokenRefused`, which `mailgate.oauth.access` answers with one refresh and one more
+try. Failures carry the step they happened at, the server's code and text, so the outbox can tell
+a temporary failure (retry) from a permanent one (dead-letter) from one that waits for the admin.
 """
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import aiosmtplib
 
-from mailgate.context import Context
-from mailgate.errors import MailgateError
 from mailgate.mail import sasl
-from mailgate.mail.endpoints import password_of
-from mailgate.oauth.tokens import TokenKeeper
+from mailgate.mail.errors import MailError, TokenRefused, says_try_later
 from mailgate.store.models import SmtpServer
 
 TIMEOUT = 30.0
 DATA_TIMEOUT = 600.0  # RFC 5321 §4.5.3.2.6: the reply to the end of DATA may take 10 minutes
-# Refusals in the mail transaction that only the admin can fix (sender not allowed, TLS and
-# sign-in required, SMTP AUTH switched off): the message waits instead of dying.
-_ADMIN_FIXABLE = ("5.7.60", "5.2.252", "SendAsDenied", "5.7.57", "5.7.139", "5.7.708")
+# Refusals in the mail transaction that only the admin can fix, by enhanced status code (RFC
+# 3463): sender not allowed (5.7.60, 5.2.252), TLS and sign-in required (5.7.57), SMTP AUTH
+# switched off (5.7.139, 5.7.708). The message waits instead of dying.
+_ADMIN_FIXABLE = frozenset({"5.7.60", "5.2.252", "5.7.57", "5.7.139", "5.7.708"})
+# Exchange Online also refuses Send As with the catch-all 5.2.0 and the reason in words:
+# "554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied".
+_SEND_AS_DENIED = "SendAsDenied"
+_ENHANCED_STATUS = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")
 
 
-@dataclass
-class SmtpFailure(Exception):
-    """What failed, where: `step` is one of connect, tls, greeting, token, authenticate, send."""
+def enhanced_status(text: str) -> str | None:
+    """The enhanced status code a reply's text starts with (RFC 3463): "5.7.139 …" → "5.7.139"."""
+    match = _ENHANCED_STATUS.match(text)
+    return match.group(1) if match else None
 
-    step: str
-    text: str
-    code: int | None = None
-    kind: str = ""  # timeout, refused, certificate, hostname, starttls, recipients …
-    challenge: sasl.ErrorChallenge | None = None
+
+class SmtpFailure(MailError):
+    """What failed, where: `step` is one of resolve, connect, tls, greeting, token,
+    authenticate, send; `code` is the server's reply code, `kind` a machine tag (timeout,
+    refused, certificate, hostname, starttls, mechanism, recipients, connection, config)."""
+
+    def __init__(
+        self,
+        step: str,
+        text: str,
+        code: int | None = None,
+        *,
+        kind: str = "",
+        challenge: sasl.ErrorChallenge | None = None,
+    ) -> None:
+        self.step = step
+        self.text = text
+        self.code = code
+        self.kind = kind
+        self.challenge = challenge
+        super().__init__(str(self))
 
     def __str__(self) -> str:
         code = f"{self.code} " if self.code else ""
         return f"{self.step}: {code}{self.text}"
+
+    @property
+    def temporary(self) -> bool:
+        """The connection broke, or the server said to try later (4yz)."""
+        return self.kind == "connection" or says_try_later(smtp_code=self.code)
 
     @property
     def waits_for_admin(self) -> bool:
@@ -52,15 +76,19 @@ class SmtpFailure(Exception):
         if self.step in ("token", "tls"):
             return True
         if self.step == "authenticate":
-            return not (self.code == 454 or (self.code or 0) // 100 == 4)
+            return not self.temporary
         if self.step == "send" and (self.code or 0) // 100 == 5:
-            return any(mark in self.text for mark in _ADMIN_FIXABLE)
+            return enhanced_status(self.text) in _ADMIN_FIXABLE or _SEND_AS_DENIED in self.text
         return False
 
     @property
     def permanent(self) -> bool:
-        """The server refused this message for good (a 5xx in the mail transaction)."""
+        """The server refused this message for good (a 5yz in the mail transaction)."""
         return self.step == "send" and (self.code or 0) // 100 == 5 and not self.waits_for_admin
+
+
+class SmtpTokenRefused(SmtpFailure, TokenRefused):
+    """The server refused the access token the way a fresh token may cure."""
 
 
 def tls_context_for(server: SmtpServer) -> ssl.SSLContext:
@@ -143,21 +171,22 @@ async def connected(server: SmtpServer) -> AsyncIterator[aiosmtplib.SMTP]:
             client.close()
 
 
-async def authenticate(
-    ctx: Context, keeper: TokenKeeper, server: SmtpServer, client: aiosmtplib.SMTP
-) -> str:
-    """Sign in; returns the mechanism used. A refused token is refreshed and tried once more."""
-    if server.credential_id is None:
-        try:
-            await client.login(server.username, password_of(ctx, server))
-        except aiosmtplib.SMTPResponseException as exc:
-            raise SmtpFailure("authenticate", exc.message, exc.code) from None
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            raise SmtpFailure("authenticate", _text(exc), kind="connection") from None
-        return "password"
+async def login(client: aiosmtplib.SMTP, server: SmtpServer, password: str) -> str:
+    """Sign in with a password (AUTH PLAIN or LOGIN, as the server offers); returns "password"."""
+    try:
+        await client.login(server.username, password)
+    except aiosmtplib.SMTPResponseException as exc:
+        raise SmtpFailure("authenticate", exc.message, exc.code) from None
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        raise SmtpFailure("authenticate", _text(exc), kind="connection") from None
+    return "password"
+
+
+def oauth_mechanism(client: aiosmtplib.SMTP, server: SmtpServer) -> str:
+    """The SASL mechanism to sign in with: the server's choice among what it offers."""
     offered = {method.upper() for method in client.server_auth_methods}
     try:
-        mechanism = sasl.choose_mechanism(offered, server.sasl_mechanism)
+        return sasl.choose_mechanism(offered, server.sasl_mechanism)
     except sasl.NoOAuthMechanism:
         raise SmtpFailure(
             "authenticate",
@@ -165,27 +194,14 @@ async def authenticate(
             "; AUTH may be offered only after STARTTLS)",
             kind="mechanism",
         ) from None
-    for attempt in (1, 2):
-        try:
-            token = await keeper.access_token(server.credential_id)
-        except MailgateError as exc:
-            raise SmtpFailure("token", str(exc)) from None
-        try:
-            await _sasl(client, mechanism, server, token.value)
-            return mechanism
-        except SmtpFailure as refused:
-            temporary = refused.code == 454 or (refused.code or 0) // 100 == 4
-            if attempt == 2 or temporary or refused.kind == "connection":
-                raise
-            keeper.invalidate(server.credential_id)
-            try:
-                await keeper.refresh(server.credential_id)
-            except MailgateError as exc:
-                raise SmtpFailure("token", str(exc)) from None
-    raise AssertionError("unreachable")
 
 
-async def _sasl(client: aiosmtplib.SMTP, mechanism: str, server: SmtpServer, token: str) -> None:
+async def authenticate(
+    client: aiosmtplib.SMTP, server: SmtpServer, mechanism: str, token: str
+) -> str:
+    """Sign in with an access token; returns the mechanism. A refusal that a fresh token may cure
+    raises `SmtpTokenRefused`: 535 (RFC 4954 §6, "authentication credentials invalid"), or any
+    final refusal after the server's error challenge, which is about the token (RFC 7628 §3.2.2)."""
     initial = sasl.initial_response(mechanism, server.username, token, server.host, server.port)
     try:
         response = await client.execute_command(
@@ -198,8 +214,12 @@ async def _sasl(client: aiosmtplib.SMTP, mechanism: str, server: SmtpServer, tok
             response = await client.execute_command(sasl.b64(sasl.error_reply(mechanism)).encode())
     except (aiosmtplib.SMTPException, OSError) as exc:  # the connection, not a refusal
         raise SmtpFailure("authenticate", _text(exc), kind="connection") from None
-    if response.code != 235:
-        raise SmtpFailure("authenticate", response.message, response.code, challenge=challenge)
+    if response.code == 235:
+        return mechanism
+    failure = SmtpFailure("authenticate", response.message, response.code, challenge=challenge)
+    if not failure.temporary and (response.code == 535 or challenge is not None):
+        raise SmtpTokenRefused("authenticate", response.message, response.code, challenge=challenge)
+    raise failure
 
 
 async def transact(
@@ -217,16 +237,3 @@ async def transact(
     except (aiosmtplib.SMTPException, OSError) as exc:
         raise SmtpFailure("send", _text(exc), kind="connection") from None
     return reply, {r: f"{response.code} {response.message}" for r, response in refused.items()}
-
-
-async def send(
-    ctx: Context,
-    keeper: TokenKeeper,
-    server: SmtpServer,
-    recipients: Sequence[str],
-    raw: bytes,
-) -> tuple[str, dict[str, str]]:
-    """Connect, sign in and send one message; the server's acceptance and refused recipients."""
-    async with connected(server) as client:
-        await authenticate(ctx, keeper, server, client)
-        return await transact(client, server.from_address, recipients, raw)

@@ -23,15 +23,18 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from typing import Any
 
+import aiosmtplib
 import structlog
 from sqlalchemy import or_, select, update
 
 from mailgate.backoff import delay
 from mailgate.context import Context
-from mailgate.errors import NotFound
+from mailgate.errors import MailgateError, NotFound
 from mailgate.mail import smtp
 from mailgate.mail.diagnose import diagnose_smtp
-from mailgate.oauth.tokens import TokenKeeper
+from mailgate.mail.endpoints import password_of
+from mailgate.oauth.access import authenticate_with_refresh
+from mailgate.oauth.tokens import AccessToken, TokenKeeper
 from mailgate.store.models import Issue, OutboxMessage, Project, SmtpServer
 
 log = structlog.get_logger(__name__)
@@ -122,6 +125,26 @@ async def flush(ctx: Context, keeper: TokenKeeper | None = None) -> FlushReport:
     return report
 
 
+async def sign_in(
+    ctx: Context, keeper: TokenKeeper, server: SmtpServer, client: aiosmtplib.SMTP
+) -> str:
+    """Sign in to the server with its credential's access token (refreshed once and tried once
+    more if the server refuses it) or its password; returns the mechanism used, or "password"."""
+    if server.credential_id is None:
+        return await smtp.login(client, server, password_of(ctx, server))
+    mechanism = smtp.oauth_mechanism(client, server)
+
+    async def attempt(token: AccessToken) -> str:
+        return await smtp.authenticate(client, server, mechanism, token.value)
+
+    try:
+        return await authenticate_with_refresh(keeper, server.credential_id, attempt)
+    except smtp.SmtpFailure:
+        raise
+    except MailgateError as exc:  # the token keeper's: re-authorize, the provider is down, ...
+        raise smtp.SmtpFailure("token", str(exc)) from None
+
+
 async def _send_batch(
     ctx: Context,
     keeper: TokenKeeper,
@@ -142,7 +165,7 @@ async def _send_batch(
     remaining = list(batch)
     try:
         async with smtp.connected(server) as client:
-            await smtp.authenticate(ctx, keeper, server, client)
+            await sign_in(ctx, keeper, server, client)
             while remaining:
                 message = remaining[0]
                 if not await _still_ours(ctx, message, owner):

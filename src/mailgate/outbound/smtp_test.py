@@ -1,5 +1,5 @@
 """`mailgate smtp test NAME --to ADDRESS`: send a real test message, step by step, and say what a
-failure means (the same catalog the outbox uses)."""
+failure means (the same catalog the outbox uses). It drives the outbox's own client and sign-in."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from email.policy import SMTP
 
 from mailgate.context import Context
 from mailgate.errors import MailgateError
-from mailgate.inbound.classify import DEFAULT_FINGERPRINT_HEADER
 from mailgate.mail import smtp
 from mailgate.mail.diagnose import diagnose_smtp
 from mailgate.mail.smtp_servers import check_address, get_smtp
 from mailgate.oauth.tokens import TokenKeeper
+from mailgate.outbound.outbox import sign_in
 from mailgate.steps import Step, StepReport
 from mailgate.store.models import SmtpServer
-from mailgate.tracker.notify import FINGERPRINT
+from mailgate.tracker.fingerprint import DEFAULT_FINGERPRINT_HEADER, FINGERPRINT
 
 STEPS = ("resolve", "connect", "tls", "greeting", "token", "authenticate", "send")
 
@@ -86,7 +86,7 @@ async def probe_smtp(
                 report.steps.append(Step("token", True, f"expires {token.expires_at}"))
             else:
                 report.steps.append(Step("token", True, "password login"))
-            mechanism = await smtp.authenticate(ctx, keeper, server, client)
+            mechanism = await sign_in(ctx, keeper, server, client)
             report.steps.append(Step("authenticate", True, mechanism))
             reply, refused = await smtp.transact(
                 client, server.from_address, [to], test_message(server, to)
