@@ -3,11 +3,15 @@
 The providers can't be reached from tests, so this emulator answers as they do — rotation,
 90-day inactivity, revocation, expired secrets, Google's 7-day testing grants, their error texts
 — on a clock tests can advance. It also serves the interactive parts: sign-in and consent pages
-for the authorization code flow (with PKCE) and the device code flow (RFC 8628). `create_app(state)` is the ASGI app; `EmulatorState` holds what it
-knows and is what tests drive; `python -m mailgate_emulator` serves it.
+for the authorization code flow (with PKCE) and the device code flow (RFC 8628).
+
+`create_app(state)` is the ASGI app; `EmulatorState` holds what it knows and is what tests drive;
+`python -m mailgate_emulator` serves it. `create_sign_in_app` is the part a person signing in
+needs, without the control API, for `mailgate serve --demo`. A test double: the product package
+`mailgate` never imports it, but for `mailgate.web.demo`.
 """
 
-from mailgate_emulator.app import create_app
+from mailgate_emulator.app import create_app, create_sign_in_app
 from mailgate_emulator.clock import EmulatorClock
 from mailgate_emulator.demo import demo_state, register_demo
 from mailgate_emulator.errors import EmulatedError, GoogleError, MicrosoftError
@@ -56,6 +60,7 @@ __all__ = [
     "SignInFlow",
     "Tenant",
     "create_app",
+    "create_sign_in_app",
     "demo_state",
     "register_demo",
     "s256_challenge",

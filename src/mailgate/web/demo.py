@@ -7,14 +7,12 @@ The emulator keeps its state in memory: after a restart, demo credentials need s
 from __future__ import annotations
 
 from fastapi import FastAPI
-from starlette.routing import Mount
 
 from mailgate.context import Context
 from mailgate.errors import NotFound
 from mailgate.oauth.integrations import IntegrationOptions, add_integration, get_integration
 from mailgate.web.redirects import redirect_slashes_to_base_url
-from mailgate_emulator import create_app as create_emulator
-from mailgate_emulator.control import PREFIX as CONTROL_PREFIX
+from mailgate_emulator import create_sign_in_app
 from mailgate_emulator.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_state
 
 DEMO_PATH = "/demo-idp"
@@ -22,14 +20,13 @@ DEMO_INTEGRATION = "demo"
 
 
 def mount_demo(app: FastAPI, ctx: Context) -> None:
-    """The emulator's provider endpoints and pages under DEMO_PATH — never its control API,
-    which would let anyone who reaches mailgate add accounts or move its clock."""
-    emulator = create_emulator(demo_state([ctx.settings.redirect_url]))
-    emulator.router.routes = [
-        route
-        for route in emulator.router.routes
-        if not (isinstance(route, Mount) and route.path == CONTROL_PREFIX)
-    ]
+    """The emulator's sign-in routes and pages under DEMO_PATH — never its control API, which
+    would let anyone who reaches mailgate add accounts or move its clock. Its URLs start with the
+    base URL, whatever `Host` a request names, and its request bodies are bounded."""
+    emulator = create_sign_in_app(
+        demo_state([ctx.settings.redirect_url]),
+        public_url=ctx.settings.base_url.rstrip("/") + DEMO_PATH,
+    )
     redirect_slashes_to_base_url(emulator.router, ctx.settings.base_url)
     app.mount(DEMO_PATH, emulator)
 
