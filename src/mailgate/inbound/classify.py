@@ -55,16 +55,16 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Final, Literal
 
+from mailgate.tracker.fingerprint import DEFAULT_FINGERPRINT_HEADER
+
 __all__ = [
     "AUTOMATED_REASONS",
-    "DEFAULT_FINGERPRINT_HEADER",
     "Automated",
     "classify",
 ]
 
 Automated = Literal["own", "bounce", "auto-reply", "list", "bulk"]
 AUTOMATED_REASONS: Final[tuple[Automated, ...]] = ("own", "bounce", "auto-reply", "list", "bulk")
-DEFAULT_FINGERPRINT_HEADER: Final = "X-Mailgate-Fingerprint"
 
 _DAEMON_LOCALPARTS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "maildaemon"})
 _STATUS_PARTS = frozenset({"message/delivery-status", "message/global-delivery-status"})

@@ -22,7 +22,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailgate.context import Context
-from mailgate.inbound.classify import DEFAULT_FINGERPRINT_HEADER
 from mailgate.store.models import (
     Alert,
     Credential,
@@ -32,6 +31,7 @@ from mailgate.store.models import (
     SmtpServer,
 )
 from mailgate.tracker import notify
+from mailgate.tracker.fingerprint import DEFAULT_FINGERPRINT_HEADER, FINGERPRINT
 from mailgate.unit import Unit
 
 log = structlog.get_logger(__name__)
@@ -175,7 +175,7 @@ def _send(unit: Unit, admin: str | None, subject: str, body: str) -> bool:
     message["Message-ID"] = email.utils.make_msgid("mailgate.alert", domain=domain)
     message["Date"] = email.utils.formatdate(unit.now().timestamp())
     message["Auto-Submitted"] = "auto-generated"
-    message[DEFAULT_FINGERPRINT_HEADER] = notify.FINGERPRINT
+    message[DEFAULT_FINGERPRINT_HEADER] = FINGERPRINT
     message.set_content(notify.render(unit.templates, "alert.txt", {"body": body}))
     message.add_alternative(
         notify.render(unit.templates, "alert.html", {"body": body}), subtype="html"

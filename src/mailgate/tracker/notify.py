@@ -26,7 +26,6 @@ import structlog
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
-from mailgate.inbound.classify import DEFAULT_FINGERPRINT_HEADER
 from mailgate.mail.smtp_servers import is_address
 from mailgate.store.models import (
     Issue,
@@ -39,11 +38,11 @@ from mailgate.store.models import (
     Watcher,
 )
 from mailgate.tracker import service
+from mailgate.tracker.fingerprint import DEFAULT_FINGERPRINT_HEADER, FINGERPRINT
 from mailgate.unit import Unit
 
 log = structlog.get_logger(__name__)
 OUTBOX = service.table_of(OutboxMessage)
-FINGERPRINT = "mailgate"
 _TEMPLATES = Path(__file__).parent / "templates"
 
 
