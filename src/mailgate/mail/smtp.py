@@ -18,6 +18,7 @@ import aiosmtplib
 
 from mailgate.mail import sasl
 from mailgate.mail.errors import MailError, TokenRefused, says_try_later
+from mailgate.mail.tls import CaFileUnusable, tls_context_for
 from mailgate.store.models import SmtpServer
 
 TIMEOUT = 30.0
@@ -91,19 +92,6 @@ class SmtpTokenRefused(SmtpFailure, TokenRefused):
     """The server refused the access token the way a fresh token may cure."""
 
 
-def tls_context_for(server: SmtpServer) -> ssl.SSLContext:
-    """Verification always on; a private CA is added, never a switch to turn checks off."""
-    context = ssl.create_default_context()
-    if server.ca_file:
-        try:
-            context.load_verify_locations(cafile=server.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise SmtpFailure(
-                "tls", f"the CA file {server.ca_file} cannot be used ({exc})", kind="certificate"
-            ) from None
-    return context
-
-
 def _tls_failure(exc: BaseException) -> SmtpFailure | None:
     text = f"{exc} {exc.__cause__ or ''} {exc.__context__ or ''}"
     if "CERTIFICATE_VERIFY_FAILED" in text or isinstance(exc, ssl.SSLCertVerificationError):
@@ -121,7 +109,11 @@ def _text(exc: BaseException) -> str:
 @asynccontextmanager
 async def connected(server: SmtpServer) -> AsyncIterator[aiosmtplib.SMTP]:
     """An SMTP connection, greeted, with TLS in place (implicit or by STARTTLS)."""
-    tls = tls_context_for(server)
+    try:
+        tls = tls_context_for(server)
+    except CaFileUnusable as exc:
+        text = f"the CA file {exc.ca_file} cannot be used ({exc.reason})"
+        raise SmtpFailure("tls", text, kind="certificate") from None
     client = aiosmtplib.SMTP(
         hostname=server.host,
         port=server.port,
