@@ -2,7 +2,7 @@
 
 Field sets follow the providers' live documents (login.microsoftonline.com/{tenant}/v2.0/
 .well-known/openid-configuration and accounts.google.com/.well-known/openid-configuration); every
-URL is rebuilt on the base URL the request came in on, so clients discover the emulator.
+URL is rebuilt on the emulator's base URL (`urls.emulator_base`), so clients discover the emulator.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import secrets
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote_plus
 
 import httpx2
@@ -16,14 +16,9 @@ import pytest
 import trustme
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from tests.support.emulator import EmulatorProcess, RunningEmulator
 
 from mailgate_emulator import EmulatorState, create_app, s256_challenge
-
-if TYPE_CHECKING:
-    from tests.support.emulator import RunningEmulator
-
-# The fixtures emulator, emulator_server and emulator_process. Pytest imports the plugin itself
-# (to rewrite its asserts), so the tests below import its classes only when they run.
 
 DAY = 86_400
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -776,8 +771,6 @@ async def test_control_api_drives_a_scenario_over_http(
 
 
 def test_subprocess_emulator_announces_its_port_and_loads_a_config(tmp_path: Path) -> None:
-    from tests.support.emulator import EmulatorProcess
-
     config = tmp_path / "emulator.json"
     config.write_text(
         json.dumps(
@@ -799,8 +792,6 @@ def test_subprocess_emulator_announces_its_port_and_loads_a_config(tmp_path: Pat
 
 
 async def test_serves_https(tmp_path: Path) -> None:
-    from tests.support.emulator import RunningEmulator
-
     authority = trustme.CA()
     certificate = authority.issue_cert("127.0.0.1")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
@@ -14,6 +14,13 @@ import uvicorn
 from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from tests.support.emulator import (
+    RunningEmulator,
+    page_alerts,
+    parse_forms,
+    sign_in,
+    verify_device,
+)
 
 from mailgate_emulator import EmulatorState, create_app, s256_challenge
 from mailgate_emulator.demo import (
@@ -23,9 +30,7 @@ from mailgate_emulator.demo import (
     DEMO_TENANT_ID,
     demo_state,
 )
-
-if TYPE_CHECKING:
-    from tests.support.emulator import RunningEmulator
+from mailgate_emulator.serve import EmulatorServer
 
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 TENANT_DOMAIN = "contoso.example"
@@ -145,8 +150,6 @@ async def verified_claims(http: httpx2.AsyncClient, jwks_url: str, token: str) -
 async def test_microsoft_code_flow_with_pkce_signs_in_at_common_as_the_accounts_tenant(
     emulator: RunningEmulator, microsoft: EmulatorState, http: httpx2.AsyncClient
 ) -> None:
-    from tests.support.emulator import parse_forms
-
     verifier = secrets.token_urlsafe(48)
     url = emulator.microsoft_authorize_url("common", **ms_params(verifier, login_hint=ALICE))
 
@@ -193,8 +196,6 @@ async def test_microsoft_code_flow_with_pkce_signs_in_at_common_as_the_accounts_
 async def test_wrong_password_shows_the_sign_in_page_again(
     emulator: RunningEmulator, microsoft: EmulatorState, http: httpx2.AsyncClient
 ) -> None:
-    from tests.support.emulator import page_alerts, parse_forms, sign_in
-
     url = emulator.microsoft_authorize_url(TENANT_DOMAIN, **ms_params("v" * 43))
 
     wrong = await sign_in(http, url, ALICE, "not the password")
@@ -234,8 +235,6 @@ async def test_unregistered_redirect_uri_is_an_error_page_not_a_redirect(
 async def test_cancel_on_consent_redirects_access_denied(
     emulator: RunningEmulator, microsoft: EmulatorState, http: httpx2.AsyncClient
 ) -> None:
-    from tests.support.emulator import sign_in
-
     url = emulator.microsoft_authorize_url(**ms_params("v" * 43))
 
     query = redirect_query(await sign_in(http, url, ALICE, PASSWORD, decision="cancel"))
@@ -250,8 +249,6 @@ async def test_cancel_on_consent_redirects_access_denied(
 async def test_admin_consent_required_until_an_administrator_consents(
     emulator: RunningEmulator, microsoft: EmulatorState, http: httpx2.AsyncClient
 ) -> None:
-    from tests.support.emulator import sign_in
-
     microsoft.update_client("microsoft", CLIENT_ID, admin_consent_required=True)
     url = emulator.microsoft_authorize_url(**ms_params("v" * 43))
 
@@ -270,8 +267,6 @@ async def test_admin_consent_required_until_an_administrator_consents(
 async def test_code_is_single_use_bound_to_verifier_and_redirect_uri(
     emulator: RunningEmulator, microsoft: EmulatorState, http: httpx2.AsyncClient
 ) -> None:
-    from tests.support.emulator import sign_in
-
     verifier = secrets.token_urlsafe(48)
     url = emulator.microsoft_authorize_url(**ms_params(verifier))
     code = redirect_query(await sign_in(http, url, ALICE, PASSWORD))["code"]
@@ -290,8 +285,6 @@ async def test_code_is_single_use_bound_to_verifier_and_redirect_uri(
 async def test_prompt_none_needs_a_session_and_a_session_skips_the_pages(
     emulator: RunningEmulator, microsoft: EmulatorState, http: httpx2.AsyncClient
 ) -> None:
-    from tests.support.emulator import parse_forms, sign_in
-
     interactive = emulator.microsoft_authorize_url(**ms_params("v" * 43))
     silent = emulator.microsoft_authorize_url(**ms_params("v" * 43, prompt="none"))
     forcing = emulator.microsoft_authorize_url(**ms_params("v" * 43, prompt="consent"))
@@ -315,8 +308,6 @@ async def test_prompt_none_needs_a_session_and_a_session_skips_the_pages(
 async def test_google_refresh_token_only_on_first_consent_or_prompt_consent(
     emulator: RunningEmulator, google: EmulatorState, http: httpx2.AsyncClient
 ) -> None:
-    from tests.support.emulator import sign_in
-
     async def exchange(code: str) -> dict[str, Any]:
         form = {
             "grant_type": "authorization_code",
@@ -364,8 +355,6 @@ async def test_google_refresh_token_only_on_first_consent_or_prompt_consent(
 async def test_google_redirect_mismatch_page_and_cancel(
     emulator: RunningEmulator, google: EmulatorState, http: httpx2.AsyncClient
 ) -> None:
-    from tests.support.emulator import sign_in
-
     mismatch = await http.get(
         emulator.google_authorize_url(**g_params(redirect_uri="http://localhost/cb"))
     )
@@ -384,8 +373,6 @@ async def test_google_redirect_mismatch_page_and_cancel(
 async def test_google_include_granted_scopes_adds_earlier_grants(
     emulator: RunningEmulator, google: EmulatorState, http: httpx2.AsyncClient
 ) -> None:
-    from tests.support.emulator import sign_in
-
     identity = emulator.google_authorize_url(**g_params(scope="openid email"))
     redirect_query(await sign_in(http, identity, G_USER, PASSWORD))
     mail = emulator.google_authorize_url(**g_params(scope=GMAIL, include_granted_scopes="true"))
@@ -401,8 +388,6 @@ async def test_google_include_granted_scopes_adds_earlier_grants(
 async def test_microsoft_device_flow_pending_slow_down_then_tokens(
     emulator: RunningEmulator, microsoft: EmulatorState, http: httpx2.AsyncClient
 ) -> None:
-    from tests.support.emulator import verify_device
-
     microsoft.register_client("microsoft", PUBLIC_CLIENT_ID, tenant_id=TENANT_ID)
     started = await http.post(
         emulator.microsoft_devicecode_url("organizations"),
@@ -486,8 +471,6 @@ async def test_microsoft_device_code_declined_expired_and_secret_rules(
 async def test_google_device_flow(
     emulator: RunningEmulator, google: EmulatorState, http: httpx2.AsyncClient
 ) -> None:
-    from tests.support.emulator import verify_device
-
     url = emulator.google_device_code_url
     gmail = await http.post(url, data={"client_id": G_CLIENT, "scope": f"email {GMAIL}"})
     grant = (await http.post(url, data={"client_id": G_CLIENT, "scope": "openid email"})).json()
@@ -581,8 +564,6 @@ async def test_control_api_drives_sign_in_without_html(
 @pytest.fixture
 def mounted() -> Iterator[tuple[str, EmulatorState]]:
     """The demo preset inside a FastAPI app at `/demo-idp`, served by uvicorn."""
-    from mailgate_emulator.serve import EmulatorServer
-
     state = demo_state([CALLBACK])
     outer = FastAPI()
     outer.mount("/demo-idp", create_app(state))
@@ -602,8 +583,6 @@ def mounted() -> Iterator[tuple[str, EmulatorState]]:
 async def test_mounted_under_a_prefix_every_url_carries_it(
     mounted: tuple[str, EmulatorState], http: httpx2.AsyncClient
 ) -> None:
-    from tests.support.emulator import parse_forms, sign_in
-
     base, _state = mounted
     discovery = (
         await http.get(f"{base}/organizations/v2.0/.well-known/openid-configuration")
