@@ -23,7 +23,7 @@ from mailgate_emulator.endpoint import RequestLog, Sleep, apply_fault, read_form
 from mailgate_emulator.model import BrowserSession, Provider, SignInFlow
 from mailgate_emulator.responses import aad_timestamp
 from mailgate_emulator.state import EmulatorState
-from mailgate_emulator.urls import emulator_root
+from mailgate_emulator.urls import emulator_base, emulator_root
 
 SESSION_COOKIES: dict[Provider, str] = {
     "microsoft": "emulator_microsoft_session",
@@ -120,7 +120,7 @@ def _remember(request: Request, response: Response, session: BrowserSession | No
         session.token,
         path=emulator_root(request) or "/",
         httponly=True,
-        secure=request.url.scheme == "https",
+        secure=emulator_base(request).startswith("https://"),
         samesite="lax",
     )
 
