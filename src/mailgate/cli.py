@@ -1125,7 +1125,7 @@ def mailbox_show(name: str, as_json: JsonFlag = False) -> None:
 @mailbox_app.command("test")
 def mailbox_test(name: str, as_json: JsonFlag = False) -> None:
     """Test connection: resolve, connect, TLS, greeting, token, authenticate, select, count."""
-    from mailgate.mail.probe import ProbeResult, probe
+    from mailgate.runtime.probe import ProbeResult, probe
 
     async def work(ctx: Context) -> ProbeResult:
         return await probe(ctx, name)

@@ -11,9 +11,9 @@ from tests.support.emulator import RunningEmulator
 from tests.support.keeper import microsoft_credential, reload
 
 from mailgate.context import Context
-from mailgate.mail.mailboxes import MailboxOptions, add_mailbox
-from mailgate.mail.probe import ProbeResult, probe
+from mailgate.inbound.mailboxes import MailboxOptions, add_mailbox
 from mailgate.oauth.tokens import TokenKeeper
+from mailgate.runtime.probe import ProbeResult, probe
 from mailgate.tracker.service import add_project
 
 ALICE = "alice@example.test"
@@ -186,7 +186,7 @@ async def test_untrusted_certificate(
 ) -> None:
     await setup(ctx, emulator, dovecot)
     async with ctx.db.session() as session:
-        from mailgate.mail.mailboxes import get_mailbox
+        from mailgate.inbound.mailboxes import get_mailbox
 
         (await get_mailbox(session, "support")).ca_file = None
         await session.commit()

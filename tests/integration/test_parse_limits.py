@@ -9,8 +9,7 @@ whole pipeline (ingest, POP3, IMAP), with the parsing processes' limits injected
 
 from __future__ import annotations
 
-import io
-import poplib
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from mailgate.errors import OperationFailed
 from mailgate.inbound.ingest import ingest
 from mailgate.inbound.mailboxes import MailboxOptions, set_mailbox
 from mailgate.inbound.quarantine import list_quarantine, retry
+from mailgate.mail.pop3 import Pop3Client
 from mailgate.runtime import imap_mailbox, pop3_mailbox
 from mailgate.runtime.imap_mailbox import PollReport, receipts_of
 from mailgate.sandbox.pool import ParseLimits, ParserPool
@@ -285,28 +285,39 @@ async def test_copies_of_a_poison_message_in_one_batch_are_parsed_as_one(
     assert parse_log.read_text().count("<q66@example.net>") == 2
 
 
-class _ListedSmaller(poplib.POP3):
-    """A POP3 server whose message is longer than it listed it: RETR's answer, as sent."""
+async def retrieve_from(answer: bytes, number: int) -> tuple[bytes | None, str, list[str]]:
+    """RETR `number` (a limit of 20,000 bytes) from a POP3 server whose message is longer than
+    it listed it — `answer` is its answer, as sent —, then NOOP: what RETR gave, NOOP's reply,
+    and the commands the server received."""
+    commands: list[str] = []
 
-    def __init__(self, answer: bytes) -> None:
-        self.file = io.BytesIO(answer)
-        self.commands: list[str] = []
-        self._debugging = 0
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        commands.append((await reader.readline()).decode().strip())
+        writer.write(answer)
+        await writer.drain()
+        while line := await reader.readline():
+            commands.append(line.decode().strip())
+        writer.close()
 
-    def _putcmd(self, line: str) -> None:
-        self.commands.append(line)
+    async with await asyncio.start_server(serve, "127.0.0.1", 0) as server:
+        pop = await Pop3Client.open("127.0.0.1", server.sockets[0].getsockname()[1])
+        try:
+            raw = await pop.retrieve(number, limit=20_000)
+            return raw, await pop.command("NOOP"), commands
+        finally:
+            await pop.close()
 
 
-def test_a_message_longer_than_its_limit_is_not_kept_whatever_the_server_listed() -> None:
+async def test_a_message_longer_than_its_limit_is_not_kept_whatever_the_server_listed() -> None:
     """The size check before RETR trusts the server's LIST; the retrieval itself holds at most
     the limit, and reads the rest of the answer away, so the next command is understood."""
     body = b"x" * 3000 + b"\r\n"
-    server = _ListedSmaller(b"+OK\r\n" + body * 10 + b".\r\n+OK next\r\n")
-    assert pop3_mailbox._retrieve(server, 1, limit=20_000) is None
-    assert server.commands == ["RETR 1"]
-    assert server.file.read() == b"+OK next\r\n"
-    server = _ListedSmaller(b"+OK\r\n..a\r\n" + body + b".\r\n")
-    assert pop3_mailbox._retrieve(server, 2, limit=20_000) == b".a\r\n" + body
+    raw, after, commands = await retrieve_from(b"+OK\r\n" + body * 10 + b".\r\n+OK next\r\n", 1)
+    assert raw is None
+    assert commands[0] == "RETR 1"
+    assert after == "+OK next"
+    raw, _, _ = await retrieve_from(b"+OK\r\n..a\r\n" + body + b".\r\n+OK\r\n", 2)
+    assert raw == b".a\r\n" + body
 
 
 async def test_a_poison_message_is_not_parsed_again_after_the_folder_is_renumbered(

@@ -1,10 +1,11 @@
-"""A small asyncio IMAP4rev1 client: what a mailbox loop needs, and no more.
+"""A small asyncio IMAP4rev1 client: what a mailbox loop and `mailbox test` need, and no more.
 
-Connect (implicit TLS or STARTTLS), CAPABILITY, AUTHENTICATE with XOAUTH2/OAUTHBEARER (answering
-the server's error challenge, RFC 7628 §3.2.3) or LOGIN, SELECT, UID SEARCH, UID FETCH
-BODY.PEEK[] (never sets \\Seen), UID STORE, UID MOVE (or COPY + \\Deleted + UID EXPUNGE), IDLE
-(RFC 2177) and LOGOUT. Every read and write has a timeout; a BYE, EOF or timeout closes the
-connection and raises `ConnectionLost` — the caller reconnects.
+Connect (implicit TLS or STARTTLS, `mail/connection.py`), CAPABILITY, AUTHENTICATE with XOAUTH2
+/OAUTHBEARER (SASL-IR when offered; answering the server's error challenge, RFC 7628 §3.2.3) or
+LOGIN, SELECT/EXAMINE, UID SEARCH, UID FETCH BODY.PEEK[] (never sets \\Seen), UID STORE, UID MOVE
+(or COPY + \\Deleted + UID EXPUNGE), IDLE (RFC 2177) and LOGOUT. Every read and write has a
+timeout; a BYE, EOF or timeout closes the connection and raises `ConnectionLost` — the caller
+reconnects.
 
 The parsing of server lines is pure (`parse_*` functions) and tested without a server.
 """
@@ -13,20 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import re
-import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from mailgate.mail import sasl
+from mailgate.mail.connection import (
+    Connection,
+    ConnectionLost,
+    MailClient,
+    NoAnswer,
+)
+from mailgate.mail.errors import MailError, TokenRefused, response_code
 
-DEFAULT_TIMEOUT = 30.0
 # RFC 2177: servers may log out clients idle for 30 minutes; re-issue IDLE before that.
 IDLE_RENEW_SECONDS = 28 * 60
 
 
-class ImapError(Exception):
-    """The server answered NO or BAD."""
+class ImapError(MailError):
+    """The server answered NO or BAD. `code`: the response code in brackets, if any; whether
+    it means "try later" is `temporary` (`mail/errors.py`)."""
 
     def __init__(
         self, status: str, text: str, challenge: sasl.ErrorChallenge | None = None
@@ -34,6 +40,7 @@ class ImapError(Exception):
         super().__init__(f"{status} {text}".strip())
         self.status = status
         self.text = text
+        self.code = response_code(text)
         self.challenge = challenge
 
 
@@ -41,8 +48,23 @@ class AuthenticationFailed(ImapError):
     """The server refused the login (NO to AUTHENTICATE / LOGIN)."""
 
 
-class ConnectionLost(Exception):
-    """BYE, EOF or a timeout: the connection is gone; reconnect."""
+class ImapTokenRefused(AuthenticationFailed, TokenRefused):
+    """The server refused the access token, not saying to try later: a fresh token may cure it."""
+
+
+class SessionEnded(ConnectionLost):
+    """The server said BYE."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"the server said {text}")
+        self.text = text
+
+    @property
+    def access_token_expired(self) -> bool:
+        """Exchange Online ends a session when the token it began with expires:
+        "* BYE Session invalidated - AccessTokenExpired". It gives no response code: the text
+        is all there is to go on."""
+        return "AccessTokenExpired" in self.text
 
 
 @dataclass
@@ -117,153 +139,74 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class ImapClient:
-    """One IMAP connection. Use `connect()` as an async context manager."""
+class ImapClient(MailClient):
+    """One IMAP connection: `ImapClient.connect(...)` as an async context manager, or its steps
+    one at a time (`MailClient`)."""
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        *,
-        host: str,
-        port: int,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.host = host
-        self.port = port
-        self.timeout = timeout
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection)
         self.capabilities: set[str] = set()
-        self.greeting = ""
         self.news = False  # the server announced new mail (EXISTS) outside IDLE
         self._tag = 0
 
     # -- connecting ------------------------------------------------------------------------------
 
-    @classmethod
-    @asynccontextmanager
-    async def connect(
-        cls,
-        host: str,
-        port: int,
-        *,
-        security: str,
-        tls: ssl.SSLContext,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> AsyncIterator[ImapClient]:
-        try:
-            async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(
-                    host,
-                    port,
-                    ssl=tls if security == "ssl" else None,
-                    server_hostname=host.strip("[]") if security == "ssl" else None,
-                    limit=2**20,
-                )
-        except TimeoutError:
-            raise ConnectionLost(f"no answer from {host}:{port} within {timeout:.0f} s") from None
-        except OSError as exc:
-            raise ConnectionLost(f"{host}:{port}: {exc.strerror or exc}") from None
-        client = cls(reader, writer, host=host, port=port, timeout=timeout)
-        try:
-            await client._read_greeting()
-            if security == "starttls":
-                await client._starttls(tls)
-            await client.refresh_capabilities()
-            yield client
-        finally:
-            await client.close()
-
-    async def _read_greeting(self) -> None:
+    async def read_greeting(self) -> None:
         greeting = await self._read_response()
         if greeting.tag != "*" or not re.match(r"(OK|PREAUTH)\b", greeting.text, re.IGNORECASE):
             raise ConnectionLost(f"unexpected greeting: {greeting.text[:200]}")
-        self.greeting = greeting.text
+        self.greeting = f"* {greeting.text}"
         self.capabilities = parse_capabilities(greeting.text)
 
-    async def _starttls(self, tls: ssl.SSLContext) -> None:
-        if not self.capabilities:
-            await self.refresh_capabilities()
-        if "STARTTLS" not in self.capabilities:
-            raise ImapError("NO", "the server does not offer STARTTLS")
-        await self.command("STARTTLS")
-        if getattr(self.reader, "_buffer", b""):  # the stream has no public way to ask
-            # Plaintext after STARTTLS's OK would be read as if it came over TLS (an injection).
-            raise ConnectionLost(f"{self.host} sent data right after STARTTLS: refusing it")
-        async with asyncio.timeout(self.timeout):
-            await self.writer.start_tls(tls, server_hostname=self.host.strip("[]"))
-        self.capabilities = set()  # RFC 3501 §6.2.1: forget what was said before TLS
+    STARTTLS = "STARTTLS"
 
-    async def refresh_capabilities(self) -> set[str]:
-        responses = await self.command("CAPABILITY")
-        for response in responses:
+    async def offers_starttls(self) -> bool:
+        if not self.capabilities:  # the greeting said nothing of them
+            await self.refresh_capabilities()
+        return "STARTTLS" in self.capabilities
+
+    def forget_capabilities(self) -> None:
+        self.capabilities = set()
+
+    async def refresh_capabilities(self) -> None:
+        for response in await self.command("CAPABILITY"):
             if response.tag == "*" and response.text.upper().startswith("CAPABILITY"):
                 self.capabilities = parse_capabilities(response.text)
-        return self.capabilities
 
-    async def close(self) -> None:
-        if not self.writer.is_closing():
-            self.writer.close()
-        try:
-            async with asyncio.timeout(2):
-                await self.writer.wait_closed()
-        except (TimeoutError, OSError, ssl.SSLError):
-            pass
+    @property
+    def sasl_mechanisms(self) -> set[str]:
+        return {c[5:] for c in self.capabilities if c.startswith("AUTH=")}
 
     # -- reading and writing ---------------------------------------------------------------------
 
-    async def _readline(self) -> bytes:
-        try:
-            async with asyncio.timeout(self.timeout):
-                line = await self.reader.readuntil(b"\r\n")
-        except TimeoutError:
-            raise ConnectionLost(
-                f"no answer from {self.host} within {self.timeout:.0f} s"
-            ) from None
-        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError) as exc:
-            raise ConnectionLost(
-                f"{self.host} closed the connection ({type(exc).__name__})"
-            ) from None
-        return line
-
     async def _read_response(self) -> Response:
-        line = await self._readline()
+        return await self._complete(await self.connection.readline())
+
+    async def _complete(self, line: bytes) -> Response:
+        """The response that begins with `line`: its literals, and the lines after each."""
         parts: list[bytes] = []
         literals: list[bytes] = []
         while match := _LITERAL.search(line):
             size = int(match.group(1))
             parts.append(line[: match.start()] + b"{" + str(size).encode() + b"}")
-            try:
-                async with asyncio.timeout(self.timeout + size / 100_000):
-                    literals.append(await self.reader.readexactly(size))
-            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
-                raise ConnectionLost(
-                    f"{self.host} stopped in the middle of a message ({type(exc).__name__})"
-                ) from None
-            line = await self._readline()
+            literals.append(await self.connection.readexactly(size))
+            line = await self.connection.readline()
         parts.append(line.rstrip(b"\r\n"))
         text = b"".join(parts).decode("utf-8", "replace")
         tag, _, rest = text.partition(" ")
-        response = Response(tag=tag, text=rest, literals=literals)
         if tag == "*" and rest.upper().startswith("BYE"):
-            raise ConnectionLost(f"the server said {rest}")
-        return response
+            raise SessionEnded(rest)
+        return Response(tag=tag, text=rest, literals=literals)
 
     async def _send(self, data: bytes) -> None:
-        try:
-            self.writer.write(data)
-            async with asyncio.timeout(self.timeout):
-                await self.writer.drain()
-        except (TimeoutError, ConnectionError, ssl.SSLError) as exc:
-            raise ConnectionLost(f"cannot write to {self.host} ({type(exc).__name__})") from None
+        await self.connection.send(data)
 
     def _next_tag(self) -> str:
         self._tag += 1
         return f"M{self._tag:04d}"
 
     async def command(self, line: str) -> list[Response]:
-        """Send one command; the untagged responses, or ImapError on NO/BAD."""
+        """Send one command; the untagged responses and the completion, or ImapError on NO/BAD."""
         tag = self._next_tag()
         await self._send(f"{tag} {line}\r\n".encode())
         untagged: list[Response] = []
@@ -285,13 +228,14 @@ class ImapClient:
     async def authenticate(self, mechanism: str, user: str, token: str) -> str:
         initial = sasl.b64(sasl.initial_response(mechanism, user, token, self.host, self.port))
         tag = self._next_tag()
-        if "SASL-IR" in self.capabilities:
+        if "SASL-IR" in self.capabilities:  # RFC 4959
             await self._send(f"{tag} AUTHENTICATE {mechanism} {initial}\r\n".encode())
         else:
             await self._send(f"{tag} AUTHENTICATE {mechanism}\r\n".encode())
             first = await self._read_response()
             if first.tag != "+":
-                raise AuthenticationFailed("NO", first.text)
+                status, _, text = first.text.partition(" ")
+                raise AuthenticationFailed(status.upper(), text)
             await self._send(initial.encode() + b"\r\n")
         challenge: sasl.ErrorChallenge | None = None
         while True:
@@ -307,23 +251,26 @@ class ImapClient:
                 continue
             status, _, text = response.text.partition(" ")
             if status.upper() != "OK":
-                raise AuthenticationFailed(status.upper(), text, challenge)
-            if "[CAPABILITY" in text.upper():
+                refused = AuthenticationFailed(status.upper(), text, challenge)
+                if refused.temporary:
+                    raise refused
+                raise ImapTokenRefused(status.upper(), text, challenge)
+            if response_code(text) == "CAPABILITY":
                 self.capabilities = parse_capabilities(text)
             else:
                 await self.refresh_capabilities()
             return text
 
     async def login(self, user: str, password: str) -> str:
-        def literal(value: str) -> str:
+        def quoted(value: str) -> str:
             return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
         try:
-            responses = await self.command(f"LOGIN {literal(user)} {literal(password)}")
+            responses = await self.command(f"LOGIN {quoted(user)} {quoted(password)}")
         except ImapError as exc:
             raise AuthenticationFailed(exc.status, exc.text) from None
         await self.refresh_capabilities()
-        return responses[-1].text
+        return responses[-1].text.partition(" ")[2]  # the completion's text, after "OK"
 
     # -- the mailbox -------------------------------------------------------------------------------
 
@@ -389,21 +336,18 @@ class ImapClient:
         if first.tag != "+":
             raise ImapError("NO", f"IDLE refused: {first.text}")
         news = False
-        saved = self.timeout
-        deadline = asyncio.get_running_loop().time() + wait
-        try:
-            while True:
-                # One deadline for the whole IDLE, however many other lines arrive meanwhile.
-                self.timeout = max(0.001, deadline - asyncio.get_running_loop().time())
-                response = await self._read_response()
-                if response.tag == "*" and re.match(r"\d+ (EXISTS|RECENT)", response.text, re.I):
-                    news = True
-                    break
-        except ConnectionLost as lost:
-            if "no answer" not in str(lost):  # a timeout is the end of this IDLE, not an error
-                raise
-        finally:
-            self.timeout = saved
+        clock = asyncio.get_running_loop()
+        deadline = clock.time() + wait
+        while True:
+            # One deadline for the whole IDLE, however many other lines arrive meanwhile.
+            try:
+                line = await self.connection.readline(timeout=max(0.001, deadline - clock.time()))
+            except NoAnswer:
+                break  # the end of this IDLE, not an error
+            response = await self._complete(line)
+            if response.tag == "*" and re.match(r"\d+ (EXISTS|RECENT)", response.text, re.I):
+                news = True
+                break
         await self._send(b"DONE\r\n")
         while True:
             response = await self._read_response()

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -21,21 +19,21 @@ from mailgate.backoff import Backoff
 from mailgate.context import Context
 from mailgate.errors import MailgateError, NeedsReauthorization, Transient
 from mailgate.inbound import pipeline
+from mailgate.inbound.mailboxes import destination_of, get_mailbox
 from mailgate.mail import sasl
+from mailgate.mail.connection import ConnectionLost
 from mailgate.mail.diagnose import Failure, diagnose
-from mailgate.mail.endpoints import password_of
 from mailgate.mail.imap import (
     IDLE_RENEW_SECONDS,
     AuthenticationFailed,
-    ConnectionLost,
     ImapClient,
     ImapError,
     Selected,
+    SessionEnded,
 )
-from mailgate.mail.mailboxes import destination_of, get_mailbox
-from mailgate.mail.probe import tls_context_for
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.runtime import leases
+from mailgate.runtime.connect import signed_in
 from mailgate.runtime.pause import wait_or_stop
 from mailgate.store.models import Mailbox, Receipt
 
@@ -49,10 +47,6 @@ class PollReport:
     quarantined: list[int] = field(default_factory=list)
     post_actions_finished: int = 0
     would_take: list[int] = field(default_factory=list)  # --dry-run
-
-
-class AuthenticationStopped(MailgateError):
-    """The server refused the login even with a freshly refreshed token: stop, don't loop."""
 
 
 async def load(ctx: Context, name: str) -> Mailbox:
@@ -71,44 +65,6 @@ async def set_status(
         row.last_error = error
         if checked:
             row.last_check_at = ctx.clock()
-
-
-@asynccontextmanager
-async def open_mailbox(
-    ctx: Context, keeper: TokenKeeper, mailbox: Mailbox
-) -> AsyncIterator[ImapClient]:
-    """Connected and authenticated. A refused token is refreshed once and tried once more."""
-    tls = tls_context_for(mailbox)
-    for attempt in (1, 2):
-        async with ImapClient.connect(
-            mailbox.host, mailbox.port, security=mailbox.security, tls=tls
-        ) as imap:
-            try:
-                await _authenticate(ctx, keeper, mailbox, imap, refreshed=attempt == 2)
-            except AuthenticationFailed as refused:
-                if (
-                    mailbox.credential_id is None
-                    or attempt == 2
-                    or "UNAVAILABLE" in refused.text.upper()
-                ):
-                    raise
-                keeper.invalidate(mailbox.credential_id)
-                await keeper.refresh(mailbox.credential_id)
-                continue
-            yield imap
-            return
-
-
-async def _authenticate(
-    ctx: Context, keeper: TokenKeeper, mailbox: Mailbox, imap: ImapClient, *, refreshed: bool
-) -> None:
-    if mailbox.credential_id is None:
-        await imap.login(mailbox.username, password_of(ctx, mailbox))
-        return
-    token = await keeper.access_token(mailbox.credential_id)
-    offered = {c[5:] for c in imap.capabilities if c.startswith("AUTH=")}
-    mechanism = sasl.choose_mechanism(offered, mailbox.sasl_mechanism)
-    await imap.authenticate(mechanism, mailbox.username, token.value)
 
 
 async def _post_action(imap: ImapClient, action: str, uids: list[int]) -> None:
@@ -382,7 +338,7 @@ async def poll_once(
         # A dead holder's lease runs out within LEASE_SECONDS: wait that long, then take over.
         async with (
             leases.holding(ctx, mailbox.id, keeper.owner, wait=leases.LEASE_SECONDS + 2),
-            open_mailbox(ctx, keeper, mailbox) as imap,
+            signed_in(ctx, keeper, mailbox, ImapClient) as imap,
         ):
             mailbox = await load(ctx, name)  # the state as the previous holder left it
             report = await process(ctx, imap, mailbox, dry_run=dry_run)
@@ -406,7 +362,7 @@ async def poll_once(
 def status_for(exc: BaseException) -> str:
     if isinstance(exc, NeedsReauthorization):
         return "needs-reauthorization"
-    if isinstance(exc, AuthenticationFailed | AuthenticationStopped):
+    if isinstance(exc, AuthenticationFailed):
         return "auth-failed"
     return "failing"
 
@@ -444,7 +400,7 @@ async def run_mailbox(
     while not stop.is_set():
         mailbox = await load(ctx, name)
         try:
-            async with open_mailbox(ctx, keeper, mailbox) as imap:
+            async with signed_in(ctx, keeper, mailbox, ImapClient) as imap:
                 use_idle = mailbox.idle and "IDLE" in imap.capabilities
                 await set_status(ctx, mailbox.id, "idle" if use_idle else "polling")
                 backoff.reset()
@@ -467,8 +423,8 @@ async def run_mailbox(
             await set_status(ctx, mailbox.id, "auth-failed", describe(mailbox, exc))
             await wait_or_stop(ctx, stop, auth_failure_wait.total_seconds())
         except ConnectionLost as exc:
-            expired = "AccessTokenExpired" in str(exc) and mailbox.credential_id is not None
-            if expired and backoff.failures == 0:
+            expired = isinstance(exc, SessionEnded) and exc.access_token_expired
+            if expired and mailbox.credential_id is not None and backoff.failures == 0:
                 # Microsoft ends a session when the token it began with expires
                 # ("* BYE Session invalidated - AccessTokenExpired"): refresh, reconnect now
                 # (once; a second time in a row backs off like any other loss).

@@ -2,15 +2,12 @@
 DELE only after the message is committed (and only when --after delete).
 
 POP3 has no flags: `--after seen` leaves the message on the server, remembered by its UIDL; a
-backlog of `unseen` means everything there (POP3 cannot tell what was read). The blocking stdlib
-client runs in a thread.
+backlog of `unseen` means everything there (POP3 cannot tell what was read).
 """
 
 from __future__ import annotations
 
 import asyncio
-import poplib
-import re
 from dataclasses import dataclass
 
 import structlog
@@ -20,53 +17,18 @@ from mailgate.backoff import Backoff
 from mailgate.context import Context
 from mailgate.errors import NeedsReauthorization, Transient
 from mailgate.inbound import pipeline
+from mailgate.inbound.mailboxes import destination_of
 from mailgate.mail import sasl
-from mailgate.mail.endpoints import password_of
-from mailgate.mail.mailboxes import destination_of
-from mailgate.mail.probe import Session, StepFailed, tls_context_for
+from mailgate.mail.connection import ConnectionLost
+from mailgate.mail.pop3 import AuthenticationFailed, Pop3Client, Pop3Error
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.runtime import leases
+from mailgate.runtime.connect import signed_in
 from mailgate.runtime.imap_mailbox import PollReport, load, set_status
 from mailgate.runtime.pause import wait_or_stop
 from mailgate.store.models import Mailbox, Receipt
 
 log = structlog.get_logger(__name__)
-
-
-async def _open(ctx: Context, keeper: TokenKeeper, mailbox: Mailbox) -> Session:
-    """Connected and authenticated; a refused token is refreshed once and tried once more."""
-    for attempt in (1, 2):
-        session = Session(mailbox, tls_context_for(mailbox))
-        try:
-            for step in (session.connect, session.tls, session.greeting):
-                await asyncio.to_thread(step)
-            if mailbox.credential_id is None:
-                await asyncio.to_thread(
-                    session.authenticate_password, mailbox.username, password_of(ctx, mailbox)
-                )
-                return session
-            token = await keeper.access_token(mailbox.credential_id)
-            mechanism = sasl.choose_mechanism(session.offered_mechanisms(), mailbox.sasl_mechanism)
-            await asyncio.to_thread(
-                session.authenticate_oauth, mechanism, mailbox.username, token.value
-            )
-            return session
-        except StepFailed as failed:
-            await asyncio.to_thread(session.close)
-            temporary = re.search(r"SYS/TEMP|UNAVAILABLE", failed.detail)
-            if (
-                failed.kind != "refused"
-                or attempt == 2
-                or mailbox.credential_id is None
-                or temporary
-            ):
-                raise
-            keeper.invalidate(mailbox.credential_id)
-            await keeper.refresh(mailbox.credential_id)
-        except BaseException:
-            await asyncio.to_thread(session.close)
-            raise
-    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -95,20 +57,13 @@ async def _known(ctx: Context, mailbox_id: int) -> dict[str, _Known]:
 
 
 async def process(
-    ctx: Context, session: Session, mailbox: Mailbox, *, dry_run: bool = False
+    ctx: Context, pop: Pop3Client, mailbox: Mailbox, *, dry_run: bool = False
 ) -> PollReport:
+    """Take every message not taken before; DELE (with --after delete) after the commit, and
+    QUIT, which ends the session: the deletions take effect only then."""
     report = PollReport()
-    pop = session.pop
-    assert pop is not None
-    listing = await asyncio.to_thread(pop.uidl)
-    numbers: dict[str, int] = {}
-    for line in listing[1]:
-        position, _, uidl = line.decode("ascii", "replace").partition(" ")
-        numbers[uidl.strip()] = int(position)
-    sizes: dict[int, int] = {}
-    for line in (await asyncio.to_thread(pop.list))[1]:
-        position, _, size = line.decode("ascii", "replace").partition(" ")
-        sizes[int(position)] = int(size.split()[0])
+    numbers = {uidl: number for number, uidl in (await pop.uidl()).items()}
+    sizes = await pop.sizes()
     known = await _known(ctx, mailbox.id)
     first_time = mailbox.uidvalidity is None
     new = [uidl for uidl in numbers if uidl not in known]
@@ -127,7 +82,7 @@ async def process(
         action = receipt.post_action or mailbox.after
         if action == "delete" and receipt.status != "quarantined":
             deletes.append(receipt.id)
-            await asyncio.to_thread(pop.dele, numbers[uidl])
+            await pop.dele(numbers[uidl])
         else:
             # POP3 has no flags: "seen" leaves the message as it is. Done, or it would be
             # counted as pending at every poll.
@@ -151,7 +106,7 @@ async def process(
         raw = None
         if listed <= mailbox.max_message_bytes:
             # None: longer than the server listed it, and over the limit
-            raw = await asyncio.to_thread(_retrieve, pop, number, mailbox.max_message_bytes)
+            raw = await pop.retrieve(number, mailbox.max_message_bytes)
         if raw is None:
             reason = f"{listed} bytes, over the limit of {mailbox.max_message_bytes} (--max-message-bytes); left on the server"
             await pipeline.quarantine(ctx, mailbox.id, ref, listed, reason)
@@ -163,7 +118,7 @@ async def process(
             report.quarantined.append(number)  # kept on the server for a retry
             await pipeline.post_actions_done(ctx, [taken.receipt_id])
         elif (taken.post_action or mailbox.after) == "delete":
-            await asyncio.to_thread(pop.dele, number)
+            await pop.dele(number)
             deletes.append(taken.receipt_id)
         else:
             await pipeline.post_actions_done(ctx, [taken.receipt_id])
@@ -174,42 +129,10 @@ async def process(
             row.uidvalidity = 0  # POP3: "the backlog policy has been applied"
         mailbox.uidvalidity = 0
     # DELE takes effect at QUIT (RFC 1939 §6): only then are the deletions done.
-    await asyncio.to_thread(pop.quit)
-    session.pop = None
+    await pop.quit()
     for receipt_id in deletes:
         await pipeline.post_actions_done(ctx, [receipt_id])
     return report
-
-
-_CHUNK = 1 << 20
-
-
-def _retrieve(pop: poplib.POP3, number: int, limit: int) -> bytes | None:
-    """Message `number` (RETR), or None when it is longer than `limit` bytes.
-
-    Not `poplib.POP3.retr`: it refuses a line longer than 2,048 bytes (`error_proto('line too
-    long')`), and RFC 5322 §2.1.1's 998 is a rule that senders and servers break — one such
-    message would fail every poll, and the mail after it would never be taken. Here a line may
-    be of any length; the message as a whole is bounded by `limit`."""
-    pop._putcmd(f"RETR {number}")  # type: ignore[attr-defined]
-    pop._getresp()  # type: ignore[attr-defined]  # "-ERR …" raises error_proto
-    parts: list[bytes] = []
-    held = 0
-    line_start = True
-    while True:
-        chunk = pop.file.readline(_CHUNK)  # a long line comes in pieces
-        if not chunk:
-            raise poplib.error_proto("-ERR EOF inside a message")
-        if line_start:
-            if chunk in (b".\r\n", b".\n"):  # RFC 1939 §3: the end of a multi-line response
-                break
-            if chunk.startswith(b".."):  # byte-stuffed
-                chunk = chunk[1:]
-        line_start = chunk.endswith(b"\n")
-        held += len(chunk)
-        if held <= limit:
-            parts.append(chunk)
-    return b"".join(parts) if held <= limit else None
 
 
 async def poll_once(
@@ -220,21 +143,15 @@ async def poll_once(
     try:
         async with leases.holding(ctx, mailbox.id, keeper.owner, wait=leases.LEASE_SECONDS + 2):
             mailbox = await load(ctx, name)
-            session = await _open(ctx, keeper, mailbox)
-            try:
-                report = await process(ctx, session, mailbox, dry_run=dry_run)
-            finally:
-                await asyncio.to_thread(session.close)
+            async with signed_in(ctx, keeper, mailbox, Pop3Client) as pop:
+                report = await process(ctx, pop, mailbox, dry_run=dry_run)
     except NeedsReauthorization as exc:
         await set_status(ctx, mailbox.id, "needs-reauthorization", str(exc))
         raise
-    except (StepFailed, sasl.NoOAuthMechanism, OSError, EOFError, poplib.error_proto) as exc:
-        status = (
-            "auth-failed" if isinstance(exc, StepFailed) and exc.kind == "refused" else "failing"
-        )
-        message = str(getattr(exc, "detail", exc))
-        await set_status(ctx, mailbox.id, status, message)
-        raise Transient(f"Mailbox {name!r}: {message}") from None
+    except (ConnectionLost, Pop3Error, sasl.NoOAuthMechanism) as exc:
+        status = "auth-failed" if isinstance(exc, AuthenticationFailed) else "failing"
+        await set_status(ctx, mailbox.id, status, str(exc))
+        raise Transient(f"Mailbox {name!r}: {exc}") from None
     if not dry_run:
         await set_status(ctx, mailbox.id, "polling")
     return report
@@ -250,21 +167,21 @@ async def run_pop3_mailbox(
         mailbox = await load(ctx, name)
         wait = float(mailbox.poll_seconds)
         try:
-            session = await _open(ctx, keeper, mailbox)
-            try:
-                await process(ctx, session, mailbox)
-            finally:
-                await asyncio.to_thread(session.close)
+            async with signed_in(ctx, keeper, mailbox, Pop3Client) as pop:
+                await process(ctx, pop, mailbox)
             await set_status(ctx, mailbox.id, "polling")
             backoff.reset()
         except NeedsReauthorization as exc:
             await set_status(ctx, mailbox.id, "needs-reauthorization", str(exc))
-        except StepFailed as exc:
-            status = "auth-failed" if exc.kind == "refused" else "failing"
-            await set_status(ctx, mailbox.id, status, exc.detail)
-            wait = backoff.next() if status == "failing" else max(wait, 900.0)
+        except AuthenticationFailed as exc:
+            # Refused even after one refresh: say why, and don't knock again for a while.
+            await set_status(ctx, mailbox.id, "auth-failed", str(exc))
+            wait = max(wait, 900.0)
+        except (ConnectionLost, Pop3Error) as exc:
+            await set_status(ctx, mailbox.id, "failing", str(exc))
+            wait = backoff.next()
         except Exception as exc:  # the loop survives anything: log, say it, back off, retry
-            if not isinstance(exc, Transient | sasl.NoOAuthMechanism | OSError | EOFError):
+            if not isinstance(exc, Transient | sasl.NoOAuthMechanism | OSError):
                 log.exception("mailbox loop error", mailbox=name)
             wait = backoff.next()
             # Logged first: should the database be what fails, the status cannot be written.
