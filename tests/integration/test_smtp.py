@@ -115,6 +115,23 @@ async def test_a_refused_sign_in_is_diagnosed(
     assert postfix.messages(BOB) == []
 
 
+@pytest.mark.parametrize("port", ["submission_port", "smtps_port"])
+async def test_an_untrusted_certificate_is_diagnosed(
+    ctx: Context, emulator: RunningEmulator, postfix: Postfix, port: str
+) -> None:
+    # Without its private CA, the test server's certificate is trusted by nobody: by STARTTLS
+    # and by implicit TLS alike, the failure is the certificate's, at the TLS step.
+    security = "starttls" if port == "submission_port" else "ssl"
+    await smtp_server(
+        ctx, emulator, postfix, port=getattr(postfix, port), security=security, ca_file=None
+    )
+    report = await probe_smtp(ctx, "out", BOB)
+    failed = report.steps[-1]
+    assert (failed.step, failed.ok) == ("tls", False)
+    assert "CERTIFICATE_VERIFY_FAILED" in failed.detail
+    assert report.diagnosis and "--ca-file" in report.diagnosis
+
+
 async def alert_kinds(ctx: Context) -> list[str]:
     """PROBLEM / RECOVERED of the alerts in the outbox, in the order they were queued."""
     views = [v for v in await outbox.list_outbox(ctx) if v["kind"] == "alert"]

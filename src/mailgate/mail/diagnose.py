@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from mailgate.mail.errors import enhanced_status, says_try_later
 from mailgate.mail.sasl import ErrorChallenge
 
 
@@ -123,12 +124,14 @@ def diagnose(f: Failure) -> str:
 
 def _authentication(f: Failure, provider: str, service: str) -> str:
     text = f.text
-    if re.search(r"UNAVAILABLE|SYS/TEMP|Temporary authentication failure", text, re.I):
+    if says_try_later(text):
         return (
             "The server could not check the credentials right now (a temporary failure on its "
             "side, e.g. its OAuth 2.0 token check is unreachable): mailgate retries; if it "
             "persists, check the mail server's authentication backend."
         )
+    # Exchange Online's "* BYE Session invalidated - AccessTokenExpired" carries no response
+    # code: its words are all there is.
     if "AccessTokenExpired" in text:
         return (
             "The server ended the session because the access token expired: mailgate refreshes "
@@ -192,6 +195,7 @@ def diagnose_smtp(failure: SmtpFailureLike, server: SmtpServerLike) -> str:
     """What an SMTP server's refusal means, and the fix (Exchange Online's and Gmail's texts)."""
     provider = provider_of(server.host)
     text = failure.text
+    status = enhanced_status(text)
     oauth = server.credential_id is not None
     if failure.step in ("connect", "tls", "greeting", "resolve"):
         if failure.step == "tls" and failure.kind == "starttls":
@@ -215,7 +219,7 @@ def diagnose_smtp(failure: SmtpFailureLike, server: SmtpServerLike) -> str:
         )
     if failure.step == "token":
         return text
-    if "5.7.57" in text:
+    if status == "5.7.57":
         return (
             f"{server.host} wants TLS and a sign-in before it takes mail ({failure.code} "
             f"{text}): use --security starttls on port 587, and a credential or password."
@@ -227,7 +231,8 @@ def diagnose_smtp(failure: SmtpFailureLike, server: SmtpServerLike) -> str:
                 "2.0 tokens on this port; check the host and port, or use --password-file if the "
                 "server only takes passwords."
             )
-        if "5.7.139" in text or "SmtpClientAuthentication" in text:
+        # 5.7.139 says SMTP AUTH is off; only the words after it say where it was turned off.
+        if status == "5.7.139" or "SmtpClientAuthentication" in text:
             if "disabled for the Tenant" in text:
                 return (
                     "Exchange Online has SMTP AUTH switched off for the whole organization (535 "
@@ -249,7 +254,7 @@ def diagnose_smtp(failure: SmtpFailureLike, server: SmtpServerLike) -> str:
                 "Mail tab, Manage email apps, Authenticated SMTP), and check that security "
                 "defaults do not block it."
             )
-        if "5.7.9" in text or "Application-specific password" in text:
+        if status == "5.7.9" or "Application-specific password" in text:
             return (
                 "Gmail wants an app password for this account (534 5.7.9), and Google is ending "
                 "them: use OAuth 2.0 — add a Google integration, authorize the account, and set "
@@ -272,7 +277,7 @@ def diagnose_smtp(failure: SmtpFailureLike, server: SmtpServerLike) -> str:
                 "an app-only credential: the app has SMTP.SendAsApp and its service principal "
                 "may send as the mailbox. testconnectivity.microsoft.com tests the same sign-in."
             )
-        if re.search(r"^4|454|Temporary", f"{failure.code} {text}"):
+        if says_try_later(smtp_code=failure.code):
             return (
                 "The server could not check the credentials right now (a temporary failure on "
                 "its side): mailgate retries."
@@ -283,7 +288,9 @@ def diagnose_smtp(failure: SmtpFailureLike, server: SmtpServerLike) -> str:
             "login (--username) and that the server accepts tokens from this provider."
         )
     # The mail transaction.
-    if "SendAsDenied" in text or "5.7.60" in text or "send as" in text.lower():
+    # Exchange Online refuses Send As with 5.7.60, 5.2.252, or the catch-all 5.2.0 and the word
+    # SendAsDenied; other servers say "send as" in words only.
+    if status in ("5.7.60", "5.2.252") or "SendAsDenied" in text or "send as" in text.lower():
         return (
             f"The server does not let {server.username} send as {server.from_address} "
             f"({failure.code} {text}): use the mailbox's own address as --from, or grant Send As "

@@ -43,6 +43,16 @@ def response_code(reply: str) -> str | None:
     return match.group(1).upper() if match else None
 
 
+# RFC 3463 §2: class.subject.detail, at the start of an SMTP reply's text (RFC 2034).
+_ENHANCED_STATUS = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+def enhanced_status(text: str) -> str | None:
+    """The enhanced status code an SMTP reply's text starts with: "5.7.139 …" → "5.7.139"."""
+    match = _ENHANCED_STATUS.match(text)
+    return match.group(1) if match else None
+
+
 def says_try_later(reply: str = "", *, smtp_code: int | None = None) -> bool:
     """Whether a server's refusal means "try again later": an SMTP 4yz reply code, or an IMAP or
     POP3 reply whose response code is one of `TRY_LATER_CODES`."""

@@ -9,16 +9,14 @@ a temporary failure (retry) from a permanent one (dead-letter) from one that wai
 
 from __future__ import annotations
 
-import re
-import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import aiosmtplib
 
 from mailgate.mail import sasl
-from mailgate.mail.errors import MailError, TokenRefused, says_try_later
-from mailgate.mail.tls import CaFileUnusable, tls_context_for
+from mailgate.mail.errors import MailError, TokenRefused, enhanced_status, says_try_later
+from mailgate.mail.tls import CaFileUnusable, tls_context_for, tls_failure_kind
 from mailgate.store.models import SmtpServer
 
 TIMEOUT = 30.0
@@ -30,19 +28,13 @@ _ADMIN_FIXABLE = frozenset({"5.7.60", "5.2.252", "5.7.57", "5.7.139", "5.7.708"}
 # Exchange Online also refuses Send As with the catch-all 5.2.0 and the reason in words:
 # "554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied".
 _SEND_AS_DENIED = "SendAsDenied"
-_ENHANCED_STATUS = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")
-
-
-def enhanced_status(text: str) -> str | None:
-    """The enhanced status code a reply's text starts with (RFC 3463): "5.7.139 …" → "5.7.139"."""
-    match = _ENHANCED_STATUS.match(text)
-    return match.group(1) if match else None
 
 
 class SmtpFailure(MailError):
     """What failed, where: `step` is one of resolve, connect, tls, greeting, token,
     authenticate, send; `code` is the server's reply code, `kind` a machine tag (timeout,
-    refused, certificate, hostname, starttls, mechanism, recipients, connection, config)."""
+    refused, certificate, hostname, handshake, starttls, mechanism, recipients, connection,
+    config)."""
 
     def __init__(
         self,
@@ -93,13 +85,11 @@ class SmtpTokenRefused(SmtpFailure, TokenRefused):
 
 
 def _tls_failure(exc: BaseException) -> SmtpFailure | None:
+    kind = tls_failure_kind(exc)
+    if kind is None:
+        return None
     text = f"{exc} {exc.__cause__ or ''} {exc.__context__ or ''}"
-    if "CERTIFICATE_VERIFY_FAILED" in text or isinstance(exc, ssl.SSLCertVerificationError):
-        kind = "hostname" if "match" in text.lower() else "certificate"
-        return SmtpFailure("tls", " ".join(text.split()), kind=kind)
-    if isinstance(exc, ssl.SSLError) or "SSL" in text:
-        return SmtpFailure("tls", " ".join(text.split()))
-    return None
+    return SmtpFailure("tls", " ".join(text.split()), kind=kind)
 
 
 def _text(exc: BaseException) -> str:

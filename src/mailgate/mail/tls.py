@@ -39,3 +39,23 @@ def tls_context_for(server: TrustSettings) -> ssl.SSLContext:
         except (OSError, ssl.SSLError) as exc:
             raise CaFileUnusable(server.ca_file, str(exc)) from None
     return context
+
+
+# OpenSSL's verification results that say the certificate is fine but names another host.
+_NAME_MISMATCH = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+
+
+def tls_failure_kind(exc: BaseException) -> str | None:
+    """What went wrong in a TLS handshake, read from the TLS error in `exc` or in what caused
+    it (client libraries wrap it): "hostname" (a certificate for another name), "certificate"
+    (not trusted), "handshake" (anything else); None when no TLS error is there."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return "hostname" if current.verify_code in _NAME_MISMATCH else "certificate"
+        if isinstance(current, ssl.SSLError):
+            return "handshake"
+        current = current.__cause__ or current.__context__
+    return None

@@ -9,12 +9,13 @@ from mailgate.errors import OperationFailed, Transient
 from mailgate.mail.errors import (
     MailError,
     TokenRefused,
+    enhanced_status,
     is_temporary,
     response_code,
     says_try_later,
 )
 from mailgate.mail.sasl import NoOAuthMechanism
-from mailgate.mail.smtp import SmtpFailure, SmtpTokenRefused, enhanced_status
+from mailgate.mail.smtp import SmtpFailure, SmtpTokenRefused
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mailgate.mail import smtp
-from mailgate.mail.tls import CaFileUnusable, tls_context_for
+from mailgate.mail.tls import CaFileUnusable, tls_context_for, tls_failure_kind
 
 
 @dataclass
@@ -44,3 +44,28 @@ async def test_smtp_reports_it_at_the_tls_step(tmp_path: Path) -> None:
     assert (failed.value.step, failed.value.kind) == ("tls", "certificate")
     assert str(failed.value).startswith(f"tls: the CA file {missing} cannot be used (")
     assert failed.value.waits_for_admin
+
+
+def _wrapped(cause: BaseException) -> BaseException:
+    """`cause` as a client library passes it on: inside an error of its own."""
+    try:
+        try:
+            raise cause
+        except BaseException as exc:
+            raise ConnectionError("Error connecting to mail.example.com on port 465") from exc
+    except ConnectionError as wrapper:
+        return wrapper
+
+
+def _verification(code: int) -> ssl.SSLCertVerificationError:
+    error = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    error.verify_code = code
+    return error
+
+
+def test_what_went_wrong_in_the_handshake_is_read_from_the_error() -> None:
+    assert tls_failure_kind(_wrapped(_verification(62))) == "hostname"  # HOSTNAME_MISMATCH
+    assert tls_failure_kind(_wrapped(_verification(64))) == "hostname"  # IP_ADDRESS_MISMATCH
+    assert tls_failure_kind(_verification(20)) == "certificate"  # UNABLE_TO_GET_ISSUER_CERT
+    assert tls_failure_kind(_wrapped(ssl.SSLError(1, "WRONG_VERSION_NUMBER"))) == "handshake"
+    assert tls_failure_kind(_wrapped(ConnectionRefusedError())) is None
