@@ -8,9 +8,11 @@ from email.message import EmailMessage
 import pytest
 from tests.support.dovecot import Dovecot
 from tests.support.emulator import RunningEmulator
-from tests.support.keeper import CLIENT_ID, CLIENT_SECRET, TENANT
+from tests.support.keeper import access_token_for
 
-from mailgate.mail.imap import AuthenticationFailed, ConnectionLost, ImapClient
+from mailgate.mail.connection import ConnectionLost
+from mailgate.mail.errors import TokenRefused
+from mailgate.mail.imap import AuthenticationFailed, ImapClient
 from mailgate.mail.sasl import OAUTHBEARER, XOAUTH2
 
 ALICE = "alice@example.test"
@@ -26,17 +28,7 @@ def message(subject: str) -> bytes:
 
 
 def token_for(emulator: RunningEmulator, account: str = ALICE) -> str:
-    emulator.state.register_client("microsoft", CLIENT_ID, CLIENT_SECRET, tenant_id=TENANT)
-    grant = emulator.state.create_grant(
-        "microsoft",
-        CLIENT_ID,
-        account,
-        ["https://outlook.office.com/IMAP.AccessAsUser.All"],
-        with_access_token=True,
-        tenant_id=TENANT,
-    )
-    assert grant.access_token
-    return grant.access_token
+    return access_token_for(emulator, account)
 
 
 @pytest.mark.parametrize(("security", "mechanism"), [("ssl", XOAUTH2), ("starttls", OAUTHBEARER)])
@@ -80,6 +72,7 @@ async def test_refused_token_carries_the_servers_challenge(
             await imap.authenticate(XOAUTH2, ALICE, token)
     assert refused.value.status == "NO" and "AUTHENTICATIONFAILED" in refused.value.text
     assert refused.value.challenge is not None and refused.value.challenge.status == "401"
+    assert isinstance(refused.value, TokenRefused)  # a fresh token may cure it: refresh once
 
 
 async def test_idle_reports_new_mail_and_times_out_quietly(

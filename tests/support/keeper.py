@@ -19,6 +19,24 @@ CLIENT_SECRET = "Xx8Q~emulator-client-secret-value"
 ACCOUNT = "alice@contoso.example"
 
 
+def access_token_for(
+    emulator: RunningEmulator, account: str, scope: str = "IMAP.AccessAsUser.All"
+) -> str:
+    """An access token of `account` from the emulator's Microsoft, with no credential stored:
+    for the protocol clients' own tests."""
+    emulator.state.register_client("microsoft", CLIENT_ID, CLIENT_SECRET, tenant_id=TENANT)
+    grant = emulator.state.create_grant(
+        "microsoft",
+        CLIENT_ID,
+        account,
+        [f"https://outlook.office.com/{scope}"],
+        with_access_token=True,
+        tenant_id=TENANT,
+    )
+    assert grant.access_token
+    return grant.access_token
+
+
 @dataclass
 class Setup:
     integration: Integration

@@ -1,10 +1,11 @@
 """`mailbox test`: connect, authenticate and look at the mailbox, step by step.
 
-Steps, in order (INTERFACE.md): resolve, connect, tls, greeting, token, authenticate, select
-(stat for POP3), count. The steps after a failed one are not run; every failure gets a diagnosis
-from `mail/diagnose.py`. The steps drive the clients the mailbox loops use (`mail/imap.py`,
-`mail/pop3.py`) and sign in as the loops do (`runtime/connect.py`): a token the keeper considered
-valid that the server refuses is refreshed once and tried once more — never more.
+Steps, in order (as `mailbox test --json` names them): resolve, connect, tls, greeting, token,
+authenticate, select (stat for POP3), count. The steps after a failed one are not run; every
+failure gets a diagnosis from `mail/diagnose.py`. The steps drive the clients the mailbox loops
+use (`mail/imap.py`, `mail/pop3.py`) and sign in as the loops do (`runtime/connect.py`): a token
+the keeper considered valid that the server refuses is refreshed once and tried once more —
+never more.
 """
 
 from __future__ import annotations
