@@ -15,6 +15,7 @@ from mailgate.inbound import route
 from mailgate.inbound.parse import InboundMessage
 from mailgate.mail import smtp_servers
 from mailgate.store.models import Project, Receipt
+from mailgate.store.vocabulary import PostAction, ReceiptStatus
 from mailgate.tracker import notify, service
 from mailgate.unit import Unit
 
@@ -34,12 +35,12 @@ class Destination:
 class Outcome:
     """What the message became: the receipt's status, reason and issue."""
 
-    status: str  # created, commented, ignored, duplicate, quarantined
+    status: ReceiptStatus
     reason: str | None = None
     issue_id: int | None = None
     project: str | None = None
     sender: str | None = None
-    post_action: str | None = None  # the message's own, instead of the mailbox's
+    post_action: PostAction | None = None  # the message's own, instead of the mailbox's
     forward_to: str | None = None  # automated mail sent on (`--bulk forward:ADDRESS`)
 
 
@@ -51,7 +52,7 @@ _FROM_SENDER = (
     .where(
         RECEIPTS.c.sender == bindparam("sender"),
         RECEIPTS.c.project == bindparam("project"),
-        RECEIPTS.c.status.in_(("created", "commented")),
+        RECEIPTS.c.status.in_((ReceiptStatus.CREATED, ReceiptStatus.COMMENTED)),
         RECEIPTS.c.received_at >= bindparam("since"),
         RECEIPTS.c.id != bindparam("receipt"),
     )
@@ -64,7 +65,7 @@ _ON_ISSUE_FROM_SENDER = (
     .where(
         RECEIPTS.c.sender == bindparam("sender"),
         RECEIPTS.c.project == bindparam("project"),
-        RECEIPTS.c.status == "commented",
+        RECEIPTS.c.status == ReceiptStatus.COMMENTED,
         RECEIPTS.c.received_at >= bindparam("since"),
         RECEIPTS.c.issue_id == bindparam("issue"),
     )
@@ -83,7 +84,7 @@ def handle(
     project = _project(unit, destination.project)
     if project is None:
         return Outcome(
-            "quarantined",
+            ReceiptStatus.QUARANTINED,
             f"project {destination.project} does not exist: create it with "
             f"`mailgate project add {destination.project} --name NAME`, then "
             f"`mailgate quarantine retry {receipt_id}`",
@@ -108,9 +109,9 @@ def handle(
         sender_problem=problem,
     )
     if isinstance(decision, route.Ignore):
-        then = "delete" if decision.delete else None
+        then = PostAction.DELETE if decision.delete else None
         return Outcome(
-            "ignored",
+            ReceiptStatus.IGNORED,
             decision.reason,
             project=project.key,
             sender=sender,
@@ -120,11 +121,15 @@ def handle(
     if isinstance(decision, route.Quarantine):
         # A message held for an agent keeps its issue: `quarantine retry --as-comment` uses it.
         return Outcome(
-            "quarantined", decision.reason, decision.issue_id, project=project.key, sender=sender
+            ReceiptStatus.QUARANTINED,
+            decision.reason,
+            decision.issue_id,
+            project=project.key,
+            sender=sender,
         )
     if isinstance(decision, route.Duplicate):
         return Outcome(
-            "duplicate",
+            ReceiptStatus.DUPLICATE,
             "this Message-ID already made an issue in the project",
             decision.issue_id,
             project=project.key,
@@ -161,7 +166,7 @@ def accept_as_comment(
             taken = service.thread_issue(unit.session, project_id, message.message_id)
             if taken is not None:
                 return Outcome(
-                    "duplicate",
+                    ReceiptStatus.DUPLICATE,
                     "this Message-ID was already taken (an earlier copy of the message)",
                     taken,
                     project=project.key,
@@ -219,7 +224,8 @@ def _comment(
     service.watch(unit.session, found, author)  # Jira: a commenter becomes a watcher
     if found.project_id != project.id or notify.wanted(unit, project):
         _notify(unit, notify.Event("commented", found.id, message.from_.address, body))
-    return Outcome("commented", None, found.id, project=project.key, sender=message.from_.address)
+    sender = message.from_.address
+    return Outcome(ReceiptStatus.COMMENTED, None, found.id, project=project.key, sender=sender)
 
 
 def _create(
@@ -233,7 +239,7 @@ def _create(
     reporter = _reporter(unit, project, message, destination)
     if reporter is None:
         return Outcome(
-            "quarantined",
+            ReceiptStatus.QUARANTINED,
             f"the sender {sender} is not known and the project has no default reporter "
             "(`mailgate project set KEY --default-reporter ADDRESS`)",
             project=project.key,
@@ -263,7 +269,7 @@ def _create(
     # `--bulk accept`: an automated sender gets no acknowledgement.
     if not message.automated and notify.wanted(unit, project):
         _notify(unit, notify.Event("created", issue.id, None))
-    return Outcome("created", None, issue.id, project=project.key, sender=sender)
+    return Outcome(ReceiptStatus.CREATED, None, issue.id, project=project.key, sender=sender)
 
 
 def _notify(unit: Unit, event: notify.Event) -> None:

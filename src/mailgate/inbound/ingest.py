@@ -21,6 +21,7 @@ from mailgate.inbound.parse import InboundMessage
 from mailgate.inbound.parsers import Unparsable, parse_all
 from mailgate.inbound.route import HANDLERS, RouteOptions
 from mailgate.sandbox.pool import ParserPool
+from mailgate.store.vocabulary import Handler, ReceiptStatus
 from mailgate.tracker.service import get_project
 
 # Messages committed together: one commit per batch.
@@ -28,13 +29,13 @@ BATCH = 100
 BATCH_BYTES = 32 * 1024 * 1024
 WARM_UP_BYTES = 4 * 1024 * 1024  # more input than this is surely more than one batch
 SUMMARY_ORDER = (
-    "created",
-    "commented",
-    "ignored",
-    "quarantined",
-    "duplicate",
-    "received",
-    "empty",
+    ReceiptStatus.CREATED,
+    ReceiptStatus.COMMENTED,
+    ReceiptStatus.IGNORED,
+    ReceiptStatus.QUARANTINED,
+    ReceiptStatus.DUPLICATE,
+    ReceiptStatus.RECEIVED,
+    "empty",  # a file with no message in it
 )
 
 
@@ -169,7 +170,7 @@ async def ingest(
     given = check_route_options({k: v for k, v in (limits or {}).items() if v is not None})
     # A migration brings a sender's whole history at once: no flood or comment-rate limit.
     options = RouteOptions(
-        handler=handler, max_per_sender_hour=0, max_comments_per_issue_hour=0, **given
+        handler=Handler(handler), max_per_sender_hour=0, max_comments_per_issue_hour=0, **given
     )
     destination = Destination(project=project, options=options)
     summary: Counter[str] = Counter()
@@ -188,7 +189,7 @@ async def ingest(
     async def take(incoming: list[pipeline.Incoming]) -> None:
         taken = await pipeline.take_many(ctx, None, incoming, destination=destination)
         for message, result in zip(incoming, taken, strict=True):
-            count(message.origin or "", result.status if result.new else "duplicate")
+            count(message.origin or "", result.status if result.new else ReceiptStatus.DUPLICATE)
 
     await _pipelined(
         _batches(messages(paths, on_empty=lambda origin: count(origin, "empty"))), parse, take

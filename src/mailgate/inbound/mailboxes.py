@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
 from mailgate.inbound.handle import Destination
-from mailgate.inbound.route import BULK_ACTIONS, NON_PARTICIPANTS, RouteOptions
+from mailgate.inbound.route import BULK_ACTIONS, HANDLERS, NON_PARTICIPANTS, RouteOptions
 from mailgate.mail.endpoints import (
     choose,
     endpoint_view,
@@ -27,10 +27,10 @@ from mailgate.mail.endpoints import (
 )
 from mailgate.mail.smtp_servers import check_address
 from mailgate.store.models import Mailbox, Project
+from mailgate.store.vocabulary import Backlog, Handler, MailboxStatus, Protocol
 
-PROTOCOLS = ("imap", "pop3")
-HANDLERS = ("create-or-comment", "create", "comment")
-BACKLOGS = ("unseen", "all", "none")
+PROTOCOLS = tuple(Protocol)
+BACKLOGS = tuple(Backlog)
 DEFAULT_PORTS = {
     ("imap", "ssl"): 993,
     ("imap", "starttls"): 143,
@@ -134,7 +134,9 @@ async def _resolve(
     if not row.project:
         raise BadInput("No project given: use --project KEY for the project mail lands in.")
     row.handler = (
-        choose(opts.handler, HANDLERS, "handler", "--handler") or row.handler or "create-or-comment"
+        choose(opts.handler, HANDLERS, "handler", "--handler")
+        or row.handler
+        or Handler.CREATE_OR_COMMENT
     )
     row.after = check_after(
         opts.after if opts.after is not None else (row.after or "seen"), row.protocol
@@ -158,7 +160,9 @@ async def _resolve(
     if opts.idle is not None:
         row.idle = opts.idle
     row.backlog = (
-        choose(opts.backlog, BACKLOGS, "backlog policy", "--backlog") or row.backlog or "unseen"
+        choose(opts.backlog, BACKLOGS, "backlog policy", "--backlog")
+        or row.backlog
+        or Backlog.UNSEEN
     )
     if opts.max_message_bytes is not None:
         if opts.max_message_bytes < 1024:
@@ -327,7 +331,7 @@ async def _added(
         poll_seconds=0,
         backlog="",
         max_message_bytes=0,
-        status="new",
+        status=MailboxStatus.NEW,
         processed=0,
         quarantined=0,
         idle=True,
@@ -394,7 +398,7 @@ def mailbox_view(row: Mailbox) -> dict[str, Any]:
 def destination_of(mailbox: Mailbox) -> Destination:
     """Where the mailbox's messages go: its project, with its handler."""
 
-    options = RouteOptions(handler=mailbox.handler, **(mailbox.route_options or {}))
+    options = RouteOptions(handler=Handler(mailbox.handler), **(mailbox.route_options or {}))
     own = (mailbox.username, options.catch_address or "")
     return Destination(
         project=mailbox.project,

@@ -27,14 +27,11 @@ from mailgate.inbound.handle import RECEIPTS, Destination, Outcome, handle
 from mailgate.inbound.parse import InboundMessage
 from mailgate.inbound.parsers import Unparsable, parse_all
 from mailgate.store.models import Mailbox, Receipt
+from mailgate.store.vocabulary import ReceiptStatus
 from mailgate.tracker import notify, service
 from mailgate.unit import Unit
 
 log = structlog.get_logger(__name__)
-
-# A quarantined message's receipt once a retry asked for it to be fetched again (it was over the
-# size limit, so its bytes were never kept); the next poll takes the message.
-REFETCH = "refetch"
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,7 @@ _MESSAGE_ID = re.compile(rb"(?im)^message-id:\s*<?([^>\s]+)>?")
 class Taken:
     receipt_id: int
     new: bool  # False: this message was taken before (nothing was done again)
-    status: str = "received"  # created, commented, ignored, duplicate, quarantined, received
+    status: str = ReceiptStatus.RECEIVED  # a `ReceiptStatus` (as the database gave it)
     post_action: str | None = None  # the message's own post-action ("delete"), else the mailbox's
 
 
@@ -189,7 +186,11 @@ async def _known(
         db = session.connection()
         if mailbox_id is None:
             given = {"project": destination.project, "digests": sorted(set(digests))}
-            done = {row.sha256 for row in db.execute(_INGESTED_ANY, given) if row.status != REFETCH}
+            done = {
+                row.sha256
+                for row in db.execute(_INGESTED_ANY, given)
+                if row.status != ReceiptStatus.REFETCH
+            }
             return [digest in done for digest in digests]
         values: dict[str, object] = {
             "mailbox": mailbox_id,
@@ -198,7 +199,9 @@ async def _known(
             "digests": sorted(set(digests)),
             "ids": sorted({found for found in ids if found is not None}),
         }
-        rows = [row for row in db.execute(_TAKEN_ANY, values) if row.status != REFETCH]
+        rows = [
+            row for row in db.execute(_TAKEN_ANY, values) if row.status != ReceiptStatus.REFETCH
+        ]
         return [
             any(_same(row, m.ref, digest, found) for row in rows)
             for m, digest, found in zip(messages, digests, ids, strict=True)
@@ -264,7 +267,7 @@ def _take_one(
         "message_id": message_id,
         "sha256": digest,
         "size": len(raw),
-        "status": "received",
+        "status": ReceiptStatus.RECEIVED,
         "received_at": received_at,
         "project": destination.project if destination else None,
         "sender": None,
@@ -275,7 +278,7 @@ def _take_one(
     }
     service.keep_blob(session, digest, raw)
     receipt_id = int(db.execute(_NEW_RECEIPT, values).scalar_one())
-    status, post_action = "received", None
+    status, post_action = ReceiptStatus.RECEIVED, None
     if destination is not None:
         try:
             if savepoints:
@@ -294,7 +297,8 @@ def _take_one(
             unit.reset()
             log.exception("message quarantined", receipt=receipt_id)
             outcome = Outcome(
-                "quarantined", f"mailgate could not process it ({type(exc).__name__}: {exc})"
+                ReceiptStatus.QUARANTINED,
+                f"mailgate could not process it ({type(exc).__name__}: {exc})",
             )
         status, post_action = outcome.status, outcome.post_action
         db.execute(
@@ -311,7 +315,7 @@ def _take_one(
         )
     if mailbox is not None:
         mailbox.processed += 1
-        if status == "quarantined":
+        if status == ReceiptStatus.QUARANTINED:
             mailbox.quarantined += 1
     return Taken(receipt_id, new=True, status=status, post_action=post_action)
 
@@ -328,7 +332,7 @@ def _handle(
     if isinstance(parsed, Unparsable):
         # Recorded with its bytes, and never fetched or parsed again: a poison message ends
         # here. An admin can retry it (with higher limits) once they have looked at it.
-        return Outcome("quarantined", parsed.reason, project=destination.project)
+        return Outcome(ReceiptStatus.QUARANTINED, parsed.reason, project=destination.project)
     outcome = handle(unit, receipt_id, received_at, parsed, destination)
     if outcome.forward_to and outcome.project:
         notify.forward(unit, outcome.project, message.raw, outcome.forward_to, outcome.reason)
@@ -342,9 +346,9 @@ async def quarantine(
     size: int,
     reason: str,
     *,
-    status: str = "quarantined",
+    status: ReceiptStatus = ReceiptStatus.QUARANTINED,
 ) -> Taken:
-    """Record a message that is not taken (too large …; or "skipped": there before the mailbox
+    """Record a message that is not taken (too large …; or skipped: there before the mailbox
     was added), with the reason; it stays on the server."""
 
     def record(session: Session) -> Taken:
@@ -370,7 +374,7 @@ async def quarantine(
         )
         session.add(receipt)
         session.flush()
-        if status == "quarantined":
+        if status == ReceiptStatus.QUARANTINED:
             mailbox.quarantined += 1
         return Taken(receipt.id, new=True)
 
@@ -409,7 +413,7 @@ def _existing(
     place = {"uidvalidity": ref.uidvalidity, "uid": ref.uid, "uidl": ref.uidl}
     values = {"mailbox": mailbox_id, **place, "sha256": digest, "message_id": message_id}
     found = db.execute(_TAKEN, values).first()
-    if claim and found is not None and found.status == REFETCH:
+    if claim and found is not None and found.status == ReceiptStatus.REFETCH:
         db.execute(delete(RECEIPTS).where(RECEIPTS.c.id == found.id))
         found = db.execute(_TAKEN, values).first()
     return found

@@ -16,9 +16,9 @@ from mailgate.inbound.handle import Destination, accept_as_comment, handle
 from mailgate.inbound.mailboxes import destination_of
 from mailgate.inbound.parse import InboundMessage
 from mailgate.inbound.parsers import Unparsable, parse_one
-from mailgate.inbound.pipeline import REFETCH
 from mailgate.inbound.route import RouteOptions
 from mailgate.store.models import Issue, Mailbox, Project, Receipt
+from mailgate.store.vocabulary import ReceiptStatus
 from mailgate.tracker import notify, service
 from mailgate.unit import Unit
 
@@ -32,7 +32,7 @@ async def list_quarantine(ctx: Context) -> list[dict[str, Any]]:
                 .outerjoin(Mailbox, Receipt.mailbox_id == Mailbox.id)
                 .outerjoin(Issue, Receipt.issue_id == Issue.id)
                 .outerjoin(Project, Issue.project_id == Project.id)
-                .where(Receipt.status == "quarantined")
+                .where(Receipt.status == ReceiptStatus.QUARANTINED)
                 .order_by(Receipt.id)
             )
         ).all()
@@ -76,7 +76,8 @@ async def retry(ctx: Context, receipt_id: int, *, as_comment: bool = False) -> d
     message = await parse_one(ctx.parsers, held.raw)
     if isinstance(message, Unparsable):
         reason = message.reason
-        return {"id": held.receipt_id, "status": "quarantined", "reason": reason, "issue": None}
+        status = ReceiptStatus.QUARANTINED
+        return {"id": held.receipt_id, "status": status, "reason": reason, "issue": None}
     return await Unit.run(ctx, _handle_again, held, message, as_comment)
 
 
@@ -104,7 +105,7 @@ def _quarantined(session: Session, receipt_id: int, *, lock: bool = False) -> Re
     # PostgreSQL take turns, and the second finds it no longer quarantined (SQLite's write
     # transactions take turns anyway).
     receipt = session.get(Receipt, receipt_id, with_for_update=lock, populate_existing=lock)
-    if receipt is None or receipt.status != "quarantined":
+    if receipt is None or receipt.status != ReceiptStatus.QUARANTINED:
         raise NotFound(
             f"No quarantined message {receipt_id}: `mailgate quarantine list` shows them."
         )
@@ -127,9 +128,10 @@ def _fetch_again(session: Session, receipt: Receipt, mailbox: Mailbox | None) ->
         session.delete(receipt)
     else:
         # IMAP: the next poll fetches this UID before new mail (the UID state stays).
-        receipt.status = REFETCH
+        receipt.status = ReceiptStatus.REFETCH
         receipt.reason = "to be fetched again at the next poll"
-    return {"id": receipt.id, "status": "refetch", "reason": "fetched again at the next poll"}
+    status = ReceiptStatus.REFETCH
+    return {"id": receipt.id, "status": status, "reason": "fetched again at the next poll"}
 
 
 def _handle_again(
@@ -159,7 +161,7 @@ def _handle_again(
             )
         if outcome.forward_to and outcome.project:
             notify.forward(unit, outcome.project, held.raw, outcome.forward_to, outcome.reason)
-    if receipt.status != "quarantined" and mailbox is not None:
+    if receipt.status != ReceiptStatus.QUARANTINED and mailbox is not None:
         mailbox.quarantined = max(0, mailbox.quarantined - 1)
         # The post-action that was held back runs at the next poll.
         receipt.post_action_done_at = None

@@ -19,24 +19,31 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
-HANDLERS = ("create-or-comment", "create", "comment")
-BULK_ACTIONS = ("ignore", "accept", "delete", "forward:ADDRESS")
-NonParticipants = Literal["new-issue", "hold", "comment"]
-NON_PARTICIPANTS: Final[tuple[NonParticipants, ...]] = ("new-issue", "hold", "comment")
+from mailgate.store.vocabulary import BulkAction, Handler, NonParticipants
+
+HANDLERS: Final = tuple(Handler)
+BULK_ACTIONS: Final = (
+    BulkAction.IGNORE,
+    BulkAction.ACCEPT,
+    BulkAction.DELETE,
+    f"{BulkAction.FORWARD}:ADDRESS",
+)
+NON_PARTICIPANTS: Final = tuple(NonParticipants)
+_FORWARD = f"{BulkAction.FORWARD}:"
 
 
 @dataclass(frozen=True)
 class RouteOptions:
-    handler: str = "create-or-comment"
+    handler: Handler = Handler.CREATE_OR_COMMENT
     # What automated mail (auto-replies, bounces, lists, bulk) does: ignore (left on the server
     # like any message: the mailbox's post-action), accept (handled like a person's), delete, or
     # forward:ADDRESS (sent on to someone, then the mailbox's post-action).
-    bulk: str = "ignore"
+    bulk: str = BulkAction.IGNORE  # a `BulkAction`, or forward:ADDRESS
     # Mail about an issue from someone who is neither its reporter nor a watcher (nor an
     # agent): a new issue (Jira Service Management's rule), held for an agent, or a comment.
-    non_participants: NonParticipants = "new-issue"
+    non_participants: NonParticipants = NonParticipants.NEW_ISSUE
     create_customers: bool = True
     cc_watchers: bool = True
     # At most this many Cc'd addresses of one message become watchers (0: none): 500 addresses
@@ -56,6 +63,10 @@ class RouteOptions:
     # Attachments over these sizes are not kept (the issue or comment says which).
     max_attachment_bytes: int = 10 * 1024 * 1024
     max_attachments_bytes: int = 25 * 1024 * 1024  # all of one message's together
+
+    def __post_init__(self) -> None:
+        # Options read back from the database (JSON) hold plain strings.
+        object.__setattr__(self, "non_participants", NonParticipants(self.non_participants))
 
 
 @dataclass(frozen=True)
@@ -115,12 +126,12 @@ def decide(
     no usable address (None when it does)."""
     if automated == "own":
         return Ignore("our own notification came back (it carries mailgate's fingerprint)")
-    if automated is not None and options.bulk != "accept":
-        forward_to = options.bulk[8:] if options.bulk.startswith("forward:") else None
+    if automated is not None and options.bulk != BulkAction.ACCEPT:
+        forward_to = options.bulk[len(_FORWARD) :] if options.bulk.startswith(_FORWARD) else None
         return Ignore(
             f"automated mail ({automated}) does not create issues or comments"
             + (f"; forwarded to {forward_to}" if forward_to else ""),
-            delete=options.bulk == "delete",
+            delete=options.bulk == BulkAction.DELETE,
             forward_to=forward_to,
         )
     if options.catch_address and options.catch_address.lower() not in recipients:
@@ -144,11 +155,11 @@ def decide(
             f"the sender sent more than {options.max_per_sender_hour} messages in the last hour "
             "(a flood without automation headers); retry the ones that are genuine"
         )
-    if options.handler == "create":
+    if options.handler == Handler.CREATE:
         return Create()
     if match.issue_id is not None:
         return _about_an_issue(options, match)
-    if options.handler == "comment":
+    if options.handler == Handler.COMMENT:
         return Quarantine(
             "no issue matches this message (no issue key in the subject, no reply to a known "
             "message) and the mailbox's handler only adds comments"
@@ -161,8 +172,9 @@ def _about_an_issue(options: RouteOptions, match: Match) -> Decision:
     assert match.issue_id is not None
     key = match.issue_key or "the issue"
     accept = f"`mailgate quarantine retry ID --as-comment` adds it to {key}"
-    if not match.sender_is_participant and options.non_participants != "comment":
-        if options.non_participants == "new-issue" and options.handler != "comment":
+    if not match.sender_is_participant and options.non_participants != NonParticipants.COMMENT:
+        new_issue = options.non_participants == NonParticipants.NEW_ISSUE
+        if new_issue and options.handler != Handler.COMMENT:
             return Create()
         return Quarantine(
             f"the sender is not the reporter or a watcher of {key}: held for an agent "

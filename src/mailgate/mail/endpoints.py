@@ -18,8 +18,9 @@ from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
 from mailgate.mail.sasl import MECHANISMS
 from mailgate.store.models import Credential
+from mailgate.store.vocabulary import AuthMethod, Security
 
-SECURITIES = ("ssl", "starttls", "none")
+SECURITIES = tuple(Security)
 PASSWORD_DEPRECATED = "This authentication method is deprecated, you should use OAuth 2.0 instead"
 # Hosts of providers that are switching off passwords for IMAP, POP and SMTP.
 _OAUTH_ONLY_HOSTS = re.compile(
@@ -67,7 +68,7 @@ def endpoint_view(row: Endpoint) -> dict[str, Any]:
         "port": row.port,
         "security": row.security,
         "username": row.username,
-        "auth": "oauth2" if row.credential_id is not None else "password",
+        "auth": AuthMethod.OAUTH2 if row.credential_id is not None else AuthMethod.PASSWORD,
         "credential": row.credential_id,
         "sasl_mechanism": row.sasl_mechanism or "auto",
         "ca_file": row.ca_file,
@@ -108,7 +109,7 @@ async def resolve_endpoint(
     default_port: Callable[[str], int],
     reset_port: bool,
     login_hint: str,
-    default_security: str = "ssl",
+    default_security: str = Security.SSL,
 ) -> list[str]:
     """Fill the endpoint columns of `row` from `opts`, check them, and return warnings."""
     warnings: list[str] = []
@@ -124,7 +125,7 @@ async def resolve_endpoint(
     if opts.security is not None:
         row.security = choose(opts.security, SECURITIES, "security", "--security") or row.security
     row.security = row.security or default_security
-    if row.security == "none" and not is_loopback_host(row.host.strip("[]")):
+    if row.security == Security.NONE and not is_loopback_host(row.host.strip("[]")):
         raise BadInput(
             f"--security none sends the token in clear text, so it is refused for {row.host}, "
             "which is not a loopback address: use ssl or starttls."

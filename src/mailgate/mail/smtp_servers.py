@@ -21,6 +21,7 @@ from mailgate.errors import BadInput, NotFound
 from mailgate.mail.endpoints import endpoint_view, iso, password_warnings, resolve_endpoint
 from mailgate.providers import GOOGLE_MAIL_SCOPE
 from mailgate.store.models import Credential, Integration, SmtpServer
+from mailgate.store.vocabulary import SmtpStatus
 
 DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
 # Exchange Online's SMTP AUTH host per cloud; Gmail's.
@@ -208,7 +209,7 @@ async def add_smtp(ctx: Context, name: str, opts: SmtpOptions) -> tuple[SmtpServ
             )
         row = SmtpServer(name=name, host="", port=0, security="", username="", from_address="")
         warnings = await _resolve(ctx, session, row, opts)
-        row.status = "new"
+        row.status = SmtpStatus.NEW
         session.add(row)
         await session.commit()
         return row, warnings

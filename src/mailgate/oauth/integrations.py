@@ -36,6 +36,7 @@ from mailgate.providers import (
     microsoft_scopes,
 )
 from mailgate.store.models import Credential, Integration, Mailbox
+from mailgate.store.vocabulary import CredentialStatus
 
 SECRET_EXPIRY_WARNING_DAYS = 14
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -278,7 +279,7 @@ async def set_integration(ctx: Context, name: str, opts: IntegrationOptions) -> 
             for cred in (
                 await session.scalars(select(Credential).where(Credential.integration_id == row.id))
             ).all():
-                if cred.status == "refresh-failing":
+                if cred.status == CredentialStatus.REFRESH_FAILING:
                     cred.next_attempt_at = None
         await session.commit()
         return row

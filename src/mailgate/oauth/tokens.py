@@ -45,14 +45,14 @@ from mailgate.http import DEFAULT_TIMEOUT
 from mailgate.oauth import errors as provider_errors
 from mailgate.oauth.endpoint import ClientConfig, TokenRequestRefused, TokenResponse, request_token
 from mailgate.store.models import Credential, CredentialEvent, Integration
+from mailgate.store.vocabulary import CredentialStatus
 
 log = structlog.get_logger(__name__)
 
-ACTIVE = "active"
-NEEDS_REAUTHORIZATION = "needs-reauthorization"
-REFRESH_FAILING = "refresh-failing"
-REVOKED = "revoked"
-STATUSES = (ACTIVE, NEEDS_REAUTHORIZATION, REFRESH_FAILING, REVOKED)
+ACTIVE = CredentialStatus.ACTIVE
+NEEDS_REAUTHORIZATION = CredentialStatus.NEEDS_REAUTHORIZATION
+REFRESH_FAILING = CredentialStatus.REFRESH_FAILING
+REVOKED = CredentialStatus.REVOKED
 
 # Which status may follow which, as the keeper moves them. A revoked credential comes back only
 # by authorizing again (`store_grant`), never by a refresh.

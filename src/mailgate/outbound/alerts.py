@@ -30,6 +30,14 @@ from mailgate.store.models import (
     OutboxMessage,
     SmtpServer,
 )
+from mailgate.store.vocabulary import (
+    CredentialStatus,
+    IncidentKind,
+    MailboxStatus,
+    OutboxKind,
+    OutboxStatus,
+    SmtpStatus,
+)
 from mailgate.tracker import notify
 from mailgate.tracker.fingerprint import DEFAULT_FINGERPRINT_HEADER, FINGERPRINT
 from mailgate.unit import Unit
@@ -40,7 +48,14 @@ MAILBOX_GRACE = timedelta(minutes=15)
 SECRET_WARNING = timedelta(days=14)
 QUIET = timedelta(hours=1)  # at most one message per incident in this time
 REFRESH_FAILURES = 3
-_FAILING = ("failing", "auth-failed", "needs-reauthorization")
+# A mailbox's or an SMTP server's (the same words for both).
+_FAILING = (MailboxStatus.FAILING, MailboxStatus.AUTH_FAILED, MailboxStatus.NEEDS_REAUTHORIZATION)
+_SIGN_IN_FAILED = (SmtpStatus.AUTH_FAILED, SmtpStatus.NEEDS_REAUTHORIZATION)
+
+
+def _key(kind: IncidentKind, thing_id: int | None = None) -> str:
+    """An incident's key: `credential:3`, `outbox`."""
+    return kind if thing_id is None else f"{kind}:{thing_id}"
 
 
 def incidents(session: Session, now: datetime) -> dict[str, str]:
@@ -53,28 +68,29 @@ def incidents(session: Session, now: datetime) -> dict[str, str]:
         attempt will tell; until then it is not an incident of its own."""
         credential = credentials.get(credential_id or 0)
         return (
-            status in ("auth-failed", "needs-reauthorization")
+            status in _SIGN_IN_FAILED
             and credential is not None
-            and credential.status == "active"
+            and credential.status == CredentialStatus.ACTIVE
             and (checked is None or credential.updated_at >= checked)
         )
 
     for credential in credentials.values():
-        if credential.status == "needs-reauthorization" or (
-            credential.status == "refresh-failing" and credential.failure_count >= REFRESH_FAILURES
+        failing = credential.status == CredentialStatus.REFRESH_FAILING
+        if credential.status == CredentialStatus.NEEDS_REAUTHORIZATION or (
+            failing and credential.failure_count >= REFRESH_FAILURES
         ):
-            found[f"credential:{credential.id}"] = (
+            found[_key(IncidentKind.CREDENTIAL, credential.id)] = (
                 f"credential {credential.id} ({credential.account}) is {credential.status}: "
                 f"{credential.last_error or ''}".rstrip(": ")
             )
     # A mailbox or SMTP server failing because its credential does is that one incident.
     for mailbox in session.scalars(select(Mailbox)):
-        if f"credential:{mailbox.credential_id}" in found or stale(
+        if _key(IncidentKind.CREDENTIAL, mailbox.credential_id) in found or stale(
             mailbox.status, mailbox.credential_id, mailbox.last_check_at
         ):
             continue
         if mailbox.status in _FAILING:
-            found[f"mailbox:{mailbox.id}"] = (
+            found[_key(IncidentKind.MAILBOX, mailbox.id)] = (
                 f"mailbox {mailbox.name} is {mailbox.status}: {mailbox.last_error or ''}".rstrip(
                     ": "
                 )
@@ -82,37 +98,39 @@ def incidents(session: Session, now: datetime) -> dict[str, str]:
     for integration in session.scalars(select(Integration)):
         expires = integration.client_secret_expires
         if expires is not None and expires <= (now + SECRET_WARNING).date():
-            found[f"secret:{integration.id}"] = (
+            found[_key(IncidentKind.SECRET, integration.id)] = (
                 f"the client secret of integration {integration.name} expires on {expires}: "
                 f"create a new one at the provider, then `mailgate integration set "
                 f"{integration.name} --client-secret-file FILE`"
             )
     for server in session.scalars(select(SmtpServer)):
-        if f"credential:{server.credential_id}" in found or stale(
+        if _key(IncidentKind.CREDENTIAL, server.credential_id) in found or stale(
             server.status, server.credential_id, server.last_check_at
         ):
             continue
         if server.status in _FAILING:
-            found[f"smtp:{server.id}"] = (
+            found[_key(IncidentKind.SMTP, server.id)] = (
                 f"SMTP server {server.name} is {server.status}: {server.last_error or ''}".rstrip(
                     ": "
                 )
             )
     last_dead = session.scalar(
         select(func.max(OutboxMessage.id)).where(
-            OutboxMessage.status == "dead", OutboxMessage.kind != "alert"
+            OutboxMessage.status == OutboxStatus.DEAD, OutboxMessage.kind != OutboxKind.ALERT
         )
     )
     last_sent = session.scalar(
-        select(func.max(OutboxMessage.id)).where(OutboxMessage.status == "sent")
+        select(func.max(OutboxMessage.id)).where(OutboxMessage.status == OutboxStatus.SENT)
     )
     if last_dead is not None and (last_sent is None or last_dead > last_sent):
-        found["outbox"] = "notifications are being dead-lettered: `mailgate outbox list` shows why"
+        found[_key(IncidentKind.OUTBOX)] = (
+            "notifications are being dead-lettered: `mailgate outbox list` shows why"
+        )
     return found
 
 
-def _grace(key: str) -> timedelta:
-    return MAILBOX_GRACE if key.startswith("mailbox:") else timedelta(0)
+def _grace(incident: str) -> timedelta:
+    return MAILBOX_GRACE if incident.startswith(f"{IncidentKind.MAILBOX}:") else timedelta(0)
 
 
 def check(unit: Unit, admin: str | None) -> list[str]:
@@ -180,7 +198,7 @@ def _send(unit: Unit, admin: str | None, subject: str, body: str) -> bool:
     message.add_alternative(
         notify.render(unit.templates, "alert.html", {"body": body}), subtype="html"
     )
-    notify.queue(unit, server.id, "alert", None, [admin], message)
+    notify.queue(unit, server.id, OutboxKind.ALERT, None, [admin], message)
     log.warning("alert", subject=subject)
     return True
 

@@ -36,6 +36,7 @@ from mailgate.mail.endpoints import password_of
 from mailgate.oauth.access import authenticate_with_refresh
 from mailgate.oauth.tokens import AccessToken, TokenKeeper
 from mailgate.store.models import Issue, OutboxMessage, Project, SmtpServer
+from mailgate.store.vocabulary import OutboxStatus, SmtpStatus
 
 log = structlog.get_logger(__name__)
 
@@ -79,7 +80,7 @@ async def _claim(ctx: Context, owner: str) -> list[OutboxMessage]:
             await session.scalars(
                 select(OutboxMessage.id)
                 .where(
-                    OutboxMessage.status == "pending",
+                    OutboxMessage.status == OutboxStatus.PENDING,
                     OutboxMessage.next_attempt_at <= now,
                     free,
                 )
@@ -183,12 +184,13 @@ async def _send_batch(
                     continue
                 remaining.pop(0)
                 await _sent(ctx, message, reply, refused, report)
-        await _server_status(ctx, server.id, "ok", None)
+        await _server_status(ctx, server.id, SmtpStatus.OK, None)
     except smtp.SmtpFailure as failure:
         explanation = diagnose_smtp(failure, server)
         for message in remaining:
             await _failed(ctx, message, failure, explanation, report)
-        status = "auth-failed" if failure.step in ("authenticate", "token") else "failing"
+        signing_in = failure.step in ("authenticate", "token")
+        status = SmtpStatus.AUTH_FAILED if signing_in else SmtpStatus.FAILING
         await _server_status(ctx, server.id, status, explanation)
 
 
@@ -200,7 +202,7 @@ async def _still_ours(ctx: Context, message: OutboxMessage, owner: str) -> bool:
             .where(
                 OutboxMessage.id == message.id,
                 OutboxMessage.lease_owner == owner,
-                OutboxMessage.status == "pending",
+                OutboxMessage.status == OutboxStatus.PENDING,
             )
             .values(lease_until=ctx.clock() + LEASE)
         )
@@ -235,7 +237,7 @@ async def _record_sent(ctx: Context, message: OutboxMessage, reply: str, note: s
             update(OutboxMessage)
             .where(OutboxMessage.id == message.id)
             .values(
-                status="sent",
+                status=OutboxStatus.SENT,
                 accepted=reply,
                 accepted_at=ctx.clock(),
                 attempts=OutboxMessage.attempts + 1,
@@ -255,19 +257,19 @@ async def _failed(
 ) -> None:
     now = ctx.clock()
     attempts = message.attempts + 1
-    status = "pending"
+    status = OutboxStatus.PENDING
     if failure.waits_for_admin:
         wait = delay(attempts, 60.0, 900.0, _rng)
         report.waiting.append(message.id)
     elif failure.permanent:
         wait = delay(attempts, 60.0, 3600.0, _rng)
         if attempts >= DEAD_AFTER_REFUSALS:
-            status = "dead"
+            status = OutboxStatus.DEAD
     else:
         wait = delay(attempts, 30.0, 3600.0, _rng)
         if now - message.created_at > GIVE_UP_AFTER:
-            status = "dead"
-    if status == "dead":
+            status = OutboxStatus.DEAD
+    if status == OutboxStatus.DEAD:
         report.dead.append(message.id)
     elif not failure.waits_for_admin:
         report.retrying.append(message.id)
@@ -320,7 +322,7 @@ async def list_outbox(ctx: Context) -> list[dict[str, Any]]:
             "status": message.status,
             "attempts": message.attempts,
             "next_attempt_at": message.next_attempt_at.isoformat()
-            if message.status == "pending"
+            if message.status == OutboxStatus.PENDING
             else None,
             "last_error": message.last_error,
             "created_at": message.created_at.isoformat(),
@@ -333,13 +335,13 @@ async def list_outbox(ctx: Context) -> list[dict[str, Any]]:
 async def retry(ctx: Context, message_id: int | None) -> int:
     """Queue dead messages again (one, or all with None) once their cause is fixed."""
     async with ctx.db.session() as session, session.begin():
-        query = update(OutboxMessage).where(OutboxMessage.status == "dead")
+        query = update(OutboxMessage).where(OutboxMessage.status == OutboxStatus.DEAD)
         if message_id is not None:
             exists = await session.get(OutboxMessage, message_id)
-            if exists is None or exists.status != "dead":
+            if exists is None or exists.status != OutboxStatus.DEAD:
                 raise NotFound(f"No dead message {message_id}: `mailgate outbox list` shows them.")
             query = query.where(OutboxMessage.id == message_id)
         result = await session.execute(
-            query.values(status="pending", attempts=0, next_attempt_at=ctx.clock())
+            query.values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=ctx.clock())
         )
         return int(result.rowcount)  # type: ignore[attr-defined]

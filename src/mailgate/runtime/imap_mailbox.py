@@ -36,6 +36,7 @@ from mailgate.runtime import leases
 from mailgate.runtime.connect import signed_in
 from mailgate.runtime.pause import wait_or_stop
 from mailgate.store.models import Mailbox, Receipt
+from mailgate.store.vocabulary import MailboxStatus, ReceiptStatus
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +86,7 @@ async def _finish_pending(
     done = 0
     for receipt in await pipeline.pending_post_actions(ctx, mailbox.id):
         if (
-            receipt.status != "quarantined"
+            receipt.status != ReceiptStatus.QUARANTINED
             and receipt.uid is not None
             and receipt.uidvalidity == uidvalidity
             and await imap.uid_search(f"UID {receipt.uid}")
@@ -144,7 +145,7 @@ async def _refetch(
         receipts = (
             await session.execute(
                 select(Receipt.id, Receipt.uidvalidity, Receipt.uid).where(
-                    Receipt.mailbox_id == mailbox.id, Receipt.status == pipeline.REFETCH
+                    Receipt.mailbox_id == mailbox.id, Receipt.status == ReceiptStatus.REFETCH
                 )
             )
         ).all()
@@ -170,7 +171,7 @@ async def _safe_post_action(
         await set_status(
             ctx,
             mailbox.id,
-            "failing",
+            MailboxStatus.FAILING,
             f"the post-action {action} failed for UID {uid} ({exc}): the message was "
             "taken; fix the mailbox's --after (e.g. create the folder)",
             checked=False,
@@ -293,7 +294,7 @@ async def _take_batch(
         uid = message.ref.uid
         assert uid is not None
         (report.taken if result.new else report.skipped).append(uid)
-        if result.status == "quarantined":
+        if result.status == ReceiptStatus.QUARANTINED:
             report.quarantined.append(uid)  # kept on the server, untouched, for a retry
         else:
             done.setdefault(result.post_action or mailbox.after, []).append(uid)
@@ -355,16 +356,18 @@ async def poll_once(
             await set_status(ctx, mailbox.id, status_for(exc), message)
         raise Transient(message) from None
     if not dry_run:
-        await set_status(ctx, mailbox.id, "polling" if not mailbox.idle else "connected")
+        await set_status(
+            ctx, mailbox.id, MailboxStatus.POLLING if not mailbox.idle else MailboxStatus.CONNECTED
+        )
     return report
 
 
 def status_for(exc: BaseException) -> str:
     if isinstance(exc, NeedsReauthorization):
-        return "needs-reauthorization"
+        return MailboxStatus.NEEDS_REAUTHORIZATION
     if isinstance(exc, AuthenticationFailed):
-        return "auth-failed"
-    return "failing"
+        return MailboxStatus.AUTH_FAILED
+    return MailboxStatus.FAILING
 
 
 def describe(mailbox: Mailbox, exc: BaseException) -> str:
@@ -402,12 +405,16 @@ async def run_mailbox(
         try:
             async with signed_in(ctx, keeper, mailbox, ImapClient) as imap:
                 use_idle = mailbox.idle and "IDLE" in imap.capabilities
-                await set_status(ctx, mailbox.id, "idle" if use_idle else "polling")
+                await set_status(
+                    ctx, mailbox.id, MailboxStatus.IDLE if use_idle else MailboxStatus.POLLING
+                )
                 backoff.reset()
                 while not stop.is_set():
                     mailbox = await load(ctx, name)  # `mailbox set` applies at the next round
                     await process(ctx, imap, mailbox)
-                    await set_status(ctx, mailbox.id, "idle" if use_idle else "polling")
+                    await set_status(
+                        ctx, mailbox.id, MailboxStatus.IDLE if use_idle else MailboxStatus.POLLING
+                    )
                     if imap.news:
                         continue  # mail announced while the last batch was processed
                     if use_idle:
@@ -416,11 +423,11 @@ async def run_mailbox(
                     else:
                         await wait_or_stop(ctx, stop, mailbox.poll_seconds)
         except NeedsReauthorization as exc:
-            await set_status(ctx, mailbox.id, "needs-reauthorization", str(exc))
+            await set_status(ctx, mailbox.id, MailboxStatus.NEEDS_REAUTHORIZATION, str(exc))
             await wait_or_stop(ctx, stop, 60)
         except AuthenticationFailed as exc:
             # Refused even after one refresh: stop and say why; never loop against the server.
-            await set_status(ctx, mailbox.id, "auth-failed", describe(mailbox, exc))
+            await set_status(ctx, mailbox.id, MailboxStatus.AUTH_FAILED, describe(mailbox, exc))
             await wait_or_stop(ctx, stop, auth_failure_wait.total_seconds())
         except ConnectionLost as exc:
             expired = isinstance(exc, SessionEnded) and exc.access_token_expired
@@ -435,20 +442,24 @@ async def run_mailbox(
                 try:
                     await keeper.refresh(mailbox.credential_id)
                 except MailgateError as refresh_failed:
-                    await set_status(ctx, mailbox.id, "failing", str(refresh_failed))
+                    await set_status(ctx, mailbox.id, MailboxStatus.FAILING, str(refresh_failed))
                     await wait_or_stop(ctx, stop, backoff.next())
                 continue
             delay = backoff.next()
             # Logged first: should the database be what fails, the status cannot be written.
             log.warning("mailbox connection lost", mailbox=name, error=str(exc), retry_in=delay)
-            await set_status(ctx, mailbox.id, "failing", f"{exc}; reconnecting in {delay:.0f} s")
+            await set_status(
+                ctx, mailbox.id, MailboxStatus.FAILING, f"{exc}; reconnecting in {delay:.0f} s"
+            )
             await wait_or_stop(ctx, stop, delay)
         except Exception as exc:  # the loop survives anything: log, say it, back off, retry
             if not isinstance(exc, ImapError | Transient | sasl.NoOAuthMechanism | OSError):
                 log.exception("mailbox loop error", mailbox=name)
             delay = backoff.next()
             log.warning("mailbox connection failed", mailbox=name, error=str(exc), retry_in=delay)
-            await set_status(ctx, mailbox.id, "failing", f"{exc}; reconnecting in {delay:.0f} s")
+            await set_status(
+                ctx, mailbox.id, MailboxStatus.FAILING, f"{exc}; reconnecting in {delay:.0f} s"
+            )
             await wait_or_stop(ctx, stop, delay)
 
 

@@ -27,6 +27,7 @@ from mailgate.runtime.connect import signed_in
 from mailgate.runtime.imap_mailbox import PollReport, load, set_status
 from mailgate.runtime.pause import wait_or_stop
 from mailgate.store.models import Mailbox, Receipt
+from mailgate.store.vocabulary import MailboxStatus, ReceiptStatus
 
 log = structlog.get_logger(__name__)
 
@@ -80,7 +81,7 @@ async def process(
     nothing_to_do: list[int] = []
     for uidl, receipt in pending:
         action = receipt.post_action or mailbox.after
-        if action == "delete" and receipt.status != "quarantined":
+        if action == "delete" and receipt.status != ReceiptStatus.QUARANTINED:
             deletes.append(receipt.id)
             await pop.dele(numbers[uidl])
         else:
@@ -99,7 +100,7 @@ async def process(
                 ref,
                 sizes.get(number, 0),
                 "there before the mailbox was added (--backlog none)",
-                status="skipped",
+                status=ReceiptStatus.SKIPPED,
             )
             continue
         listed = sizes.get(number, 0)
@@ -114,7 +115,7 @@ async def process(
             continue
         taken = await pipeline.take(ctx, mailbox.id, ref, raw, destination=destination_of(mailbox))
         (report.taken if taken.new else report.skipped).append(number)
-        if taken.status == "quarantined":
+        if taken.status == ReceiptStatus.QUARANTINED:
             report.quarantined.append(number)  # kept on the server for a retry
             await pipeline.post_actions_done(ctx, [taken.receipt_id])
         elif (taken.post_action or mailbox.after) == "delete":
@@ -146,14 +147,18 @@ async def poll_once(
             async with signed_in(ctx, keeper, mailbox, Pop3Client) as pop:
                 report = await process(ctx, pop, mailbox, dry_run=dry_run)
     except NeedsReauthorization as exc:
-        await set_status(ctx, mailbox.id, "needs-reauthorization", str(exc))
+        await set_status(ctx, mailbox.id, MailboxStatus.NEEDS_REAUTHORIZATION, str(exc))
         raise
     except (ConnectionLost, Pop3Error, sasl.NoOAuthMechanism) as exc:
-        status = "auth-failed" if isinstance(exc, AuthenticationFailed) else "failing"
+        status = (
+            MailboxStatus.AUTH_FAILED
+            if isinstance(exc, AuthenticationFailed)
+            else MailboxStatus.FAILING
+        )
         await set_status(ctx, mailbox.id, status, str(exc))
         raise Transient(f"Mailbox {name!r}: {exc}") from None
     if not dry_run:
-        await set_status(ctx, mailbox.id, "polling")
+        await set_status(ctx, mailbox.id, MailboxStatus.POLLING)
     return report
 
 
@@ -169,16 +174,16 @@ async def run_pop3_mailbox(
         try:
             async with signed_in(ctx, keeper, mailbox, Pop3Client) as pop:
                 await process(ctx, pop, mailbox)
-            await set_status(ctx, mailbox.id, "polling")
+            await set_status(ctx, mailbox.id, MailboxStatus.POLLING)
             backoff.reset()
         except NeedsReauthorization as exc:
-            await set_status(ctx, mailbox.id, "needs-reauthorization", str(exc))
+            await set_status(ctx, mailbox.id, MailboxStatus.NEEDS_REAUTHORIZATION, str(exc))
         except AuthenticationFailed as exc:
             # Refused even after one refresh: say why, and don't knock again for a while.
-            await set_status(ctx, mailbox.id, "auth-failed", str(exc))
+            await set_status(ctx, mailbox.id, MailboxStatus.AUTH_FAILED, str(exc))
             wait = max(wait, 900.0)
         except (ConnectionLost, Pop3Error) as exc:
-            await set_status(ctx, mailbox.id, "failing", str(exc))
+            await set_status(ctx, mailbox.id, MailboxStatus.FAILING, str(exc))
             wait = backoff.next()
         except Exception as exc:  # the loop survives anything: log, say it, back off, retry
             if not isinstance(exc, Transient | sasl.NoOAuthMechanism | OSError):
@@ -186,5 +191,7 @@ async def run_pop3_mailbox(
             wait = backoff.next()
             # Logged first: should the database be what fails, the status cannot be written.
             log.warning("mailbox failed", mailbox=name, error=str(exc), retry_in=wait)
-            await set_status(ctx, mailbox.id, "failing", f"{exc}; retrying in {wait:.0f} s")
+            await set_status(
+                ctx, mailbox.id, MailboxStatus.FAILING, f"{exc}; retrying in {wait:.0f} s"
+            )
         await wait_or_stop(ctx, stop, wait)

@@ -20,6 +20,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from mailgate.store.vocabulary import (
+    CredentialStatus,
+    IssueStatus,
+    MailboxStatus,
+    PersonKind,
+    SmtpStatus,
+)
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite returns naive ones)."""
@@ -110,7 +118,7 @@ class Credential(Base):
     access_token_enc: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime | None] = mapped_column()
     refresh_token_issued_at: Mapped[datetime | None] = mapped_column()
-    status: Mapped[str] = mapped_column(String(40), default="active")
+    status: Mapped[str] = mapped_column(String(40), default=CredentialStatus.ACTIVE)
     last_error: Mapped[str | None] = mapped_column(Text)
     last_refresh_at: Mapped[datetime | None] = mapped_column()
     failure_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -198,7 +206,7 @@ class Mailbox(Base):
     max_message_bytes: Mapped[int] = mapped_column(Integer)
     # The handler's options (inbound.route.RouteOptions) that differ from the defaults.
     route_options: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(30), default="new")
+    status: Mapped[str] = mapped_column(String(30), default=MailboxStatus.NEW)
     last_check_at: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
     processed: Mapped[int] = mapped_column(Integer, default=0)
@@ -244,7 +252,7 @@ class Receipt(Base):
     # The raw message is the blob with this SHA-256; "" when it was never fetched (too large).
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))  # a `vocabulary.ReceiptStatus`
     reason: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column()
     post_action_done_at: Mapped[datetime | None] = mapped_column()
@@ -261,7 +269,7 @@ class Person(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(20), default="customer")
+    kind: Mapped[str] = mapped_column(String(20), default=PersonKind.CUSTOMER)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -290,7 +298,7 @@ class Issue(Base):
     summary: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text, default="")
     reporter_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
-    status: Mapped[str] = mapped_column(String(20), default="open")
+    status: Mapped[str] = mapped_column(String(20), default=IssueStatus.OPEN)
     source_message_id: Mapped[str | None] = mapped_column(Text)
     receipt_id: Mapped[int | None] = mapped_column(ForeignKey("receipts.id", ondelete="SET NULL"))
     sender_authentication: Mapped[str | None] = mapped_column(Text)
@@ -356,7 +364,7 @@ class ThreadMessage(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     message_id: Mapped[str] = mapped_column(String(998), index=True)
     issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
-    direction: Mapped[str] = mapped_column(String(3))
+    direction: Mapped[str] = mapped_column(String(3))  # a `vocabulary.Direction`
 
 
 class SmtpServer(Base):
@@ -378,7 +386,7 @@ class SmtpServer(Base):
     sasl_mechanism: Mapped[str | None] = mapped_column(String(20))
     from_address: Mapped[str] = mapped_column(String(320))
     from_name: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(30), default="new")
+    status: Mapped[str] = mapped_column(String(30), default=SmtpStatus.NEW)
     last_check_at: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -399,12 +407,12 @@ class OutboxMessage(Base):
     smtp_server_id: Mapped[int | None] = mapped_column(
         ForeignKey("smtp_servers.id", ondelete="SET NULL"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(30))  # acknowledgement, comment, status, alert, test
+    kind: Mapped[str] = mapped_column(String(30))  # a `vocabulary.OutboxKind`
     issue_id: Mapped[int | None] = mapped_column(ForeignKey("issues.id", ondelete="SET NULL"))
     recipients: Mapped[list[str]] = mapped_column()
     message_id: Mapped[str] = mapped_column(String(998))
     raw: Mapped[bytes] = mapped_column(sa.LargeBinary)
-    status: Mapped[str] = mapped_column(String(20), index=True)  # pending, sent, dead
+    status: Mapped[str] = mapped_column(String(20), index=True)  # a `vocabulary.OutboxStatus`
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)

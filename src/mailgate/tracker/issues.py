@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from mailgate.context import Context
 from mailgate.errors import BadInput
 from mailgate.store.models import Attachment, Comment, Issue, Person, Project, Watcher
+from mailgate.store.vocabulary import IssueStatus, PersonKind
 from mailgate.tracker import notify
 from mailgate.tracker.service import (
     IssueRef,
@@ -128,7 +129,8 @@ async def comment_as_agent(ctx: Context, key: str, body: str, author: str | None
     def comment(unit: Unit) -> dict[str, Any]:
         _, issue = get_issue(unit.session, key)
         address = author or "admin@localhost"
-        who = person(unit, address, kind="agent" if author is None else "customer")
+        kind = PersonKind.AGENT if author is None else PersonKind.CUSTOMER
+        who = person(unit, address, kind=kind)
         add_comment(unit, IssueRef.of(issue), who, body)
         notify.notify(
             unit, notify.Event("commented", issue.id, address, body, by_agent=author is None)
@@ -141,7 +143,7 @@ async def comment_as_agent(ctx: Context, key: str, body: str, author: str | None
 
 async def set_status(ctx: Context, key: str, status: str) -> dict[str, Any]:
     """Open or close an issue as the local admin; the reporter and watchers are told."""
-    if status not in ("open", "closed"):
+    if status not in tuple(IssueStatus):
         raise BadInput(f"Unknown status {status!r}: use open or closed.")
 
     def change(unit: Unit) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
 import structlog
@@ -37,6 +37,7 @@ from mailgate.store.models import (
     ThreadMessage,
     Watcher,
 )
+from mailgate.store.vocabulary import Direction, OutboxKind, OutboxStatus
 from mailgate.tracker import service
 from mailgate.tracker.fingerprint import DEFAULT_FINGERPRINT_HEADER, FINGERPRINT
 from mailgate.unit import Unit
@@ -50,11 +51,18 @@ _TEMPLATES = Path(__file__).parent / "templates"
 class Event:
     """What happened to an issue, and who made it happen (never notified of it)."""
 
-    kind: str  # created, commented, status
+    kind: Literal["created", "commented", "status"]
     issue_id: int
     actor: str | None  # the address of whoever caused it
     body: str = ""  # the comment's text, or the new status
     by_agent: bool = False
+
+
+_OUTBOX_KIND: dict[str, OutboxKind] = {
+    "created": OutboxKind.ACKNOWLEDGEMENT,
+    "commented": OutboxKind.COMMENT,
+    "status": OutboxKind.STATUS,
+}
 
 
 @functools.cache
@@ -191,14 +199,14 @@ def notify(unit: Unit, event: Event) -> int:
     thread = list(session.execute(_THREAD, {"issue": issue.id}).all())
     seen_by = _seen_by(session, issue.id)
     message = _compose(unit, event, project, issue, smtp, key)
-    kind = {"created": "acknowledgement", "commented": "comment"}.get(event.kind, event.kind)
+    kind = _OUTBOX_KIND[event.kind]
     domain = smtp.from_address.rsplit("@", 1)[-1]
     for recipient in recipients:
         _address(message, recipient, thread, seen_by.get(recipient, set()))
         message.replace_header("Message-ID", email.utils.make_msgid(f"mailgate.{key}", domain))
         message_id = queue(unit, smtp.id, kind, issue.id, [recipient], message)
         # A reply to our message finds the issue by this Message-ID.
-        service.remember_message(session, project.id, message_id, issue.id, "out")
+        service.remember_message(session, project.id, message_id, issue.id, Direction.OUT)
     return len(recipients)
 
 
@@ -232,10 +240,10 @@ def _address(message: EmailMessage, recipient: str, thread: list[Any], seen: set
     message.replace_header("To", recipient)
     for name in ("In-Reply-To", "References"):
         del message[name]
-    ids = [m for m, direction in thread if direction == "in" or m in seen]
+    ids = [m for m, direction in thread if direction == Direction.IN or m in seen]
     if ids:
         # The customer's latest message is the one we answer; References keep the thread.
-        incoming = [m for m, direction in thread if direction == "in"]
+        incoming = [m for m, direction in thread if direction == Direction.IN]
         message["In-Reply-To"] = f"<{(incoming or ids)[-1]}>"
         message["References"] = " ".join(f"<{m}>" for m in ids[-10:])
 
@@ -266,7 +274,7 @@ def forward(unit: Unit, project_key: str, raw: bytes, to: str, reason: str | Non
     )
     message.make_mixed()
     message.attach(_attached_whole(raw))
-    queue(unit, smtp.id, "forward", None, [to], message)
+    queue(unit, smtp.id, OutboxKind.FORWARD, None, [to], message)
     return 1
 
 
@@ -303,7 +311,7 @@ def _attached_whole(raw: bytes) -> EmailMessage:
 def queue(
     unit: Unit,
     smtp_server_id: int,
-    kind: str,
+    kind: OutboxKind,
     issue_id: int | None,
     recipients: list[str],
     message: EmailMessage,
@@ -319,7 +327,7 @@ def queue(
             "recipients": recipients,
             "message_id": message_id,
             "raw": message.as_bytes(policy=SMTP),
-            "status": "pending",
+            "status": OutboxStatus.PENDING,
             "attempts": 0,
             "next_attempt_at": now,
             "created_at": now,
@@ -351,7 +359,7 @@ def _compose(
     key: str,
 ) -> EmailMessage:
     """The event's message, rendered once; `_address` and a new Message-ID make each copy."""
-    template = {"created": "acknowledgement", "commented": "comment"}.get(event.kind, "status")
+    template = _OUTBOX_KIND[event.kind]  # the templates are named for the kind
     values = {
         "key": key,
         "summary": issue.summary,

@@ -32,6 +32,7 @@ from mailgate.store.models import (
     ThreadMessage,
     Watcher,
 )
+from mailgate.store.vocabulary import Direction, IssueStatus, PersonKind
 from mailgate.unit import Unit
 
 
@@ -175,7 +176,9 @@ _PERSON_NAMED = (
 )
 
 
-def person(unit: Unit, email: str, name: str | None = None, kind: str = "customer") -> int:
+def person(
+    unit: Unit, email: str, name: str | None = None, kind: PersonKind = PersonKind.CUSTOMER
+) -> int:
     """The id of the person with this address, created (as a customer) when new."""
     address = email.strip().lower()
     known = unit.people
@@ -307,7 +310,7 @@ def create_issue(
             "summary": _one_line(summary) or "(no subject)",
             "description": description,
             "reporter_id": reporter_id,
-            "status": "open",
+            "status": IssueStatus.OPEN,
             "source_message_id": source_message_id,
             "receipt_id": receipt_id,
             "sender_authentication": sender_authentication,
@@ -317,7 +320,7 @@ def create_issue(
     ).scalar_one()
     issue = IssueRef(issue_id, project_id, number, reporter_id)
     if source_message_id:
-        remember_message(session, project_id, source_message_id, issue_id, "in")
+        remember_message(session, project_id, source_message_id, issue_id, Direction.IN)
     _attach(session, issue_id, None, attachments)
     for watcher in watcher_ids:
         watch(session, issue, watcher)
@@ -350,7 +353,7 @@ def add_comment(
     comment_id = int(db.execute(_NEW_COMMENT, values).scalar_one())
     if source_message_id:
         # The issue may be in another project than the mailbox's: it is indexed there.
-        remember_message(session, issue.project_id, source_message_id, issue.id, "in")
+        remember_message(session, issue.project_id, source_message_id, issue.id, Direction.IN)
     _attach(session, issue.id, comment_id, attachments)
     db.execute(_ISSUE_UPDATED, {"issue": issue.id, "now": now})
     return comment_id
@@ -398,7 +401,7 @@ def blob(session: Session, digest: str) -> bytes | None:
 
 
 def remember_message(
-    session: Session, project_id: int, message_id: str, issue_id: int, direction: str
+    session: Session, project_id: int, message_id: str, issue_id: int, direction: Direction
 ) -> None:
     """Index a Message-ID for threading (once per project)."""
     _insert_new(
@@ -462,7 +465,7 @@ def is_participant(session: Session, issue: IssueRef, address: str) -> bool:
     person = db.execute(_PERSON_KIND, {"email": address.strip().lower()}).first()
     if person is None:
         return False
-    if person.id == issue.reporter_id or person.kind == "agent":
+    if person.id == issue.reporter_id or person.kind == PersonKind.AGENT:
         return True
     return db.execute(_WATCHING, {"issue": issue.id, "person": person.id}).first() is not None
 
