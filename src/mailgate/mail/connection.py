@@ -23,14 +23,12 @@ from typing import ClassVar, Self
 
 from mailgate.errors import Transient
 from mailgate.mail.errors import MailError
+from mailgate.mail.tls import tls_failure_kind
 
 DEFAULT_TIMEOUT = 30.0
 # A line past this is a broken or hostile server (IMAP literals and POP3 message lines are read
 # otherwise): the connection is dropped rather than the memory grown.
 LINE_LIMIT = 2**20
-
-# OpenSSL's verification results that say the certificate is fine but names another host.
-_NAME_MISMATCH = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 
 
 class ConnectionLost(Transient):
@@ -59,10 +57,10 @@ class TlsFailed(ConnectionLost):
 
 
 def _tls_failed(host: str, port: int, exc: BaseException) -> TlsFailed:
+    kind = tls_failure_kind(exc) or "handshake"
     if isinstance(exc, ssl.SSLCertVerificationError):
-        kind = "hostname" if exc.verify_code in _NAME_MISMATCH else "certificate"
         return TlsFailed(host, port, str(exc.verify_message or exc), kind)
-    return TlsFailed(host, port, f"TLS handshake failed: {exc}", "handshake")
+    return TlsFailed(host, port, f"TLS handshake failed: {exc}", kind)
 
 
 class Connection:

@@ -11,8 +11,8 @@ Each protocol's refusals derive from MailError (`smtp.SmtpFailure`, `sasl.NoOAut
 catching the protocol's error still sees it (`smtp.SmtpTokenRefused`). A connection that could not
 be made, broke or went silent is `mailgate.errors.Transient`.
 
-A failure is temporary (`is_temporary`) when the connection was lost, refused or timed out, or
-when the server said to try later: an SMTP 4yz reply (RFC 5321 §4.2.1), or an IMAP or POP3 reply
+A failure is temporary when the connection was lost, refused or timed out (`Transient`), or when
+the server said to try later (`MailError.temporary`, `says_try_later`): an SMTP 4yz reply (RFC 5321 §4.2.1), or an IMAP or POP3 reply
 whose response code is one of `TRY_LATER_CODES` — the code decides, never the words beside it.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from mailgate.errors import OperationFailed, Transient
+from mailgate.errors import OperationFailed
 
 # IMAP (RFC 5530 §3): UNAVAILABLE "a subsystem is down ... the client should retry later", INUSE
 # "a mailbox or a part of it is in use". POP3 (RFC 3206 §4): SYS/TEMP, IN-USE; (RFC 2449 §8.1.1)
@@ -78,11 +78,3 @@ class TokenRefused(MailError):
     @property
     def temporary(self) -> bool:
         return False
-
-
-def is_temporary(exc: BaseException) -> bool:
-    """Worth trying again as it is, later: the connection was lost, refused or timed out, or the
-    server said to try later."""
-    if isinstance(exc, MailError):
-        return exc.temporary
-    return isinstance(exc, Transient | TimeoutError | ConnectionError)
