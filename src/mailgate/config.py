@@ -52,10 +52,6 @@ class Settings:
     def key_file(self) -> Path:
         return self.home / "secret.key"
 
-    @property
-    def uses_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
     def require_https_base_url(self) -> None:
         """Refuse OAuth 2.0 work unless the base URL is https:// (providers require it)."""
         try:

@@ -105,11 +105,6 @@ def parse_error_challenge(payload: str | bytes) -> ErrorChallenge | None:
     return ErrorChallenge(field("status"), field("schemes"), field("scope"), decoded)
 
 
-def error_challenge_from_json(text: str) -> ErrorChallenge | None:
-    """The same, from an already base64-decoded challenge (imaplib decodes it)."""
-    return parse_error_challenge(base64.b64encode(text.encode("utf-8")).decode("ascii"))
-
-
 def choose_mechanism(offered: list[str] | set[str], preferred: str | None = None) -> str:
     """The mechanism to use from what the server offers: `preferred` if offered, else
     OAUTHBEARER (the standard), else XOAUTH2."""

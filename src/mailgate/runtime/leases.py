@@ -27,10 +27,6 @@ HEARTBEAT_SECONDS = 3.0
 STOP_SECONDS = 1.0  # what a holder keeps of its lease to stop in when it cannot renew
 
 
-class LeaseLost(Exception):
-    """Another process took the mailbox (this one stalled past its lease)."""
-
-
 class HeldElsewhere(OperationFailed):
     """Another process holds the mailbox's lease."""
 

@@ -24,12 +24,7 @@ class SecretBox:
     def __init__(self, keys: list[bytes]) -> None:
         if not keys:
             raise ValueError("a SecretBox needs at least one key")
-        self._keys = list(keys)
         self._fernet = MultiFernet([Fernet(k) for k in keys])
-
-    @property
-    def newest_key(self) -> bytes:
-        return self._keys[0]
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
