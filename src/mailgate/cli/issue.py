@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from mailgate.cli.common import JsonFlag, emit, key_values, run, table
+from mailgate.store.vocabulary import IssueStatus
 from mailgate.tracker.issues import comment_as_agent, list_issues, set_status, show_issue
 
 app = typer.Typer(help="Issues of the built-in tracker.", no_args_is_help=True)
@@ -56,12 +57,12 @@ def issue_comment(
 @app.command("close")
 def issue_close(key: str, as_json: JsonFlag = False) -> None:
     """Close an issue (the reporter and watchers are told)."""
-    view = run(lambda ctx: set_status(ctx, key, "closed"))
+    view = run(lambda ctx: set_status(ctx, key, IssueStatus.CLOSED))
     emit(view, as_json, lambda: _issue_text(view))
 
 
 @app.command("reopen")
 def issue_reopen(key: str, as_json: JsonFlag = False) -> None:
     """Reopen an issue (the reporter and watchers are told)."""
-    view = run(lambda ctx: set_status(ctx, key, "open"))
+    view = run(lambda ctx: set_status(ctx, key, IssueStatus.OPEN))
     emit(view, as_json, lambda: _issue_text(view))

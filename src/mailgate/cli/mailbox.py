@@ -72,6 +72,7 @@ from mailgate.inbound.mailboxes import (
 from mailgate.runtime import imap_mailbox, pop3_mailbox
 from mailgate.runtime.imap_mailbox import PollReport
 from mailgate.runtime.probe import ProbeResult, probe
+from mailgate.store.vocabulary import Protocol
 
 app = typer.Typer(
     help="Incoming mail servers (IMAP, POP3) read with OAuth 2.0.", no_args_is_help=True
@@ -283,7 +284,7 @@ def mailbox_poll(
     async def work(ctx: Context) -> PollReport:
         async with ctx.db.session() as session:
             mailbox = await get_mailbox(session, name)
-        if mailbox.protocol == "imap":
+        if mailbox.protocol == Protocol.IMAP:
             return await imap_mailbox.poll_once(ctx, name, dry_run=dry_run)
         return await pop3_mailbox.poll_once(ctx, name, dry_run=dry_run)
 

@@ -8,6 +8,7 @@ import typer
 
 from mailgate.cli.common import JsonFlag, emit, parse_id, run, table
 from mailgate.inbound.quarantine import list_quarantine, retry
+from mailgate.store.vocabulary import ReceiptStatus
 
 app = typer.Typer(help="Messages that could not be processed.", no_args_is_help=True)
 
@@ -45,4 +46,4 @@ def quarantine_retry(
             + (f" ({view['reason']})" if view.get("reason") else "")
         ),
     )
-    raise typer.Exit(0 if view["status"] != "quarantined" else 1)
+    raise typer.Exit(0 if view["status"] != ReceiptStatus.QUARANTINED else 1)
