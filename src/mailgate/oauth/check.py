@@ -17,6 +17,7 @@ from mailgate.oauth.integrations import get_integration, integration_warnings
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.providers import discover
 from mailgate.steps import Step, StepReport
+from mailgate.store.vocabulary import GrantType
 
 INVALID_CODE = "mailgate-connection-test-invalid-code"
 
@@ -43,7 +44,7 @@ async def check_integration(ctx: Context, name: str) -> CheckResult:
     try:
         await request_token(
             client,
-            "authorization_code",
+            GrantType.AUTHORIZATION_CODE,
             code=INVALID_CODE,
             redirect_uri=ctx.settings.redirect_url,
             code_verifier=secrets.token_urlsafe(48),

@@ -14,6 +14,7 @@ from mailgate.errors import NotFound
 from mailgate.oauth.endpoint import TokenResponse
 from mailgate.oauth.tokens import ACTIVE, REVOKED, RefreshPolicy, TokenKeeper, transition
 from mailgate.store.models import Credential, CredentialEvent, Integration
+from mailgate.store.vocabulary import CredentialEventKind, GrantType
 
 log = structlog.get_logger(__name__)
 
@@ -58,9 +59,9 @@ async def _upsert_grant(
                 )
             )
         ).first()
-        kind = "reauthorized"
+        kind = CredentialEventKind.REAUTHORIZED
         if cred is None:
-            kind = "authorized"
+            kind = CredentialEventKind.AUTHORIZED
             cred = Credential(
                 integration_id=integration.id, account=account, failure_count=0, created_at=now
             )
@@ -69,7 +70,9 @@ async def _upsert_grant(
         cred.status = ACTIVE
         cred.grant_type = grant_type
         cred.scopes = list(response.scope) or list(
-            integration.app_scopes if grant_type == "client_credentials" else integration.scopes
+            integration.app_scopes
+            if grant_type == GrantType.CLIENT_CREDENTIALS
+            else integration.scopes
         )
         cred.access_token_enc = ctx.secrets.encrypt(response.access_token)
         cred.expires_at = policy.expires_at(response, now)
@@ -186,7 +189,7 @@ async def revoke_credential(ctx: Context, credential_id: int) -> bool:
             CredentialEvent(
                 credential_id=row.id,
                 at=now,
-                kind="revoked",
+                kind=CredentialEventKind.REVOKED,
                 detail="revoked at the provider" if revoked_remotely else "tokens forgotten",
             )
         )

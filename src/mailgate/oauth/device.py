@@ -23,6 +23,7 @@ from mailgate.oauth.signin import identify
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.providers import GOOGLE_MAIL_SCOPE, describe_http_error
 from mailgate.store.models import Credential, Integration
+from mailgate.store.vocabulary import GrantType
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DEFAULT_INTERVAL = 5  # RFC 8628 §3.2: "If no value is provided, clients MUST use 5 as the default."
@@ -161,4 +162,4 @@ async def poll_for_approval(
                 "The provider did not say which account signed in (no id_token): add the openid "
                 f"and email scopes to integration {integration.name!r}."
             )
-        return await store_grant(ctx, integration, account, "device_code", response)
+        return await store_grant(ctx, integration, account, GrantType.DEVICE_CODE, response)

@@ -15,6 +15,7 @@ from mailgate.oauth.integrations import get_integration
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.providers import MICROSOFT_TENANT_ALIASES
 from mailgate.store.models import Credential
+from mailgate.store.vocabulary import GrantType
 
 APP_ACCOUNT = "app"
 
@@ -47,11 +48,11 @@ async def authorize_client_credentials(ctx: Context, name: str) -> Credential:
     client = TokenKeeper(ctx).client_config(integration)
     try:
         response = await request_token(
-            client, "client_credentials", scope=" ".join(integration.app_scopes)
+            client, GrantType.CLIENT_CREDENTIALS, scope=" ".join(integration.app_scopes)
         )
     except TokenRequestRefused as refused:
         raise provider_errors.as_exception(
             refused.error,
             provider_errors.explain(refused.error, provider=integration.provider),
         ) from None
-    return await store_grant(ctx, integration, APP_ACCOUNT, "client_credentials", response)
+    return await store_grant(ctx, integration, APP_ACCOUNT, GrantType.CLIENT_CREDENTIALS, response)

@@ -37,6 +37,7 @@ from mailgate.oauth.idtoken import account_from_claims, verify_id_token
 from mailgate.oauth.integrations import get_integration
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.store.models import AuthorizationRequest, Credential, Integration
+from mailgate.store.vocabulary import GrantType, SignInStatus
 
 REQUEST_LIFETIME = timedelta(minutes=10)
 BINDING_COOKIE = "mailgate_signin_{id}"
@@ -109,7 +110,7 @@ async def begin(
             redirect_uri=ctx.settings.redirect_url,
             login_hint=login_hint,
             prompt=prompt,
-            status="pending",
+            status=SignInStatus.PENDING,
             created_at=now,
             expires_at=now + REQUEST_LIFETIME,
         )
@@ -163,7 +164,7 @@ async def _start_request(
             "This link was not made by this mailgate. Start again with `mailgate integration "
             "authorize NAME` and open the link it prints.",
         )
-    if row.status != "pending" or row.used_at is not None:
+    if row.status != SignInStatus.PENDING or row.used_at is not None:
         return _refused(
             "Sign-in link already used",
             "This sign-in has already ended. Start a new one with `mailgate integration "
@@ -292,7 +293,7 @@ async def _claim(
                 "`mailgate integration authorize NAME`.",
             )
         if row.expires_at <= now:
-            await _finish(ctx, row.id, "failed", "expired")
+            await _finish(ctx, row.id, SignInStatus.FAILED, "expired")
             return _refused(
                 "Sign-in expired",
                 "More than 10 minutes passed since the sign-in started. Start again with "
@@ -361,24 +362,26 @@ async def complete(
             error, error_description or "", 400, integration.authorization_endpoint or ""
         )
         message = provider_errors.explain(refusal, provider=integration.provider)
-        await _finish(ctx, request.id, "failed", message)
+        await _finish(ctx, request.id, SignInStatus.FAILED, message)
         return _refused("The provider refused the sign-in", message)
     if not code:
         message = "The provider's answer has neither a code nor an error. Start the sign-in again."
-        await _finish(ctx, request.id, "failed", message)
+        await _finish(ctx, request.id, SignInStatus.FAILED, message)
         return _refused("No authorization code", message)
     try:
         outcome = await _exchange(ctx, integration, request, code)
     except MailgateError as exc:
-        await _finish(ctx, request.id, "failed", str(exc))
+        await _finish(ctx, request.id, SignInStatus.FAILED, str(exc))
         return _refused("Sign-in failed", str(exc))
     except Exception:
         # The state is spent: record the failure so the waiting command ends, then let the
         # server log the error.
         message = "mailgate failed while completing the sign-in; its log has the details."
-        await _finish(ctx, request.id, "failed", message)
+        await _finish(ctx, request.id, SignInStatus.FAILED, message)
         raise
-    await _finish(ctx, request.id, "completed", outcome.account or "", outcome.credential_id)
+    await _finish(
+        ctx, request.id, SignInStatus.COMPLETED, outcome.account or "", outcome.credential_id
+    )
     return outcome
 
 
@@ -389,7 +392,7 @@ async def _exchange(
     try:
         response = await request_token(
             client,
-            "authorization_code",
+            GrantType.AUTHORIZATION_CODE,
             code=code,
             redirect_uri=request.redirect_uri,
             code_verifier=ctx.secrets.decrypt(request.code_verifier_enc),
@@ -405,7 +408,9 @@ async def _exchange(
             "The provider did not say which account signed in (no id_token): add the openid and "
             f"email scopes to integration {integration.name!r}, or authorize with --login-hint."
         )
-    credential = await store_grant(ctx, integration, account, "authorization_code", response)
+    credential = await store_grant(
+        ctx, integration, account, GrantType.AUTHORIZATION_CODE, response
+    )
     warning = ""
     if not response.refresh_token:
         warning = (
@@ -476,11 +481,11 @@ async def wait_for(ctx: Context, started: Started, poll_interval: float = 1.0) -
                 AuthorizationRequest, started.request_id, populate_existing=True
             )
             assert row is not None
-            if row.status == "completed" and row.credential_id is not None:
+            if row.status == SignInStatus.COMPLETED and row.credential_id is not None:
                 credential = await session.get(Credential, row.credential_id)
                 assert credential is not None
                 return credential
-        if row.status == "failed":
+        if row.status == SignInStatus.FAILED:
             raise OperationFailed(f"The sign-in failed: {row.outcome}")
         # A callback still exchanging the code at the deadline gets a minute more.
         if ctx.clock() > row.expires_at + (timedelta(minutes=1) if row.used_at else timedelta()):

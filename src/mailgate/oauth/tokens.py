@@ -45,7 +45,7 @@ from mailgate.http import DEFAULT_TIMEOUT
 from mailgate.oauth import errors as provider_errors
 from mailgate.oauth.endpoint import ClientConfig, TokenRequestRefused, TokenResponse, request_token
 from mailgate.store.models import Credential, CredentialEvent, Integration
-from mailgate.store.vocabulary import CredentialStatus
+from mailgate.store.vocabulary import CredentialEventKind, CredentialStatus, GrantType
 
 log = structlog.get_logger(__name__)
 
@@ -327,14 +327,18 @@ class TokenKeeper:
     async def _refresh_under_lease(self, cred: Credential) -> AccessToken:
         integration = await self._integration(cred.integration_id)
         client = self.client_config(integration)
-        if cred.grant_type == "client_credentials":
+        grant: str  # the grant_type sent to the token endpoint
+        if cred.grant_type == GrantType.CLIENT_CREDENTIALS:
             if not client.client_secret:
                 raise BadInput(
                     f"Integration {integration.name!r} has no client secret, and client "
                     "credentials need one: add it with `mailgate integration set "
                     f"{integration.name} --client-secret-file FILE`."
                 )
-            grant, params = "client_credentials", {"scope": " ".join(integration.app_scopes)}
+            grant, params = (
+                GrantType.CLIENT_CREDENTIALS,
+                {"scope": " ".join(integration.app_scopes)},
+            )
         else:
             if not cred.refresh_token_enc:
                 message = (
@@ -410,7 +414,7 @@ class TokenKeeper:
                     CredentialEvent(
                         credential_id=row.id,
                         at=now,
-                        kind="recovered",
+                        kind=CredentialEventKind.RECOVERED,
                         detail=f"refreshed after {previous}",
                     )
                 )
@@ -465,7 +469,10 @@ class TokenKeeper:
             # fix (consent granted) can make it work again on `credential refresh`.
             session.add(
                 CredentialEvent(
-                    credential_id=row.id, at=now, kind="needs-reauthorization", detail=message
+                    credential_id=row.id,
+                    at=now,
+                    kind=CredentialEventKind.NEEDS_REAUTHORIZATION,
+                    detail=message,
                 )
             )
             await session.commit()
@@ -485,7 +492,10 @@ class TokenKeeper:
             if previous != REFRESH_FAILING:
                 session.add(
                     CredentialEvent(
-                        credential_id=row.id, at=now, kind="refresh-failing", detail=message
+                        credential_id=row.id,
+                        at=now,
+                        kind=CredentialEventKind.REFRESH_FAILING,
+                        detail=message,
                     )
                 )
             await session.commit()

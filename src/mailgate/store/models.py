@@ -25,6 +25,7 @@ from mailgate.store.vocabulary import (
     IssueStatus,
     MailboxStatus,
     PersonKind,
+    SignInStatus,
     SmtpStatus,
 )
 
@@ -168,7 +169,7 @@ class AuthorizationRequest(Base):
     redirect_uri: Mapped[str] = mapped_column(Text)
     login_hint: Mapped[str | None] = mapped_column(String(320))
     prompt: Mapped[str | None] = mapped_column(String(40))
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[str] = mapped_column(String(20), default=SignInStatus.PENDING)
     outcome: Mapped[str | None] = mapped_column(Text)
     credential_id: Mapped[int | None] = mapped_column(
         ForeignKey("credentials.id", ondelete="SET NULL")

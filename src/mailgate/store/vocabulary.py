@@ -148,3 +148,30 @@ class NonParticipants(StrEnum):
     NEW_ISSUE = "new-issue"
     HOLD = "hold"
     COMMENT = "comment"
+
+
+class SignInStatus(StrEnum):
+    """Where a sign-in (an authorization request) is (`AuthorizationRequest.status`)."""
+
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class GrantType(StrEnum):
+    """How a credential was obtained (`Credential.grant_type`; RFC 6749's names)."""
+
+    AUTHORIZATION_CODE = "authorization_code"
+    DEVICE_CODE = "device_code"  # RFC 8628 (its grant_type on the wire is a URN)
+    CLIENT_CREDENTIALS = "client_credentials"
+
+
+class CredentialEventKind(StrEnum):
+    """What happened to a credential (`CredentialEvent.kind`)."""
+
+    AUTHORIZED = "authorized"
+    REAUTHORIZED = "reauthorized"
+    RECOVERED = "recovered"  # a refresh worked again after failing
+    REFRESH_FAILING = "refresh-failing"
+    NEEDS_REAUTHORIZATION = "needs-reauthorization"
+    REVOKED = "revoked"
