@@ -8,14 +8,13 @@ import typer
 
 from mailgate.cli.common import JsonFlag, emit, key_values, parse_credential_id, run, table
 from mailgate.context import Context
-from mailgate.errors import BadInput, MailgateError
 from mailgate.oauth.credentials import (
     credential_view,
-    get_credential,
     list_credentials,
+    refresh_credential,
     revoke_credential,
+    show_credential,
 )
-from mailgate.oauth.tokens import TokenKeeper
 
 app = typer.Typer(help="Authorized accounts and their tokens.", no_args_is_help=True)
 
@@ -47,15 +46,7 @@ def credential_show(credential_id: str, as_json: JsonFlag = False) -> None:
     """Show a credential and its history."""
     cid = parse_credential_id(credential_id)
 
-    async def work(ctx: Context) -> dict[str, Any]:
-        cred, integration, events = await get_credential(ctx, cid)
-        view = credential_view(cred, integration.name)
-        view["history"] = [
-            {"at": e.at.isoformat(), "event": e.kind, "detail": e.detail} for e in events
-        ]
-        return view
-
-    view = run(work)
+    view = run(lambda ctx: show_credential(ctx, cid))
 
     def text() -> str:
         head = {k: v for k, v in view.items() if k != "history"}
@@ -73,23 +64,7 @@ def credential_refresh(credential_id: str, as_json: JsonFlag = False) -> None:
     """Refresh a credential's access token now."""
     cid = parse_credential_id(credential_id)
 
-    async def work(ctx: Context) -> dict[str, Any]:
-        await get_credential(ctx, cid)
-        failure: MailgateError | None = None
-        try:
-            await TokenKeeper(ctx).refresh(cid)
-        except MailgateError as error:
-            if isinstance(error, BadInput):
-                raise
-            failure = error
-        cred, integration, _ = await get_credential(ctx, cid)
-        view = credential_view(cred, integration.name)
-        view["ok"] = failure is None
-        if failure is not None:
-            view["error"] = str(failure)
-        return view
-
-    view = run(work)
+    view = run(lambda ctx: refresh_credential(ctx, cid))
     emit(
         view,
         as_json,

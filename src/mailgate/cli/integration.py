@@ -21,11 +21,9 @@ from mailgate.oauth.integrations import (
     IntegrationOptions,
     add_integration,
     delete_integration,
-    get_integration,
-    integration_view,
-    integration_warnings,
-    list_integrations,
+    integration_views,
     set_integration,
+    show_integration,
 )
 from mailgate.oauth.signin import begin, wait_for
 
@@ -139,16 +137,7 @@ async def _save_integration(
 ) -> tuple[dict[str, Any], list[str]]:
     save = add_integration if new else set_integration
     await save(ctx, name, _options(values))
-    return await _integration_data(ctx, name)
-
-
-async def _integration_data(ctx: Context, name: str) -> tuple[dict[str, Any], list[str]]:
-    for row, count in await list_integrations(ctx):
-        if row.name == name:
-            now = ctx.clock()
-            view = integration_view(row, ctx.settings.redirect_url, now, count)
-            return view, integration_warnings(row, now)
-    raise AssertionError("integration vanished")
+    return await show_integration(ctx, name)
 
 
 @app.command("add")
@@ -200,13 +189,7 @@ def integration_set(values: dict[str, Any]) -> None:
 def integration_list(as_json: JsonFlag = False) -> None:
     """List integrations."""
 
-    async def work(ctx: Context) -> tuple[list[dict[str, Any]], list[str]]:
-        now = ctx.clock()
-        rows = await list_integrations(ctx)
-        views = [integration_view(r, ctx.settings.redirect_url, now, n) for r, n in rows]
-        return views, [w for r, _ in rows for w in integration_warnings(r, now)]
-
-    views, warnings = run(work)
+    views, warnings = run(integration_views)
     warn(warnings)
     emit(
         views,
@@ -221,12 +204,7 @@ def integration_list(as_json: JsonFlag = False) -> None:
 def integration_show(name: str, as_json: JsonFlag = False) -> None:
     """Show an integration, with the redirect URL to register at the provider."""
 
-    async def work(ctx: Context) -> tuple[dict[str, Any], list[str]]:
-        async with ctx.db.session() as session:
-            await get_integration(session, name)
-        return await _integration_data(ctx, name)
-
-    view, warnings = run(work)
+    view, warnings = run(lambda ctx: show_integration(ctx, name))
     warn(warnings)
     emit(view, as_json, lambda: key_values(view))
 

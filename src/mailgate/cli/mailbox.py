@@ -69,10 +69,8 @@ from mailgate.inbound.mailboxes import (
     mailbox_view,
     set_mailbox,
 )
-from mailgate.runtime import imap_mailbox, pop3_mailbox
-from mailgate.runtime.imap_mailbox import PollReport
 from mailgate.runtime.probe import ProbeResult, probe
-from mailgate.store.vocabulary import Protocol
+from mailgate.runtime.supervisor import poll_mailbox
 
 app = typer.Typer(
     help="Incoming mail servers (IMAP, POP3) read with OAuth 2.0.", no_args_is_help=True
@@ -281,24 +279,9 @@ def mailbox_poll(
 ) -> None:
     """Take everything there now (finishing post-actions a crash left pending), then exit."""
 
-    async def work(ctx: Context) -> PollReport:
-        async with ctx.db.session() as session:
-            mailbox = await get_mailbox(session, name)
-        if mailbox.protocol == Protocol.IMAP:
-            return await imap_mailbox.poll_once(ctx, name, dry_run=dry_run)
-        return await pop3_mailbox.poll_once(ctx, name, dry_run=dry_run)
-
-    report = run(work)
-    data = {
-        "taken": report.taken,
-        "skipped": report.skipped,
-        "quarantined": report.quarantined,
-        "post_actions_finished": report.post_actions_finished,
-    }
-    if dry_run:
-        data = {"would_take": report.would_take}
+    report = run(lambda ctx: poll_mailbox(ctx, name, dry_run=dry_run))
     emit(
-        data,
+        report.as_json(dry_run=dry_run),
         as_json,
         lambda: (
             f"would take {len(report.would_take)} message(s): UIDs {report.would_take}"

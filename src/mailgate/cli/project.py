@@ -8,7 +8,7 @@ import typer
 
 from mailgate.cli.common import JsonFlag, emit, run, table
 from mailgate.context import Context
-from mailgate.tracker.service import add_project, list_projects, set_project
+from mailgate.tracker.service import add_project, list_projects, project_view, set_project
 
 app = typer.Typer(help="Projects of the built-in tracker.", no_args_is_help=True)
 
@@ -61,16 +61,7 @@ def project_list(as_json: JsonFlag = False) -> None:
     """List projects."""
 
     async def work(ctx: Context) -> list[dict[str, Any]]:
-        return [
-            {
-                "key": p.key,
-                "name": p.name,
-                "smtp": p.smtp,
-                "notify": p.notify,
-                "default_reporter": p.default_reporter,
-            }
-            for p in await list_projects(ctx)
-        ]
+        return [project_view(project) for project in await list_projects(ctx)]
 
     views = run(work)
     emit(views, as_json, lambda: table(views, ["key", "name", "smtp", "notify"]))

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from mailgate.context import Context
-from mailgate.errors import NotFound
+from mailgate.errors import BadInput, MailgateError, NotFound
 from mailgate.oauth.endpoint import TokenResponse
 from mailgate.oauth.tokens import ACTIVE, REVOKED, RefreshPolicy, TokenKeeper, transition
 from mailgate.store.models import Credential, CredentialEvent, Integration
@@ -146,6 +146,37 @@ def credential_view(cred: Credential, integration_name: str) -> dict[str, Any]:
         "has_refresh_token": cred.refresh_token_enc is not None,
         "created_at": iso(cred.created_at),
     }
+
+
+async def show_credential(ctx: Context, credential_id: int) -> dict[str, Any]:
+    """A credential as shown (`credential_view`), with its history, oldest first."""
+    cred, integration, events = await get_credential(ctx, credential_id)
+    view = credential_view(cred, integration.name)
+    view["history"] = [
+        {"at": event.at.isoformat(), "event": event.kind, "detail": event.detail}
+        for event in events
+    ]
+    return view
+
+
+async def refresh_credential(ctx: Context, credential_id: int) -> dict[str, Any]:
+    """Refresh the access token now, whatever its age: the credential as shown after it, with
+    `ok` and, when the provider refused or could not be reached, `error`. Bad input (no such
+    credential, an integration without the secret it needs) is raised, not reported."""
+    await get_credential(ctx, credential_id)
+    failure: MailgateError | None = None
+    try:
+        await TokenKeeper(ctx).refresh(credential_id)
+    except BadInput:
+        raise
+    except MailgateError as error:
+        failure = error
+    cred, integration, _ = await get_credential(ctx, credential_id)
+    view = credential_view(cred, integration.name)
+    view["ok"] = failure is None
+    if failure is not None:
+        view["error"] = str(failure)
+    return view
 
 
 async def revoke_credential(ctx: Context, credential_id: int) -> bool:

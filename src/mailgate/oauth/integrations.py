@@ -315,6 +315,26 @@ async def list_integrations(ctx: Context) -> list[tuple[Integration, int]]:
         return [(row, counts.get(row.id, 0)) for row in rows]
 
 
+async def integration_views(ctx: Context) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every integration as shown (`integration_view`), and the warnings they call for."""
+    now = ctx.clock()
+    rows = await list_integrations(ctx)
+    views = [integration_view(row, ctx.settings.redirect_url, now, count) for row, count in rows]
+    return views, [warning for row, _ in rows for warning in integration_warnings(row, now)]
+
+
+async def show_integration(ctx: Context, name: str) -> tuple[dict[str, Any], list[str]]:
+    """One integration as shown, and its warnings; `NotFound` when there is none."""
+    async with ctx.db.session() as session:
+        row = await get_integration(session, name)
+        credentials = await session.scalar(
+            select(func.count()).where(Credential.integration_id == row.id)
+        )
+    now = ctx.clock()
+    view = integration_view(row, ctx.settings.redirect_url, now, credentials or 0)
+    return view, integration_warnings(row, now)
+
+
 async def delete_integration(ctx: Context, name: str, *, force: bool = False) -> None:
     async with ctx.db.session() as session:
         row = await get_integration(session, name)

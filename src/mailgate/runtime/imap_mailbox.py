@@ -11,6 +11,7 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import delete, select
@@ -48,6 +49,17 @@ class PollReport:
     quarantined: list[int] = field(default_factory=list)
     post_actions_finished: int = 0
     would_take: list[int] = field(default_factory=list)  # --dry-run
+
+    def as_json(self, *, dry_run: bool = False) -> dict[str, Any]:
+        """`mailbox poll --json`'s object: what was taken, or with --dry-run what would be."""
+        if dry_run:
+            return {"would_take": self.would_take}
+        return {
+            "taken": self.taken,
+            "skipped": self.skipped,
+            "quarantined": self.quarantined,
+            "post_actions_finished": self.post_actions_finished,
+        }
 
 
 async def load(ctx: Context, name: str) -> Mailbox:

@@ -18,11 +18,12 @@ from mailgate.oauth.signin import prune as prune_signins
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.outbound.alerts import run_check
 from mailgate.outbound.outbox import flush
-from mailgate.runtime import leases
-from mailgate.runtime.imap_mailbox import run_mailbox
+from mailgate.runtime import imap_mailbox, leases, pop3_mailbox
+from mailgate.runtime.imap_mailbox import PollReport, load, run_mailbox
 from mailgate.runtime.pause import wait_or_stop
 from mailgate.runtime.pop3_mailbox import run_pop3_mailbox
 from mailgate.store.models import Mailbox
+from mailgate.store.vocabulary import Protocol
 
 log = structlog.get_logger(__name__)
 
@@ -86,7 +87,7 @@ class Supervisor:
     async def _run_mailbox(self, mailbox: Mailbox) -> None:
         try:
             async with leases.holding(self.ctx, mailbox.id, self.keeper.owner):
-                run = run_mailbox if mailbox.protocol == "imap" else run_pop3_mailbox
+                run = run_mailbox if mailbox.protocol == Protocol.IMAP else run_pop3_mailbox
                 await run(self.ctx, mailbox.name, self._stop, keeper=self.keeper)
         except leases.HeldElsewhere:
             pass  # the next scan tries again
@@ -138,3 +139,10 @@ class Supervisor:
             self._alerts(),
         )
         log.info("supervisor stopped")
+
+
+async def poll_mailbox(ctx: Context, name: str, *, dry_run: bool = False) -> PollReport:
+    """`mailbox poll`: take everything there now, over the mailbox's own protocol."""
+    mailbox = await load(ctx, name)
+    poll = imap_mailbox.poll_once if mailbox.protocol == Protocol.IMAP else pop3_mailbox.poll_once
+    return await poll(ctx, name, dry_run=dry_run)

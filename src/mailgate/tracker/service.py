@@ -176,6 +176,17 @@ _PERSON_NAMED = (
 )
 
 
+def project_view(project: Project) -> dict[str, Any]:
+    """A project as the CLI (and the pages) show it."""
+    return {
+        "key": project.key,
+        "name": project.name,
+        "smtp": project.smtp,
+        "notify": project.notify,
+        "default_reporter": project.default_reporter,
+    }
+
+
 def person(
     unit: Unit, email: str, name: str | None = None, kind: PersonKind = PersonKind.CUSTOMER
 ) -> int:
