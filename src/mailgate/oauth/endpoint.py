@@ -16,7 +16,7 @@ from typing import Any
 import httpx2
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 
-from mailgate.errors import Transient
+from mailgate.errors import OperationFailed, Transient
 from mailgate.http import DEFAULT_TIMEOUT, USER_AGENT, tls_context
 from mailgate.oauth.errors import ProviderError
 from mailgate.providers import describe_http_error
@@ -70,8 +70,9 @@ class TokenResponse:
         )
 
 
-class TokenRequestRefused(Exception):
-    """The token endpoint answered with an OAuth 2.0 error."""
+class TokenRequestRefused(OperationFailed):
+    """The token endpoint answered with an OAuth 2.0 error; its caller says what it means
+    (`errors.disposition`: re-authorize, fix the client, or retry)."""
 
     def __init__(self, error: ProviderError) -> None:
         super().__init__(error.summary)
