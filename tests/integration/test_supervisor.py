@@ -25,13 +25,17 @@ async def test_supervisor_refreshes_idle_credentials_and_warns_of_secret_expiry(
         IntegrationOptions(client_secret_expires=ctx.clock().date() + timedelta(days=20)),
     )
 
-    # One upkeep pass is an hour; the emulator's clock follows mailgate's.
-    async def hour(seconds: float) -> None:
-        ctx.clock.advance(seconds)  # type: ignore[attr-defined]
-        emulator.state.advance(seconds)
+    # Time moves at least six hours whenever any loop waits: 100 days pass in at most 400
+    # waits, whichever loops take them and however the machine schedules them (moving each
+    # loop's own short interval took thousands of database passes). The emulator's clock
+    # follows mailgate's.
+    async def hours(seconds: float) -> None:
+        step = max(seconds, 6 * 3600)
+        ctx.clock.advance(step)  # type: ignore[attr-defined]
+        emulator.state.advance(step)
         await asyncio.sleep(0)
 
-    ctx.sleep = hour
+    ctx.sleep = hours
     supervisor = Supervisor(ctx, upkeep_interval=3600, integration_check_interval=24 * 3600)
     with structlog.testing.capture_logs() as logs:
         task = asyncio.create_task(supervisor.run())
