@@ -69,8 +69,8 @@ from mailgate.inbound.mailboxes import (
     mailbox_view,
     set_mailbox,
 )
+from mailgate.runtime.poll import poll_mailbox
 from mailgate.runtime.probe import ProbeResult, probe
-from mailgate.runtime.supervisor import poll_mailbox
 
 app = typer.Typer(
     help="Incoming mail servers (IMAP, POP3) read with OAuth 2.0.", no_args_is_help=True

@@ -18,8 +18,8 @@ from mailgate.oauth.signin import prune as prune_signins
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.outbound.alerts import run_check
 from mailgate.outbound.outbox import flush
-from mailgate.runtime import imap_mailbox, leases, pop3_mailbox
-from mailgate.runtime.imap_mailbox import PollReport, load, run_mailbox
+from mailgate.runtime import leases
+from mailgate.runtime.imap_mailbox import run_mailbox
 from mailgate.runtime.pause import wait_or_stop
 from mailgate.runtime.pop3_mailbox import run_pop3_mailbox
 from mailgate.store.models import Mailbox
@@ -139,10 +139,3 @@ class Supervisor:
             self._alerts(),
         )
         log.info("supervisor stopped")
-
-
-async def poll_mailbox(ctx: Context, name: str, *, dry_run: bool = False) -> PollReport:
-    """`mailbox poll`: take everything there now, over the mailbox's own protocol."""
-    mailbox = await load(ctx, name)
-    poll = imap_mailbox.poll_once if mailbox.protocol == Protocol.IMAP else pop3_mailbox.poll_once
-    return await poll(ctx, name, dry_run=dry_run)
