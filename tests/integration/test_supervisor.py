@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+import itertools
+import time
+from datetime import date, datetime, timedelta
 
 import pytest
 import structlog
@@ -25,30 +27,54 @@ async def test_supervisor_refreshes_idle_credentials_and_warns_of_secret_expiry(
         IntegrationOptions(client_secret_expires=ctx.clock().date() + timedelta(days=20)),
     )
 
-    # Time moves at least six hours whenever any loop waits: 100 days pass in at most 400
-    # waits, whichever loops take them and however the machine schedules them (moving each
-    # loop's own short interval took thousands of database passes). The emulator's clock
-    # follows mailgate's.
-    async def hours(seconds: float) -> None:
-        step = max(seconds, 6 * 3600)
-        ctx.clock.advance(step)  # type: ignore[attr-defined]
-        emulator.state.advance(step)
-        await asyncio.sleep(0)
+    # Virtual time: each of the supervisor's five loops waits on a deadline, and only when all
+    # five wait does time jump to the earliest one. Token upkeep runs every 12 hours of this
+    # time, whatever the machine's load; the daily integration check daily; the outbox,
+    # mailbox and alert loops, idle here, every five days. The emulator's clock follows.
+    loops = 5
+    waiting: list[tuple[datetime, asyncio.Future[None]]] = []
 
-    ctx.sleep = hours
+    async def virtual_sleep(seconds: float) -> None:
+        if seconds >= 24 * 3600:
+            step = seconds
+        elif seconds == 3600:
+            step = 12 * 3600
+        else:
+            step = 5 * 24 * 3600
+        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiting.append((ctx.clock() + timedelta(seconds=step), wake))
+        await wake
+
+    ctx.sleep = virtual_sleep
     supervisor = Supervisor(ctx, upkeep_interval=3600, integration_check_interval=24 * 3600)
     with structlog.testing.capture_logs() as logs:
         task = asyncio.create_task(supervisor.run())
         start = ctx.clock()
+        idle_since = time.monotonic()
         while ctx.clock() - start < timedelta(days=100):
+            waiting[:] = [(at, wake) for at, wake in waiting if not wake.done()]
+            if len(waiting) < loops:
+                assert time.monotonic() - idle_since < 60, f"only {len(waiting)} loops wait"
+                await asyncio.sleep(0.001)
+                continue
+            due = min(at for at, _ in waiting)
+            step = (due - ctx.clock()).total_seconds()
+            ctx.clock.advance(step)  # type: ignore[attr-defined]
+            emulator.state.advance(step)
+            for at, wake in waiting:
+                if at <= due:
+                    wake.set_result(None)
+            idle_since = time.monotonic()
             await asyncio.sleep(0)
         supervisor.stop()
         await asyncio.wait_for(task, 10)
     cred = await reload(ctx, setup.credential.id)
     assert cred.status == "active"
-    assert cred.last_refresh_at is not None and ctx.clock() - cred.last_refresh_at <= timedelta(
-        days=8
-    )
+    # Every gap between refreshes, as the provider saw them, stays within eight days.
+    refreshed = [r.at for r in emulator.state.requests(grant_type="refresh_token", status=200)]
+    moments = [emulator.state.now() - 100 * 86400, *refreshed, emulator.state.now()]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(moments)]
+    assert len(refreshed) >= 12 and max(gaps) <= 8 * 86400, [g / 86400 for g in gaps]
     warnings = [e for e in logs if e["event"] == "integration needs attention"]
     assert warnings, "the 14-day secret expiry warning was never logged"
     assert "expire" in warnings[0]["detail"]
