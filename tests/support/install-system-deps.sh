@@ -20,6 +20,13 @@ if command -v dpkg >/dev/null 2>&1; then
 elif ! command -v postfix >/dev/null 2>&1 && [ ! -x /usr/sbin/postfix ]; then
   need+=(postfix)
 fi
+# Chromium (tests/browser): the admin pages tested in a real browser through Playwright, which
+# never downloads one of its own.
+if command -v dpkg >/dev/null 2>&1; then
+  dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
+elif [ ! -x /usr/bin/chromium ]; then
+  need+=(chromium)
+fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
