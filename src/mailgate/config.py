@@ -26,6 +26,7 @@ _FILE_KEYS = {
     "admin_email": "MAILGATE_ADMIN_EMAIL",
     "parse_seconds": "MAILGATE_PARSE_SECONDS",
     "parse_memory_mb": "MAILGATE_PARSE_MEMORY_MB",
+    "trusted_proxies": "MAILGATE_TRUSTED_PROXIES",
 }
 
 
@@ -42,6 +43,9 @@ class Settings:
     # MB of message; memory of the parsing process in MB (0: no limit).
     parse_seconds: float = 20.0
     parse_memory_mb: int = 2048
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
+    # networks); from anyone else those headers are ignored.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def redirect_url(self) -> str:
@@ -100,7 +104,24 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             maximum=MAX_PARSE_SECONDS,
         ),
         parse_memory_mb=_parse_memory(pick("parse_memory_mb", "2048")),
+        trusted_proxies=_networks(pick("trusted_proxies", "")),
     )
+
+
+def _networks(value: str) -> tuple[str, ...]:
+    """MAILGATE_TRUSTED_PROXIES: comma-separated addresses or networks (10.0.0.0/8)."""
+    networks = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise BadInput(
+                f"MAILGATE_TRUSTED_PROXIES has {part!r}, which is not an address or a network: "
+                "give the reverse proxy's addresses, comma-separated (e.g. 10.0.0.5,10.1.0.0/16)."
+            ) from None
+    return tuple(networks)
 
 
 def _parse_memory(value: str) -> int:

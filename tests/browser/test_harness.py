@@ -32,11 +32,6 @@ async def test_an_unknown_sign_in_link_shows_why(page: Page, page_log: PageLog) 
     assert page_log.page_errors == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src/mailgate/web/signin.py's CSP lists http://[::1]:* under form-action, a source "
-    "Chromium rejects as invalid (CSP host sources cannot be IPv6 literals)",
-)
 async def test_the_sign_in_pages_csp_is_valid(page: Page, page_log: PageLog) -> None:
     await page.goto("/oauth2/start?request=bogus")
     assert page_log.console_errors == []

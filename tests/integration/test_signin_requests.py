@@ -176,6 +176,9 @@ async def test_redirects_use_the_base_url_never_the_host_header(
 async def test_an_unknown_path_is_not_found_with_no_redirect(ctx: Context) -> None:
     transport = httpx2.ASGITransport(app=create_app(ctx, run_workers=False, demo=True))
     async with httpx2.AsyncClient(transport=transport, base_url="https://evil.test") as client:
-        for path in ("/nothing/", "/demo-idp/_emulator/accounts", "/demo-idp/_emulator/clock/"):
+        for path in ("/demo-idp/_emulator/accounts", "/demo-idp/_emulator/clock/"):
             answer = await client.get(path)
             assert answer.status_code == 404 and "location" not in answer.headers, path
+        # Any other path needs a sign-in first: the redirect is relative, never to the Host.
+        answer = await client.get("/nothing/")
+        assert answer.status_code == 303 and answer.headers["location"] == "/login?next=/nothing/"

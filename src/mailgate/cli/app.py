@@ -56,6 +56,8 @@ INDEX = {
     "keys": Entry("keys", "Encryption keys of stored secrets.", group=True),
     "smtp": Entry("smtp", "Outgoing mail servers (SMTP) with OAuth 2.0.", group=True),
     "outbox": Entry("outbox", "Notifications waiting to be sent, and sent.", group=True),
+    "user": Entry("user", "People who sign in to the web UI: admins and agents.", group=True),
+    "audit": Entry("audit", "Who did what and when.", group=True),
 }
 
 

@@ -17,6 +17,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from mailgate.actor import act_as, command_line
 from mailgate.context import Context
 from mailgate.errors import BadInput, MailgateError
 from mailgate.logs import configure_logging, redact_text
@@ -74,6 +75,7 @@ def run(work: Callable[[Context], Awaitable[T]]) -> T:
     log_to_stderr("warning")
 
     async def main() -> T:
+        act_as(command_line())  # who the audit log names
         ctx = Context.open()
         try:
             return await work(ctx)

@@ -17,6 +17,7 @@ from mailgate.context import Context
 from mailgate.errors import BadInput, MailgateError
 from mailgate.runtime.supervisor import Supervisor
 from mailgate.store.db import ensure_home
+from mailgate.tracker.users import first_admin_link
 from mailgate.web.app import create_app
 from mailgate.web.tls import ensure_dev_certificate
 
@@ -58,6 +59,14 @@ def serve(
         f"{ctx.settings.base_url}); data in {ctx.settings.home}",
         err=True,
     )
+    first_admin = None if demo else asyncio.run(first_admin_link(ctx))
+    if first_admin is not None:
+        typer.echo(
+            "No one can sign in yet: open this one-time link to create the first admin (valid "
+            f"until {first_admin.expires_at:%Y-%m-%d %H:%M} UTC; a restart makes a new one), or "
+            f"run `mailgate user add EMAIL --role admin`:\n{first_admin.url}",
+            err=True,
+        )
     if demo:
         typer.echo(
             "demo: integration 'demo' signs in at the emulator mounted on /demo-idp; run "

@@ -437,3 +437,72 @@ class Alert(Base):
     announced: Mapped[bool] = mapped_column(default=False)  # the admin was told it is open
     last_sent_at: Mapped[datetime | None] = mapped_column()  # the last message about it
     resolved_at: Mapped[datetime | None] = mapped_column()
+
+
+class User(Base):
+    """Someone who signs in to the web UI. The password is an argon2id hash, never the password."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # lower case
+    role: Mapped[str] = mapped_column(String(20))  # a `vocabulary.Role`
+    password_hash: Mapped[str | None] = mapped_column(Text)  # None until a password is set
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column()
+    password_changed_at: Mapped[datetime | None] = mapped_column()
+    last_sign_in_at: Mapped[datetime | None] = mapped_column()
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie holds a random token; only its SHA-256 is stored, so a
+    copy of the database signs nobody in."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie token
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
+    last_seen_at: Mapped[datetime] = mapped_column()
+    address: Mapped[str | None] = mapped_column(String(64))
+    flash: Mapped[str | None] = mapped_column(Text)  # one message shown on the next page
+
+
+class SignInFailure(Base):
+    """Failed sign-ins counted per account and per client address, to slow guessing."""
+
+    __tablename__ = "sign_in_failures"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)  # account:… or address:…
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column()
+    blocked_until: Mapped[datetime | None] = mapped_column()
+
+
+class UserLink(Base):
+    """A one-time link that sets a password (a new user, a reset) or creates the first admin.
+    Only the token's SHA-256 is stored."""
+
+    __tablename__ = "user_links"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the token
+    purpose: Mapped[str] = mapped_column(String(20))  # a `vocabulary.LinkPurpose`
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class AuditEvent(Base):
+    """Who did what and when: written by the service functions in the same transaction as the
+    change. Never holds a secret's value."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(400))  # a user's email, `cli:LOGIN`, or `system`
+    address: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(60))  # e.g. integration.add, user.sign-in-failed
+    subject: Mapped[str | None] = mapped_column(String(400))
+    detail: Mapped[str | None] = mapped_column(Text)

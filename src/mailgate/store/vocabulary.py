@@ -175,3 +175,17 @@ class CredentialEventKind(StrEnum):
     REFRESH_FAILING = "refresh-failing"
     NEEDS_REAUTHORIZATION = "needs-reauthorization"
     REVOKED = "revoked"
+
+
+class Role(StrEnum):
+    """What a user of the web UI and the API may do (`User.role`)."""
+
+    ADMIN = "admin"  # configuration: integrations, mailboxes, SMTP, projects, users
+    AGENT = "agent"  # the desk: issues and quarantine
+
+
+class LinkPurpose(StrEnum):
+    """What a one-time link is for (`UserLink.purpose`)."""
+
+    FIRST_ADMIN = "first-admin"  # printed by the first `serve`: creates the first admin
+    SET_PASSWORD = "set-password"  # a new user, or a password reset

@@ -1,8 +1,7 @@
-"""The web application: health routes now; sign-in, admin pages and the API build on it.
+"""The web application: the admin pages, sign-in, the OAuth 2.0 start link and callback, health.
 
-No route serves data without authentication: until admin sign-in exists, only the health routes,
-Prometheus metrics (counts, no data) and the OAuth 2.0 sign-in routes (start link, callback) are
-mounted.
+Every request passes `guard.Guard` first: nothing but the routes it lists as open answers an
+anonymous visitor, and only an admin opens the configuration pages.
 """
 
 from __future__ import annotations
@@ -10,18 +9,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mailgate import __version__
 from mailgate.context import Context
 from mailgate.runtime.supervisor import Supervisor
+from mailgate.web import account, pages
 from mailgate.web.demo import ensure_demo_integration, mount_demo
+from mailgate.web.guard import Guard
 from mailgate.web.redirects import redirect_slashes_to_base_url
 from mailgate.web.signin import router as signin_routes
+
+STATIC = Path(__file__).parent / "static"
 
 
 def create_app(ctx: Context, *, run_workers: bool = True, demo: bool = False) -> FastAPI:
@@ -50,8 +56,13 @@ def create_app(ctx: Context, *, run_workers: bool = True, demo: bool = False) ->
         openapi_url=None,
     )
 
+    app.state.demo = demo
     redirect_slashes_to_base_url(app.router, ctx.settings.base_url)
     app.include_router(signin_routes(ctx))
+    app.include_router(account.router(ctx, demo=demo))
+    for page_routes in pages.routers(ctx):
+        app.include_router(page_routes)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if demo:
         mount_demo(app, ctx)
 
@@ -75,6 +86,10 @@ def create_app(ctx: Context, *, run_workers: bool = True, demo: bool = False) ->
         state = await ctx.db.run(state_metrics)
         return PlainTextResponse(generate_latest() + state, media_type=CONTENT_TYPE_LATEST)
 
+    app.add_middleware(Guard, ctx=ctx, demo=demo)
+    if ctx.settings.trusted_proxies:
+        # The client's address (sign-in slow-down, audit log) and scheme from these proxies only.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(ctx.settings.trusted_proxies))
     return app
 
 

@@ -21,7 +21,7 @@ NO_STORE = {
     # form-action: the start page's form posts to mailgate itself (and is then redirected to
     # the provider, which form-action also governs).
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "form-action 'self' https: http://localhost:* http://127.0.0.1:* http://[::1]:*",
+    "form-action 'self' https: http://localhost:* http://127.0.0.1:*",
     "Referrer-Policy": "no-referrer",
 }
 

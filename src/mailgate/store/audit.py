@@ -1,0 +1,60 @@
+"""The audit log: who did what and when.
+
+Service functions call `record` inside the transaction of the change they make, so the log and
+the change are written together or not at all. The actor comes from `mailgate.actor` (set where
+a request or a command enters). A detail names what changed, never a secret's value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailgate import actor
+from mailgate.store.models import AuditEvent
+
+
+def record(
+    session: Session,
+    at: datetime,
+    action: str,
+    subject: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """Add one event to the caller's transaction."""
+    who = actor.current()
+    session.add(
+        AuditEvent(
+            at=at,
+            actor=who.name[:400],
+            address=who.address,
+            action=action,
+            subject=subject[:400] if subject else None,
+            detail=detail,
+        )
+    )
+
+
+def events(
+    session: Session, *, since: datetime | None = None, limit: int = 1000
+) -> Sequence[AuditEvent]:
+    """The newest events first, at most `limit`."""
+    query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    return session.scalars(query).all()
+
+
+def as_json(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "at": event.at.isoformat(),
+        "actor": event.actor,
+        "address": event.address,
+        "action": event.action,
+        "subject": event.subject,
+        "detail": event.detail,
+    }

@@ -1,0 +1,254 @@
+"""Every request passes here first: body limit, who is asking, what they may open, CSRF, and the
+security headers on every answer.
+
+Access is denied by default: a route is open to anonymous visitors only if its path is in
+`OPEN` (or under `--demo`, the emulator's pages), and open to agents only if it is in `AGENT`;
+everything else needs an admin. A route added later is therefore admin-only until someone
+decides otherwise (tests/web/test_route_table.py proves it over the whole route table).
+
+A state-changing request (anything but GET, HEAD, OPTIONS) must come from mailgate's own pages:
+a cross-site `Origin` or `Sec-Fetch-Site` is refused, and a signed-in request must carry the
+session's CSRF token (a form's `csrf` field or an `X-CSRF-Token` header). The sign-in forms,
+before a session exists, check a token in a cookie against the form's (see `account.py`).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+from mailgate import actor
+from mailgate.context import Context
+from mailgate.store.vocabulary import Role
+from mailgate.tracker.sessions import load_session
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SESSION_COOKIE = "mailgate_session"
+MAX_BODY = 1024 * 1024  # forms and JSON; nothing mailgate accepts over HTTP is bigger
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# Open to anyone: sign-in, the one-time links (the unguessable token is the credential), the
+# OAuth 2.0 start link and callback (the account owner may have no mailgate login), health.
+OPEN_EXACT = frozenset(
+    {"/login", "/oauth2/start", "/oauth2/callback", "/healthz", "/readyz", "/metrics"}
+)
+OPEN_PREFIXES = ("/static/", "/welcome/")
+DEMO_PREFIX = "/demo-idp/"
+# Open to agents as well as admins: the desk. Everything else is the admins'.
+AGENT_EXACT = frozenset({"/logout", "/account", "/issues", "/quarantine"})
+AGENT_PREFIXES = ("/issues/", "/quarantine/")
+
+HEADERS = [
+    (b"strict-transport-security", b"max-age=31536000"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+# form-action: an Authorize button posts to mailgate, which redirects to the provider.
+CSP = (
+    b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' https:"
+)
+
+
+def is_open(path: str, demo: bool) -> bool:
+    # `/oauth2/start/` too: it is answered by a redirect to `/oauth2/start`.
+    if path in OPEN_EXACT or path.rstrip("/") in OPEN_EXACT or path.startswith(OPEN_PREFIXES):
+        return True
+    return demo and (path + "/").startswith(DEMO_PREFIX)
+
+
+def agent_may_open(path: str) -> bool:
+    return path.rstrip("/") in AGENT_EXACT or path.startswith(AGENT_PREFIXES)
+
+
+def cookie(scope: Scope, name: str) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                k, _, v = part.strip().partition("=")
+                if k == name:
+                    return str(v)
+    return None
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class Guard:
+    def __init__(self, app: ASGIApp, ctx: Context, *, demo: bool = False) -> None:
+        self.app = app
+        self.ctx = ctx
+        self.demo = demo
+        base = urlsplit(ctx.settings.base_url)
+        self.origin = f"{base.scheme}://{base.netloc}"
+        self.prefix = base.path.rstrip("/")  # behind a proxy that serves mailgate under a path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        send = _with_headers(send)
+        length = header(scope, b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            await _answer(send, 413, "The request is too large.")
+            return
+        receive = _bounded(receive)
+        path, method = scope["path"], scope["method"]
+        client = scope.get("client")
+        address = client[0] if client else None
+        actor.act_as(actor.Actor("anonymous", address))
+        if method not in SAFE_METHODS and not self._same_origin(scope):
+            await _answer(send, 403, "Refused: this request came from another site.")
+            return
+        if is_open(path, self.demo):
+            await self.app(scope, receive, send)
+            return
+        token = cookie(scope, SESSION_COOKIE)
+        found = await load_session(self.ctx, token) if token else None
+        if found is None:
+            await self._anonymous(scope, send)
+            return
+        web_session, user = found
+        if user.role != Role.ADMIN and not agent_may_open(path):
+            if path == "/" and method in SAFE_METHODS:
+                await _redirect(send, self.prefix + "/issues")
+            else:
+                await _answer(send, 403, "Only an admin may open this page.")
+            return
+        if method not in SAFE_METHODS:
+            body = await _read_all(receive)
+            if body is None:
+                await _answer(send, 413, "The request is too large.")
+                return
+            if not _csrf_ok(scope, body, web_session.csrf_token):
+                await _answer(
+                    send,
+                    403,
+                    "The form has expired or did not come from mailgate: reload the page and "
+                    "try again.",
+                )
+                return
+            receive = _replay(body)
+        scope.setdefault("state", {}).update(user=user, web_session=web_session)
+        actor.act_as(actor.Actor(user.email, address))
+        await self.app(scope, receive, send)
+
+    def _same_origin(self, scope: Scope) -> bool:
+        fetch_site = header(scope, b"sec-fetch-site")
+        if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+            return False
+        origin = header(scope, b"origin")
+        return origin is None or origin == self.origin
+
+    async def _anonymous(self, scope: Scope, send: Send) -> None:
+        path = scope["path"]
+        if path.startswith("/api/"):
+            await _answer(send, 401, "Sign in, or send an API token.")
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        target = path + ("?" + query if query else "")
+        await _redirect(send, f"{self.prefix}/login?next={quote(target, safe='/')}")
+
+
+def _csrf_ok(scope: Scope, body: bytes, expected: str) -> bool:
+    given = header(scope, b"x-csrf-token")
+    content_type = header(scope, b"content-type") or ""
+    if given is None and content_type.startswith("application/x-www-form-urlencoded"):
+        values = parse_qs(body.decode("latin-1"), max_num_fields=1000).get("csrf")
+        given = values[0] if values else None
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _bounded(receive: Receive) -> Receive:
+    """A body read past MAX_BODY (chunked, without a length) ends as a disconnect."""
+    seen = 0
+
+    async def read() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > MAX_BODY:
+                return {"type": "http.disconnect"}
+        return message
+
+    return read
+
+
+async def _read_all(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def _with_headers(send: Send) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            present = {key.lower() for key, _ in headers}
+            headers += [(k, v) for k, v in HEADERS if k not in present]
+            if b"content-security-policy" not in present:
+                headers.append((b"content-security-policy", CSP))
+            if b"cache-control" not in present:
+                headers.append((b"cache-control", b"no-store"))
+            message["headers"] = headers
+        await send(message)
+
+    return sending
+
+
+async def _answer(send: Send, status: int, text: str) -> None:
+    body = (text + "\n").encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _redirect(send: Send, location: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 303,
+            "headers": [(b"location", location.encode("latin-1")), (b"content-length", b"0")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})

@@ -1,0 +1,13 @@
+"""The admin's and the agents' pages, one module per section, each a router built from the same
+service functions the CLI calls. `routers` lists them in the navigation's order."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from mailgate.context import Context
+from mailgate.web.pages import dashboard
+
+
+def routers(ctx: Context) -> list[APIRouter]:
+    return [dashboard.router(ctx)]
