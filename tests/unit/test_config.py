@@ -189,3 +189,11 @@ def test_a_parse_memory_limit_too_small_to_start_a_parser_is_refused(tmp_path: P
     with pytest.raises(BadInput, match="give 0 \\(no limit\\) or at least 64"):
         load_settings({"MAILGATE_HOME": str(tmp_path), "MAILGATE_PARSE_MEMORY_MB": "63"})
     assert load_settings({"MAILGATE_HOME": str(tmp_path), "MAILGATE_PARSE_MEMORY_MB": "64"})
+
+
+def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path) -> None:
+    env = {"MAILGATE_HOME": str(tmp_path), "MAILGATE_TRUSTED_PROXIES": "10.0.0.5, 10.1.0.0/16,::1"}
+    assert load_settings(env).trusted_proxies == ("10.0.0.5/32", "10.1.0.0/16", "::1/128")
+    assert load_settings({"MAILGATE_HOME": str(tmp_path)}).trusted_proxies == ()
+    with pytest.raises(BadInput, match=r"MAILGATE_TRUSTED_PROXIES has 'proxy\.local'"):
+        load_settings({**env, "MAILGATE_TRUSTED_PROXIES": "proxy.local"})
