@@ -177,3 +177,47 @@ async def test_an_agent_gets_the_desk_and_never_an_admin_page(agent: WebClient) 
 async def test_requests_larger_than_the_limit_are_refused(admin: WebClient) -> None:
     answer = await admin.http.post("/logout", content=b"x" * (1024 * 1024 + 1))
     assert answer.status_code == 413
+
+
+async def test_the_first_admin_link_works_once_and_signs_in(
+    ctx: Context, anonymous: WebClient
+) -> None:
+    from mailgate.tracker.users import first_admin_link
+
+    link = await first_admin_link(ctx)
+    assert link is not None
+    path = link.url.removeprefix(ctx.settings.base_url)
+    page = await anonymous.get(path)
+    assert "Create the first admin" in page.text
+    token = page.text.split('name="form_token" value="')[1].split('"')[0]
+    form = {
+        "email": "Boss@Example.com",
+        "password": PASSWORD,
+        "confirm": PASSWORD,
+        "form_token": token,
+    }
+    answer = await anonymous.http.post(path, data=form)
+    assert answer.status_code == 303 and answer.headers["location"] == "/"
+    assert (await anonymous.get("/")).status_code == 200
+    assert await first_admin_link(ctx) is None  # an admin can sign in now
+    again = await anonymous.get(path)
+    assert again.status_code == 400 and "This link is not valid" in again.text
+
+
+async def test_a_new_users_link_sets_their_password(ctx: Context, anonymous: WebClient) -> None:
+    await add_user(ctx, "boss@example.com", "admin", PASSWORD)
+    _, link = await add_user(ctx, "new@example.com", "agent")
+    assert link is not None
+    path = link.url.removeprefix(ctx.settings.base_url)
+    page = await anonymous.get(path)
+    assert "new@example.com" in page.text
+    token = page.text.split('name="form_token" value="')[1].split('"')[0]
+    short = {"password": "short", "confirm": "short", "form_token": token}
+    refused = await anonymous.http.post(path, data=short)
+    assert refused.status_code == 400 and "too short" in refused.text
+    token = refused.text.split('name="form_token" value="')[1].split('"')[0]
+    form = {"password": PASSWORD, "confirm": PASSWORD, "form_token": token}
+    answer = await anonymous.http.post(path, data=form)
+    assert answer.status_code == 303 and answer.headers["location"] == "/issues"
+    anonymous.http.cookies.clear()
+    assert (await anonymous.sign_in("new@example.com")).status_code == 303

@@ -234,12 +234,19 @@ def user_view(user: User) -> dict[str, Any]:
     }
 
 
+def admin_can_sign_in(session: Session) -> bool:
+    """Whether some enabled admin has a password (the demo admin, for one, has none)."""
+    query = select(func.count()).select_from(User)
+    query = query.where(User.role == Role.ADMIN, ~User.disabled, User.password_hash.is_not(None))
+    return bool(session.scalar(query))
+
+
 async def first_admin_link(ctx: Context) -> Link | None:
-    """While nobody can sign in, a new link that creates the first admin (earlier ones stop
-    working); None once there is a user."""
+    """While no admin can sign in, a new link that creates the first admin (earlier ones stop
+    working); None once one can."""
 
     def make(session: Session) -> Link | None:
-        if session.scalar(select(func.count()).select_from(User)):
+        if admin_can_sign_in(session):
             return None
         session.execute(delete(UserLink).where(UserLink.purpose == LinkPurpose.FIRST_ADMIN))
         return _new_link(session, ctx, LinkPurpose.FIRST_ADMIN, None)
@@ -308,10 +315,13 @@ async def use_link(ctx: Context, token: str, password: str, email: str | None = 
         link, user = _live_link(session, ctx, token)  # again: it may have been used meanwhile
         now = ctx.clock()
         if link.purpose == LinkPurpose.FIRST_ADMIN:
-            if session.scalar(select(func.count()).select_from(User)):
+            if admin_can_sign_in(session):
                 raise BadInput(BAD_LINK)
-            user = User(email=email, role=Role.ADMIN, created_at=now)
-            session.add(user)
+            user = find_user(session, email)
+            if user is None:
+                user = User(email=email, role=Role.ADMIN, created_at=now)
+                session.add(user)
+            user.role, user.disabled = Role.ADMIN, False
             audit.record(session, now, "user.add", email, "first admin, by the start link")
         assert user is not None
         user.password_hash, user.password_changed_at = password_hash, now
