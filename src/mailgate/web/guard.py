@@ -52,10 +52,12 @@ HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
-# form-action: an Authorize button posts to mailgate, which redirects to the provider.
+# form-action: an Authorize button posts to mailgate, which redirects to the provider (over
+# https, or on loopback, where a test or development provider may answer over http).
 CSP = (
     b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' https:"
+    b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    b"form-action 'self' https: http://localhost:* http://127.0.0.1:*"
 )
 
 
