@@ -58,7 +58,8 @@ class MailgateServer:
         def serve() -> None:
             async def main() -> None:
                 ctx = Context.open(self.settings)
-                app = create_app(ctx, run_workers=False, **self.app_options)  # type: ignore[arg-type]
+                options = {"run_workers": False, **self.app_options}  # workers only when asked
+                app = create_app(ctx, **options)  # type: ignore[arg-type]
                 config = uvicorn.Config(
                     app,
                     host="127.0.0.1",
