@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from mailgate import actor
@@ -40,12 +40,29 @@ def record(
 
 
 def events(
-    session: Session, *, since: datetime | None = None, limit: int = 1000
+    session: Session,
+    *,
+    since: datetime | None = None,
+    limit: int = 1000,
+    action: str | None = None,
+    before: int | None = None,
 ) -> Sequence[AuditEvent]:
-    """The newest events first, at most `limit`."""
+    """The newest events first, at most `limit`: only actions starting with `action` if given,
+    and only those listed after the event `before` (a page's cursor: its last event's id)."""
     query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
     if since is not None:
         query = query.where(AuditEvent.at >= since)
+    if action:
+        query = query.where(AuditEvent.action.startswith(action, autoescape=True))
+    if before is not None:
+        cursor = session.get(AuditEvent, before)
+        if cursor is not None:  # after it in the order above: older, or as old with a lower id
+            query = query.where(
+                or_(
+                    AuditEvent.at < cursor.at,
+                    and_(AuditEvent.at == cursor.at, AuditEvent.id < cursor.id),
+                )
+            )
     return session.scalars(query).all()
 
 

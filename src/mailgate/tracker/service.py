@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
 from mailgate.mail.smtp_servers import check_address
+from mailgate.store import audit
 from mailgate.store.models import (
     Attachment,
     Blob,
@@ -85,15 +86,18 @@ async def add_project(ctx: Context, key: str, name: str, *, smtp: str | None = N
                 f"A project {key} already exists: change it with `mailgate project set {key}`."
             )
         _check_smtp(session, smtp)
+        now = ctx.clock()
         project = Project(
             key=key,
             name=" ".join(name.split())[:200],
             smtp=smtp,
             notify=True,
             next_number=1,
-            created_at=ctx.clock(),
+            created_at=now,
         )
         session.add(project)
+        detail = f"SMTP server {smtp}" if smtp else None
+        audit.record(session, now, "project.add", key, detail)
         return project
 
     return await ctx.db.run(add)
@@ -113,6 +117,7 @@ async def set_project(
 
     def change(session: Session) -> Project:
         project = get_project(session, key)
+        before = project_view(project)
         if name is not None:
             project.name = " ".join(name.split())[:200] or project.name
         if smtp is not None:
@@ -122,6 +127,11 @@ async def set_project(
             project.notify = notify
         if default_reporter is not None:
             project.default_reporter = reporter
+        changed = [
+            field for field, value in project_view(project).items() if before[field] != value
+        ]
+        if changed:
+            audit.record(session, ctx.clock(), "project.set", key, ", ".join(changed))
         return project
 
     return await ctx.db.run(change)

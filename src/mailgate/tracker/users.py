@@ -222,6 +222,20 @@ async def list_users(ctx: Context) -> list[User]:
     return await ctx.db.run(read)
 
 
+async def pending_links(ctx: Context) -> dict[str, datetime]:
+    """Each user with a one-time link not yet used nor expired: their email → its expiry."""
+
+    def read(session: Session) -> dict[str, datetime]:
+        rows = session.execute(
+            select(User.email, UserLink.expires_at)
+            .join(UserLink, UserLink.user_id == User.id)
+            .where(UserLink.expires_at > ctx.clock())
+        )
+        return {email: expires_at for email, expires_at in rows}
+
+    return await ctx.db.run(read)
+
+
 def user_view(user: User) -> dict[str, Any]:
     """A user as `user list --json` and the users page show it: never the hash."""
     return {
