@@ -9,6 +9,7 @@ import httpx2
 import pytest
 from tests.support.cli import Cli
 from tests.support.oidc import OidcClient, OidcProvider, sign_in_with_pages
+from tests.support.steps import heard_live
 
 from mailgate.context import Context
 from mailgate.errors import NeedsReauthorization
@@ -146,6 +147,21 @@ async def test_integration_test_tells_a_wrong_secret(
     assert not bad.ok
     assert bad.steps[-1].step == "client_authentication"
     assert "invalid_client" in (bad.diagnosis or "")
+
+
+async def test_integration_test_steps_arrive_while_it_runs(
+    ctx: Context, oidc_provider: OidcProvider
+) -> None:
+    """What a page shows live: "discovery" reaches the consumer of `live` while the token
+    endpoint is still being asked, then the other steps, each once, then the report."""
+    await add(ctx, oidc_provider, oidc_provider.basic_client)
+    arrived, report = await heard_live(
+        lambda on_step: check_integration(ctx, "op-mailgate-basic", on_step=on_step)
+    )
+    assert arrived[0] == ("discovery", False)
+    steps = ["discovery", "token_endpoint", "client_authentication", "client_secret_expiry"]
+    assert [step for step, _ in arrived] == [s.step for s in report.steps] == steps
+    assert report.ok, report.as_json()
 
 
 def test_cli_generic_integration_and_client_credentials(

@@ -14,6 +14,7 @@ from mailgate.context import Context
 from mailgate.inbound.mailboxes import MailboxOptions, add_mailbox
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.runtime.probe import ProbeResult, probe
+from mailgate.steps import Step
 from mailgate.tracker.service import add_project
 
 ALICE = "alice@example.test"
@@ -107,6 +108,29 @@ async def test_every_step_passes(
     assert result.diagnosis is None
     auth = next(s for s in result.steps if s.step == "authenticate")
     assert auth.detail.startswith(f"{sasl} as {ALICE}")
+    assert result.steps[-1].detail.startswith("1 message")
+
+
+@pytest.mark.parametrize(("protocol", "expected"), [("imap", ALL_OK_IMAP), ("pop3", ALL_OK_POP)])
+async def test_each_step_is_heard_while_the_test_runs(
+    ctx: Context,
+    emulator: RunningEmulator,
+    dovecot: Dovecot,
+    protocol: str,
+    expected: list[tuple[str, bool]],
+) -> None:
+    """What a page shows live: the listener hears "connect" before the mailbox is counted (a
+    message delivered when it is heard is in the count), and every step exactly once."""
+    await setup(ctx, emulator, dovecot, protocol=protocol)
+    heard: list[tuple[str, bool]] = []
+
+    def on_step(step: Step) -> None:
+        heard.append((step.step, step.ok))
+        if step.step == "connect":
+            dovecot.deliver(ALICE, message())
+
+    result = await probe(ctx, "support", on_step=on_step)
+    assert heard == expected == steps(result), result.as_json()
     assert result.steps[-1].detail.startswith("1 message")
 
 

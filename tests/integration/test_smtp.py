@@ -20,13 +20,14 @@ from tests.support.emulator import RunningEmulator
 from tests.support.keeper import Setup, microsoft_credential, reauthorize
 from tests.support.mail import ALICE, with_mailbox
 from tests.support.postfix import Postfix
+from tests.support.steps import heard_live
 
 from mailgate.context import Context
 from mailgate.mail import smtp
 from mailgate.mail.smtp_servers import SmtpOptions, add_smtp
 from mailgate.outbound import outbox
 from mailgate.outbound.alerts import run_check
-from mailgate.outbound.smtp_test import probe_smtp
+from mailgate.outbound.smtp_test import STEPS, probe_smtp
 from mailgate.runtime.imap_mailbox import poll_once
 from mailgate.store.models import OutboxMessage, SmtpServer
 from mailgate.tracker.issues import comment_as_agent, show_issue
@@ -72,6 +73,17 @@ async def test_smtp_test_sends_with_xoauth2_over_starttls(
     assert message["Subject"] == "mailgate test message (out)" and message["From"].endswith(
         f"<{ALICE}>"
     )
+
+
+async def test_smtp_test_steps_arrive_while_it_runs(
+    ctx: Context, emulator: RunningEmulator, postfix: Postfix
+) -> None:
+    """What a page shows live: each step reaches the consumer of `live` before the test ends."""
+    await smtp_server(ctx, emulator, postfix)
+    arrived, report = await heard_live(lambda on_step: probe_smtp(ctx, "out", BOB, on_step=on_step))
+    assert arrived == [(step, False) for step in STEPS], report.as_json()
+    assert report.ok and [s.step for s in report.steps] == list(STEPS)
+    postfix.wait_for_delivery(BOB)
 
 
 async def test_oauthbearer_over_implicit_tls(

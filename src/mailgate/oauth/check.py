@@ -16,7 +16,7 @@ from mailgate.oauth.endpoint import TokenRequestRefused, request_token
 from mailgate.oauth.integrations import get_integration, integration_warnings
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.providers import discover
-from mailgate.steps import Step, StepReport
+from mailgate.steps import StepListener, StepReport
 from mailgate.store.vocabulary import GrantType
 
 INVALID_CODE = "mailgate-connection-test-invalid-code"
@@ -25,22 +25,24 @@ INVALID_CODE = "mailgate-connection-test-invalid-code"
 CheckResult = StepReport
 
 
-async def check_integration(ctx: Context, name: str) -> CheckResult:
-    """Run the checks in order; the ones after a failed step are not run."""
+async def check_integration(
+    ctx: Context, name: str, on_step: StepListener | None = None
+) -> CheckResult:
+    """Run the checks in order; the ones after a failed step are not run. `on_step` hears each
+    step as it is recorded."""
     async with ctx.db.session() as session:
         integration = await get_integration(session, name)
-    result = CheckResult()
+    result = CheckResult(on_step=on_step)
 
     if integration.discovery_url:
         try:
             await discover(integration.discovery_url, ctx.http)
         except MailgateError as exc:
-            result.steps.append(Step("discovery", False, str(exc)))
-            result.diagnosis = str(exc)
-            return result
-        result.steps.append(Step("discovery", True, f"read {integration.discovery_url}"))
+            return result.fail("discovery", str(exc), str(exc))
+        result.record("discovery", True, f"read {integration.discovery_url}")
 
     client = TokenKeeper(ctx).client_config(integration)
+    answered = f"{integration.token_endpoint} answered"
     try:
         await request_token(
             client,
@@ -50,61 +52,47 @@ async def check_integration(ctx: Context, name: str) -> CheckResult:
             code_verifier=secrets.token_urlsafe(48),
         )
     except Transient as exc:
-        result.steps.append(Step("token_endpoint", False, str(exc)))
-        result.diagnosis = (
+        return result.fail(
+            "token_endpoint",
+            str(exc),
             f"mailgate cannot reach the token endpoint {integration.token_endpoint}: check the "
-            "host's network, DNS and proxy (HTTPS_PROXY), and the integration's endpoints."
+            "host's network, DNS and proxy (HTTPS_PROXY), and the integration's endpoints.",
         )
-        return result
     except TokenRequestRefused as refused:
-        result.steps.append(Step("token_endpoint", True, f"{integration.token_endpoint} answered"))
+        result.record("token_endpoint", True, answered)
         error = refused.error
         kind = provider_errors.disposition(error)
-        if kind is provider_errors.Disposition.CLIENT:
+        if kind is provider_errors.Disposition.CLIENT or error.error != "invalid_grant":
             explanation = provider_errors.explain(error, provider=integration.provider)
-            result.steps.append(Step("client_authentication", False, explanation))
-            result.diagnosis = explanation
-            return result
-        if error.error == "invalid_grant":
-            detail = (
-                "client ID and secret accepted (the test code was refused, as expected)"
-                if client.client_secret
-                else "public client: the provider knows the client ID (no secret to check)"
-            )
-            result.steps.append(Step("client_authentication", True, detail))
-        else:
-            explanation = provider_errors.explain(error, provider=integration.provider)
-            result.steps.append(Step("client_authentication", False, explanation))
-            result.diagnosis = explanation
-            return result
-    else:
-        result.steps.append(Step("token_endpoint", True, f"{integration.token_endpoint} answered"))
-        result.steps.append(
-            Step(
-                "client_authentication",
-                False,
-                "the provider accepted an invalid authorization code, which no real server does: "
-                "check that the token endpoint is the provider's",
-            )
+            return result.fail("client_authentication", explanation, explanation)
+        result.record(
+            "client_authentication",
+            True,
+            "client ID and secret accepted (the test code was refused, as expected)"
+            if client.client_secret
+            else "public client: the provider knows the client ID (no secret to check)",
         )
-        result.diagnosis = result.steps[-1].detail
-        return result
+    else:
+        result.record("token_endpoint", True, answered)
+        accepted = (
+            "the provider accepted an invalid authorization code, which no real server does: "
+            "check that the token endpoint is the provider's"
+        )
+        return result.fail("client_authentication", accepted, accepted)
 
     warnings = integration_warnings(integration, ctx.clock())
     expiry_ok = not any("expired on" in w for w in warnings)
-    result.steps.append(
-        Step(
-            "client_secret_expiry",
-            expiry_ok,
-            " ".join(warnings)
-            if warnings
-            else (
-                f"expires on {integration.client_secret_expires}"
-                if integration.client_secret_expires
-                else "no expiry date recorded (give it with --client-secret-expires)"
-            ),
-        )
-    )
     if not expiry_ok:
         result.diagnosis = warnings[0]
+    result.record(
+        "client_secret_expiry",
+        expiry_ok,
+        " ".join(warnings)
+        if warnings
+        else (
+            f"expires on {integration.client_secret_expires}"
+            if integration.client_secret_expires
+            else "no expiry date recorded (give it with --client-secret-expires)"
+        ),
+    )
     return result

@@ -9,6 +9,8 @@ import socket
 from email.message import EmailMessage
 from email.policy import SMTP
 
+import aiosmtplib
+
 from mailgate.context import Context
 from mailgate.errors import MailgateError
 from mailgate.mail import smtp
@@ -16,7 +18,7 @@ from mailgate.mail.diagnose import diagnose_smtp
 from mailgate.mail.smtp_servers import check_address, get_smtp
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.outbound.outbox import sign_in
-from mailgate.steps import Step, StepReport
+from mailgate.steps import StepListener, StepReport
 from mailgate.store.models import SmtpServer
 from mailgate.tracker.fingerprint import DEFAULT_FINGERPRINT_HEADER, FINGERPRINT
 
@@ -41,21 +43,27 @@ def test_message(server: SmtpServer, to: str) -> bytes:
 
 
 async def probe_smtp(
-    ctx: Context, name: str, to: str, keeper: TokenKeeper | None = None
+    ctx: Context,
+    name: str,
+    to: str,
+    keeper: TokenKeeper | None = None,
+    on_step: StepListener | None = None,
 ) -> StepReport:
+    """Send the test message to `to` through SMTP server `name`, step by step; `on_step` hears
+    each step as it is recorded. Cancelled (the admin left the page), it drops the connection."""
     to = check_address(to, "--to")
     async with ctx.db.session() as session:
         server = await get_smtp(session, name)
     keeper = keeper or TokenKeeper(ctx)
-    report = StepReport()
+    report = StepReport(on_step=on_step)
 
     def failed(failure: smtp.SmtpFailure) -> StepReport:
+        # The client opens the connection, TLS and greeting in one call: the steps it passed
+        # before the failing one are recorded now.
         for step in STEPS[: STEPS.index(failure.step)]:
             if step not in {s.step for s in report.steps}:
-                report.steps.append(Step(step, True, "ok"))
-        report.steps.append(Step(failure.step, False, str(failure)))
-        report.diagnosis = diagnose_smtp(failure, server)
-        return report
+                report.record(step, True, "ok")
+        return report.fail(failure.step, str(failure), diagnose_smtp(failure, server))
 
     try:
         addresses = await asyncio.get_running_loop().getaddrinfo(
@@ -64,35 +72,43 @@ async def probe_smtp(
     except OSError as exc:
         return failed(smtp.SmtpFailure("resolve", str(exc)))
     found = sorted({str(address[4][0]) for address in addresses})
-    report.steps.append(Step("resolve", True, ", ".join(found)))
+    report.record("resolve", True, ", ".join(found))
     try:
         async with smtp.connected(server) as client:
-            report.steps.append(Step("connect", True, f"{server.host}:{server.port}"))
-            report.steps.append(Step("tls", True, server.security))
-            report.steps.append(
-                Step(
-                    "greeting",
-                    True,
-                    " ".join(client.last_ehlo_response.message.split())[:200]
-                    if client.last_ehlo_response
-                    else "ok",
-                )
-            )
-            if server.credential_id is not None:
-                try:
-                    token = await keeper.access_token(server.credential_id)
-                except MailgateError as exc:
-                    return failed(smtp.SmtpFailure("token", str(exc)))
-                report.steps.append(Step("token", True, f"expires {token.expires_at}"))
-            else:
-                report.steps.append(Step("token", True, "password login"))
-            mechanism = await sign_in(ctx, keeper, server, client)
-            report.steps.append(Step("authenticate", True, mechanism))
-            reply, refused = await smtp.transact(
-                client, server.from_address, [to], test_message(server, to)
-            )
-            detail = reply + (f"; refused: {refused}" if refused else "")
-            report.steps.append(Step("send", True, detail))
+            try:
+                return await _signed_in_steps(ctx, keeper, server, client, to, report)
+            except asyncio.CancelledError:
+                client.close()  # in the middle of a command: no QUIT, just hang up
+                raise
     except smtp.SmtpFailure as failure:
         return failed(failure)
+
+
+async def _signed_in_steps(
+    ctx: Context,
+    keeper: TokenKeeper,
+    server: SmtpServer,
+    client: aiosmtplib.SMTP,
+    to: str,
+    report: StepReport,
+) -> StepReport:
+    """The steps on an open connection: what opening it said, the token, sign-in, the send."""
+    report.record("connect", True, f"{server.host}:{server.port}")
+    report.record("tls", True, server.security)
+    greeting = client.last_ehlo_response
+    report.record("greeting", True, " ".join(greeting.message.split())[:200] if greeting else "ok")
+    if server.credential_id is not None:
+        try:
+            token = await keeper.access_token(server.credential_id)
+        except MailgateError as exc:
+            raise smtp.SmtpFailure("token", str(exc)) from None
+        report.record("token", True, f"expires {token.expires_at}")
+    else:
+        report.record("token", True, "password login")
+    mechanism = await sign_in(ctx, keeper, server, client)
+    report.record("authenticate", True, mechanism)
+    reply, refused = await smtp.transact(
+        client, server.from_address, [to], test_message(server, to)
+    )
+    report.record("send", True, reply + (f"; refused: {refused}" if refused else ""))
     return report

@@ -27,7 +27,7 @@ from mailgate.mail.tls import CaFileUnusable, tls_context_for
 from mailgate.oauth.access import authenticate_with_refresh
 from mailgate.oauth.tokens import AccessToken, TokenKeeper
 from mailgate.runtime.connect import mechanism_for, sign_in
-from mailgate.steps import Step, StepReport
+from mailgate.steps import StepListener, StepReport
 from mailgate.store.models import Mailbox
 
 TIMEOUT = 15.0
@@ -35,13 +35,22 @@ TIMEOUT = 15.0
 ProbeResult = StepReport
 
 
-async def probe(ctx: Context, name: str, keeper: TokenKeeper | None = None) -> ProbeResult:
-    """Run the test-connection steps for mailbox `name`."""
+async def probe(
+    ctx: Context,
+    name: str,
+    keeper: TokenKeeper | None = None,
+    on_step: StepListener | None = None,
+) -> ProbeResult:
+    """Run the test-connection steps for mailbox `name`; `on_step` hears each step as it is
+    recorded. Cancelled (the admin left the page), it closes the connection without a LOGOUT."""
     async with ctx.db.session() as session:
         mailbox = await get_mailbox(session, name)
-    run = _Probe(ctx, keeper or TokenKeeper(ctx), mailbox)
+    run = _Probe(ctx, keeper or TokenKeeper(ctx), mailbox, ProbeResult(on_step=on_step))
     try:
         return await run.steps()
+    except asyncio.CancelledError:
+        run.lost = True  # stopped in the middle of a command: its answer would come before LOGOUT's
+        raise
     finally:
         await run.close()
 
@@ -49,7 +58,9 @@ async def probe(ctx: Context, name: str, keeper: TokenKeeper | None = None) -> P
 class _Probe:
     """One run of the steps, and the connection they build."""
 
-    def __init__(self, ctx: Context, keeper: TokenKeeper, mailbox: Mailbox) -> None:
+    def __init__(
+        self, ctx: Context, keeper: TokenKeeper, mailbox: Mailbox, result: ProbeResult
+    ) -> None:
         self.ctx = ctx
         self.keeper = keeper
         self.mailbox = mailbox
@@ -59,7 +70,7 @@ class _Probe:
         self.client: ImapClient | Pop3Client | None = None
         self.token: AccessToken | None = None
         self.lost = False  # the connection broke: nothing more to say on it
-        self.result = ProbeResult()
+        self.result = result
 
     async def steps(self) -> ProbeResult:
         steps: list[tuple[str, Callable[[], Awaitable[str]]]] = [
@@ -78,7 +89,7 @@ class _Probe:
             except MailgateError as exc:
                 self.fail(step, exc)
                 break
-            self.result.steps.append(Step(step, True, detail))
+            self.result.record(step, True, detail)
         return self.result
 
     def fail(self, step: str, exc: MailgateError) -> None:
@@ -86,20 +97,23 @@ class _Probe:
         if step == "authenticate" and not isinstance(exc, MailError | ConnectionLost):
             step = "token"  # the refresh after a refusal failed: the keeper explains why
         detail, kind = _observed(step, self.mailbox.protocol, exc)
-        self.result.steps.append(Step(step, False, detail))
-        self.result.diagnosis = diagnose(
-            Failure(
-                step=step,
-                protocol=self.mailbox.protocol,
-                host=self.mailbox.host,
-                port=self.mailbox.port,
-                text=detail,
-                auth="oauth2" if self.mailbox.credential_id else "password",
-                challenge=getattr(exc, "challenge", None),
-                account=self.token.account if self.token else None,
-                username=self.mailbox.username,
-                kind=kind,
-            )
+        self.result.fail(
+            step,
+            detail,
+            diagnose(
+                Failure(
+                    step=step,
+                    protocol=self.mailbox.protocol,
+                    host=self.mailbox.host,
+                    port=self.mailbox.port,
+                    text=detail,
+                    auth="oauth2" if self.mailbox.credential_id else "password",
+                    challenge=getattr(exc, "challenge", None),
+                    account=self.token.account if self.token else None,
+                    username=self.mailbox.username,
+                    kind=kind,
+                )
+            ),
         )
 
     async def close(self) -> None:
