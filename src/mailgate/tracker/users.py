@@ -329,7 +329,7 @@ async def use_link(ctx: Context, token: str, password: str, email: str | None = 
         link, user = _live_link(session, ctx, token)  # again: it may have been used meanwhile
         now = ctx.clock()
         if link.purpose == LinkPurpose.FIRST_ADMIN:
-            if admin_can_sign_in(session):
+            if admin_can_sign_in(session) or email is None:
                 raise BadInput(BAD_LINK)
             user = find_user(session, email)
             if user is None:
