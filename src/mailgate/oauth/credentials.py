@@ -13,6 +13,7 @@ from mailgate.context import Context
 from mailgate.errors import BadInput, MailgateError, NotFound
 from mailgate.oauth.endpoint import TokenResponse
 from mailgate.oauth.tokens import ACTIVE, REVOKED, RefreshPolicy, TokenKeeper, transition
+from mailgate.store import audit
 from mailgate.store.models import Credential, CredentialEvent, Integration
 from mailgate.store.vocabulary import CredentialEventKind, GrantType
 
@@ -89,6 +90,10 @@ async def _upsert_grant(
                 credential_id=cred.id, at=now, kind=kind, detail=f"{grant_type} for {account}"
             )
         )
+        authorized = kind == CredentialEventKind.AUTHORIZED
+        action = "credential.authorize" if authorized else "credential.reauthorize"
+        detail = f"{grant_type} under integration {integration.name}"
+        audit.record(session.sync_session, now, action, account, detail)
         await session.commit()
         return cred, kind
 
@@ -144,6 +149,7 @@ def credential_view(cred: Credential, integration_name: str) -> dict[str, Any]:
         "failure_count": cred.failure_count,
         "next_attempt_at": iso(cred.next_attempt_at),
         "has_refresh_token": cred.refresh_token_enc is not None,
+        "refresh_token_issued_at": iso(cred.refresh_token_issued_at),
         "created_at": iso(cred.created_at),
     }
 
@@ -176,6 +182,12 @@ async def refresh_credential(ctx: Context, credential_id: int) -> dict[str, Any]
     view["ok"] = failure is None
     if failure is not None:
         view["error"] = str(failure)
+    # The refresh itself committed in the keeper's transaction; this records who asked for it.
+    outcome = f"valid until {view['expires_at']}" if failure is None else f"failed: {failure}"
+    async with ctx.db.session() as session:
+        detail = f"by hand under integration {integration.name}: {outcome}"
+        audit.record(session.sync_session, ctx.clock(), "credential.refresh", cred.account, detail)
+        await session.commit()
     return view
 
 
@@ -216,13 +228,13 @@ async def revoke_credential(ctx: Context, credential_id: int) -> bool:
         row.access_token_enc = None
         row.expires_at = None
         row.next_attempt_at = None
+        detail = "revoked at the provider" if revoked_remotely else "tokens forgotten"
         session.add(
             CredentialEvent(
-                credential_id=row.id,
-                at=now,
-                kind=CredentialEventKind.REVOKED,
-                detail="revoked at the provider" if revoked_remotely else "tokens forgotten",
+                credential_id=row.id, at=now, kind=CredentialEventKind.REVOKED, detail=detail
             )
         )
+        where = f"under integration {integration.name}: {detail}"
+        audit.record(session.sync_session, now, "credential.revoke", row.account, where)
         await session.commit()
     return revoked_remotely

@@ -6,6 +6,7 @@ The CLI, the web UI and the API call these; rules live here once.
 from __future__ import annotations
 
 import re
+from copy import copy
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
@@ -35,6 +36,7 @@ from mailgate.providers import (
     microsoft_endpoints,
     microsoft_scopes,
 )
+from mailgate.store import audit
 from mailgate.store.models import Credential, Integration, Mailbox
 from mailgate.store.vocabulary import CredentialStatus
 
@@ -44,6 +46,22 @@ _ENDPOINT_FIELDS = (
     "authorization_endpoint",
     "token_endpoint",
     "device_authorization_endpoint",
+)
+# What the audit log names when an integration changes (the secret is said apart, never shown).
+_AUDITED_FIELDS = (
+    "client_id",
+    "client_secret_expires",
+    "tenant",
+    "cloud",
+    "account_type",
+    "uses",
+    "authority",
+    "discovery_url",
+    *_ENDPOINT_FIELDS,
+    "revocation_endpoint",
+    "scopes",
+    "app_scopes",
+    "token_auth",
 )
 
 
@@ -254,6 +272,9 @@ async def add_integration(ctx: Context, name: str, opts: IntegrationOptions) -> 
         )
         await _resolve(ctx, row, opts, is_new=True)
         session.add(row)
+        secret = "client secret set" if row.client_secret_enc else "no client secret"
+        detail = f"{row.provider}, client ID {row.client_id}, {secret}"
+        audit.record(session.sync_session, ctx.clock(), "integration.add", name, detail)
         await session.commit()
         return row
 
@@ -273,7 +294,15 @@ async def set_integration(ctx: Context, name: str, opts: IntegrationOptions) -> 
             or any(getattr(opts, n) is not None for n in _ENDPOINT_FIELDS)
         ):
             ctx.settings.require_https_base_url()
+        before = _audited(row)
         await _resolve(ctx, row, opts, is_new=False)
+        after = _audited(row)
+        changed = [n.replace("_", " ") for n in _AUDITED_FIELDS if before[n] != after[n]]
+        if opts.client_secret is not None:
+            changed.append("client secret changed")
+        if changed:
+            detail = "changed: " + ", ".join(changed)
+            audit.record(session.sync_session, ctx.clock(), "integration.set", name, detail)
         if opts.client_secret is not None:
             # Credentials held back by the refused secret are retried now, not at their backoff.
             for cred in (
@@ -283,6 +312,10 @@ async def set_integration(ctx: Context, name: str, opts: IntegrationOptions) -> 
                     cred.next_attempt_at = None
         await session.commit()
         return row
+
+
+def _audited(row: Integration) -> dict[str, Any]:
+    return {name: copy(getattr(row, name)) for name in _AUDITED_FIELDS}
 
 
 async def _find(session: AsyncSession, name: str) -> Integration | None:
@@ -359,6 +392,8 @@ async def delete_integration(ctx: Context, name: str, *, force: bool = False) ->
                 "to drop them too, or keep it."
             )
         await session.delete(row)
+        detail = f"with its {count} credential(s)" if count else None
+        audit.record(session.sync_session, ctx.clock(), "integration.delete", name, detail)
         await session.commit()
 
 

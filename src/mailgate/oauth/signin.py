@@ -81,6 +81,7 @@ class Outcome:
     status_code: int = 200
     account: str | None = None
     credential_id: int | None = None
+    integration: str | None = None  # its page links back to the integration
 
 
 async def begin(
@@ -425,6 +426,7 @@ async def _exchange(
         f"{credential.id}). You can close this page.{warning}",
         account=account,
         credential_id=credential.id,
+        integration=integration.name,
     )
 
 
