@@ -71,7 +71,17 @@ def issue_key(project: Project, issue: Issue) -> str:
 # -- projects ------------------------------------------------------------------------------------
 
 
-async def add_project(ctx: Context, key: str, name: str, *, smtp: str | None = None) -> Project:
+async def add_project(
+    ctx: Context,
+    key: str,
+    name: str,
+    *,
+    smtp: str | None = None,
+    notify: bool = True,
+    default_reporter: str | None = None,
+) -> Project:
+    """A new project (all checked before anything is stored)."""
+    reporter = _default_reporter(default_reporter) if default_reporter is not None else None
     if not KEY_RE.fullmatch(key):
         raise BadInput(
             f"Project key {key!r} is not valid: use 2 to 50 capital letters, digits and _, "
@@ -91,7 +101,8 @@ async def add_project(ctx: Context, key: str, name: str, *, smtp: str | None = N
             key=key,
             name=" ".join(name.split())[:200],
             smtp=smtp,
-            notify=True,
+            notify=notify,
+            default_reporter=reporter,
             next_number=1,
             created_at=now,
         )

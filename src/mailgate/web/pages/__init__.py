@@ -6,8 +6,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from mailgate.context import Context
-from mailgate.web.pages import dashboard
+from mailgate.web.pages import audit, dashboard, desk, projects, users
 
 
 def routers(ctx: Context) -> list[APIRouter]:
-    return [dashboard.router(ctx)]
+    return [
+        dashboard.router(ctx),
+        projects.router(ctx),
+        desk.router(ctx),
+        users.router(ctx),
+        audit.router(ctx),
+    ]
