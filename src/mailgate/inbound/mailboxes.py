@@ -18,14 +18,17 @@ from mailgate.errors import BadInput, NotFound
 from mailgate.inbound.handle import Destination
 from mailgate.inbound.route import BULK_ACTIONS, HANDLERS, NON_PARTICIPANTS, RouteOptions
 from mailgate.mail.endpoints import (
+    changed_settings,
     choose,
     endpoint_view,
     iso,
     password_warnings,
     resolve_endpoint,
+    settings_of,
     uses_oauth_only_host,
 )
 from mailgate.mail.smtp_servers import check_address
+from mailgate.store import audit
 from mailgate.store.models import Mailbox, Project
 from mailgate.store.vocabulary import Backlog, Handler, MailboxStatus, Protocol
 
@@ -339,6 +342,7 @@ async def _added(
     )
     warnings = await _resolve(ctx, session, row, opts)
     session.add(row)
+    audit.record(session.sync_session, ctx.clock(), "mailbox.add", name, _described(row))
     return row, warnings
 
 
@@ -351,12 +355,22 @@ async def _changed(
             "state: add a new mailbox for the other protocol instead."
         )
     place = (row.host, row.port, row.username.lower(), row.folder)
+    before = settings_of(mailbox_view(row), row)
     warnings = await _resolve(ctx, session, row, opts)
     if (row.host, row.port, row.username.lower(), row.folder) != place:
         # Another mailbox or folder: its UIDs mean nothing here; start over (by --backlog).
         row.uidvalidity = None
         row.last_uid = None
+    changed = changed_settings(before, settings_of(mailbox_view(row), row))
+    if changed:
+        audit.record(session.sync_session, ctx.clock(), "mailbox.set", row.name, changed)
     return warnings
+
+
+def _described(row: Mailbox) -> str:
+    """The audit detail of a new mailbox: where it reads, how it signs in, where mail lands."""
+    auth = f"credential {row.credential_id}" if row.credential_id is not None else "password"
+    return f"{row.protocol} {row.username} at {row.host}:{row.port}, {auth}, project {row.project}"
 
 
 async def list_mailboxes(ctx: Context) -> list[Mailbox]:
@@ -365,8 +379,10 @@ async def list_mailboxes(ctx: Context) -> list[Mailbox]:
 
 
 async def delete_mailbox(ctx: Context, name: str) -> None:
+    """Delete a mailbox (the mail on its server is not touched)."""
     async with ctx.db.session() as session:
         await session.delete(await get_mailbox(session, name))
+        audit.record(session.sync_session, ctx.clock(), "mailbox.delete", name)
         await session.commit()
 
 

@@ -28,6 +28,8 @@ _OAUTH_ONLY_HOSTS = re.compile(
     r"gmail\.com|googlemail\.com)$",
     re.IGNORECASE,
 )
+# The same rule for the pages' script, which warns while the host is typed (JavaScript reads it).
+OAUTH_ONLY_HOST_PATTERN = _OAUTH_ONLY_HOSTS.pattern
 _HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,253})|\[?[0-9A-Fa-f:.]+\]?")
 
 
@@ -73,6 +75,41 @@ def endpoint_view(row: Endpoint) -> dict[str, Any]:
         "sasl_mechanism": row.sasl_mechanism or "auto",
         "ca_file": row.ca_file,
     }
+
+
+# What a server's view shows that the admin does not set.
+_STATE = (
+    "name",
+    "auth",
+    "status",
+    "last_check_at",
+    "last_error",
+    "processed",
+    "quarantined",
+    "created_at",
+    "warnings",
+)
+
+
+def settings_of(view: dict[str, Any], row: Endpoint) -> dict[str, Any]:
+    """What the admin set on a server, from its view (a mailbox's handler options among the
+    rest), for `changed_settings`; the password by its ciphertext, which every password given
+    renews."""
+    settings = {name: value for name, value in view.items() if name not in _STATE}
+    settings.update(settings.pop("route_options", {}))
+    settings["password"] = row.password_enc
+    return settings
+
+
+def changed_settings(before: dict[str, Any], after: dict[str, Any]) -> str | None:
+    """The audit detail of a change: the names of the settings that changed, the password
+    only as "password changed" (never its value, nor its ciphertext)."""
+    names = [
+        "password changed" if name == "password" else name
+        for name in {**before, **after}
+        if before.get(name) != after.get(name)
+    ]
+    return ", ".join(names) or None
 
 
 def password_warnings(row: Endpoint) -> list[str]:

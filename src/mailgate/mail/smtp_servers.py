@@ -1,4 +1,4 @@
-"""Service functions for SMTP servers (outgoing mail): add, change, list, show.
+"""Service functions for SMTP servers (outgoing mail): add, change, list, show, delete.
 
 An SMTP server signs in with an OAuth 2.0 credential (XOAUTH2 or OAUTHBEARER) or a password, and
 sends as one From address. Given a Microsoft or Google credential and no host, the provider's
@@ -18,9 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
-from mailgate.mail.endpoints import endpoint_view, iso, password_warnings, resolve_endpoint
+from mailgate.mail.endpoints import (
+    changed_settings,
+    endpoint_view,
+    iso,
+    password_warnings,
+    resolve_endpoint,
+    settings_of,
+)
 from mailgate.providers import GOOGLE_MAIL_SCOPE
-from mailgate.store.models import Credential, Integration, SmtpServer
+from mailgate.store import audit
+from mailgate.store.models import Credential, Integration, Project, SmtpServer
 from mailgate.store.vocabulary import SmtpStatus
 
 DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
@@ -143,28 +151,78 @@ def _provider_defaults(
         opts.username = opts.username or credential.account
 
 
-def _scope_warnings(credential: Credential, integration: Integration) -> list[str]:
+def missing_smtp_scope(credential: Credential, integration: Integration) -> str | None:
+    """Why the credential cannot sign in to its provider's SMTP (it was authorized without the
+    scope SMTP needs), or None."""
     granted = " ".join(credential.scopes or integration.scopes or [])
-    if integration.provider == "microsoft":
-        if credential.grant_type == APP_ONLY_GRANT:
-            return [
-                "This is an app-only credential: Exchange Online accepts it for SMTP only when the "
-                "app has the SMTP.SendAsApp application permission and its service principal may "
-                "send as the From address; if the server refuses it, use a credential of a signed-in "
-                "user with SMTP.Send."
-            ]
-        if "SMTP.Send" not in granted:
-            raise BadInput(
-                f"Credential {credential.id} was authorized without the SMTP.Send scope: run "
-                f"`mailgate integration set {integration.name} --use smtp` (keep its other --use), "
-                "then authorize the account again."
-            )
+    if (
+        integration.provider == "microsoft"
+        and credential.grant_type != APP_ONLY_GRANT
+        and "SMTP.Send" not in granted
+    ):
+        return (
+            f"Credential {credential.id} was authorized without the SMTP.Send scope: run "
+            f"`mailgate integration set {integration.name} --use smtp` (keep its other --use), "
+            "then authorize the account again."
+        )
     if integration.provider == "google" and GOOGLE_MAIL_SCOPE not in granted:
-        raise BadInput(
+        return (
             f"Credential {credential.id} was authorized without the {GOOGLE_MAIL_SCOPE} scope, "
             "which Gmail's SMTP requires: authorize the account again with that scope."
         )
+    return None
+
+
+def _scope_warnings(credential: Credential, integration: Integration) -> list[str]:
+    missing = missing_smtp_scope(credential, integration)
+    if missing is not None:
+        raise BadInput(missing)
+    if integration.provider == "microsoft" and credential.grant_type == APP_ONLY_GRANT:
+        return [
+            "This is an app-only credential: Exchange Online accepts it for SMTP only when the "
+            "app has the SMTP.SendAsApp application permission and its service principal may "
+            "send as the From address; if the server refuses it, use a credential of a signed-in "
+            "user with SMTP.Send."
+        ]
     return []
+
+
+@dataclass(frozen=True)
+class CredentialChoice:
+    """A credential as a server's form offers it: its account and integration, and, for SMTP,
+    why it cannot send (None when it can)."""
+
+    id: int
+    account: str
+    integration: str
+    provider: str
+    status: str
+    smtp_problem: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.account} ({self.integration}, credential {self.id})"
+
+
+async def credential_choices(ctx: Context) -> list[CredentialChoice]:
+    """Every credential a mail server could sign in with, by account."""
+    async with ctx.db.session() as session:
+        rows = await session.execute(
+            select(Credential, Integration)
+            .join(Integration, Credential.integration_id == Integration.id)
+            .order_by(Credential.account, Credential.id)
+        )
+        return [
+            CredentialChoice(
+                credential.id,
+                credential.account,
+                integration.name,
+                integration.provider,
+                credential.status,
+                missing_smtp_scope(credential, integration),
+            )
+            for credential, integration in rows.all()
+        ]
 
 
 async def _resolve(
@@ -211,6 +269,9 @@ async def add_smtp(ctx: Context, name: str, opts: SmtpOptions) -> tuple[SmtpServ
         warnings = await _resolve(ctx, session, row, opts)
         row.status = SmtpStatus.NEW
         session.add(row)
+        auth = f"credential {row.credential_id}" if row.credential_id is not None else "password"
+        detail = f"{row.username} at {row.host}:{row.port}, {auth}, from {row.from_address}"
+        audit.record(session.sync_session, ctx.clock(), "smtp.add", name, detail)
         await session.commit()
         return row, warnings
 
@@ -218,9 +279,28 @@ async def add_smtp(ctx: Context, name: str, opts: SmtpOptions) -> tuple[SmtpServ
 async def set_smtp(ctx: Context, name: str, opts: SmtpOptions) -> tuple[SmtpServer, list[str]]:
     async with ctx.db.session() as session:
         row = await get_smtp(session, name)
+        before = settings_of(smtp_view(row), row)
         warnings = await _resolve(ctx, session, row, opts)
+        changed = changed_settings(before, settings_of(smtp_view(row), row))
+        if changed:
+            audit.record(session.sync_session, ctx.clock(), "smtp.set", name, changed)
         await session.commit()
         return row, warnings
+
+
+async def delete_smtp(ctx: Context, name: str) -> None:
+    """Delete an SMTP server; refused while a project sends through it by name."""
+    async with ctx.db.session() as session:
+        row = await get_smtp(session, name)
+        users = list(await session.scalars(select(Project.key).where(Project.smtp == name)))
+        if users:
+            raise BadInput(
+                f"Project {', '.join(users)} sends its mail through SMTP server {name!r}: choose "
+                f"another server for it first (`mailgate project set {users[0]} --smtp NAME`)."
+            )
+        await session.delete(row)
+        audit.record(session.sync_session, ctx.clock(), "smtp.delete", name)
+        await session.commit()
 
 
 async def find_smtp(session: AsyncSession, name: str) -> SmtpServer | None:
