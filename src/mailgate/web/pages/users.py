@@ -101,7 +101,7 @@ def router(ctx: Context) -> APIRouter:
         assert link is not None  # added without a password: they choose one at the link
         return await _link_page(request, ctx, user.email, link, added=True)
 
-    @routes.get("/users/{email}", include_in_schema=False)
+    @routes.get("/users/{email:path}", include_in_schema=False)
     async def user_page(request: Request, email: str) -> Response:
         return await _user_page(request, ctx, email)
 
@@ -120,20 +120,20 @@ def router(ctx: Context) -> APIRouter:
             message = f"{user.email} may sign in again."
         return await done(request, ctx, user_href(user.email), message)
 
-    @routes.post("/users/{email}/role", include_in_schema=False)
+    @routes.post("/users/{email:path}/role", include_in_schema=False)
     async def change_role(request: Request, email: str) -> Response:
         form = await form_values(request)
         return await change(request, email, role=form.get("role", ""))
 
-    @routes.post("/users/{email}/disable", include_in_schema=False)
+    @routes.post("/users/{email:path}/disable", include_in_schema=False)
     async def disable(request: Request, email: str) -> Response:
         return await change(request, email, disabled=True)
 
-    @routes.post("/users/{email}/enable", include_in_schema=False)
+    @routes.post("/users/{email:path}/enable", include_in_schema=False)
     async def enable(request: Request, email: str) -> Response:
         return await change(request, email, disabled=False)
 
-    @routes.post("/users/{email}/reset-link", include_in_schema=False)
+    @routes.post("/users/{email:path}/reset-link", include_in_schema=False)
     async def reset_link(request: Request, email: str) -> Response:
         try:
             link = await password_link(ctx, email)
