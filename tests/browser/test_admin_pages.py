@@ -46,12 +46,8 @@ async def add_user_by_form(page: Page, email: str, role: str) -> None:
     await expect(page.get_by_role("heading", level=1)).to_contain_text("added")
 
 
-async def test_an_admin_adds_a_project_and_a_user_and_finds_them_everywhere(
-    ctx: Context, page: Page, page_log: PageLog
-) -> None:
-    await add_user(ctx, "admin@example.com", "admin", PASSWORD)
-    await sign_in(page)
-    await add_project_by_form(page, "HELP", "Help desk")
+async def servers(ctx: Context) -> None:
+    """A mailbox that feeds HELP (no process reads it here) and an SMTP server that answers."""
     await add_mailbox(
         ctx,
         "support",
@@ -63,12 +59,26 @@ async def test_an_admin_adds_a_project_and_a_user_and_finds_them_everywhere(
             project="HELP",
         ),
     )
+    options = SmtpOptions(
+        host="127.0.0.1", security="none", username="support@example.com", password="never"
+    )
+    await add_smtp(ctx, "out", options)
+
+
+async def test_an_admin_adds_a_project_and_a_user_and_finds_them_everywhere(
+    ctx: Context, page: Page, page_log: PageLog
+) -> None:
+    await add_user(ctx, "admin@example.com", "admin", PASSWORD)
+    await sign_in(page)
+    await add_project_by_form(page, "HELP", "Help desk")
+    await servers(ctx)
     await page.goto("/projects")
     row = page.locator('tr[data-project="HELP"]')
     await expect(row).to_contain_text("Help desk")
     await expect(row.get_by_role("link", name="support")).to_have_attribute(
         "href", "/mailboxes/support"
     )
+    await expect(row.get_by_role("link", name="out")).to_have_attribute("href", "/smtp/out")
     await keep_screenshot(page, "projects")
 
     await add_user_by_form(page, "agent@example.com", "agent")
@@ -100,13 +110,7 @@ async def test_the_dashboard_counts_a_new_issue_without_a_reload(
     await add_user(ctx, "admin@example.com", "admin", PASSWORD)
     await sign_in(page)
     await add_project_by_form(page, "HELP", "Help desk")
-    await add_smtp(
-        ctx,
-        "out",
-        SmtpOptions(
-            host="127.0.0.1", security="none", username="support@example.com", password="x"
-        ),
-    )
+    await servers(ctx)
     await page.goto("/")
     await expect(page.locator("[data-attention-none]")).to_be_visible()
     await expect(page.locator('[data-total="open_issues"]')).to_have_text("0")
@@ -118,6 +122,8 @@ async def test_the_dashboard_counts_a_new_issue_without_a_reload(
     await expect(item.get_by_role("link", name="Retry the dead messages")).to_have_attribute(
         "href", "/outbox"
     )
+    mailbox = page.locator('tr[data-mailbox="support"]')
+    await expect(mailbox.locator(".status")).to_have_text("not running")
     await keep_screenshot(page, "dashboard")
     page_log.assert_clean()
 
