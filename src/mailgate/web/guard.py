@@ -143,7 +143,7 @@ class Guard:
                     "try again.",
                 )
                 return
-            receive = _replay(body)
+            receive = _replay(body, receive)
         scope.setdefault("state", {}).update(user=user, web_session=web_session)
         actor.act_as(actor.Actor(user.email, address))
         await self.app(scope, receive, send)
@@ -201,7 +201,9 @@ async def _read_all(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
-def _replay(body: bytes) -> Receive:
+def _replay(body: bytes, rest: Receive) -> Receive:
+    """The body read already, then the client's own messages: a streamed answer (live test
+    steps) listens for the disconnect, which must come only when the client goes."""
     sent = False
 
     async def receive() -> Message:
@@ -209,7 +211,7 @@ def _replay(body: bytes) -> Receive:
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
+        return await rest()
 
     return receive
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -30,7 +30,16 @@ def page(request: Request, outcome: signin.Outcome) -> Response:
     return TEMPLATES.TemplateResponse(
         request,
         "signin.html",
-        {"ok": outcome.ok, "title": outcome.title, "message": outcome.message},
+        {
+            "ok": outcome.ok,
+            "title": outcome.title,
+            "message": outcome.message,
+            # The admin who started the sign-in goes back to the integration's page.
+            "back": f"/integrations/{quote(outcome.integration, safe='')}"
+            if outcome.integration
+            else None,
+            "integration": outcome.integration,
+        },
         status_code=outcome.status_code,
         headers=NO_STORE,
     )

@@ -6,12 +6,30 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from mailgate.context import Context
-from mailgate.web.pages import audit, dashboard, desk, projects, users
+from mailgate.web.pages import (
+    audit,
+    credentials,
+    dashboard,
+    desk,
+    integration_actions,
+    integration_device,
+    integrations,
+    mailboxes,
+    projects,
+    smtp,
+    users,
+)
 
 
 def routers(ctx: Context) -> list[APIRouter]:
     return [
         dashboard.router(ctx),
+        integrations.router(ctx),
+        integration_actions.router(ctx),
+        integration_device.router(ctx),
+        credentials.router(ctx),
+        mailboxes.router(ctx),
+        smtp.router(ctx),
         projects.router(ctx),
         desk.router(ctx),
         users.router(ctx),
