@@ -14,9 +14,7 @@ from mailgate.web.pages import (
     integration_actions,
     integration_device,
     integrations,
-    mailboxes,
     projects,
-    smtp,
     users,
 )
 
@@ -28,8 +26,6 @@ def routers(ctx: Context) -> list[APIRouter]:
         integration_actions.router(ctx),
         integration_device.router(ctx),
         credentials.router(ctx),
-        mailboxes.router(ctx),
-        smtp.router(ctx),
         projects.router(ctx),
         desk.router(ctx),
         users.router(ctx),
