@@ -20,7 +20,9 @@ SCRIPT = "<script>alert(1)</script>"
 IMAGE = '"><img src=x onerror=alert(1)>'
 
 
-async def sign_in(page: Page) -> None:
+async def sign_in(ctx: Context, page: Page) -> None:
+    """As a new admin, through the sign-in form."""
+    await add_user(ctx, "admin@example.com", "admin", PASSWORD)
     await page.goto("/login")
     await page.get_by_label("Email").fill("admin@example.com")
     await page.get_by_label("Password").fill(PASSWORD)
@@ -68,10 +70,9 @@ async def servers(ctx: Context) -> None:
 async def test_an_admin_adds_a_project_and_a_user_and_finds_them_everywhere(
     ctx: Context, page: Page, page_log: PageLog
 ) -> None:
-    await add_user(ctx, "admin@example.com", "admin", PASSWORD)
-    await sign_in(page)
+    await sign_in(ctx, page)
     await add_project_by_form(page, "HELP", "Help desk")
-    await servers(ctx)
+    await servers(ctx)  # HELP's
     await page.goto("/projects")
     row = page.locator('tr[data-project="HELP"]')
     await expect(row).to_contain_text("Help desk")
@@ -107,10 +108,9 @@ async def test_an_admin_adds_a_project_and_a_user_and_finds_them_everywhere(
 async def test_the_dashboard_counts_a_new_issue_without_a_reload(
     ctx: Context, page: Page, page_log: PageLog
 ) -> None:
-    await add_user(ctx, "admin@example.com", "admin", PASSWORD)
-    await sign_in(page)
+    await sign_in(ctx, page)
     await add_project_by_form(page, "HELP", "Help desk")
-    await servers(ctx)
+    await servers(ctx)  # HELP's
     await page.goto("/")
     await expect(page.locator("[data-attention-none]")).to_be_visible()
     await expect(page.locator('[data-total="open_issues"]')).to_have_text("0")
@@ -131,8 +131,7 @@ async def test_the_dashboard_counts_a_new_issue_without_a_reload(
 async def test_a_script_in_a_project_name_or_a_user_email_stays_text(
     ctx: Context, page: Page, page_log: PageLog
 ) -> None:
-    await add_user(ctx, "admin@example.com", "admin", PASSWORD)
-    await sign_in(page)
+    await sign_in(ctx, page)
     await add_project_by_form(page, "EVIL", f"{SCRIPT} {IMAGE}")
     await add_user_by_form(page, f"{SCRIPT}@example.com", "agent")
     await add_user_by_form(page, '"><img/src=x/onerror=alert(1)>@example.com', "agent")
