@@ -1,5 +1,6 @@
 """`mailgate smtp test NAME --to ADDRESS`: send a real test message, step by step, and say what a
-failure means (the same catalog the outbox uses). It drives the outbox's own client and sign-in."""
+failure means (the same catalog the outbox uses). It drives the outbox's own client and sign-in.
+Without an address (a page's Test connection), it stops once signed in and sends nothing."""
 
 from __future__ import annotations
 
@@ -45,13 +46,14 @@ def test_message(server: SmtpServer, to: str) -> bytes:
 async def probe_smtp(
     ctx: Context,
     name: str,
-    to: str,
+    to: str | None,
     keeper: TokenKeeper | None = None,
     on_step: StepListener | None = None,
 ) -> StepReport:
-    """Send the test message to `to` through SMTP server `name`, step by step; `on_step` hears
-    each step as it is recorded. Cancelled (the admin left the page), it drops the connection."""
-    to = check_address(to, "--to")
+    """Send the test message to `to` through SMTP server `name`, step by step (with `to` None:
+    every step up to signing in, and no message); `on_step` hears each step as it is recorded.
+    Cancelled (the admin left the page), it drops the connection."""
+    to = check_address(to, "--to") if to is not None else None
     async with ctx.db.session() as session:
         server = await get_smtp(session, name)
     keeper = keeper or TokenKeeper(ctx)
@@ -89,7 +91,7 @@ async def _signed_in_steps(
     keeper: TokenKeeper,
     server: SmtpServer,
     client: aiosmtplib.SMTP,
-    to: str,
+    to: str | None,
     report: StepReport,
 ) -> StepReport:
     """The steps on an open connection: what opening it said, the token, sign-in, the send."""
@@ -107,6 +109,8 @@ async def _signed_in_steps(
         report.record("token", True, "password login")
     mechanism = await sign_in(ctx, keeper, server, client)
     report.record("authenticate", True, mechanism)
+    if to is None:
+        return report
     reply, refused = await smtp.transact(
         client, server.from_address, [to], test_message(server, to)
     )

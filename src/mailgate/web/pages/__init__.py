@@ -14,7 +14,9 @@ from mailgate.web.pages import (
     integration_actions,
     integration_device,
     integrations,
+    mailboxes,
     projects,
+    smtp,
     users,
 )
 
@@ -26,6 +28,8 @@ def routers(ctx: Context) -> list[APIRouter]:
         integration_actions.router(ctx),
         integration_device.router(ctx),
         credentials.router(ctx),
+        mailboxes.router(ctx),
+        smtp.router(ctx),
         projects.router(ctx),
         desk.router(ctx),
         users.router(ctx),

@@ -1,0 +1,77 @@
+"""What the incoming and outgoing mail server pages do alike after a button: run the service
+function, then show the server's page with its outcome (a test's steps, a count), or with the
+sentence of what went wrong next to the buttons; or, for a name that matches nothing, the page
+that says so."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from mailgate.context import Context
+from mailgate.errors import BadInput, MailgateError, NotFound
+from mailgate.mail.endpoints import PASSWORD_DEPRECATED
+from mailgate.steps import StepListener, StepReport
+from mailgate.web.steps import step_stream, wants_step_stream
+
+# The server's page: (request, ctx, name, **what it shows) → the page.
+ServerPage = Callable[..., Awaitable[Response]]
+Missing = Callable[[Request, Context, NotFound], Awaitable[Response]]
+Test = Callable[[StepListener | None], Awaitable[StepReport]]
+
+
+def failure_status(problem: MailgateError) -> int:
+    """400 for what the admin typed or set up wrong; 502 when the server failed or refused."""
+    return 400 if isinstance(problem, BadInput) else 502
+
+
+def saved_message(what: str, warnings: list[str]) -> str:
+    """The one-time message after a save: what happened, then the service's warnings (the
+    password's deprecation is on the page itself, beside the form)."""
+    others = [warning for warning in warnings if PASSWORD_DEPRECATED not in warning]
+    return " ".join([what, *(f"Warning: {warning}" for warning in others)])
+
+
+async def action_page(
+    request: Request,
+    ctx: Context,
+    name: str,
+    pages: tuple[ServerPage, Missing],
+    action: Callable[[], Awaitable[dict[str, Any]]],
+    **kept: Any,
+) -> Response:
+    """Run `action` on server `name` and show the server's page with what it returned, or with
+    what went wrong (400 or 502), and `kept` either way (what the admin typed for the action);
+    a server that does not exist gets the not-found page."""
+    page, missing = pages
+    try:
+        shown = await action()
+    except NotFound as problem:
+        return await missing(request, ctx, problem)
+    except MailgateError as problem:
+        status = failure_status(problem)
+        return await page(request, ctx, name, action_error=str(problem), status_code=status, **kept)
+    return await page(request, ctx, name, **shown, **kept)
+
+
+async def tested_page(
+    request: Request,
+    ctx: Context,
+    name: str,
+    pages: tuple[ServerPage, Missing],
+    test: Test,
+    shown_as: str = "report",
+    **kept: Any,
+) -> Response:
+    """A test's button: the steps streamed live to the page's script, or, for a plain form
+    post, the page with the finished steps as `shown_as` (and `kept` beside them)."""
+    if wants_step_stream(request):
+        return step_stream(test)
+
+    async def run() -> dict[str, Any]:
+        return {shown_as: await test(None)}
+
+    return await action_page(request, ctx, name, pages, run, **kept)
