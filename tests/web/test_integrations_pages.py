@@ -447,3 +447,35 @@ async def test_without_an_https_base_url_authorize_is_disabled(
 async def test_an_agent_is_refused(agent: WebClient) -> None:
     for path in ("/integrations", "/integrations/new", "/credentials"):
         assert (await agent.get(path)).status_code == 403
+
+
+async def test_a_custom_provider_from_its_discovery_document(
+    ctx: Context, admin: WebClient, emulator: RunningEmulator
+) -> None:
+    form = await admin.get("/integrations/new?provider=generic")
+    assert 'id="discovery_url" name="discovery_url"' in form.text
+    assert 'id="token_endpoint" name="token_endpoint"' in form.text  # typed, not pre-filled
+    assert field_value(form.text, "scopes").split() == ["openid", "email", "offline_access"]
+    emulator.state.register_client("microsoft", CLIENT_ID, CLIENT_SECRET, tenant_id=TENANT)
+    discovery = emulator.microsoft_discovery_url(TENANT)
+    data = {
+        "provider": "generic",
+        "name": "idp",
+        "client_id": CLIENT_ID,
+        "client_secret": CANARY,
+        "discovery_url": discovery,
+        "token_auth": "",
+        "scopes": "openid\nemail\noffline_access",
+        "preset_scopes": "openid\nemail\noffline_access",
+        "use": [""],
+    }
+    answer = await post_form(admin, "/integrations", data)
+    assert answer.status_code == 303, answer.text
+    page = await admin.get("/integrations/idp")
+    assert "Custom" in page.text and f"<code>{discovery}</code>" in page.text
+    assert f"<code>{emulator.microsoft_token_url(TENANT)}</code>" in page.text
+    nowhere = await post_form(
+        admin, "/integrations", {**data, "name": "nowhere", "discovery_url": "", "use": [""]}
+    )
+    assert nowhere.status_code == 400
+    assert "needs the provider&#39;s discovery URL (--discovery-url), or its" in nowhere.text

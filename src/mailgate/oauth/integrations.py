@@ -167,8 +167,9 @@ async def _resolve(ctx: Context, row: Integration, opts: IntegrationOptions, is_
             endpoints = await discover(opts.discovery_url, ctx.http)
         elif is_new and not (opts.token_endpoint and opts.authorization_endpoint):
             raise BadInput(
-                "A generic integration needs --discovery-url, or --authorization-endpoint and "
-                "--token-endpoint."
+                "A generic integration needs the provider's discovery URL (--discovery-url), or "
+                "its authorization and token endpoints (--authorization-endpoint, "
+                "--token-endpoint)."
             )
         if endpoints is not None and opts.token_auth is None:
             row.token_auth = generic_token_auth(endpoints.token_auth_methods)
