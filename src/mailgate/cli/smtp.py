@@ -26,6 +26,7 @@ from mailgate.context import Context
 from mailgate.mail.smtp_servers import (
     SmtpOptions,
     add_smtp,
+    delete_smtp,
     get_smtp,
     list_smtp,
     set_smtp,
@@ -147,3 +148,10 @@ def smtp_test(
     result = run(work)
     emit(result.as_json(), as_json, lambda: steps_text(result))
     raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command("delete")
+def smtp_delete(name: str) -> None:
+    """Delete an outgoing mail server (refused while a project sends through it by name)."""
+    run(lambda ctx: delete_smtp(ctx, name))
+    typer.echo(f"deleted SMTP server {name}")
