@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 
+import httpx2
 from playwright.async_api import Page, expect
 
 from mailgate.context import Context
+from mailgate.oauth.integrations import IntegrationOptions, add_integration
 from mailgate.tracker.users import add_user
 from tests.support.chromium import PageLog, keep_screenshot
-from tests.support.emulator import RunningEmulator
+from tests.support.emulator import RunningEmulator, verify_device
 from tests.support.keeper import CLIENT_ID, CLIENT_SECRET, TENANT
 from tests.support.server import MailgateServer
 from tests.support.web import PASSWORD
@@ -171,4 +173,36 @@ async def test_scripts_in_the_integration_fields_stay_text(
     await page.goto("/integrations/xss/edit")
     await expect(page.get_by_label("Client ID")).to_have_value(IMAGE)
     assert page_log.dialogs == []
+    page_log.assert_clean()
+
+
+async def test_the_device_code_page_updates_itself_when_approved(
+    ctx: Context,
+    page: Page,
+    page_log: PageLog,
+    emulator: RunningEmulator,
+    mailgate_server: MailgateServer,
+) -> None:
+    emulated_tenant(emulator, mailgate_server)
+    emulator.state.set_lifetimes(device_poll_interval=1)
+    options = IntegrationOptions(
+        provider="microsoft",
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        authority=emulator.url,
+    )
+    await add_integration(ctx, "m365", options)
+    await sign_in(ctx, page)
+    await page.goto("/integrations/m365")
+    await page.get_by_role("button", name="Device code").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Device code for m365")
+    await expect(page.locator(".notice")).to_contain_text("Waiting for the approval")
+    code = await page.get_by_label("Code").input_value()
+    verification = await page.locator("ol.guide a").first.get_attribute("href")
+    assert verification is not None and verification.startswith(emulator.url)
+    await keep_screenshot(page, "integration-device")
+    # The account owner approves on another device; this page notices by itself.
+    async with httpx2.AsyncClient() as device:
+        await verify_device(device, verification, code, SUPPORT, "pw")
+    await expect(page.locator(".flash")).to_contain_text(f"Connected as {SUPPORT}", timeout=20_000)
     page_log.assert_clean()
