@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-from mailgate.errors import BadInput
 from mailgate.inbound.mailboxes import MailboxOptions
 from mailgate.inbound.route import RouteOptions
 from mailgate.store.vocabulary import (
@@ -185,10 +184,3 @@ def _route_changes(form: Mapping[str, str], current: Mapping[str, Any]) -> dict[
     if changes.get("split_regex", "") is None:
         changes["split_regex"] = ""
     return changes
-
-
-def check_name(form: Mapping[str, str]) -> str:
-    name = form.get("name", "").strip()
-    if not name:
-        raise BadInput("No name given: give the mailbox a short name, e.g. support.")
-    return name

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from mailgate.context import Context
-from mailgate.errors import BadInput, NotFound
+from mailgate.errors import NotFound
 from mailgate.inbound.mailboxes import (
     add_mailbox,
     delete_mailbox,
@@ -39,13 +39,12 @@ from mailgate.web.pages.mailbox_form import (
     PROTOCOL_LABELS,
     ROUTE_NUMBERS,
     blank_form,
-    check_name,
     options_from,
     stored_form,
 )
 from mailgate.web.pages.notfound import not_found
-from mailgate.web.pages.server_page import action_page, saved_message, tested_page
-from mailgate.web.shell import done, form_values, render
+from mailgate.web.pages.server_page import action_page, added_page, changed_page, tested_page
+from mailgate.web.shell import done, render
 
 
 def mailbox_href(name: str) -> str:
@@ -150,16 +149,20 @@ def router(ctx: Context) -> APIRouter:
     async def new_mailbox_page(request: Request) -> Response:
         return await new_page(request, ctx, blank_form())
 
+    async def save(form: Mapping[str, str], stored: dict[str, Any] | None) -> list[str]:
+        if stored is None:
+            _, warnings = await add_mailbox(ctx, form["name"].strip(), options_from(form, None))
+        else:
+            _, warnings = await set_mailbox(ctx, stored["name"], options_from(form, stored))
+        return warnings
+
+    pages = (mailbox_page, missing)
+
     @routes.post("/mailboxes", include_in_schema=False)
     async def new_mailbox(request: Request) -> Response:
-        form = await form_values(request)
-        try:
-            name = check_name(form)
-            _, warnings = await add_mailbox(ctx, name, options_from(form, None))
-        except BadInput as problem:
-            return await new_page(request, ctx, form, error=str(problem))
-        message = saved_message(f"Mailbox {name} added.", warnings)
-        return await done(request, ctx, mailbox_href(name), message)
+        return await added_page(
+            request, ctx, new_page, save, example="support", href=mailbox_href, what="Mailbox"
+        )
 
     @routes.get("/mailboxes/{name}", include_in_schema=False)
     async def show_mailbox(request: Request, name: str) -> Response:
@@ -167,23 +170,16 @@ def router(ctx: Context) -> APIRouter:
 
     @routes.post("/mailboxes/{name}", include_in_schema=False)
     async def change_mailbox(request: Request, name: str) -> Response:
-        form = await form_values(request)
-        try:
-            stored = await _stored(ctx, name)
-        except NotFound as problem:
-            return await missing(request, ctx, problem)
-        try:
-            _, warnings = await set_mailbox(ctx, name, options_from(form, stored))
-        except BadInput as problem:
-            typed = {**form, "name": name, "protocol": stored["protocol"]}
-            return await mailbox_page(
-                request, ctx, name, form=typed, error=str(problem), status_code=400
-            )
-        return await done(
-            request, ctx, mailbox_href(name), saved_message("Mailbox saved.", warnings)
+        return await changed_page(
+            request,
+            ctx,
+            name,
+            pages,
+            lambda: _stored(ctx, name),
+            save,
+            href=mailbox_href(name),
+            kept=("name", "protocol"),
         )
-
-    pages = (mailbox_page, missing)
 
     @routes.post("/mailboxes/{name}/test", include_in_schema=False)
     async def test_mailbox(request: Request, name: str) -> Response:

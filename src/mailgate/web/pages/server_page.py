@@ -5,7 +5,7 @@ that says so."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import Request
@@ -15,12 +15,17 @@ from mailgate.context import Context
 from mailgate.errors import BadInput, MailgateError, NotFound
 from mailgate.mail.endpoints import PASSWORD_DEPRECATED
 from mailgate.steps import StepListener, StepReport
+from mailgate.web.shell import done, form_values
 from mailgate.web.steps import step_stream, wants_step_stream
 
 # The server's page: (request, ctx, name, **what it shows) → the page.
 ServerPage = Callable[..., Awaitable[Response]]
 Missing = Callable[[Request, Context, NotFound], Awaitable[Response]]
 Test = Callable[[StepListener | None], Awaitable[StepReport]]
+NewPage = Callable[..., Awaitable[Response]]  # (request, ctx, typed form, error=…) → the page
+# Store a submitted form through the service function: (form, the stored view or None for a
+# new server) → the service's warnings.
+Save = Callable[[Mapping[str, str], dict[str, Any] | None], Awaitable[list[str]]]
 
 
 def failure_status(problem: MailgateError) -> int:
@@ -33,6 +38,64 @@ def saved_message(what: str, warnings: list[str]) -> str:
     password's deprecation is on the page itself, beside the form)."""
     others = [warning for warning in warnings if PASSWORD_DEPRECATED not in warning]
     return " ".join([what, *(f"Warning: {warning}" for warning in others)])
+
+
+def name_of(form: Mapping[str, str], example: str) -> str:
+    """The name typed for a new server (the service function checks what it may be)."""
+    name = form.get("name", "").strip()
+    if not name:
+        raise BadInput(f"No name given: give the server a short name, e.g. {example}.")
+    return name
+
+
+async def added_page(
+    request: Request,
+    ctx: Context,
+    new_page: NewPage,
+    save: Save,
+    *,
+    example: str,
+    href: Callable[[str], str],
+    what: str,
+) -> Response:
+    """A new server's form submitted: stored, then its page with what happened and the
+    service's warnings; or the form again with the service's sentence (400, filled with what
+    was typed but the password)."""
+    form = await form_values(request)
+    try:
+        name = name_of(form, example)
+        warnings = await save(form, None)
+    except BadInput as problem:
+        return await new_page(request, ctx, form, error=str(problem))
+    return await done(request, ctx, href(name), saved_message(f"{what} {name} added.", warnings))
+
+
+async def changed_page(
+    request: Request,
+    ctx: Context,
+    name: str,
+    pages: tuple[ServerPage, Missing],
+    stored: Callable[[], Awaitable[dict[str, Any]]],
+    save: Save,
+    *,
+    href: str,
+    kept: tuple[str, ...] = ("name",),
+) -> Response:
+    """A server's settings saved: its page again with "Saved." and the service's warnings; or
+    with the form as typed (but the password, and `kept` as stored) and the service's sentence
+    beside it (400)."""
+    page, missing = pages
+    form = await form_values(request)
+    try:
+        view = await stored()
+    except NotFound as problem:
+        return await missing(request, ctx, problem)
+    try:
+        warnings = await save(form, view)
+    except BadInput as problem:
+        typed = {**form, **{field: view[field] for field in kept}}
+        return await page(request, ctx, name, form=typed, error=str(problem), status_code=400)
+    return await done(request, ctx, href, saved_message("Saved.", warnings))
 
 
 async def action_page(

@@ -38,7 +38,7 @@ from mailgate.web.pages.mail_form import (
     password_warning,
 )
 from mailgate.web.pages.notfound import not_found
-from mailgate.web.pages.server_page import saved_message, tested_page
+from mailgate.web.pages.server_page import added_page, changed_page, tested_page
 from mailgate.web.shell import done, form_values, render
 
 
@@ -214,18 +214,20 @@ def router(ctx: Context) -> APIRouter:
     async def new_server_page(request: Request, provider: str = "custom") -> Response:
         return await new_page(request, ctx, blank_form(provider))
 
+    async def save(form: Mapping[str, str], stored: dict[str, Any] | None) -> list[str]:
+        if stored is None:
+            _, warnings = await add_smtp(ctx, form["name"].strip(), options_from(form, None))
+        else:
+            _, warnings = await set_smtp(ctx, stored["name"], options_from(form, stored))
+        return warnings
+
+    pages = (smtp_page, missing)
+
     @routes.post("/smtp", include_in_schema=False)
     async def new_server(request: Request) -> Response:
-        form = await form_values(request)
-        name = form.get("name", "").strip()
-        try:
-            if not name:
-                raise BadInput("No name given: give the server a short name, e.g. outgoing.")
-            _, warnings = await add_smtp(ctx, name, options_from(form, None))
-        except BadInput as problem:
-            return await new_page(request, ctx, form, error=str(problem))
-        message = saved_message(f"SMTP server {name} added.", warnings)
-        return await done(request, ctx, smtp_href(name), message)
+        return await added_page(
+            request, ctx, new_page, save, example="outgoing", href=smtp_href, what="SMTP server"
+        )
 
     @routes.get("/smtp/{name}", include_in_schema=False)
     async def show_server(request: Request, name: str) -> Response:
@@ -233,21 +235,9 @@ def router(ctx: Context) -> APIRouter:
 
     @routes.post("/smtp/{name}", include_in_schema=False)
     async def change_server(request: Request, name: str) -> Response:
-        form = await form_values(request)
-        try:
-            stored = await _stored(ctx, name)
-        except NotFound as problem:
-            return await missing(request, ctx, problem)
-        try:
-            _, warnings = await set_smtp(ctx, name, options_from(form, stored))
-        except BadInput as problem:
-            typed = {**form, "name": name}
-            return await smtp_page(
-                request, ctx, name, form=typed, error=str(problem), status_code=400
-            )
-        return await done(request, ctx, smtp_href(name), saved_message("Saved.", warnings))
-
-    pages = (smtp_page, missing)
+        return await changed_page(
+            request, ctx, name, pages, lambda: _stored(ctx, name), save, href=smtp_href(name)
+        )
 
     @routes.post("/smtp/{name}/test", include_in_schema=False)
     async def test_server(request: Request, name: str) -> Response:
