@@ -1,6 +1,7 @@
-"""What the incoming and outgoing mail server pages do alike after a button: run the service
-function, then show the server's page with its outcome (a test's steps, a count), or with the
-sentence of what went wrong next to the buttons; or, for a name that matches nothing, the page
+"""What the incoming and outgoing mail server pages do alike: store a submitted form through the
+service function (the form again with its sentence on bad input), and after a button run the
+service function, then show the server's page with its outcome (a test's steps, a count) or with
+the sentence of what went wrong next to the buttons; a name that matches nothing gets the page
 that says so."""
 
 from __future__ import annotations
