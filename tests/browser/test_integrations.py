@@ -13,26 +13,15 @@ from playwright.async_api import Page, expect
 
 from mailgate.context import Context
 from mailgate.oauth.integrations import IntegrationOptions, add_integration
-from mailgate.tracker.users import add_user
+from tests.support.admin_browser import sign_in_as_admin
 from tests.support.chromium import PageLog, keep_screenshot
 from tests.support.emulator import RunningEmulator, verify_device
 from tests.support.keeper import CLIENT_ID, CLIENT_SECRET, TENANT
 from tests.support.server import MailgateServer
-from tests.support.web import PASSWORD
 
 SUPPORT = "support@contoso.com"
 SCRIPT = "<script>alert(1)</script>"
 IMAGE = '"><img src=x onerror=alert(1)>'
-
-
-async def sign_in(ctx: Context, page: Page) -> None:
-    """As a new admin, through the sign-in form."""
-    await add_user(ctx, "admin@example.com", "admin", PASSWORD)
-    await page.goto("/login")
-    await page.get_by_label("Email").fill("admin@example.com")
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("heading", level=1)).to_have_text("Dashboard")
 
 
 def emulated_tenant(emulator: RunningEmulator, server: MailgateServer) -> None:
@@ -67,7 +56,7 @@ async def test_an_admin_adds_a_microsoft_integration_and_authorizes_an_account(
 ) -> None:
     emulated_tenant(emulator, mailgate_server)
     page_log.allow(emulator.url)  # the provider's pages are on another origin
-    await sign_in(ctx, page)
+    await sign_in_as_admin(ctx, page)
     await page.goto("/integrations")
     await expect(page.locator(".empty")).to_contain_text("No integrations yet.")
 
@@ -152,7 +141,7 @@ async def test_an_admin_adds_a_microsoft_integration_and_authorizes_an_account(
 async def test_scripts_in_the_integration_fields_stay_text(
     ctx: Context, page: Page, page_log: PageLog
 ) -> None:
-    await sign_in(ctx, page)
+    await sign_in_as_admin(ctx, page)
     await choose_microsoft(page)
     await page.get_by_label("Name").fill(SCRIPT)
     await page.get_by_label("Client ID").fill(IMAGE)
@@ -192,7 +181,7 @@ async def test_the_device_code_page_updates_itself_when_approved(
         authority=emulator.url,
     )
     await add_integration(ctx, "m365", options)
-    await sign_in(ctx, page)
+    await sign_in_as_admin(ctx, page)
     await page.goto("/integrations/m365")
     await page.get_by_role("button", name="Device code").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("Device code for m365")
