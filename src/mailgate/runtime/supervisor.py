@@ -60,9 +60,10 @@ class Supervisor:
                 log.exception("token upkeep failed")
             await self._pause(self.upkeep_interval)
 
-    async def _mailboxes(self, scan_interval: float = 30.0) -> None:
-        """Run every mailbox whose lease this process can take; look again regularly, so a
-        mailbox added, or left by a worker that died, is picked up."""
+    async def _mailboxes(self, scan_interval: float = 5.0) -> None:
+        """Run every mailbox whose lease this process can take; look again every few seconds
+        (one small query), so a mailbox just added on a page, or left by a worker that died,
+        is picked up at once."""
         running: dict[int, asyncio.Task[None]] = {}
         try:
             while not self._stop.is_set():
