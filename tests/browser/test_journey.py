@@ -146,7 +146,9 @@ async def test_the_admins_journey(
     await page.get_by_label("CA file").fill(str(dovecot.ca_file))
     await page.get_by_label("Username", exact=True).fill(ALICE)
     await page.get_by_role("radio", name="OAuth 2.0 credential").check()
-    await page.get_by_label("Credential", exact=True).select_option(label=f"{ALICE} (m365, credential 1)")
+    await page.get_by_label("Credential", exact=True).select_option(
+        label=f"{ALICE} (m365, credential 1)"
+    )
     await page.get_by_label("Project", exact=True).select_option("HELP")
     await page.get_by_role("button", name="Add", exact=True).click()
     await expect(page.locator(".flash")).to_have_text("Mailbox support added.")
@@ -178,7 +180,9 @@ async def test_the_admins_journey(
     await page.get_by_label("CA file").fill(str(postfix.ca_file))
     await page.get_by_label("Username", exact=True).fill(ALICE)
     await page.get_by_role("radio", name="OAuth 2.0 credential").check()
-    await page.get_by_label("Credential", exact=True).select_option(label=f"{ALICE} (m365, credential 1)")
+    await page.get_by_label("Credential", exact=True).select_option(
+        label=f"{ALICE} (m365, credential 1)"
+    )
     await page.get_by_label("From address").fill(ALICE)
     await page.get_by_role("button", name="Add", exact=True).click()
     await expect(page.locator(".flash")).to_contain_text("out")
