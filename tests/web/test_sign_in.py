@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
 from mailgate.context import Context
+from mailgate.store.models import SignInFailure
 from mailgate.tracker import sessions
 from mailgate.tracker.audit_log import audit_log
-from mailgate.tracker.users import add_user, set_user
+from mailgate.tracker.users import add_user, first_admin_link, set_user
 from mailgate.web.guard import SESSION_COOKIE
 from tests.support.clock import FakeClock
 from tests.support.web import PASSWORD, WebClient
@@ -182,8 +186,6 @@ async def test_requests_larger_than_the_limit_are_refused(admin: WebClient) -> N
 async def test_the_first_admin_link_works_once_and_signs_in(
     ctx: Context, anonymous: WebClient
 ) -> None:
-    from mailgate.tracker.users import first_admin_link
-
     link = await first_admin_link(ctx)
     assert link is not None
     path = link.url.removeprefix(ctx.settings.base_url)
@@ -221,3 +223,17 @@ async def test_a_new_users_link_sets_their_password(ctx: Context, anonymous: Web
     assert answer.status_code == 303 and answer.headers["location"] == "/issues"
     anonymous.http.cookies.clear()
     assert (await anonymous.sign_in("new@example.com")).status_code == 303
+
+
+async def test_expired_sessions_and_old_failures_are_pruned(
+    ctx: Context, clock: FakeClock, admin: WebClient
+) -> None:
+    await admin.sign_in("admin@example.com", "wrong password")
+    assert await sessions.prune_sessions(ctx) == 0  # the session is live
+    clock.advance((sessions.IDLE + timedelta(minutes=1)).total_seconds())
+    assert await sessions.prune_sessions(ctx) == 1
+
+    def left(session: Session) -> int:
+        return int(session.scalar(select(func.count()).select_from(SignInFailure)) or 0)
+
+    assert await ctx.db.run(left) == 0  # more than an hour without failures: forgotten

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailgate import names
 from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
 from mailgate.inbound.handle import Destination
@@ -49,7 +50,6 @@ MAX_POLL_SECONDS = 7 * 24 * 3600
 # What the column holds everywhere (a 32-bit integer on PostgreSQL; past 2**63 SQLite's driver
 # raises instead of storing).
 MAX_MESSAGE_BYTES = 2**31 - 1
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _PROJECT_RE = re.compile(r"[A-Z][A-Z0-9_]{1,49}")
 
 
@@ -233,12 +233,7 @@ _COUNTS = {
 
 
 def check_name(name: str) -> str:
-    if not _NAME_RE.fullmatch(name):
-        raise BadInput(
-            f"Mailbox name {name!r} is not valid: use letters, digits, '.', '_' and '-' "
-            "(at most 100 characters), starting with a letter or digit."
-        )
-    return name
+    return names.check_name("Mailbox", name)
 
 
 async def get_mailbox(session: AsyncSession, name: str) -> Mailbox:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailgate import names
 from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
 from mailgate.mail.endpoints import (
@@ -39,7 +40,6 @@ MICROSOFT_HOSTS = {
     "china": "smtp.partner.outlook.cn",
 }
 GOOGLE_HOST = "smtp.gmail.com"
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 # RFC 5322 §3.4.1 addr-spec in its dot-atom form (or a quoted local part), UTF-8 allowed as
 # RFC 6531 does; the domain a name of two labels or more (RFC 5321 §2.3.5): "root", "x@localhost"
 # or "a@[192.0.2.1]" are no mailbox mail can be sent to on a person's behalf.
@@ -74,12 +74,7 @@ class SmtpOptions:
 
 
 def check_name(name: str) -> str:
-    if not _NAME_RE.fullmatch(name):
-        raise BadInput(
-            f"SMTP server name {name!r} is not valid: use letters, digits, '.', '_' and '-' "
-            "(at most 100 characters), starting with a letter or digit."
-        )
-    return name
+    return names.check_name("SMTP server", name)
 
 
 def is_address(text: str) -> bool:

@@ -5,7 +5,6 @@ The CLI, the web UI and the API call these; rules live here once.
 
 from __future__ import annotations
 
-import re
 from copy import copy
 from dataclasses import dataclass, fields
 from datetime import date, datetime
@@ -14,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailgate import names
 from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
 from mailgate.providers import (
@@ -41,7 +41,6 @@ from mailgate.store.models import Credential, Integration, Mailbox
 from mailgate.store.vocabulary import CredentialStatus
 
 SECRET_EXPIRY_WARNING_DAYS = 14
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _ENDPOINT_FIELDS = (
     "authorization_endpoint",
     "token_endpoint",
@@ -94,12 +93,7 @@ class IntegrationOptions:
 
 
 def check_name(name: str) -> str:
-    if not _NAME_RE.fullmatch(name):
-        raise BadInput(
-            f"Integration name {name!r} is not valid: use letters, digits, '.', '_' and '-' "
-            "(at most 100 characters), starting with a letter or digit."
-        )
-    return name
+    return names.check_name("Integration", name)
 
 
 async def _resolve(ctx: Context, row: Integration, opts: IntegrationOptions, is_new: bool) -> None:

@@ -24,6 +24,7 @@ from mailgate.runtime.pause import wait_or_stop
 from mailgate.runtime.pop3_mailbox import run_pop3_mailbox
 from mailgate.store.models import Mailbox
 from mailgate.store.vocabulary import Protocol
+from mailgate.tracker.sessions import prune_sessions
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +105,7 @@ class Supervisor:
             try:
                 await self.warn_about_integrations()
                 await prune_signins(self.ctx)
+                await prune_sessions(self.ctx)  # expired web sessions, forgotten failures
             except Exception:  # the supervisor's loop: log and go on
                 log.exception("integration check failed")
             await self._pause(self.integration_check_interval)
