@@ -308,8 +308,9 @@ async def test_authorize_signs_in_at_the_provider_and_says_connected_as(
     page = await admin.get("/integrations/m365")
     assert f"Connected as {SUPPORT}" in page.text
     assert "Browser sign-in" in page.text and '<span class="status ok">Active</span>' in page.text
-    actions = [(e["action"], e["subject"]) for e in await audit_log(ctx)]
-    assert ("credential.authorize", SUPPORT) in actions
+    actions = [(e["action"], e["subject"], e["actor"]) for e in await audit_log(ctx)]
+    # The admin who pressed Authorize, not the anonymous visitor at the callback.
+    assert ("credential.authorize", SUPPORT, "admin@example.com") in actions
     await authorize_through_the_emulator(ctx, admin)
     assert ("credential.reauthorize", SUPPORT) in [
         (e["action"], e["subject"]) for e in await audit_log(ctx)

@@ -28,6 +28,7 @@ import httpx2
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailgate import actor
 from mailgate.context import Context
 from mailgate.errors import BadInput, MailgateError, OperationFailed
 from mailgate.oauth import errors as provider_errors
@@ -111,6 +112,7 @@ async def begin(
             redirect_uri=ctx.settings.redirect_url,
             login_hint=login_hint,
             prompt=prompt,
+            started_by=actor.current().name[:400],  # the audit log names them, not the browser
             status=SignInStatus.PENDING,
             created_at=now,
             expires_at=now + REQUEST_LIFETIME,
@@ -409,6 +411,9 @@ async def _exchange(
             "The provider did not say which account signed in (no id_token): add the openid and "
             f"email scopes to integration {integration.name!r}, or authorize with --login-hint."
         )
+    # The account owner at the callback may have no mailgate login: the audit log names who
+    # started the sign-in (an admin on a page, or `cli:LOGIN`).
+    actor.act_as(actor.Actor(request.started_by or "anonymous", actor.current().address))
     credential = await store_grant(
         ctx, integration, account, GrantType.AUTHORIZATION_CODE, response
     )

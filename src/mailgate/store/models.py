@@ -169,6 +169,7 @@ class AuthorizationRequest(Base):
     redirect_uri: Mapped[str] = mapped_column(Text)
     login_hint: Mapped[str | None] = mapped_column(String(320))
     prompt: Mapped[str | None] = mapped_column(String(40))
+    started_by: Mapped[str | None] = mapped_column(String(400))  # who, for the audit log
     status: Mapped[str] = mapped_column(String(20), default=SignInStatus.PENDING)
     outcome: Mapped[str | None] = mapped_column(Text)
     credential_id: Mapped[int | None] = mapped_column(

@@ -1,4 +1,5 @@
-"""users, web sessions, sign-in failures, one-time links and the audit log.
+"""users, web sessions, sign-in failures, one-time links and the audit log; who started each
+OAuth 2.0 sign-in (the callback's visitor may have no mailgate login).
 
 Revision ID: 0011
 Revises: 0010
@@ -68,8 +69,12 @@ def upgrade() -> None:
         sa.Column("subject", sa.String(400)),
         sa.Column("detail", sa.Text),
     )
+    with op.batch_alter_table("authorization_requests") as table:
+        table.add_column(sa.Column("started_by", sa.String(400)))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("authorization_requests") as table:
+        table.drop_column("started_by")
     for table in ("audit_events", "user_links", "sign_in_failures", "web_sessions", "users"):
         op.drop_table(table)
