@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.support.server",
     "tests.support.dovecot",
     "tests.support.postfix",
+    "tests.support.web",
 ]
 
 
