@@ -29,7 +29,15 @@ SESSION_COOKIES: dict[Provider, str] = {
     "microsoft": "emulator_microsoft_session",
     "google": "emulator_google_session",
 }
-_NO_STORE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
+_NO_STORE = {
+    "Cache-Control": "no-store, no-cache",
+    "Pragma": "no-cache",
+    # No script at all; the pages' own inline style; forms post to the emulator itself and are
+    # redirected to the app's redirect URI (https, or http on loopback for tests).
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self' https: http://localhost:* http://127.0.0.1:*",
+}
 
 
 def _step_url(request: Request, flow: SignInFlow, step: str) -> str:

@@ -86,14 +86,38 @@ COPY: dict[Provider, Copy] = {
 }
 
 
+# One sign-in card, as providers show them; the banner says plainly that this is a stand-in.
+# Inline, because the pages carry their own CSP (`style-src 'unsafe-inline'`, no script).
+_STYLE = """<style>
+body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;
+color:#1b1b1b;background:#eef1f5}
+.emulator-banner{margin:0;padding:.6rem 1rem;background:#fff4d6;border-bottom:1px solid #ecd48a;
+text-align:center}
+main{max-width:26rem;margin:8vh auto;background:#fff;padding:2rem 2.25rem;
+box-shadow:0 2px 8px rgba(0,0,0,.15)}
+h1{font-size:1.5rem;font-weight:600;margin:0 0 .5rem}
+label{display:block;margin:1rem 0 .25rem;font-weight:600}
+input[type=email],input[type=text],input[type=password]{display:block;width:100%;
+box-sizing:border-box;margin-top:.25rem;padding:.5rem;font:inherit;border:0;
+border-bottom:1px solid #666}
+button{font:inherit;margin:1.25rem .5rem 0 0;padding:.45rem 1.6rem;border:1px solid #0067b8;
+background:#0067b8;color:#fff;cursor:pointer}
+button[value=cancel]{background:#fff;color:#0067b8}
+:focus-visible{outline:3px solid #f0b400;outline-offset:2px}
+.error{color:#c0262d}.scopes{padding-left:1.2rem}
+pre{white-space:pre-wrap;background:#f5f5f5;padding:.5rem}
+</style>"""
+
+
 def _layout(provider: Provider, title: str, body: str, status_line: str = "") -> str:
     product = COPY[provider].product
     return (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-        f"<title>{escape(title)} – {escape(product)} Emulator</title></head>\n<body>\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)} – {escape(product)} Emulator</title>{_STYLE}</head>\n<body>\n"
         f'<p class="emulator-banner"><strong>Emulator</strong> – a test stand-in for the '
         f"{escape(product)}, not the real sign-in page.</p>\n"
-        f"{status_line}{body}\n</body></html>\n"
+        f"<main>\n{status_line}{body}\n</main>\n</body></html>\n"
     )
 
 

@@ -14,7 +14,7 @@ from playwright.async_api import Browser, expect
 
 from mailgate_emulator.demo import DEMO_PASSWORD
 from tests.e2e.test_demo import wait_until_serving
-from tests.support.chromium import open_page
+from tests.support.chromium import keep_screenshot, open_page
 from tests.support.server import free_port
 
 ALICE = "alice@contoso.example"
@@ -47,6 +47,8 @@ async def test_the_demo_quick_start_in_a_browser(home: Path, chromium: Browser) 
             await page.get_by_role("link", name="demo", exact=True).click()
             await page.get_by_role("button", name="Authorize", exact=True).click()
             await page.get_by_role("button", name="Continue to Microsoft").click()
+            await expect(page.locator(".emulator-banner")).to_contain_text("stand-in")
+            await keep_screenshot(page, "demo-sign-in")
             await page.get_by_label("Email, phone, or Skype").fill(ALICE)
             await page.get_by_label("Password").fill(DEMO_PASSWORD)
             await page.get_by_role("button", name="Sign in").click()
