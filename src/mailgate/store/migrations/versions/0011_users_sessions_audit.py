@@ -69,12 +69,12 @@ def upgrade() -> None:
         sa.Column("subject", sa.String(400)),
         sa.Column("detail", sa.Text),
     )
-    with op.batch_alter_table("authorization_requests") as table:
-        table.add_column(sa.Column("started_by", sa.String(400)))
+    with op.batch_alter_table("authorization_requests") as batch:
+        batch.add_column(sa.Column("started_by", sa.String(400)))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("authorization_requests") as table:
-        table.drop_column("started_by")
+    with op.batch_alter_table("authorization_requests") as batch:
+        batch.drop_column("started_by")
     for table in ("audit_events", "user_links", "sign_in_failures", "web_sessions", "users"):
         op.drop_table(table)
