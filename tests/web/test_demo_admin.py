@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mailgate.context import Context
-from mailgate.tracker.users import list_users
-from mailgate.web.account import DEMO_ADMIN
+from mailgate.tracker.users import DEMO_ADMIN, list_users
 from tests.support.web import WebClient, web_client
 
 
@@ -37,3 +36,13 @@ async def test_without_demo_there_is_no_banner_and_no_demo_admin(
     page = await admin.get("/")
     assert "demo admin" not in page.text
     assert DEMO_ADMIN not in [u.email for u in await list_users(ctx)]
+
+
+async def test_a_demo_session_ends_with_the_demo(ctx: Context, demo: WebClient) -> None:
+    await demo.get("/login")
+    assert (await demo.get("/")).status_code == 200
+    # The same database served without --demo: the visitor's demo session is no session.
+    async for plain in web_client(ctx):
+        plain.http.cookies = demo.http.cookies
+        answer = await plain.get("/")
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/login")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -12,6 +13,7 @@ from mailgate.store.models import SignInFailure
 from mailgate.tracker import sessions
 from mailgate.tracker.audit_log import audit_log
 from mailgate.tracker.users import add_user, first_admin_link, set_user
+from mailgate.web.app import create_app
 from mailgate.web.guard import SESSION_COOKIE
 from tests.support.clock import FakeClock
 from tests.support.web import PASSWORD, WebClient
@@ -237,3 +239,40 @@ async def test_expired_sessions_and_old_failures_are_pruned(
         return int(session.scalar(select(func.count()).select_from(SignInFailure)) or 0)
 
     assert await ctx.db.run(left) == 0  # more than an hour without failures: forgotten
+
+
+async def test_a_bookmarked_logout_asks_before_signing_out(admin: WebClient) -> None:
+    page = await admin.get("/logout")
+    assert page.status_code == 200 and 'action="/logout"' in page.text
+    assert (await admin.get("/")).status_code == 200  # the GET changed nothing
+
+
+async def test_a_chunked_body_over_the_limit_is_refused_on_open_routes_too(
+    anonymous: WebClient,
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(17):
+            yield b"x" * 65536
+
+    answer = await anonymous.http.post("/login", content=chunks())
+    assert answer.status_code == 413
+
+
+async def test_odd_page_numbers_are_page_one(admin: WebClient) -> None:
+    for odd in ("²", "٣", "9" * 40, "-1"):
+        assert (await admin.get(f"/issues?page={odd}")).status_code == 200, odd
+        assert (await admin.get(f"/audit?before={odd}")).status_code == 200, odd
+
+
+async def test_websockets_are_refused(ctx: Context) -> None:
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    app = create_app(ctx, run_workers=False)
+    await app({"type": "websocket", "path": "/", "headers": [], "query_string": b""}, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008}]

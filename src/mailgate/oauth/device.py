@@ -29,6 +29,8 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DEFAULT_INTERVAL = 5  # RFC 8628 §3.2: "If no value is provided, clients MUST use 5 as the default."
 SLOW_DOWN_STEP = 5  # §3.5: "the interval MUST be increased by 5 seconds for this and all
 # subsequent requests"
+MAX_INTERVAL = 60  # seconds between polls, at most, whatever the provider asks
+MAX_EXPIRES_IN = 30 * 60  # a device code is polled for at most this long
 
 
 @dataclass(frozen=True)
@@ -103,10 +105,18 @@ async def request_device_code(ctx: Context, name: str) -> tuple[Integration, Dev
         user_code=str(body.get("user_code", "")),
         verification_uri=str(uri),
         verification_uri_complete=body.get("verification_uri_complete"),
-        expires_in=int(body.get("expires_in", 900)),
-        interval=int(body.get("interval") or DEFAULT_INTERVAL),
+        # Bounded whatever the provider says: no busy loop, no poll that outlives a code.
+        expires_in=min(_number(body.get("expires_in"), 900), MAX_EXPIRES_IN),
+        interval=min(max(_number(body.get("interval"), DEFAULT_INTERVAL), 1), MAX_INTERVAL),
         message=body.get("message"),
     )
+
+
+def _number(value: object, default: int) -> int:
+    try:
+        return int(value) if value not in (None, "") else default  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return default
 
 
 async def poll_for_approval(
@@ -126,7 +136,7 @@ async def poll_for_approval(
             response = await request_token(client, DEVICE_GRANT, device_code=code.device_code)
         except Transient:
             # §3.5: on a connection timeout, back off like slow_down and try again.
-            interval += SLOW_DOWN_STEP
+            interval = min(interval + SLOW_DOWN_STEP, MAX_INTERVAL)
             if ctx.clock().timestamp() > deadline:
                 raise
             continue
@@ -141,7 +151,11 @@ async def poll_for_approval(
                     on_wait(interval)
                 continue
             if error == "slow_down":
-                interval += SLOW_DOWN_STEP
+                interval = min(interval + SLOW_DOWN_STEP, MAX_INTERVAL)
+                if ctx.clock().timestamp() > deadline:
+                    raise OperationFailed(
+                        "The code expired before the sign-in was approved: run the command again."
+                    ) from None
                 continue
             if error == "expired_token" or refused.error.aadsts == 70019:
                 raise OperationFailed(

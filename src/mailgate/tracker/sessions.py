@@ -1,9 +1,12 @@
 """Signing in to the web UI: checking a password, slowing guesses, and server-side sessions.
 
-- A failed sign-in is counted against the account typed (known or not) and against the client's
-  address. From the fifth failure in a row, each key is blocked for a time that doubles with each
-  further failure (1 s, 2 s, 4 s … at most 15 minutes); an hour without failures forgets them.
-  Every refusal says the same sentence, so an answer never tells whether an account exists.
+- A failed sign-in is counted against the client's address, the account typed from that address,
+  and the account typed from anywhere (known or not). From the fifth failure in a row, each key is
+  blocked for a time that doubles with each further failure (1 s, 2 s, 4 s …): at most 15 minutes
+  for an address or an account from one address, at most 30 s for an account from anywhere (so
+  nobody can keep its owner locked out). An hour without failures forgets them; a new password
+  clears its account's counts. Every refusal says the same sentence, so an answer never tells
+  whether an account exists.
 - A session is a random token in a cookie; the database keeps its SHA-256, when it began and
   when it was last used. It ends after `IDLE` unused or `ABSOLUTE` after sign-in, at sign-out,
   and when the user's password, role or status changes. Each sign-in makes a new session (an id
@@ -12,26 +15,38 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2.exceptions import InvalidHashError
-from sqlalchemy import delete
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mailgate import actor
 from mailgate.context import Context
 from mailgate.errors import BadInput
 from mailgate.store import audit
 from mailgate.store.models import SignInFailure, User, WebSession
-from mailgate.tracker.users import HASHER, MAX_PASSWORD, find_user, token_id, verify_password
+from mailgate.tracker.users import (
+    HASHER,
+    MAX_PASSWORD,
+    failure_keys,
+    find_user,
+    on_argon2_threads,
+    token_id,
+    verify_password,
+)
 
 IDLE = timedelta(hours=12)
 ABSOLUTE = timedelta(days=7)
 TOUCH_EVERY = timedelta(minutes=1)  # last use is written at most this often
 FREE_FAILURES = 4
-MAX_BLOCK = timedelta(minutes=15)
+MAX_BLOCK = timedelta(minutes=15)  # an address, or an account from one address
+# An account from anywhere: long enough to slow guessing spread over many addresses, too short
+# for anyone to keep its owner locked out.
+ACCOUNT_MAX_BLOCK = timedelta(seconds=30)
 FORGET_AFTER = timedelta(hours=1)
 
 REFUSED = "The email address or the password is not right."
@@ -48,38 +63,42 @@ class SignedIn:
     session: WebSession
 
 
-def _keys(email: str, address: str | None) -> list[str]:
-    keys = [f"account:{email.strip().lower()[:320]}"]
-    if address:
-        keys.append(f"address:{address}")
-    return keys
+def _row(session: Session, key: str, now: datetime) -> SignInFailure:
+    """The key's counter, locked for this transaction (PostgreSQL), made if missing; two
+    first failures at once don't both insert it."""
+    query = select(SignInFailure).where(SignInFailure.key == key).with_for_update()
+    row = session.scalars(query).first()
+    if row is None:
+        try:
+            with session.begin_nested():
+                row = SignInFailure(key=key, failures=0, last_failure_at=now)
+                session.add(row)
+        except IntegrityError:
+            row = session.scalars(query).one()
+    elif now - row.last_failure_at > FORGET_AFTER:
+        row.failures, row.blocked_until = 0, None
+    return row
 
 
-def _blocked_for(session: Session, keys: list[str], now: datetime) -> timedelta | None:
-    waits = [
-        row.blocked_until - now
-        for key in keys
-        if (row := session.get(SignInFailure, key)) is not None
-        and row.blocked_until is not None
-        and row.blocked_until > now
-    ]
+def _blocked_for(session: Session, keys: dict[str, str], now: datetime) -> timedelta | None:
+    rows = session.scalars(select(SignInFailure).where(SignInFailure.key.in_(keys.values())))
+    waits = [r.blocked_until - now for r in rows if r.blocked_until and r.blocked_until > now]
     return max(waits) if waits else None
 
 
-def _count_failure(session: Session, key: str, now: datetime) -> None:
-    row = session.get(SignInFailure, key)
-    if row is None or now - row.last_failure_at > FORGET_AFTER:
-        if row is not None:
-            session.delete(row)
-            session.flush()
-        row = SignInFailure(key=key, failures=0, last_failure_at=now)
-        session.add(row)
+def _count(row: SignInFailure, now: datetime, longest: timedelta) -> None:
     row.failures += 1
     row.last_failure_at = now
     beyond = row.failures - FREE_FAILURES
     if beyond > 0:
-        seconds = min(2.0 ** (beyond - 1), MAX_BLOCK.total_seconds())
+        seconds = min(2.0 ** min(beyond - 1, 30), longest.total_seconds())
         row.blocked_until = now + timedelta(seconds=seconds)
+
+
+def _uncount(row: SignInFailure) -> None:
+    row.failures = max(0, row.failures - 1)
+    if row.failures <= FREE_FAILURES:
+        row.blocked_until = None
 
 
 def _throttled(wait: timedelta) -> SignInRefused:
@@ -90,44 +109,77 @@ def _throttled(wait: timedelta) -> SignInRefused:
     )
 
 
+async def _check(
+    ctx: Context, email: str, password: str, address: str | None, action: str
+) -> User | None:
+    """Whether `password` is `email`'s, counted against the throttle: the attempt is counted as
+    a failure *before* the password is checked (so attempts sent at once can't all slip past a
+    block) and taken back when it was right. Returns the user, or None; raises SignInRefused
+    while blocked."""
+    keys = failure_keys(email, address)
+
+    def attempt(session: Session) -> User | None:
+        now = ctx.clock()
+        wait = _blocked_for(session, keys, now)
+        if wait is not None:
+            raise _throttled(wait)
+        for kind, key in keys.items():
+            _count(
+                _row(session, key, now), now, ACCOUNT_MAX_BLOCK if kind == "account" else MAX_BLOCK
+            )
+        return find_user(session, email)
+
+    user = await ctx.db.run(attempt)
+    stored = None if user is None else user.password_hash
+    right = await on_argon2_threads(
+        lambda: verify_password(stored, password[:MAX_PASSWORD]), refuse_when_busy=True
+    )
+    ok = right and user is not None and not user.disabled
+
+    def settle(session: Session) -> None:
+        now = ctx.clock()
+        if not ok:
+            audit.record(session, now, f"{action}-failed", email.strip().lower()[:320])
+            return
+        assert user is not None
+        session.execute(
+            delete(SignInFailure).where(
+                SignInFailure.key.in_([keys["account"], keys.get("pair", "")])
+            )
+        )
+        if "address" in keys:
+            _uncount(_row(session, keys["address"], now))
+
+    await ctx.db.run(settle)
+    return user if ok else None
+
+
 async def sign_in(ctx: Context, email: str, password: str, address: str | None) -> SignedIn:
     """Check the password and start a session, or raise SignInRefused (one sentence for every
     wrong password, unknown account and disabled user)."""
-    keys = _keys(email, address)
+    user = await _check(ctx, email, password, address, "user.sign-in")
+    if user is None:
+        raise SignInRefused(REFUSED)
 
-    def look(session: Session) -> tuple[User | None, timedelta | None]:
-        wait = _blocked_for(session, keys, ctx.clock())
-        return find_user(session, email), wait
-
-    user, wait = await ctx.db.run(look)
-    if wait is not None:
-        raise _throttled(wait)
-    password = password[:MAX_PASSWORD]
-    ok = await asyncio.to_thread(
-        verify_password, None if user is None else user.password_hash, password
-    )
-    ok = ok and user is not None and not user.disabled
-
-    def record(session: Session) -> SignedIn | None:
+    def start(session: Session) -> SignedIn:
         now = ctx.clock()
-        if not ok or user is None:
-            for key in keys:
-                _count_failure(session, key, now)
-            audit.record(session, now, "user.sign-in-failed", email.strip().lower()[:320])
-            return None
-        session.execute(delete(SignInFailure).where(SignInFailure.key == keys[0]))
         row = session.get(User, user.id)
         assert row is not None
         row.last_sign_in_at = now
+        actor.act_as(actor.Actor(row.email, address))  # it is them now
         audit.record(session, now, "user.sign-in", row.email)
         return _start(session, row, address, now)
 
-    signed_in = await ctx.db.run(record)
-    if signed_in is None:
-        raise SignInRefused(REFUSED)
-    if user is not None and user.password_hash and _needs_rehash(user.password_hash):
-        await _rehash(ctx, user.id, password)
+    signed_in = await ctx.db.run(start)
+    if user.password_hash and _needs_rehash(user.password_hash):
+        await _rehash(ctx, user.id, password[:MAX_PASSWORD])
     return signed_in
+
+
+async def confirm_password(ctx: Context, user: User, password: str, address: str | None) -> bool:
+    """A signed-in user's current password, checked under the same throttle as a sign-in (a
+    stolen session must not become a way to guess it)."""
+    return await _check(ctx, user.email, password, address, "user.password-check") is not None
 
 
 def _needs_rehash(password_hash: str) -> bool:
@@ -138,7 +190,7 @@ def _needs_rehash(password_hash: str) -> bool:
 
 
 async def _rehash(ctx: Context, user_id: int, password: str) -> None:
-    new_hash = await asyncio.to_thread(HASHER.hash, password)
+    new_hash = await on_argon2_threads(lambda: HASHER.hash(password))
 
     def store(session: Session) -> None:
         row = session.get(User, user_id)

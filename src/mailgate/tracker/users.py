@@ -15,21 +15,26 @@ import asyncio
 import hashlib
 import re
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from mailgate import actor
 from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
 from mailgate.store import audit
-from mailgate.store.models import User, UserLink, WebSession
+from mailgate.store.models import SignInFailure, User, UserLink, WebSession
 from mailgate.store.vocabulary import LinkPurpose, Role
 
+T = TypeVar("T")
+DEMO_ADMIN = "demo-admin@mailgate.invalid"  # `serve --demo` signs every visitor in as them
 LINK_LIFETIME = timedelta(hours=24)
 LINK_PATH = "/welcome"
 MIN_PASSWORD = 10
@@ -70,9 +75,33 @@ def check_password(password: str, email: str | None = None) -> str:
     return password
 
 
+# argon2 costs tens of milliseconds and 64 MiB a call on purpose: it runs on threads of its own,
+# two at a time, so a flood of sign-ins can't take the threads every database call runs on.
+_ARGON2 = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
+MAX_WAITING_CHECKS = 16
+_waiting = 0
+
+
+class TooBusy(BadInput):
+    """More password checks are waiting than the server lets wait."""
+
+
+async def on_argon2_threads(work: Callable[[], T], *, refuse_when_busy: bool = False) -> T:
+    """Run `work` (a hash or a check) on the argon2 threads; when `refuse_when_busy`, refuse
+    rather than queue behind MAX_WAITING_CHECKS others (sign-in attempts from anyone)."""
+    global _waiting
+    if refuse_when_busy and _waiting >= MAX_WAITING_CHECKS:
+        raise TooBusy("Too many sign-ins at once: try again in a few seconds.")
+    _waiting += 1
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_ARGON2, work)
+    finally:
+        _waiting -= 1
+
+
 async def hash_password(password: str) -> str:
-    """argon2id, in a thread: hashing takes tens of milliseconds on purpose."""
-    return await asyncio.to_thread(HASHER.hash, password)
+    """argon2id: hashing takes tens of milliseconds on purpose."""
+    return await on_argon2_threads(lambda: HASHER.hash(password))
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
@@ -130,6 +159,28 @@ def _end_sessions(session: Session, user: User) -> None:
     session.execute(delete(WebSession).where(WebSession.user_id == user.id))
 
 
+def failure_keys(email: str, address: str | None) -> dict[str, str]:
+    """The keys failed sign-ins are counted under (`tracker.sessions`): the account typed, the
+    account from this address, and the address."""
+    account = email.strip().lower()[:320]
+    keys = {"account": f"account:{account}"}
+    if address:
+        keys["pair"] = f"pair:{account}|{address}"
+        keys["address"] = f"address:{address}"
+    return keys
+
+
+def _forget_failures(session: Session, email: str) -> None:
+    """A new password starts with a clean slate for its account (the address keys stay)."""
+    account = email.strip().lower()
+    session.execute(
+        delete(SignInFailure).where(
+            (SignInFailure.key == f"account:{account}")
+            | SignInFailure.key.startswith(f"pair:{account}|", autoescape=True)
+        )
+    )
+
+
 async def add_user(
     ctx: Context, email: str, role: str = Role.AGENT, password: str | None = None
 ) -> tuple[User, Link | None]:
@@ -183,6 +234,7 @@ async def set_user(
         if password_hash is not None:
             changes.append("password changed")
             user.password_hash, user.password_changed_at = password_hash, now
+            _forget_failures(session, user.email)
         if disabled is not None and disabled != user.disabled:
             changes.append("disabled" if disabled else "enabled")
             user.disabled = disabled
@@ -328,6 +380,11 @@ async def use_link(ctx: Context, token: str, password: str, email: str | None = 
     def use(session: Session) -> User:
         link, user = _live_link(session, ctx, token)  # again: it may have been used meanwhile
         now = ctx.clock()
+        # Spent first: of two uses at once, the second deletes nothing (on PostgreSQL it waits
+        # for the first to commit) and is refused.
+        spent = session.execute(delete(UserLink).where(UserLink.id == link.id))
+        if getattr(spent, "rowcount", 0) != 1:
+            raise BadInput(BAD_LINK)
         if link.purpose == LinkPurpose.FIRST_ADMIN:
             if admin_can_sign_in(session) or email is None:
                 raise BadInput(BAD_LINK)
@@ -339,9 +396,10 @@ async def use_link(ctx: Context, token: str, password: str, email: str | None = 
             audit.record(session, now, "user.add", email, "first admin, by the start link")
         assert user is not None
         user.password_hash, user.password_changed_at = password_hash, now
-        session.delete(link)
         session.flush()
         _end_sessions(session, user)
+        _forget_failures(session, user.email)
+        actor.act_as(actor.Actor(user.email, actor.current().address))  # it is them now
         audit.record(session, now, "user.password-set", user.email, "by a one-time link")
         return user
 

@@ -9,7 +9,6 @@ a visitor arrived with is never promoted), with `Secure`, `HttpOnly` and `SameSi
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import secrets
 from urllib.parse import urlsplit
@@ -24,8 +23,7 @@ from mailgate.tracker import sessions, users
 from mailgate.web.guard import SESSION_COOKIE, cookie
 from mailgate.web.shell import TEMPLATES, form_values, render, signed_in
 
-FORM_COOKIE = "mailgate_form"
-DEMO_ADMIN = "demo-admin@mailgate.invalid"
+FORM_COOKIE = "__Host-mailgate_form"
 
 
 def safe_next(target: str | None, role: str = Role.ADMIN) -> str:
@@ -88,7 +86,7 @@ def router(ctx: Context, *, demo: bool = False) -> APIRouter:
     async def login_page(request: Request) -> Response:
         target = request.query_params.get("next")
         if demo:  # the visitor is the demo admin, and the banner says so
-            admin = await users.ensure_demo_admin(ctx, DEMO_ADMIN)
+            admin = await users.ensure_demo_admin(ctx, users.DEMO_ADMIN)
             signed = await sessions.start_session(ctx, admin, _address(request))
             return _signed_in_response(safe_next(target), signed)
         return _plain(
@@ -104,9 +102,14 @@ def router(ctx: Context, *, demo: bool = False) -> APIRouter:
             return _plain(request, "login.html", {**values, "error": expired}, 400)
         try:
             signed = await sessions.sign_in(ctx, email, form.get("password", ""), _address(request))
-        except sessions.SignInRefused as refused:
+        except BadInput as refused:  # a wrong password, a block, too many checks at once
             return _plain(request, "login.html", {**values, "error": str(refused)}, 400)
         return _signed_in_response(safe_next(target, signed.user.role), signed)
+
+    @routes.get("/logout", include_in_schema=False)
+    async def logout_page(request: Request) -> Response:
+        """A bookmarked /logout: one button (a GET never changes anything)."""
+        return await render(request, ctx, "logout.html", {"title": "Sign out"})
 
     @routes.post("/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
@@ -158,8 +161,8 @@ def router(ctx: Context, *, demo: bool = False) -> APIRouter:
         user, _ = signed_in(request)
         form = await form_values(request)
         try:
-            current = form.get("current", "")[: users.MAX_PASSWORD]
-            if not await asyncio.to_thread(users.verify_password, user.password_hash, current):
+            current = form.get("current", "")
+            if not await sessions.confirm_password(ctx, user, current, _address(request)):
                 raise BadInput("The current password is not right.")
             if form.get("password", "") != form.get("confirm", ""):
                 raise BadInput("The two new passwords differ: type the same password twice.")

@@ -76,6 +76,14 @@ def when(value: datetime | None) -> Markup:
 TEMPLATES.env.globals["when"] = when
 
 
+def whole_number(text: str | None, digits: int = 9) -> int | None:
+    """`text` as a whole number if it is one of at most `digits` ASCII digits, else None
+    (`"²".isdigit()` is true, and a page number must fit any database's integer)."""
+    if text and text.isascii() and text.isdigit() and len(text) <= digits:
+        return int(text)
+    return None
+
+
 def base_url_warning(ctx: Context) -> str | None:
     try:
         ctx.settings.require_https_base_url()

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from mailgate.context import Context
 from mailgate.tracker.audit_log import audit_page
-from mailgate.web.shell import render
+from mailgate.web.shell import render, whole_number
 
 PAGE_SIZE = 100
 # What the action filter suggests: each kind of thing the log records.
@@ -47,7 +47,7 @@ def router(ctx: Context) -> APIRouter:
         except ValueError:
             values["error"] = f"{since_text!r} is not a date: use the form YYYY-MM-DD."
             return await render(request, ctx, "audit.html", values, status_code=400)
-        before = int(before_text) if before_text.isdigit() else None
+        before = whole_number(before_text)
         page = await audit_page(ctx, action=action, since=since, before=before, size=PAGE_SIZE)
         filters = {k: v for k, v in (("action", action), ("since", since_text)) if v}
         older = (

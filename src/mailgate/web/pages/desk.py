@@ -16,7 +16,7 @@ from mailgate.context import Context
 from mailgate.inbound.quarantine import list_quarantine
 from mailgate.outbound.outbox import list_outbox
 from mailgate.tracker.issues import list_issues
-from mailgate.web.shell import render
+from mailgate.web.shell import render, whole_number
 
 PAGE_SIZE = 50
 
@@ -43,7 +43,7 @@ def one_page(
     """The rows of the page `?page=N` asks for (the first when it asks for none or nonsense)."""
     pages = max(1, -(-len(rows) // size))
     asked = request.query_params.get("page", "1")
-    page = min(max(1, int(asked)), pages) if asked.isdigit() else 1
+    page = min(max(1, whole_number(asked) or 1), pages)
     shown = list(rows[(page - 1) * size : page * size])
     return shown, Pager(page, pages, len(rows), request.url.path)
 

@@ -94,7 +94,9 @@ class DeviceSignins:
             )
         integration, code = await request_device_code(self.ctx, name)
         signin = DeviceSignin(secrets.token_urlsafe(16), name, code, self.ctx.clock())
-        signin.task = asyncio.create_task(poll_for_approval(self.ctx, integration, code))
+        # Ends within the code's life, whatever the provider answers meanwhile.
+        waiting = poll_for_approval(self.ctx, integration, code)
+        signin.task = asyncio.create_task(asyncio.wait_for(waiting, code.expires_in + 60))
         signin.task.add_done_callback(lambda task: self._ended(signin, task))
         self.signins[signin.id] = signin
         return signin
@@ -105,7 +107,9 @@ class DeviceSignins:
             signin.error = "mailgate stopped before the sign-in was approved: ask for a new code."
             return
         problem = task.exception()
-        if isinstance(problem, MailgateError):
+        if isinstance(problem, TimeoutError):
+            signin.error = "The code expired before the sign-in was approved: ask for a new code."
+        elif isinstance(problem, MailgateError):
             signin.error = str(problem)
         elif problem is not None:
             log.error("device sign-in failed", integration=signin.integration, exc_info=problem)

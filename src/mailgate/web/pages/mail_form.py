@@ -21,6 +21,7 @@ from mailgate.mail.endpoints import (
 from mailgate.mail.sasl import MECHANISMS
 from mailgate.mail.smtp_servers import CredentialChoice
 from mailgate.store.vocabulary import AuthMethod, Security
+from mailgate.web.shell import whole_number
 
 SECURITY_LABELS = {
     Security.SSL: "SSL/TLS",
@@ -78,9 +79,10 @@ def _auth(form: Mapping[str, str], stored_auth: str | None) -> tuple[int | None,
                 "No OAuth 2.0 credential chosen: choose the account the server signs in as "
                 "(authorize one on an integration's page first), or choose Password."
             )
-        if not chosen.isdigit():
+        number = whole_number(chosen)
+        if number is None:
             raise BadInput(f"Credential {chosen!r} is not a credential's number: choose one.")
-        return int(chosen), None
+        return number, None
     if method == AuthMethod.PASSWORD:
         password = form.get("password", "")
         if password:
