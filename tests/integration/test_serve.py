@@ -52,8 +52,16 @@ def test_serve_answers_health_over_https_and_serves_no_data(home: Path) -> None:
         metrics = httpx2.get(f"https://localhost:{port}/metrics", verify=context).text
         assert "# TYPE mailgate_outbox_messages gauge" in metrics
         assert "# TYPE mailgate_mailboxes gauge" in metrics
-        for path in ("/api/v1/integrations", "/docs", "/openapi.json"):
-            assert httpx2.get(f"https://localhost:{port}{path}", verify=context).status_code == 404
+        # Nothing else answers a visitor who has not signed in.
+        api = httpx2.get(f"https://localhost:{port}/api/v1/integrations", verify=context)
+        assert api.status_code == 401
+        for path in ("/", "/integrations", "/docs", "/openapi.json"):
+            page = httpx2.get(f"https://localhost:{port}{path}", verify=context)
+            assert page.status_code == 303 and page.headers["location"].startswith("/login?next=")
     finally:
         process.terminate()
         process.wait(timeout=15)
+    # The first start of an empty database prints the link that creates the first admin.
+    said = process.stderr.read().decode() if process.stderr else ""
+    assert "open this one-time link to create the first admin" in said
+    assert "https://localhost:8443/welcome/" in said
