@@ -142,10 +142,7 @@ class Guard:
             return
         web_session, user = found
         if user.role != Role.ADMIN and not agent_may_open(path):
-            if path == "/" and method in SAFE_METHODS:
-                await _redirect(send, self.prefix + "/issues")
-            else:
-                await _answer(send, 403, "Only an admin may open this page.")
+            await _refuse_agent(send, self.prefix)
             return
         if body is not None and not _csrf_ok(scope, body, web_session.csrf_token):
             await _answer(
@@ -251,6 +248,29 @@ async def _answer(send: Send, status: int, text: str) -> None:
             "status": status,
             "headers": [
                 (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _refuse_agent(send: Send, prefix: str) -> None:
+    """403 for an agent on an admin page, with the way to the desk (signing in takes agents
+    there; this is for a bookmark or a shared link)."""
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Admins only · '
+        f'mailgate</title><link rel="stylesheet" href="{prefix}/static/mailgate.css"></head>'
+        '<body class="plain"><main class="card narrow"><p class="brand">mailgate</p>'
+        "<h1>Admins only</h1><p>Only an admin may open this page.</p>"
+        f'<p><a href="{prefix}/issues">Go to the issues</a></p></main></body></html>\n'
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
                 (b"content-length", str(len(body)).encode()),
             ],
         }
