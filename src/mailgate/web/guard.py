@@ -117,7 +117,12 @@ class Guard:
         address = client[0] if client else None
         actor.act_as(actor.Actor("anonymous", address))
         if method not in SAFE_METHODS and not self._same_origin(scope):
-            await _answer(send, 403, "Refused: this request came from another site.")
+            await _answer(
+                send,
+                403,
+                "Refused: this request came from another site. Open mailgate at its base URL, "
+                f"{self.origin}, and try again (MAILGATE_BASE_URL sets it).",
+            )
             return
         if self.demo and (path + "/").startswith(DEMO_PREFIX):
             await self.app(scope, receive, send)  # the emulator's pages bound their own bodies
