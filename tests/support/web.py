@@ -14,6 +14,7 @@ import httpx2
 import pytest
 
 from mailgate.context import Context
+from mailgate.tracker.tokens import create_token
 from mailgate.tracker.users import add_user
 from mailgate.web.app import create_app
 
@@ -89,4 +90,32 @@ async def agent(ctx: Context) -> AsyncIterator[WebClient]:
     async for client in web_client(ctx):
         answer = await client.sign_in("agent@example.com")
         assert answer.status_code == 303, answer.text
+        yield client
+
+
+async def api_client(ctx: Context, email: str, role: str) -> AsyncIterator[httpx2.AsyncClient]:
+    """The REST API in-process, as a program with `email`'s API token calls it."""
+    await add_user(ctx, email, role, PASSWORD)
+    _, token = await create_token(ctx, email, "tests")
+    app = create_app(ctx, run_workers=False)
+    transport = httpx2.ASGITransport(app=app)
+    headers = {"authorization": f"Bearer {token}"}
+    async with httpx2.AsyncClient(
+        transport=transport, base_url=ctx.settings.base_url + "/api/v1", headers=headers
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def admin_api(ctx: Context) -> AsyncIterator[httpx2.AsyncClient]:
+    """The API with an admin's token (api-admin@example.com)."""
+    async for client in api_client(ctx, "api-admin@example.com", "admin"):
+        yield client
+
+
+@pytest.fixture
+async def agent_api(ctx: Context) -> AsyncIterator[httpx2.AsyncClient]:
+    """The API with an agent's token (api-agent@example.com); an admin exists too."""
+    await add_user(ctx, "api-boss@example.com", "admin", PASSWORD)
+    async for client in api_client(ctx, "api-agent@example.com", "agent"):
         yield client

@@ -236,6 +236,7 @@ class Receipt(Base):
         sa.Index("ix_receipts_message_id", "mailbox_id", "message_id"),
         sa.Index("ix_receipts_content", "mailbox_id", "sha256"),
         sa.Index("ix_receipts_sender", "sender", "project", "status", "received_at"),
+        sa.Index("ix_receipts_status", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -290,7 +291,16 @@ class Project(Base):
 
 class Issue(Base):
     __tablename__ = "issues"
-    __table_args__ = (UniqueConstraint("project_id", "number", name="uq_issue_number"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "number", name="uq_issue_number"),
+        # The desk's list: newest activity first, by project or status; search is by
+        # full-text index (migration 0012), kept by the database in the writer's transaction.
+        sa.Index("ix_issues_updated", "updated_at", "id"),
+        sa.Index("ix_issues_project_updated", "project_id", "updated_at", "id"),
+        sa.Index("ix_issues_status_updated", "status", "updated_at", "id"),
+        sa.Index("ix_issues_reporter", "reporter_id"),
+        sa.Index("ix_issues_assignee", "assignee_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(
@@ -304,6 +314,9 @@ class Issue(Base):
     source_message_id: Mapped[str | None] = mapped_column(Text)
     receipt_id: Mapped[int | None] = mapped_column(ForeignKey("receipts.id", ondelete="SET NULL"))
     sender_authentication: Mapped[str | None] = mapped_column(Text)
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", name="fk_issues_assignee", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -343,6 +356,7 @@ class Blob(Base):
 
 class Attachment(Base):
     __tablename__ = "attachments"
+    __table_args__ = (sa.Index("ix_attachments_comment", "comment_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), index=True)
@@ -500,6 +514,8 @@ class AuditEvent(Base):
 
     __tablename__ = "audit_events"
 
+    __table_args__ = (sa.Index("ix_audit_events_id_at", "at", "id"),)
+
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(index=True)
     actor: Mapped[str] = mapped_column(String(400))  # a user's email, `cli:LOGIN`, or `system`
@@ -507,3 +523,77 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(60))  # e.g. integration.add, user.sign-in-failed
     subject: Mapped[str | None] = mapped_column(String(400))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class ApiToken(Base):
+    """A user's key to the REST API, with that user's role. Only the token's SHA-256 is kept;
+    `hint` (its first characters) tells tokens apart in a list."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hint: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    last_used_address: Mapped[str | None] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class IdempotencyKey(Base):
+    """A POST's `Idempotency-Key` and the answer it got: the same key again gets the same
+    answer, and nothing is created twice."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # of the method, path and body
+    status_code: Mapped[int | None] = mapped_column(Integer)  # None while being answered
+    response: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Webhook(Base):
+    """A URL told of the desk's events, each delivery signed with the webhook's secret."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(default=list)  # `vocabulary.WebhookEvent`s
+    secret_enc: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook, durable like the outbox: written in the event's
+    transaction, retried with backoff until the receiver answers 2xx, dead after days.
+    `delivery_id` is sent with every attempt, so a receiver can drop a repeat."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(String(40), unique=True)
+    webhook_id: Mapped[int] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE"), index=True
+    )
+    event: Mapped[str] = mapped_column(String(40))  # a `vocabulary.WebhookEvent`
+    payload: Mapped[str] = mapped_column(Text)  # the JSON body, exactly as signed and sent
+    status: Mapped[str] = mapped_column(String(20))  # a `vocabulary.DeliveryStatus`
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column()
+    delivered_at: Mapped[datetime | None] = mapped_column()

@@ -189,3 +189,21 @@ class LinkPurpose(StrEnum):
 
     FIRST_ADMIN = "first-admin"  # printed by the first `serve`: creates the first admin
     SET_PASSWORD = "set-password"  # a new user, or a password reset
+
+
+class WebhookEvent(StrEnum):
+    """What a webhook may be told of (`Webhook.events`, `WebhookDelivery.event`)."""
+
+    ISSUE_CREATED = "issue.created"
+    COMMENT_ADDED = "comment.added"
+    STATUS_CHANGED = "issue.status-changed"
+    MESSAGE_QUARANTINED = "message.quarantined"
+    CREDENTIAL_ATTENTION = "credential.needs-attention"
+
+
+class DeliveryStatus(StrEnum):
+    """Of a webhook delivery, as of an outbox message."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"  # given up on after days of failures: Retry sends it again

@@ -22,6 +22,8 @@ from mailgate import __version__
 from mailgate.context import Context
 from mailgate.runtime.supervisor import Supervisor
 from mailgate.web import account, pages
+from mailgate.web.api import PREFIX as API_PREFIX
+from mailgate.web.api import create_api
 from mailgate.web.demo import ensure_demo_integration, mount_demo
 from mailgate.web.guard import Guard
 from mailgate.web.redirects import redirect_slashes_to_base_url
@@ -63,6 +65,7 @@ def create_app(ctx: Context, *, run_workers: bool = True, demo: bool = False) ->
     for page_routes in pages.routers(ctx):
         app.include_router(page_routes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount(API_PREFIX, create_api(ctx), name="api")
     if demo:
         mount_demo(app, ctx)
 

@@ -15,7 +15,9 @@ before a session exists, check a token in a cookie against the form's (see `acco
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Awaitable, Callable, MutableMapping
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -23,6 +25,7 @@ from mailgate import actor
 from mailgate.context import Context
 from mailgate.store.vocabulary import Role
 from mailgate.tracker.sessions import load_session
+from mailgate.tracker.tokens import user_of_token
 from mailgate.tracker.users import DEMO_ADMIN
 
 Scope = MutableMapping[str, Any]
@@ -43,9 +46,23 @@ OPEN_EXACT = frozenset(
 )
 OPEN_PREFIXES = ("/static/", "/welcome/")
 DEMO_PREFIX = "/demo-idp/"
-# Open to agents as well as admins: the desk. Everything else is the admins'.
-AGENT_EXACT = frozenset({"/logout", "/account", "/issues", "/quarantine"})
-AGENT_PREFIXES = ("/issues/", "/quarantine/")
+# Open to agents as well as admins: the desk, on the pages and in the API. Everything else is
+# the admins'.
+API_PREFIX = "/api/"
+AGENT_EXACT = frozenset(
+    {
+        "/logout",
+        "/account",
+        "/issues",
+        "/quarantine",
+        "/api/v1/issues",
+        "/api/v1/quarantine",
+        "/api/v1/me",
+        "/api/v1/openapi.json",
+        "/api/v1/docs",
+    }
+)
+AGENT_PREFIXES = ("/issues/", "/quarantine/", "/account/", "/api/v1/issues/", "/api/v1/quarantine/")
 
 HEADERS = [
     (b"strict-transport-security", b"max-age=31536000"),
@@ -108,11 +125,12 @@ class Guard:
             await self.app(scope, receive, send)
             return
         send = _with_headers(send)
+        path, method = scope["path"], scope["method"]
+        api = path.startswith(API_PREFIX)
         length = header(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            await _answer(send, 413, "The request is too large.")
+            await _answer(send, 413, "The request is too large.", api=api)
             return
-        path, method = scope["path"], scope["method"]
         client = scope.get("client")
         address = client[0] if client else None
         actor.act_as(actor.Actor("anonymous", address))
@@ -122,6 +140,7 @@ class Guard:
                 403,
                 "Refused: this request came from another site. Open mailgate at its base URL, "
                 f"{self.origin}, and try again (MAILGATE_BASE_URL sets it).",
+                api=api,
             )
             return
         if self.demo and (path + "/").startswith(DEMO_PREFIX):
@@ -132,10 +151,29 @@ class Guard:
             bounded = _bounded(receive)
             body = await _read_all(bounded)
             if body is None:
-                await _answer(send, 413, "The request is too large.")
+                await _answer(send, 413, "The request is too large.", api=api)
                 return
             receive = _replay(body, bounded)
         if is_open(path, self.demo):
+            await self.app(scope, receive, send)
+            return
+        bearer = _bearer(scope) if api else None
+        if bearer is not None:  # a program with an API token: no cookie, so no CSRF to fear
+            user = await user_of_token(self.ctx, bearer, address)
+            if user is None:
+                await _answer(
+                    send,
+                    401,
+                    "The API token is not valid: it was revoked, its user is disabled, or it "
+                    "was mistyped. Make a new one with `mailgate token create`.",
+                    api=True,
+                )
+                return
+            if user.role != Role.ADMIN and not agent_may_open(path):
+                await _answer(send, 403, "Only an admin may do this.", api=True)
+                return
+            scope.setdefault("state", {}).update(user=user, web_session=None)
+            actor.act_as(actor.Actor(user.email, address))
             await self.app(scope, receive, send)
             return
         token = cookie(scope, SESSION_COOKIE)
@@ -147,7 +185,10 @@ class Guard:
             return
         web_session, user = found
         if user.role != Role.ADMIN and not agent_may_open(path):
-            await _refuse_agent(send, self.prefix)
+            if api:
+                await _answer(send, 403, "Only an admin may do this.", api=True)
+            else:
+                await _refuse_agent(send, self.prefix)
             return
         if body is not None and not _csrf_ok(scope, body, web_session.csrf_token):
             await _answer(
@@ -155,6 +196,7 @@ class Guard:
                 403,
                 "The form has expired or did not come from mailgate: reload the page and try "
                 "again.",
+                api=api,
             )
             return
         scope.setdefault("state", {}).update(user=user, web_session=web_session)
@@ -170,8 +212,14 @@ class Guard:
 
     async def _anonymous(self, scope: Scope, send: Send) -> None:
         path = scope["path"]
-        if path.startswith("/api/"):
-            await _answer(send, 401, "Sign in, or send an API token.")
+        if path.startswith(API_PREFIX):
+            await _answer(
+                send,
+                401,
+                "Send an API token (Authorization: Bearer TOKEN; `mailgate token create` makes "
+                "one), or sign in.",
+                api=True,
+            )
             return
         query = scope.get("query_string", b"").decode("latin-1")
         target = path + ("?" + query if query else "")
@@ -245,19 +293,35 @@ def _with_headers(send: Send) -> Send:
     return sending
 
 
-async def _answer(send: Send, status: int, text: str) -> None:
-    body = (text + "\n").encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+def _bearer(scope: Scope) -> str | None:
+    given = header(scope, b"authorization")
+    if given is None:
+        return None
+    scheme, _, token = given.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+async def _answer(send: Send, status: int, text: str, *, api: bool = False) -> None:
+    """A refusal: one sentence, or for the API a problem (RFC 9457) saying the same."""
+    if api:
+        body = problem_body(status, text)
+        headers = [(b"content-type", b"application/problem+json")]
+        if status == 401:
+            headers.append((b"www-authenticate", b'Bearer realm="mailgate"'))
+    else:
+        body = (text + "\n").encode()
+        headers = [(b"content-type", b"text/plain; charset=utf-8")]
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def problem_body(status: int, detail: str) -> bytes:
+    """An RFC 9457 problem: the status's own title, and the sentence that says what to do."""
+    title = HTTPStatus(status).phrase
+    return json.dumps(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    ).encode()
 
 
 async def _refuse_agent(send: Send, prefix: str) -> None:

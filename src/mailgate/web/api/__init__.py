@@ -1,0 +1,45 @@
+"""The REST API under /api/v1: a FastAPI application of its own, mounted by `web.app`, so its
+OpenAPI 3.1 description (`/api/v1/openapi.json`) holds the API alone and its errors are
+problems (RFC 9457) while the pages keep theirs.
+
+The guard (`web.guard`) has already let the caller in — an API token (`Authorization: Bearer`)
+or a signed-in session with its CSRF token — and refused an agent everything but the desk. Each
+module here is one object of the CLI, built on the same service functions.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from mailgate import __version__
+from mailgate.context import Context
+from mailgate.web.api import account
+from mailgate.web.api.common import install_problems
+
+PREFIX = "/api/v1"
+
+DESCRIPTION = """\
+mailgate's desk and configuration, for scripts and other systems.
+
+Authenticate with `Authorization: Bearer TOKEN` (`mailgate token create`, or the Account page);
+the token has its user's role: an agent reads and answers issues and the quarantine, an admin
+everything. Errors are `application/problem+json` (RFC 9457). Lists return
+`{"items": [...], "next": CURSOR-or-null}` and take `?cursor=` and `?limit=` (at most 200).
+Every POST that creates something honours `Idempotency-Key`.
+"""
+
+
+def create_api(ctx: Context) -> FastAPI:
+    api = FastAPI(
+        title="mailgate API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        servers=[{"url": ctx.settings.base_url.rstrip("/") + PREFIX}],
+    )
+    install_problems(api)
+    for routes in (account.router(ctx),):
+        api.include_router(routes)
+    return api

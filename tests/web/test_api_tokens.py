@@ -1,0 +1,85 @@
+"""API tokens: shown once, stored hashed, revocable at once, last use recorded, with their
+user's role; anonymous callers get a problem (RFC 9457) saying how to authenticate."""
+
+from __future__ import annotations
+
+import httpx2
+from sqlalchemy import select
+
+from mailgate.context import Context
+from mailgate.store.models import ApiToken
+from mailgate.tracker.tokens import create_token, list_tokens, revoke_token
+from mailgate.tracker.users import set_user
+from mailgate.web.app import create_app
+from tests.support.clock import FakeClock
+
+
+def _client(ctx: Context, token: str | None = None) -> httpx2.AsyncClient:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=create_app(ctx, run_workers=False)),
+        base_url=ctx.settings.base_url,
+        headers=headers,
+    )
+
+
+async def test_anonymous_and_bad_tokens_get_401_problems(ctx: Context) -> None:
+    async with _client(ctx) as client:
+        answer = await client.get("/api/v1/issues")
+        assert answer.status_code == 401
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+        body = answer.json()
+        assert body["status"] == 401 and "mailgate token create" in body["detail"]
+    async with _client(ctx, "mgt_not-a-real-token") as client:
+        answer = await client.get("/api/v1/me")
+        assert answer.status_code == 401 and "not valid" in answer.json()["detail"]
+
+
+async def test_a_token_acts_as_its_user_until_revoked(
+    ctx: Context, admin_api: httpx2.AsyncClient, clock: FakeClock
+) -> None:
+    made = await admin_api.post(
+        "/tokens", json={"user": "api-admin@example.com", "name": "chat bot"}
+    )
+    assert made.status_code == 201, made.text
+    token = made.json()["token"]
+    assert token.startswith("mgt_") and made.json()["hint"].endswith("…")
+    stored = await ctx.db.read(lambda s: s.scalars(select(ApiToken.token_hash)).all())
+    assert token not in str(stored)  # only hashes are kept
+    async with _client(ctx, token) as client:
+        me = await client.get("/api/v1/me")
+        assert me.json() == {"email": "api-admin@example.com", "role": "admin"}
+        listed = {t["id"]: t for t in await list_tokens(ctx)}
+        assert listed[made.json()["id"]]["last_used_at"] is not None
+        assert token not in (await admin_api.get("/tokens")).text
+        await revoke_token(ctx, made.json()["id"])
+        assert (await client.get("/api/v1/me")).status_code == 401
+
+
+async def test_an_agents_token_has_the_agents_role(
+    ctx: Context, agent_api: httpx2.AsyncClient
+) -> None:
+    assert (await agent_api.get("/me")).json()["role"] == "agent"
+    refused = await agent_api.get("/tokens")
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == "application/problem+json"
+    await set_user(ctx, "api-agent@example.com", disabled=True)
+    assert (await agent_api.get("/me")).status_code == 401  # a disabled user's tokens stop
+
+
+async def test_a_token_needs_no_csrf_token(ctx: Context, admin_api: httpx2.AsyncClient) -> None:
+    _, token = await create_token(ctx, "api-admin@example.com", "script")
+    async with _client(ctx, token) as client:
+        answer = await client.post(
+            "/api/v1/tokens", json={"user": "api-admin@example.com", "name": "second"}
+        )
+        assert answer.status_code == 201
+
+
+async def test_the_openapi_description_is_there_for_a_token(
+    admin_api: httpx2.AsyncClient,
+) -> None:
+    description = (await admin_api.get("/openapi.json")).json()
+    assert description["openapi"].startswith("3.1")
+    assert "/me" in description["paths"] and "/tokens" in description["paths"]
