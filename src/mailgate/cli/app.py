@@ -57,6 +57,9 @@ INDEX = {
     "smtp": Entry("smtp", "Outgoing mail servers (SMTP) with OAuth 2.0.", group=True),
     "outbox": Entry("outbox", "Notifications waiting to be sent, and sent.", group=True),
     "user": Entry("user", "People who sign in to the web UI: admins and agents.", group=True),
+    "token": Entry(
+        "token", "API tokens: a user's key to the REST API, with that user's role.", group=True
+    ),
     "audit": Entry("audit", "Who did what and when.", group=True),
 }
 
