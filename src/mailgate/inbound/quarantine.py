@@ -1,10 +1,12 @@
 """Quarantined messages: listed with their reason, retried once the cause is fixed — and the
 mail held for an agent (a stranger's reply, an auto-reply loop), which an agent accepts as a
-comment on its issue (`quarantine retry ID --as-comment`)."""
+comment on its issue (`quarantine retry ID --as-comment`) — read whole (`raw_message`, the
+.eml download), or discarded for good (`discard`). Retries and discards are in the audit log."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -17,10 +19,13 @@ from mailgate.inbound.mailboxes import destination_of
 from mailgate.inbound.parse import InboundMessage
 from mailgate.inbound.parsers import Unparsable, parse_one
 from mailgate.inbound.route import RouteOptions
+from mailgate.store import audit
 from mailgate.store.models import Issue, Mailbox, Project, Receipt
 from mailgate.store.vocabulary import ReceiptStatus
 from mailgate.tracker import notify, service
 from mailgate.unit import Unit
+
+MAX_REASON = 500
 
 
 async def list_quarantine(ctx: Context) -> list[dict[str, Any]]:
@@ -41,6 +46,7 @@ async def list_quarantine(ctx: Context) -> list[dict[str, Any]]:
             "id": receipt.id,
             "mailbox": name,
             "origin": receipt.origin,
+            "sender": receipt.sender,
             "project": receipt.project,
             "message_id": receipt.message_id,
             "size": receipt.size,
@@ -70,18 +76,28 @@ async def retry(ctx: Context, receipt_id: int, *, as_comment: bool = False) -> d
     and the message (one transaction), parse (in a parsing process, with its deadline and
     memory limit, outside any transaction), then handle it in a second transaction that first
     checks the message is still quarantined (another retry may have been first)."""
-    held = await ctx.db.run(_read, receipt_id, as_comment)
+    held = await ctx.db.run(_read, receipt_id, as_comment, ctx.clock())
     if not isinstance(held, _Held):
         return held  # not fetched yet: it will be at the next poll
     message = await parse_one(ctx.parsers, held.raw)
     if isinstance(message, Unparsable):
         reason = message.reason
         status = ReceiptStatus.QUARANTINED
-        return {"id": held.receipt_id, "status": status, "reason": reason, "issue": None}
+        outcome = {"id": held.receipt_id, "status": status, "reason": reason, "issue": None}
+        await ctx.db.run(lambda session: _audit_retry(session, ctx.clock(), outcome))
+        return outcome
     return await Unit.run(ctx, _handle_again, held, message, as_comment)
 
 
-def _read(session: Session, receipt_id: int, as_comment: bool) -> _Held | dict[str, Any]:
+def _audit_retry(session: Session, at: datetime, outcome: dict[str, Any]) -> None:
+    became = str(outcome["status"]) + (f" {outcome['issue']}" if outcome.get("issue") else "")
+    detail = became + (f": {outcome['reason']}" if outcome.get("reason") else "")
+    audit.record(session, at, "quarantine.retry", f"message {outcome['id']}", detail)
+
+
+def _read(
+    session: Session, receipt_id: int, as_comment: bool, at: datetime
+) -> _Held | dict[str, Any]:
     receipt = _quarantined(session, receipt_id)
     if as_comment and receipt.issue_id is None:
         raise BadInput(
@@ -91,7 +107,9 @@ def _read(session: Session, receipt_id: int, as_comment: bool) -> _Held | dict[s
     mailbox = session.get(Mailbox, receipt.mailbox_id) if receipt.mailbox_id else None
     raw = service.blob(session, receipt.sha256)
     if raw is None:
-        return _fetch_again(session, receipt, mailbox)
+        outcome = _fetch_again(session, receipt, mailbox)
+        _audit_retry(session, at, outcome)
+        return outcome
     destination = (
         destination_of(mailbox)
         if mailbox is not None
@@ -165,15 +183,60 @@ def _handle_again(
         mailbox.quarantined = max(0, mailbox.quarantined - 1)
         # The post-action that was held back runs at the next poll.
         receipt.post_action_done_at = None
-    return {
+    view = {
         "id": receipt.id,
         "status": receipt.status,
         "reason": receipt.reason,
         "issue": _issue_key(session, receipt.issue_id),
     }
+    _audit_retry(session, unit.now(), view)
+    return view
 
 
 def _issue_key(session: Session, issue_id: int | None) -> str | None:
     issue = session.get(Issue, issue_id) if issue_id is not None else None
     project = session.get(Project, issue.project_id) if issue is not None else None
     return f"{project.key}-{issue.number}" if project is not None and issue is not None else None
+
+
+async def raw_message(ctx: Context, receipt_id: int) -> tuple[str, bytes]:
+    """A quarantined message as it came from the server, for the .eml download: its file name
+    and bytes. `NotFound` for a message that is not quarantined, or was never fetched (too
+    large: it is on the mail server only)."""
+
+    def read(session: Session) -> tuple[str, bytes]:
+        receipt = _quarantined(session, receipt_id)
+        raw = service.blob(session, receipt.sha256)
+        if raw is None:
+            raise NotFound(
+                f"Message {receipt_id} was never fetched (it is over its mailbox's size limit): "
+                "it is on the mail server only."
+            )
+        return f"message-{receipt.id}.eml", raw
+
+    return await ctx.db.read(read)
+
+
+async def discard(ctx: Context, receipt_id: int, *, reason: str | None = None) -> dict[str, Any]:
+    """Give up on a quarantined message for good: it is never retried, and the audit log keeps
+    who discarded it, its sender and why. Its receipt stays (status `ignored`, the reason saying
+    it was discarded), so the same message is still recognised if it comes again; so do its
+    bytes. A message mailgate fetched then gets its mailbox's post-action at the next poll
+    (seen, moved or deleted), as ignored mail does; one never fetched stays on the server."""
+    why = " ".join((reason or "").split())[:MAX_REASON]
+
+    def mark(session: Session) -> dict[str, Any]:
+        receipt = _quarantined(session, receipt_id, lock=True)
+        mailbox = session.get(Mailbox, receipt.mailbox_id) if receipt.mailbox_id else None
+        sender = receipt.sender or "an unknown sender"
+        receipt.status = ReceiptStatus.IGNORED
+        receipt.reason = "discarded" + (f": {why}" if why else "")
+        if mailbox is not None:
+            mailbox.quarantined = max(0, mailbox.quarantined - 1)
+            if receipt.sha256:
+                receipt.post_action_done_at = None
+        detail = f"from {sender}" + (f": {why}" if why else "")
+        audit.record(session, ctx.clock(), "quarantine.discard", f"message {receipt.id}", detail)
+        return {"id": receipt.id, "status": receipt.status, "reason": receipt.reason}
+
+    return await ctx.db.run(mark)

@@ -26,15 +26,17 @@ from typing import Any
 import aiosmtplib
 import structlog
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from mailgate.backoff import delay
 from mailgate.context import Context
-from mailgate.errors import MailgateError, NotFound
+from mailgate.errors import BadInput, MailgateError, NotFound
 from mailgate.mail import smtp
 from mailgate.mail.diagnose import diagnose_smtp
 from mailgate.mail.endpoints import password_of
 from mailgate.oauth.access import authenticate_with_refresh
 from mailgate.oauth.tokens import AccessToken, TokenKeeper
+from mailgate.store import audit
 from mailgate.store.models import Issue, OutboxMessage, Project, SmtpServer
 from mailgate.store.vocabulary import OutboxStatus, SmtpStatus
 
@@ -299,49 +301,103 @@ async def _server_status(ctx: Context, server_id: int, status: str, error: str |
 
 
 async def list_outbox(ctx: Context) -> list[dict[str, Any]]:
-    async with ctx.db.session() as session:
-        rows = (
-            await session.execute(
-                select(OutboxMessage, Issue.number, Project.key, SmtpServer.name)
-                .outerjoin(Issue, OutboxMessage.issue_id == Issue.id)
-                .outerjoin(Project, Issue.project_id == Project.id)
-                .outerjoin(SmtpServer, OutboxMessage.smtp_server_id == SmtpServer.id)
-                .order_by(OutboxMessage.id)
-            )
-        ).all()
-    parser = BytesHeaderParser(policy=default_policy)
-    return [
-        {
-            "id": message.id,
-            "kind": message.kind,
-            "issue": f"{key}-{number}" if key else None,
-            "smtp": smtp_name,
-            "to": list(message.recipients),
-            "subject": str(parser.parsebytes(message.raw).get("Subject", "")),
-            "message_id": message.message_id,
-            "status": message.status,
-            "attempts": message.attempts,
-            "next_attempt_at": message.next_attempt_at.isoformat()
-            if message.status == OutboxStatus.PENDING
-            else None,
-            "last_error": message.last_error,
-            "created_at": message.created_at.isoformat(),
-            "accepted_at": message.accepted_at.isoformat() if message.accepted_at else None,
-        }
-        for message, number, key, smtp_name in rows
-    ]
+    """Every message, oldest first (`outbox list`)."""
+    return (await outbox_page(ctx, newest_first=False)).messages
+
+
+@dataclass(frozen=True)
+class OutboxPage:
+    """Messages of the outbox, and the cursor of the next page (None on the last)."""
+
+    messages: list[dict[str, Any]]
+    next_before: int | None
+
+
+async def outbox_page(
+    ctx: Context,
+    *,
+    status: str | None = None,
+    before: int | None = None,
+    limit: int | None = None,
+    newest_first: bool = True,
+) -> OutboxPage:
+    """The outbox a page at a time for the Outbox page and the API: only `status` if given,
+    newest first, the messages older than the one `before` names (its id), at most `limit`."""
+    if status is not None and status not in tuple(OutboxStatus):
+        raise BadInput(f"Unknown outbox status {status!r}: use pending, sent or dead.")
+
+    def read(session: Session) -> OutboxPage:
+        query = (
+            select(OutboxMessage, Issue.number, Project.key, SmtpServer.name)
+            .outerjoin(Issue, OutboxMessage.issue_id == Issue.id)
+            .outerjoin(Project, Issue.project_id == Project.id)
+            .outerjoin(SmtpServer, OutboxMessage.smtp_server_id == SmtpServer.id)
+            .order_by(OutboxMessage.id.desc() if newest_first else OutboxMessage.id)
+        )
+        if status is not None:
+            query = query.where(OutboxMessage.status == status)
+        if before is not None:
+            query = query.where(OutboxMessage.id < before)
+        if limit is not None:
+            query = query.limit(limit + 1)
+        rows = session.execute(query).all()
+        shown = rows[:limit] if limit is not None else rows
+        more = limit is not None and len(rows) > limit and bool(shown)
+        views = [_view(message, number, key, name) for message, number, key, name in shown]
+        return OutboxPage(views, views[-1]["id"] if more else None)
+
+    return await ctx.db.read(read)
+
+
+_HEADERS = BytesHeaderParser(policy=default_policy)
+
+
+def _view(
+    message: OutboxMessage, number: int | None, key: str | None, smtp_name: str | None
+) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "kind": message.kind,
+        "issue": f"{key}-{number}" if key else None,
+        "smtp": smtp_name,
+        "to": list(message.recipients),
+        "subject": str(_HEADERS.parsebytes(message.raw).get("Subject", "")),
+        "message_id": message.message_id,
+        "status": message.status,
+        "attempts": message.attempts,
+        "next_attempt_at": message.next_attempt_at.isoformat()
+        if message.status == OutboxStatus.PENDING
+        else None,
+        "last_error": message.last_error,
+        "created_at": message.created_at.isoformat(),
+        "accepted_at": message.accepted_at.isoformat() if message.accepted_at else None,
+    }
 
 
 async def retry(ctx: Context, message_id: int | None) -> int:
-    """Queue dead messages again (one, or all with None) once their cause is fixed."""
+    """Queue dead messages again (one, or all with None) once their cause is fixed; a pending
+    message named by its id is tried at once instead of at its next attempt. Returns how many
+    were queued; recorded in the audit log."""
     async with ctx.db.session() as session, session.begin():
         query = update(OutboxMessage).where(OutboxMessage.status == OutboxStatus.DEAD)
         if message_id is not None:
             exists = await session.get(OutboxMessage, message_id)
-            if exists is None or exists.status != OutboxStatus.DEAD:
-                raise NotFound(f"No dead message {message_id}: `mailgate outbox list` shows them.")
+            if exists is None or exists.status == OutboxStatus.SENT:
+                raise NotFound(
+                    f"No dead message {message_id}, nor a pending one: `mailgate outbox list` "
+                    "shows them."
+                )
+            if exists.status == OutboxStatus.PENDING:
+                exists.next_attempt_at = ctx.clock()
+                subject, detail = f"message {message_id}", "pending: tried now"
+                audit.record(session.sync_session, ctx.clock(), "outbox.retry", subject, detail)
+                return 1
             query = query.where(OutboxMessage.id == message_id)
         result = await session.execute(
             query.values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=ctx.clock())
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        count = int(result.rowcount)  # type: ignore[attr-defined]
+        subject = f"message {message_id}" if message_id is not None else "every dead message"
+        detail = f"{count} dead message(s) queued again"
+        audit.record(session.sync_session, ctx.clock(), "outbox.retry", subject, detail)
+        return count
