@@ -1,27 +1,34 @@
-"""Signing in and out, one-time links (first admin, new users, password resets) and a user's own
-password.
+"""Signing in and out, one-time links (first admin, new users, password resets), and Your
+account: a user's own password and API tokens.
 
 Before a session exists there is no session CSRF token, so the sign-in forms carry a random token
 that is also set in a cookie (double submit): a form posted from another site can't know it. The
 guard refuses cross-site posts too. A successful sign-in always makes a new session (the cookie
 a visitor arrived with is never promoted), with `Secure`, `HttpOnly` and `SameSite=Lax` cookies.
+
+A new API token is shown in the answer to the form that made it (201, like every page `no-store`),
+never in a message kept for the next page: the database holds only its hash.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mailgate.context import Context
-from mailgate.errors import BadInput
+from mailgate.errors import BadInput, NotFound
 from mailgate.store.vocabulary import LinkPurpose, Role
 from mailgate.tracker import sessions, users
+from mailgate.tracker.tokens import create_token, list_tokens, revoke_token
 from mailgate.web.guard import SESSION_COOKIE, cookie
-from mailgate.web.shell import TEMPLATES, form_values, render, signed_in
+from mailgate.web.pages.notfound import not_found
+from mailgate.web.shell import TEMPLATES, done, form_values, render, signed_in, whole_number
 
 FORM_COOKIE = "__Host-mailgate_form"
 
@@ -152,9 +159,39 @@ def router(ctx: Context, *, demo: bool = False) -> APIRouter:
         signed = await sessions.start_session(ctx, user, _address(request))
         return _signed_in_response(safe_next(None, user.role), signed)
 
+    async def account_page_with(
+        request: Request, status_code: int = 200, **extra: object
+    ) -> HTMLResponse:
+        user, _ = signed_in(request)
+        tokens = [_dated(view) for view in await list_tokens(ctx, user.email)]
+        values = {"title": "Your account", "tokens": tokens, "token_name": "", **extra}
+        return await render(request, ctx, "account.html", values, status_code=status_code)
+
     @routes.get("/account", include_in_schema=False)
     async def account_page(request: Request) -> Response:
-        return await render(request, ctx, "account.html", {"title": "Your account"})
+        return await account_page_with(request)
+
+    @routes.post("/account/tokens", include_in_schema=False)
+    async def new_token(request: Request) -> Response:
+        user, _ = signed_in(request)
+        name = (await form_values(request)).get("name", "")
+        try:
+            view, token = await create_token(ctx, user.email, name)
+        except BadInput as problem:
+            return await account_page_with(request, 400, token_error=str(problem), token_name=name)
+        return await account_page_with(request, 201, new_token={**view, "token": token})
+
+    @routes.post("/account/tokens/{token_id}/revoke", include_in_schema=False)
+    async def revoke(request: Request, token_id: str) -> Response:
+        user, _ = signed_in(request)
+        try:
+            number = whole_number(token_id)
+            if number is None:
+                raise NotFound(f"No token {token_id}: your tokens are listed on Your account.")
+            view = await revoke_token(ctx, number, owner=user.email)
+        except NotFound as problem:
+            return await not_found(request, ctx, problem, "/account", "Your account")
+        return await done(request, ctx, "/account", f"Token {view['name']} revoked.")
 
     @routes.post("/account", include_in_schema=False)
     async def account(request: Request) -> Response:
@@ -168,13 +205,7 @@ def router(ctx: Context, *, demo: bool = False) -> APIRouter:
                 raise BadInput("The two new passwords differ: type the same password twice.")
             await users.set_user(ctx, user.email, password=form.get("password", ""))
         except BadInput as problem:
-            return await render(
-                request,
-                ctx,
-                "account.html",
-                {"title": "Your account", "error": str(problem)},
-                status_code=400,
-            )
+            return await account_page_with(request, 400, error=str(problem))
         # Every session of this user ended with the change; this browser signs in anew.
         signed = await sessions.start_session(ctx, user, _address(request))
         response = _signed_in_response("/account", signed)
@@ -184,6 +215,15 @@ def router(ctx: Context, *, demo: bool = False) -> APIRouter:
         return response
 
     return routes
+
+
+def _dated(view: dict[str, Any]) -> dict[str, Any]:
+    """A token's view with its times as datetimes, for `when` to show."""
+    times = ("created_at", "last_used_at", "revoked_at")
+    return {
+        **view,
+        **{key: datetime.fromisoformat(view[key]) for key in times if view[key] is not None},
+    }
 
 
 def _welcome_values(view: users.LinkView) -> dict[str, object]:
