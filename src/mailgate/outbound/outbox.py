@@ -349,6 +349,14 @@ async def outbox_page(
     return await ctx.db.read(read)
 
 
+async def outbox_message(ctx: Context, message_id: int) -> dict[str, Any]:
+    """One message of the outbox, as `outbox_page` shows it."""
+    page = await outbox_page(ctx, before=message_id + 1, limit=1)
+    if not page.messages or page.messages[0]["id"] != message_id:
+        raise NotFound(f"No outbox message {message_id}: `mailgate outbox list` shows them.")
+    return page.messages[0]
+
+
 _HEADERS = BytesHeaderParser(policy=default_policy)
 
 

@@ -13,7 +13,19 @@ from fastapi import FastAPI
 
 from mailgate import __version__
 from mailgate.context import Context
-from mailgate.web.api import account
+from mailgate.web.api import (
+    account,
+    audit,
+    credentials,
+    docs,
+    integrations,
+    mailboxes,
+    outbox,
+    projects,
+    quarantine,
+    smtp,
+    users,
+)
 from mailgate.web.api.common import install_problems
 
 PREFIX = "/api/v1"
@@ -40,6 +52,18 @@ def create_api(ctx: Context) -> FastAPI:
         servers=[{"url": ctx.settings.base_url.rstrip("/") + PREFIX}],
     )
     install_problems(api)
-    for routes in (account.router(ctx),):
+    for routes in (
+        account.router(ctx),
+        projects.router(ctx),
+        integrations.router(ctx),
+        credentials.router(ctx),
+        mailboxes.router(ctx),
+        smtp.router(ctx),
+        quarantine.router(ctx),
+        outbox.router(ctx),
+        users.router(ctx),
+        audit.router(ctx),
+        docs.router(ctx),
+    ):
         api.include_router(routes)
     return api

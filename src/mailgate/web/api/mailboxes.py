@@ -1,0 +1,217 @@
+"""`/api/v1/mailboxes`: incoming mail servers (IMAP, POP3), as `mailgate mailbox` lists, adds,
+changes, tests and deletes them — never the password.
+
+A body's fields are the long options of `mailbox add` without dashes, as in `mailbox import`
+(`password` in place of `--password-file`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from mailgate.context import Context
+from mailgate.inbound.mailboxes import (
+    MAX_MESSAGE_BYTES,
+    MAX_POLL_SECONDS,
+    MailboxOptions,
+    add_mailbox,
+    delete_mailbox,
+    get_mailbox,
+    list_mailboxes,
+    mailbox_view,
+    set_mailbox,
+)
+from mailgate.runtime.probe import probe
+from mailgate.store.models import User
+from mailgate.web.api.common import PROBLEMS, Cursor, Limit, Page, admin_only, page_of
+from mailgate.web.api.idempotency import IdempotencyKeyHeader, once_async
+from mailgate.web.api.shared import (
+    LONG_TEXT,
+    MAX_ID,
+    REACHING_OUT,
+    ConnectionCheck,
+    EndpointFields,
+    ObjectName,
+)
+
+Count = Annotated[int, Field(ge=0, le=MAX_ID)]
+# The handler's options: stored as given, in `route_options`.
+ROUTE_FIELDS = (
+    "bulk",
+    "non_participants",
+    "comments_from_participants_only",
+    "cc_watchers",
+    "max_cc_watchers",
+    "keys_of_other_projects",
+    "max_comments_per_issue_hour",
+    "catch_address",
+    "create_customers",
+    "whole_body",
+    "split_regex",
+    "quarantine_dmarc_fail",
+    "max_per_sender_hour",
+    "max_attachment_bytes",
+    "max_attachments_bytes",
+)
+
+
+class Mailbox(BaseModel):
+    """A mailbox as `mailbox show --json` shows it: never the password."""
+
+    name: str
+    protocol: str
+    host: str
+    port: int
+    security: str
+    username: str
+    auth: str = Field(description="oauth2 or password.")
+    credential: int | None
+    sasl_mechanism: str
+    ca_file: str | None
+    folder: str
+    project: str
+    handler: str
+    after: str
+    poll_seconds: int
+    idle: bool
+    backlog: str
+    max_message_bytes: int
+    route_options: dict[str, Any] = Field(description="The handler's options that were given.")
+    status: str = Field(
+        description="idle, polling, connected, failing, auth-failed, needs-reauthorization or "
+        "new (not yet tried)."
+    )
+    last_check_at: str | None
+    last_error: str | None
+    processed: int
+    quarantined: int
+    created_at: str | None
+    warnings: list[str]
+
+
+class MailboxFields(EndpointFields):
+    protocol: Literal["imap", "pop3"] | None = None
+    folder: str | None = Field(default=None, max_length=255, description="IMAP: default INBOX.")
+    project: str | None = Field(default=None, max_length=50, description="Where mail lands.")
+    handler: Literal["create-or-comment", "create", "comment"] | None = None
+    after: str | None = Field(
+        default=None, max_length=300, description="seen (default), delete or move:FOLDER."
+    )
+    poll: int | None = Field(
+        default=None, ge=1, le=MAX_POLL_SECONDS, description="Poll interval in seconds."
+    )
+    idle: bool | None = Field(default=None, description="Use IMAP IDLE when offered.")
+    backlog: Literal["unseen", "all", "none"] | None = Field(
+        default=None, description="What of the mail already there a new mailbox takes."
+    )
+    max_message_bytes: int | None = Field(default=None, ge=1, le=MAX_MESSAGE_BYTES)
+    bulk: str | None = Field(
+        default=None, max_length=400, description="ignore, accept, delete or forward:ADDRESS."
+    )
+    non_participants: Literal["new-issue", "hold", "comment"] | None = None
+    comments_from_participants_only: bool | None = None
+    cc_watchers: bool | None = None
+    max_cc_watchers: Count | None = None
+    keys_of_other_projects: bool | None = None
+    max_comments_per_issue_hour: Count | None = None
+    catch_address: str | None = Field(default=None, max_length=320)
+    create_customers: bool | None = None
+    whole_body: bool | None = None
+    split_regex: str | None = Field(default=None, max_length=LONG_TEXT)
+    quarantine_dmarc_fail: bool | None = None
+    max_per_sender_hour: Count | None = None
+    max_attachment_bytes: Count | None = None
+    max_attachments_bytes: Count | None = None
+
+    def options(self) -> MailboxOptions:
+        given = {name: value for name, value in self.given().items() if value is not None}
+        return MailboxOptions(
+            protocol=given.get("protocol"),
+            host=given.get("host"),
+            port=given.get("port"),
+            security=given.get("security"),
+            username=given.get("username"),
+            credential_id=given.get("credential"),
+            password=given.get("password"),
+            folder=given.get("folder"),
+            ca_file=given.get("ca_file"),
+            project=given.get("project"),
+            handler=given.get("handler"),
+            after=given.get("after"),
+            poll_seconds=given.get("poll"),
+            idle=given.get("idle"),
+            backlog=given.get("backlog"),
+            sasl_mechanism=given.get("sasl"),
+            max_message_bytes=given.get("max_message_bytes"),
+            route={name: given[name] for name in ROUTE_FIELDS if name in given},
+        )
+
+
+class NewMailbox(MailboxFields):
+    name: str = Field(max_length=100)
+
+
+def router(ctx: Context) -> APIRouter:
+    routes = APIRouter(
+        prefix="/mailboxes",
+        tags=["mailboxes"],
+        responses=PROBLEMS,
+        dependencies=[Depends(admin_only)],
+    )
+
+    async def shown(name: str) -> Mailbox:
+        async with ctx.db.session() as session:
+            return Mailbox(**mailbox_view(await get_mailbox(session, name)))
+
+    @routes.get("")
+    async def mailboxes(cursor: Cursor = None, limit: Limit = 50) -> Page[Mailbox]:
+        """Every mailbox, by name, with its status."""
+        rows = [Mailbox(**mailbox_view(row)) for row in await list_mailboxes(ctx)]
+        return page_of(rows, cursor, limit, key=lambda mailbox: mailbox.name)
+
+    @routes.get("/{name}")
+    async def mailbox(name: ObjectName) -> Mailbox:
+        """One mailbox."""
+        return await shown(name)
+
+    @routes.post("", status_code=201, response_model=Mailbox)
+    async def new_mailbox(
+        request: Request,
+        given: NewMailbox,
+        user: Annotated[User, Depends(admin_only)],
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> JSONResponse:
+        """Add a mailbox (`mailgate mailbox add`), checked whole before it is stored; it is
+        read within seconds."""
+
+        async def create() -> tuple[int, Mailbox]:
+            await add_mailbox(ctx, given.name, given.options())
+            return 201, await shown(given.name)
+
+        return await once_async(request, ctx, user, idempotency_key, create)
+
+    @routes.patch("/{name}")
+    async def change_mailbox(name: ObjectName, change: MailboxFields) -> Mailbox:
+        """Change a mailbox (`mailgate mailbox set`): only what the body gives. It keeps its
+        UID state, so no mail is taken twice."""
+        await set_mailbox(ctx, name, change.options())
+        return await shown(name)
+
+    @routes.delete("/{name}", status_code=204, response_class=Response)
+    async def remove_mailbox(name: ObjectName) -> Response:
+        """Delete a mailbox (`mailgate mailbox delete`); the mail on the server stays."""
+        await delete_mailbox(ctx, name)
+        return Response(status_code=204)
+
+    @routes.post("/{name}/test", responses=REACHING_OUT)
+    async def test_mailbox(name: ObjectName) -> ConnectionCheck:
+        """Test connection (`mailgate mailbox test --json`): resolve, connect, tls, greeting,
+        token, authenticate, select (stat for POP3), count; the steps after a failed one are
+        not run, and `diagnosis` says what to do."""
+        return ConnectionCheck(**(await probe(ctx, name)).as_json())
+
+    return routes
