@@ -19,6 +19,7 @@ from mailgate.web.api import (
     credentials,
     docs,
     integrations,
+    issues,
     mailboxes,
     outbox,
     projects,
@@ -54,6 +55,7 @@ def create_api(ctx: Context) -> FastAPI:
     install_problems(api)
     for routes in (
         account.router(ctx),
+        issues.router(ctx),
         projects.router(ctx),
         integrations.router(ctx),
         credentials.router(ctx),

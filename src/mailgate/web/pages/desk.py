@@ -1,6 +1,6 @@
-"""`/issues`, `/quarantine`, `/outbox`: read-only lists, a page at a time, from the service
-functions of `mailgate issue list`, `quarantine list` and `outbox list`. The agents' desk, where
-they act on these, comes later; until then the navigation leads somewhere real."""
+"""`/quarantine`, `/outbox`: read-only lists, a page at a time, from the service functions of
+`mailgate quarantine list` and `outbox list` (the issues are in `pages/issues.py`). The agents'
+desk, where they act on these, comes later; until then the navigation leads somewhere real."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from fastapi.responses import Response
 from mailgate.context import Context
 from mailgate.inbound.quarantine import list_quarantine
 from mailgate.outbound.outbox import list_outbox
-from mailgate.tracker.issues import list_issues
 from mailgate.web.shell import render, whole_number
 
 PAGE_SIZE = 50
@@ -58,13 +57,6 @@ def with_times(rows: list[dict[str, Any]], *fields: str) -> list[dict[str, Any]]
 
 def router(ctx: Context) -> APIRouter:
     routes = APIRouter()
-
-    @routes.get("/issues", include_in_schema=False)
-    async def issues(request: Request) -> Response:
-        newest_first = list(reversed(await list_issues(ctx)))
-        shown, pager = one_page(request, newest_first)
-        values = {"title": "Issues", "issues": with_times(shown, "created_at"), "pager": pager}
-        return await render(request, ctx, "issues.html", values)
 
     @routes.get("/quarantine", include_in_schema=False)
     async def quarantine(request: Request) -> Response:
