@@ -288,13 +288,14 @@ def change_status(unit: Unit, key: str, status: str, by: str | None = None) -> b
     if status not in tuple(IssueStatus):
         raise BadInput(f"Unknown status {status!r}: use open or closed.")
     _, issue = get_issue(unit.session, key)
-    if issue.status == status:
+    previous = issue.status
+    if previous == status:
         return False
     issue.status = status
     issue.updated_at = unit.now()
     unit.session.flush()
     notify.notify(unit, notify.Event("status", issue.id, by, status, by_agent=True))
-    issue_event(unit, WebhookEvent.STATUS_CHANGED, issue.id, detail={"status": status})
+    issue_event(unit, WebhookEvent.STATUS_CHANGED, issue.id, detail={"previous_status": previous})
     return True
 
 
