@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.support.dovecot",
     "tests.support.postfix",
     "tests.support.web",
+    "tests.support.webhooks",
 ]
 
 

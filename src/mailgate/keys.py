@@ -15,12 +15,13 @@ from sqlalchemy import select, update
 
 from mailgate.context import Context
 from mailgate.errors import BadInput
-from mailgate.store.models import Credential, Integration
+from mailgate.store.models import Credential, Integration, Webhook
 from mailgate.store.secretbox import SecretBox, read_key_file, write_key_file
 
 _SECRET_COLUMNS = (
     (Integration, ("client_secret_enc",)),
     (Credential, ("refresh_token_enc", "access_token_enc")),
+    (Webhook, ("secret_enc",)),
 )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from mailgate.context import Clock, Context
 from mailgate.store.models import Project, SmtpServer
+from mailgate.store.webhooks import Subscriptions
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -34,6 +35,8 @@ class Unit:
     projects: dict[str, Project | None] = field(default_factory=dict)  # key → project
     smtp_servers: dict[str, SmtpServer | None] = field(default_factory=dict)  # project key →
     own_addresses: set[str] | None = None  # see `tracker.notify.own_addresses`
+    base_url: str = ""  # MAILGATE_BASE_URL: the links in webhook payloads
+    webhooks: Subscriptions | None = None  # looked up at the first event (`tracker.events`)
 
     @classmethod
     async def run(
@@ -46,7 +49,8 @@ class Unit:
         """`work(unit, *args)` in one transaction (`Database.run`), with a unit of its own."""
 
         def transaction(session: Session, /, *args: P.args, **kwargs: P.kwargs) -> T:
-            unit = cls(session, ctx.clock, ctx.settings.home / "templates")
+            templates = ctx.settings.home / "templates"
+            unit = cls(session, ctx.clock, templates, base_url=ctx.settings.base_url)
             return work(unit, *args, **kwargs)
 
         return await ctx.db.run(transaction, *args, **kwargs)
@@ -61,3 +65,4 @@ class Unit:
         self.projects.clear()
         self.smtp_servers.clear()
         self.own_addresses = None
+        self.webhooks = None

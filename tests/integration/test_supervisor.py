@@ -27,11 +27,12 @@ async def test_supervisor_refreshes_idle_credentials_and_warns_of_secret_expiry(
         IntegrationOptions(client_secret_expires=ctx.clock().date() + timedelta(days=20)),
     )
 
-    # Virtual time: each of the supervisor's five loops waits on a deadline, and only when all
-    # five wait does time jump to the earliest one. Token upkeep runs every 12 hours of this
+    # Virtual time: each of the supervisor's six loops waits on a deadline, and only when all
+    # six wait does time jump to the earliest one. Token upkeep runs every 12 hours of this
     # time, whatever the machine's load; the daily integration check daily; the outbox,
-    # mailbox and alert loops, idle here, every five days. The emulator's clock follows.
-    loops = 5
+    # webhook, mailbox and alert loops, idle here, every five days. The emulator's clock
+    # follows.
+    loops = 6
     waiting: list[tuple[datetime, asyncio.Future[None]]] = []
 
     async def virtual_sleep(seconds: float) -> None:

@@ -61,6 +61,11 @@ INDEX = {
         "token", "API tokens: a user's key to the REST API, with that user's role.", group=True
     ),
     "audit": Entry("audit", "Who did what and when.", group=True),
+    "webhook": Entry(
+        "webhook",
+        "URLs told of the desk's events (Standard Webhooks), each delivery signed.",
+        group=True,
+    ),
 }
 
 

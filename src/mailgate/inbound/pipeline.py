@@ -28,7 +28,7 @@ from mailgate.inbound.parse import InboundMessage
 from mailgate.inbound.parsers import Unparsable, parse_all
 from mailgate.store.models import Mailbox, Receipt
 from mailgate.store.vocabulary import ReceiptStatus
-from mailgate.tracker import notify, service
+from mailgate.tracker import events, notify, service
 from mailgate.unit import Unit
 
 log = structlog.get_logger(__name__)
@@ -313,11 +313,25 @@ def _take_one(
                 "new_post_action": outcome.post_action,
             },
         )
+        if status == ReceiptStatus.QUARANTINED:
+            events.message_quarantined(
+                unit,
+                receipt_id,
+                mailbox=mailbox.name if mailbox is not None else None,
+                sender=outcome.sender or _sender(message.parsed),
+                reason=outcome.reason,
+                project=outcome.project or destination.project,
+                origin=message.origin,
+            )
     if mailbox is not None:
         mailbox.processed += 1
         if status == ReceiptStatus.QUARANTINED:
             mailbox.quarantined += 1
     return Taken(receipt_id, new=True, status=status, post_action=post_action)
+
+
+def _sender(parsed: InboundMessage | Unparsable | None) -> str | None:
+    return parsed.from_.address or None if isinstance(parsed, InboundMessage) else None
 
 
 def _handle(
@@ -376,6 +390,13 @@ async def quarantine(
         session.flush()
         if status == ReceiptStatus.QUARANTINED:
             mailbox.quarantined += 1
+            events.message_quarantined(
+                Unit(session, ctx.clock),
+                receipt.id,
+                mailbox=mailbox.name,
+                sender=None,
+                reason=reason,
+            )
         return Taken(receipt.id, new=True)
 
     return await ctx.db.run(record)

@@ -46,6 +46,7 @@ from mailgate.oauth import errors as provider_errors
 from mailgate.oauth.endpoint import ClientConfig, TokenRequestRefused, TokenResponse, request_token
 from mailgate.store.models import Credential, CredentialEvent, Integration
 from mailgate.store.vocabulary import CredentialEventKind, CredentialStatus, GrantType
+from mailgate.store.webhooks import credential_needs_attention
 
 log = structlog.get_logger(__name__)
 
@@ -462,6 +463,7 @@ class TokenKeeper:
         async with self.ctx.db.session() as session:
             row = await session.get(Credential, cred.id, populate_existing=True)
             assert row is not None
+            previous = row.status
             row.status = transition(row.status, NEEDS_REAUTHORIZATION)
             row.last_error = message
             row.next_attempt_at = None
@@ -475,6 +477,9 @@ class TokenKeeper:
                     detail=message,
                 )
             )
+            if previous != NEEDS_REAUTHORIZATION:
+                await session.flush()
+                await session.run_sync(credential_needs_attention, now, row.id)
             await session.commit()
         log.warning("credential needs reauthorization", credential=cred.id, reason=message)
         self.invalidate(cred.id)
@@ -498,6 +503,8 @@ class TokenKeeper:
                         detail=message,
                     )
                 )
+                await session.flush()
+                await session.run_sync(credential_needs_attention, now, row.id)
             await session.commit()
         log.warning(
             "credential refresh failed",

@@ -1,7 +1,7 @@
 """The supervisor: runs the process's long-lived tasks and restarts them when they crash.
 
 It keeps OAuth tokens (the token keeper's upkeep), checks integrations daily, runs every
-mailbox it holds the lease of, and sends the outbox.
+mailbox it holds the lease of, and sends the outbox and the webhook deliveries.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from mailgate.oauth.signin import prune as prune_signins
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.outbound.alerts import run_check
 from mailgate.outbound.outbox import flush
+from mailgate.outbound.webhooks import deliver_due
 from mailgate.runtime import leases
 from mailgate.runtime.imap_mailbox import run_mailbox
 from mailgate.runtime.pause import wait_or_stop
@@ -119,6 +120,15 @@ class Supervisor:
                 log.exception("outbox flush failed")
             await self._pause(self.outbox_interval)
 
+    async def _webhooks(self, interval: float = 2.0) -> None:
+        """Deliver what is due; deliveries are claimed with a lease, like the outbox."""
+        while not self._stop.is_set():
+            try:
+                await deliver_due(self.ctx)
+            except Exception:  # the supervisor's loop: log, wait, go on
+                log.exception("webhook deliveries failed")
+            await self._pause(interval)
+
     async def _alerts(self, interval: float = 60.0) -> None:
         """Tell the admin about incidents (and their end), once each."""
         while not self._stop.is_set():
@@ -139,6 +149,7 @@ class Supervisor:
             self._integration_checks(),
             self._mailboxes(),
             self._outbox(),
+            self._webhooks(),
             self._alerts(),
         )
         log.info("supervisor stopped")

@@ -33,7 +33,8 @@ from mailgate.store.models import (
     ThreadMessage,
     Watcher,
 )
-from mailgate.store.vocabulary import Direction, IssueStatus, PersonKind
+from mailgate.store.vocabulary import Direction, IssueStatus, PersonKind, WebhookEvent
+from mailgate.tracker.events import issue_event
 from mailgate.unit import Unit
 
 
@@ -356,6 +357,7 @@ def create_issue(
     _attach(session, issue_id, None, attachments)
     for watcher in watcher_ids:
         watch(session, issue, watcher)
+    issue_event(unit, WebhookEvent.ISSUE_CREATED, issue_id)
     return issue
 
 
@@ -388,6 +390,7 @@ def add_comment(
         remember_message(session, issue.project_id, source_message_id, issue.id, Direction.IN)
     _attach(session, issue.id, comment_id, attachments)
     db.execute(_ISSUE_UPDATED, {"issue": issue.id, "now": now})
+    issue_event(unit, WebhookEvent.COMMENT_ADDED, issue.id, comment_id=comment_id)
     return comment_id
 
 
