@@ -45,6 +45,7 @@ ADMIN_NAV = (
     NavItem("/issues", "Issues"),
     NavItem("/quarantine", "Quarantine"),
     NavItem("/outbox", "Outbox"),
+    NavItem("/webhooks", "Webhooks"),
     NavItem("/users", "Users"),
     NavItem("/audit", "Audit log"),
 )

@@ -26,6 +26,7 @@ from mailgate.web.api import (
     quarantine,
     smtp,
     users,
+    webhooks,
 )
 from mailgate.web.api.common import install_problems
 
@@ -65,6 +66,7 @@ def create_api(ctx: Context) -> FastAPI:
         outbox.router(ctx),
         users.router(ctx),
         audit.router(ctx),
+        webhooks.router(ctx),
         docs.router(ctx),
     ):
         api.include_router(routes)

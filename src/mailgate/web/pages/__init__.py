@@ -19,6 +19,7 @@ from mailgate.web.pages import (
     projects,
     smtp,
     users,
+    webhooks,
 )
 
 
@@ -34,6 +35,7 @@ def routers(ctx: Context) -> list[APIRouter]:
         projects.router(ctx),
         issues.router(ctx),
         desk.router(ctx),
+        webhooks.router(ctx),
         users.router(ctx),
         audit.router(ctx),
     ]
