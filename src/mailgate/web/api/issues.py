@@ -112,8 +112,15 @@ class Assignment(BaseModel):
     )
 
 
-IssueKey = Annotated[str, Path(max_length=60, description="The issue's key, e.g. HELP-12.")]
-AttachmentId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+IssueKey = Annotated[
+    str,
+    Path(
+        pattern=r"^[A-Z][A-Z0-9_]{1,49}-[0-9]{1,10}$",
+        description="The issue's key, e.g. HELP-12.",
+        examples=["HELP-1"],
+    ),
+]
+AttachmentId = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]
 
 _BYTES = {"schema": {"type": "string", "format": "binary"}}
 DOWNLOAD: dict[int | str, dict[str, Any]] = {
