@@ -52,7 +52,7 @@ from mailgate.trust import tls_context
 log = structlog.get_logger(__name__)
 
 USER_AGENT = f"mailgate/{__version__}"
-TIMEOUT = 10.0  # seconds, for each of connect, write and the answer
+TIMEOUT = 10.0  # seconds for a whole POST: connect, TLS, send, the answer
 MAX_ANSWER = 64 * 1024  # of the receiver's body, read and thrown away
 LEASE = timedelta(minutes=2)  # renewed before each POST: far longer than one takes
 BATCH = 100
@@ -224,19 +224,28 @@ async def post(
     client: httpx2.AsyncClient, delivery: Claimed, secret: str, now: datetime
 ) -> Attempt:
     """POST one delivery, signed for `now`; the answer's body is read (at most 64 KB) and
-    thrown away."""
+    thrown away. The whole exchange has `TIMEOUT` seconds: a receiver that trickles its answer
+    does not hold the worker longer."""
     timestamp = int(now.timestamp())
     sent = headers(secret_key(secret), delivery.delivery_id, timestamp, delivery.payload)
     try:
-        async with client.stream(
-            "POST", delivery.url, content=delivery.payload.encode(), headers=sent
-        ) as response:
+        async with (
+            asyncio.timeout(TIMEOUT),
+            client.stream(
+                "POST", delivery.url, content=delivery.payload.encode(), headers=sent
+            ) as response,
+        ):
             read = 0
             async for chunk in response.aiter_raw():
                 read += len(chunk)
                 if read >= MAX_ANSWER:
                     break
             return answered(response.status_code, response.headers.get("retry-after"), now)
+    except TimeoutError:
+        where = _where(delivery.url)
+        return Attempt(
+            None, f"No answer from {where} within {TIMEOUT:.0f} seconds (timeout).", reachable=False
+        )
     except httpx2.HTTPError as exc:
         return failed_to_connect(delivery.url, exc)
 
