@@ -83,3 +83,13 @@ async def test_the_openapi_description_is_there_for_a_token(
     description = (await admin_api.get("/openapi.json")).json()
     assert description["openapi"].startswith("3.1")
     assert "/me" in description["paths"] and "/tokens" in description["paths"]
+
+
+async def test_a_path_the_api_mount_cannot_take_is_still_a_problem(
+    admin_api: httpx2.AsyncClient,
+) -> None:
+    """An encoded line break: the mount's pattern does not match across lines, so the main app
+    answers, and under /api/ it answers as the API does."""
+    answer = await admin_api.get("/projects/a%0Ab")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"] == "application/problem+json"

@@ -12,10 +12,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mailgate import __version__
@@ -24,6 +26,7 @@ from mailgate.runtime.supervisor import Supervisor
 from mailgate.web import account, pages
 from mailgate.web.api import PREFIX as API_PREFIX
 from mailgate.web.api import create_api
+from mailgate.web.api.common import problem
 from mailgate.web.demo import ensure_demo_integration, mount_demo
 from mailgate.web.guard import Guard
 from mailgate.web.redirects import redirect_slashes_to_base_url
@@ -88,6 +91,14 @@ def create_app(ctx: Context, *, run_workers: bool = True, demo: bool = False) ->
 
         state = await ctx.db.run(state_metrics)
         return PlainTextResponse(generate_latest() + state, media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        """Under /api/ a problem (RFC 9457) even for a path the API's mount can't take (an
+        encoded line break: the mount's pattern does not match across lines)."""
+        if request.url.path.startswith(API_PREFIX + "/"):
+            return problem(error.status_code, "No such route: /api/v1/docs lists them.")
+        return await http_exception_handler(request, error)
 
     app.add_middleware(Guard, ctx=ctx, demo=demo)
     if ctx.settings.trusted_proxies:
