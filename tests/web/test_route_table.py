@@ -1,6 +1,8 @@
 """Every route of the app, taken from its route table, refuses an anonymous visitor unless it is
 one of the few open ones; every admin route refuses an agent. A route added later is covered
-without anyone remembering to add it here."""
+without anyone remembering to add it here — the REST API's too: the table walks into the API
+application mounted at /api/v1, where an anonymous caller gets 401 and an agent, by token or by
+session, 403 everywhere but the desk."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Mount, Route
 
 from mailgate.context import Context
+from mailgate.web.api import PREFIX as API
 from mailgate.web.app import create_app
 from mailgate.web.guard import agent_may_open
 from tests.support.web import WebClient
@@ -66,6 +69,57 @@ async def test_every_admin_route_refuses_an_agent(ctx: Context, agent: WebClient
         )
 
 
+def _api_table(app: object) -> list[tuple[str, str]]:
+    table = [(m, t) for m, t in _table(app) if t.startswith(API + "/")]
+    assert len(table) > 40 and (("GET", API + "/mailboxes") in table), "the API is not walked"
+    return table
+
+
+async def _ask(client: httpx2.AsyncClient | WebClient, method: str, path: str) -> httpx2.Response:
+    if isinstance(client, WebClient):  # a session: forms carry its CSRF token
+        return await (client.get(path) if method == "GET" else client.post(path))
+    return await client.request(method, path)
+
+
+async def test_every_api_route_refuses_an_anonymous_caller_with_a_problem(ctx: Context) -> None:
+    app = create_app(ctx, run_workers=False)
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url=ctx.settings.base_url
+    ) as client:
+        for method, template in _api_table(app):
+            answer = await client.request(method, concrete(template))
+            assert answer.status_code == 401, f"{method} {template}: {answer.status_code}"
+            assert answer.headers["content-type"] == "application/problem+json"
+
+
+async def test_an_agents_token_opens_the_desk_in_the_api_and_nothing_else(
+    ctx: Context, agent_api: httpx2.AsyncClient
+) -> None:
+    await _only_the_desk(ctx, agent_api, based_at_api=True)
+
+
+async def test_an_agents_session_opens_the_desk_in_the_api_and_nothing_else(
+    ctx: Context, agent: WebClient
+) -> None:
+    await _only_the_desk(ctx, agent, based_at_api=False)
+
+
+async def _only_the_desk(
+    ctx: Context, client: httpx2.AsyncClient | WebClient, *, based_at_api: bool
+) -> None:
+    desk = []
+    for method, template in _api_table(create_app(ctx, run_workers=False)):
+        path = concrete(template)
+        answer = await _ask(client, method, path[len(API) :] if based_at_api else path)
+        if agent_may_open(path):
+            desk.append(template)
+            assert answer.status_code not in (401, 403), f"{method} {template} refused an agent"
+        else:
+            assert answer.status_code == 403, f"{method} {template} answered an agent"
+            assert answer.headers["content-type"] == "application/problem+json"
+    assert {API + "/quarantine", API + "/issues", API + "/docs"} <= set(desk)
+
+
 def _table(app: object) -> list[tuple[str, str]]:
     return _walk(app.routes, "")  # type: ignore[attr-defined]
 
@@ -76,6 +130,8 @@ def _walk(routes: list[object], prefix: str) -> list[tuple[str, str]]:
         if hasattr(route, "original_router"):  # FastAPI's record of an included router
             inner = getattr(route.include_context, "prefix", "") or ""
             found += _walk(route.original_router.routes, prefix + inner)
+        elif isinstance(route, Mount) and route.path == API:  # the REST API's own app
+            found += _walk(route.app.routes, prefix + route.path)  # type: ignore[attr-defined]
         elif isinstance(route, Mount):
             found.append(("GET", prefix + route.path + "/anything"))
         elif isinstance(route, APIRoute | Route):

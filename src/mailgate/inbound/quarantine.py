@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import parseaddr
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from mailgate.context import Context
@@ -20,33 +23,40 @@ from mailgate.inbound.parse import InboundMessage
 from mailgate.inbound.parsers import Unparsable, parse_one
 from mailgate.inbound.route import RouteOptions
 from mailgate.store import audit
-from mailgate.store.models import Issue, Mailbox, Project, Receipt
+from mailgate.store.models import Blob, Issue, Mailbox, Project, Receipt
 from mailgate.store.vocabulary import ReceiptStatus
 from mailgate.tracker import notify, service
 from mailgate.unit import Unit
 
 MAX_REASON = 500
+HEAD_BYTES = 16 * 1024  # where a message's From header is looked for
 
 
-async def list_quarantine(ctx: Context) -> list[dict[str, Any]]:
-    """Quarantined messages, oldest first, with the reason and the issue a held one is about."""
+async def list_quarantine(ctx: Context, receipt_id: int | None = None) -> list[dict[str, Any]]:
+    """Quarantined messages, oldest first, with the reason and the issue a held one is about
+    (only the one `receipt_id` names, if given)."""
+    # The sender, when the outcome did not record one (a message for a project that does not
+    # exist yet …), is read from the From header of the message's first bytes.
+    head = case((Receipt.sender.is_(None), func.substr(Blob.data, 1, HEAD_BYTES)), else_=None)
+    query = (
+        select(Receipt, Mailbox.name, Project.key, Issue.number, head)
+        .outerjoin(Blob, Blob.sha256 == Receipt.sha256)
+        .outerjoin(Mailbox, Receipt.mailbox_id == Mailbox.id)
+        .outerjoin(Issue, Receipt.issue_id == Issue.id)
+        .outerjoin(Project, Issue.project_id == Project.id)
+        .where(Receipt.status == ReceiptStatus.QUARANTINED)
+        .order_by(Receipt.id)
+    )
+    if receipt_id is not None:
+        query = query.where(Receipt.id == receipt_id)
     async with ctx.db.session() as session:
-        rows = (
-            await session.execute(
-                select(Receipt, Mailbox.name, Project.key, Issue.number)
-                .outerjoin(Mailbox, Receipt.mailbox_id == Mailbox.id)
-                .outerjoin(Issue, Receipt.issue_id == Issue.id)
-                .outerjoin(Project, Issue.project_id == Project.id)
-                .where(Receipt.status == ReceiptStatus.QUARANTINED)
-                .order_by(Receipt.id)
-            )
-        ).all()
+        rows = (await session.execute(query)).all()
     return [
         {
             "id": receipt.id,
             "mailbox": name,
             "origin": receipt.origin,
-            "sender": receipt.sender,
+            "sender": receipt.sender or sender_of(first_bytes),
             "project": receipt.project,
             "message_id": receipt.message_id,
             "size": receipt.size,
@@ -55,8 +65,27 @@ async def list_quarantine(ctx: Context) -> list[dict[str, Any]]:
             "received_at": receipt.received_at.isoformat(),
             "kept": bool(receipt.sha256),
         }
-        for receipt, name, key, number in rows
+        for receipt, name, key, number, first_bytes in rows
     ]
+
+
+def sender_of(head: bytes | None) -> str | None:
+    """The address in the From header of a message's first bytes (None if there is none)."""
+    if not head:
+        return None
+    headers = BytesHeaderParser(policy=compat32).parsebytes(head, headersonly=True)
+    _, address = parseaddr(str(headers.get("From", "")))
+    return address.strip().lower()[:320] or None
+
+
+async def show_quarantined(ctx: Context, receipt_id: int) -> dict[str, Any]:
+    """One quarantined message as `list_quarantine` shows it; `NotFound` if it is not one."""
+    found = await list_quarantine(ctx, receipt_id)
+    if not found:
+        raise NotFound(
+            f"No quarantined message {receipt_id}: `mailgate quarantine list` shows them."
+        )
+    return found[0]
 
 
 @dataclass(frozen=True)
@@ -228,7 +257,10 @@ async def discard(ctx: Context, receipt_id: int, *, reason: str | None = None) -
     def mark(session: Session) -> dict[str, Any]:
         receipt = _quarantined(session, receipt_id, lock=True)
         mailbox = session.get(Mailbox, receipt.mailbox_id) if receipt.mailbox_id else None
-        sender = receipt.sender or "an unknown sender"
+        head = session.scalar(
+            select(func.substr(Blob.data, 1, HEAD_BYTES)).where(Blob.sha256 == receipt.sha256)
+        )
+        sender = receipt.sender or sender_of(head) or "an unknown sender"
         receipt.status = ReceiptStatus.IGNORED
         receipt.reason = "discarded" + (f": {why}" if why else "")
         if mailbox is not None:

@@ -71,3 +71,15 @@ def preview(file: AttachmentFile) -> Response | None:
             "content-security-policy": "default-src 'none'",
         },
     )
+
+
+def raw_download(filename: str, data: bytes) -> Response:
+    """Bytes as a file to save, never shown, whatever they hold (a quarantined message's .eml)."""
+    return Response(
+        data,
+        media_type=OCTET_STREAM,
+        headers={
+            "content-disposition": content_disposition("attachment", filename),
+            "x-content-type-options": "nosniff",
+        },
+    )

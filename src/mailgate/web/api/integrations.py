@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mailgate.context import Context
 from mailgate.oauth.check import check_integration
@@ -30,10 +30,20 @@ from mailgate.oauth.integrations import (
 from mailgate.store.models import User
 from mailgate.web.api.common import PROBLEMS, Cursor, Limit, Page, admin_only, page_of
 from mailgate.web.api.idempotency import IdempotencyKeyHeader, once_async
-from mailgate.web.api.shared import LONG_TEXT, REACHING_OUT, Body, ConnectionCheck, ObjectName
+from mailgate.web.api.shared import (
+    LONG_TEXT,
+    NAME_PATTERN,
+    NAMED,
+    REACHING_OUT,
+    Body,
+    ConnectionCheck,
+)
 
 Url = Annotated[str, Field(max_length=LONG_TEXT)]
 Scope = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+IntegrationName = Annotated[str, Path(pattern=NAME_PATTERN, description=NAMED, examples=["m365"])]
 
 
 class Integration(BaseModel):
@@ -72,6 +82,14 @@ class Integration(BaseModel):
 
 
 class IntegrationFields(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"client_secret": "the new secret's value", "client_secret_expires": "2027-12-31"}
+            ]
+        }
+    )
+
     client_id: str | None = Field(default=None, max_length=500)
     client_secret: str | None = Field(
         default=None,
@@ -111,6 +129,20 @@ class IntegrationFields(Body):
 
 
 class NewIntegration(IntegrationFields):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "google",
+                    "provider": "google",
+                    "client_id": "1234-example.apps.googleusercontent.com",
+                    "client_secret": "GOCSPX-example-secret",
+                    "client_secret_expires": "2027-06-30",
+                }
+            ]
+        }
+    )
+
     name: str = Field(max_length=100)
     provider: Literal["microsoft", "google", "generic"]
 
@@ -141,7 +173,7 @@ def router(ctx: Context) -> APIRouter:
         return page_of(rows, cursor, limit, key=lambda integration: integration.name)
 
     @routes.get("/{name}")
-    async def integration(name: ObjectName) -> Integration:
+    async def integration(name: IntegrationName) -> Integration:
         """One integration, with the redirect URL to register at the provider."""
         return await shown(name)
 
@@ -163,7 +195,7 @@ def router(ctx: Context) -> APIRouter:
         return await once_async(request, ctx, user, idempotency_key, create)
 
     @routes.patch("/{name}", responses=REACHING_OUT)
-    async def change_integration(name: ObjectName, change: IntegrationFields) -> Integration:
+    async def change_integration(name: IntegrationName, change: IntegrationFields) -> Integration:
         """Change an integration (`mailgate integration set`), e.g. a new client secret: only
         what the body gives; its credentials and the mailboxes using them stay."""
         await set_integration(ctx, name, change.options())
@@ -171,7 +203,7 @@ def router(ctx: Context) -> APIRouter:
 
     @routes.delete("/{name}", status_code=204, response_class=Response)
     async def remove_integration(
-        name: ObjectName,
+        name: IntegrationName,
         force: Annotated[
             bool, Query(description="Also delete its credentials (authorized accounts).")
         ] = False,
@@ -182,7 +214,7 @@ def router(ctx: Context) -> APIRouter:
         return Response(status_code=204)
 
     @routes.post("/{name}/test", responses=REACHING_OUT)
-    async def test_integration(name: ObjectName) -> ConnectionCheck:
+    async def test_integration(name: IntegrationName) -> ConnectionCheck:
         """Test connection (`mailgate integration test`): the endpoints answer and the provider
         accepts the client ID and secret, checked without signing anyone in. `ok` false with
         the failed step and its diagnosis when not."""

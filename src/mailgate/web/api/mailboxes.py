@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mailgate.context import Context
 from mailgate.inbound.mailboxes import (
@@ -32,10 +32,11 @@ from mailgate.web.api.idempotency import IdempotencyKeyHeader, once_async
 from mailgate.web.api.shared import (
     LONG_TEXT,
     MAX_ID,
+    NAME_PATTERN,
+    NAMED,
     REACHING_OUT,
     ConnectionCheck,
     EndpointFields,
-    ObjectName,
 )
 
 Count = Annotated[int, Field(ge=0, le=MAX_ID)]
@@ -57,6 +58,9 @@ ROUTE_FIELDS = (
     "max_attachment_bytes",
     "max_attachments_bytes",
 )
+
+
+MailboxName = Annotated[str, Path(pattern=NAME_PATTERN, description=NAMED, examples=["support"])]
 
 
 class Mailbox(BaseModel):
@@ -94,6 +98,8 @@ class Mailbox(BaseModel):
 
 
 class MailboxFields(EndpointFields):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"poll": 120, "after": "move:Done"}]})
+
     protocol: Literal["imap", "pop3"] | None = None
     folder: str | None = Field(default=None, max_length=255, description="IMAP: default INBOX.")
     project: str | None = Field(default=None, max_length=50, description="Where mail lands.")
@@ -152,6 +158,21 @@ class MailboxFields(EndpointFields):
 
 
 class NewMailbox(MailboxFields):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "sales",
+                    "protocol": "imap",
+                    "host": "outlook.office365.com",
+                    "username": "sales@contoso.example",
+                    "credential": 1,
+                    "project": "HELP",
+                }
+            ]
+        }
+    )
+
     name: str = Field(max_length=100)
 
 
@@ -174,7 +195,7 @@ def router(ctx: Context) -> APIRouter:
         return page_of(rows, cursor, limit, key=lambda mailbox: mailbox.name)
 
     @routes.get("/{name}")
-    async def mailbox(name: ObjectName) -> Mailbox:
+    async def mailbox(name: MailboxName) -> Mailbox:
         """One mailbox."""
         return await shown(name)
 
@@ -195,20 +216,20 @@ def router(ctx: Context) -> APIRouter:
         return await once_async(request, ctx, user, idempotency_key, create)
 
     @routes.patch("/{name}")
-    async def change_mailbox(name: ObjectName, change: MailboxFields) -> Mailbox:
+    async def change_mailbox(name: MailboxName, change: MailboxFields) -> Mailbox:
         """Change a mailbox (`mailgate mailbox set`): only what the body gives. It keeps its
         UID state, so no mail is taken twice."""
         await set_mailbox(ctx, name, change.options())
         return await shown(name)
 
     @routes.delete("/{name}", status_code=204, response_class=Response)
-    async def remove_mailbox(name: ObjectName) -> Response:
+    async def remove_mailbox(name: MailboxName) -> Response:
         """Delete a mailbox (`mailgate mailbox delete`); the mail on the server stays."""
         await delete_mailbox(ctx, name)
         return Response(status_code=204)
 
     @routes.post("/{name}/test", responses=REACHING_OUT)
-    async def test_mailbox(name: ObjectName) -> ConnectionCheck:
+    async def test_mailbox(name: MailboxName) -> ConnectionCheck:
         """Test connection (`mailgate mailbox test --json`): resolve, connect, tls, greeting,
         token, authenticate, select (stat for POP3), count; the steps after a failed one are
         not run, and `diagnosis` says what to do."""

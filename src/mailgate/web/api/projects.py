@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from mailgate.context import Context
@@ -25,7 +25,12 @@ from mailgate.web.api.idempotency import IdempotencyKeyHeader, once_async
 from mailgate.web.api.shared import Body
 
 Key = Annotated[
-    str, Path(pattern=f"^{KEY_RE.pattern}$", description="The project's key (HELP in HELP-12).")
+    str,
+    Path(
+        pattern=f"^{KEY_RE.pattern}$",
+        description="The project's key (HELP in HELP-12).",
+        examples=["HELP"],
+    ),
 ]
 
 
@@ -42,6 +47,10 @@ class Project(BaseModel):
 
 
 class NewProject(Body):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"key": "SALES", "name": "Sales", "notify": True}]}
+    )
+
     key: str = Field(
         max_length=50,
         description="2 to 50 capital letters, digits and _, starting with a letter: issues "
@@ -57,6 +66,10 @@ class NewProject(Body):
 
 class ProjectChange(Body):
     """Only the fields given change; `smtp` or `default_reporter` null takes it away."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Help desk", "notify": False}]}
+    )
 
     name: str | None = Field(default=None, max_length=200)
     smtp: str | None = Field(default=None, max_length=100)

@@ -8,12 +8,13 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mailgate.context import Context
 from mailgate.inbound.quarantine import MAX_REASON, discard, list_quarantine, raw_message, retry
 from mailgate.web.api.common import PROBLEMS, Cursor, Limit, Page, page_of
 from mailgate.web.api.shared import Body, Id
+from mailgate.web.downloads import raw_download
 
 RAW: dict[int | str, dict[str, Any]] = {
     200: {
@@ -40,6 +41,8 @@ class QuarantinedMessage(BaseModel):
 
 
 class Retry(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"as_comment": False}]})
+
     as_comment: bool = Field(
         default=False,
         description="Accept a message held for an agent as a comment on its issue.",
@@ -57,6 +60,8 @@ class Retried(BaseModel):
 
 
 class Discard(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "spam"}]})
+
     reason: str | None = Field(
         default=None, max_length=MAX_REASON, description="Why, for the audit log."
     )
@@ -81,14 +86,7 @@ def router(ctx: Context) -> APIRouter:
     async def raw(receipt_id: Id) -> Response:
         """Download the message (.eml) to look at it: always a file, never shown inline."""
         filename, data = await raw_message(ctx, receipt_id)
-        return Response(
-            data,
-            media_type="application/octet-stream",
-            headers={
-                "content-disposition": f'attachment; filename="{filename}"',
-                "x-content-type-options": "nosniff",
-            },
-        )
+        return raw_download(filename, data)
 
     @routes.post("/{receipt_id}/retry")
     async def retry_message(receipt_id: Id, given: Retry | None = None) -> Retried:

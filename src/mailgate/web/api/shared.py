@@ -18,14 +18,10 @@ MAX_ID = 2**31 - 1
 # What a stored text column holds at most, for the fields that have no tighter rule.
 LONG_TEXT = 2000
 
-Id = Annotated[int, Path(ge=1, le=MAX_ID, description="The number `list` shows.")]
-ObjectName = Annotated[
-    str,
-    Path(
-        pattern=f"^{NAME_RE.pattern}$",
-        description="The name it was added with: letters, digits, '.', '_' and '-'.",
-    ),
-]
+NAME_PATTERN = f"^{NAME_RE.pattern}$"
+NAMED = "The name it was added with: letters, digits, '.', '_' and '-'."
+Id = Annotated[int, Path(ge=1, le=MAX_ID, description="The number `list` shows.", examples=[1])]
+ObjectName = Annotated[str, Path(pattern=NAME_PATTERN, description=NAMED)]
 
 # A route that talks to a provider or a mail server may also answer that it could not (502)
 # or that something it needs is busy or down for now (503, with Retry-After).

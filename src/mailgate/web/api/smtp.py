@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mailgate.context import Context
 from mailgate.mail.smtp_servers import (
@@ -24,12 +24,15 @@ from mailgate.store.models import User
 from mailgate.web.api.common import PROBLEMS, Cursor, Limit, Page, admin_only, page_of
 from mailgate.web.api.idempotency import IdempotencyKeyHeader, once_async
 from mailgate.web.api.shared import (
+    NAME_PATTERN,
+    NAMED,
     REACHING_OUT,
     Body,
     ConnectionCheck,
     EndpointFields,
-    ObjectName,
 )
+
+SmtpName = Annotated[str, Path(pattern=NAME_PATTERN, description=NAMED, examples=["outgoing"])]
 
 
 class SmtpServer(BaseModel):
@@ -53,6 +56,8 @@ class SmtpServer(BaseModel):
 
 
 class SmtpFields(EndpointFields):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"from_name": "Contoso support"}]})
+
     from_address: str | None = Field(
         default=None, alias="from", max_length=320, description="Default: the login."
     )
@@ -77,10 +82,28 @@ class SmtpFields(EndpointFields):
 
 
 class NewSmtpServer(SmtpFields):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "relay",
+                    "host": "smtp.example.com",
+                    "port": 587,
+                    "security": "starttls",
+                    "username": "support@example.com",
+                    "password": "the relay's password",
+                    "from": "support@example.com",
+                }
+            ]
+        }
+    )
+
     name: str = Field(max_length=100)
 
 
 class TestMessage(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"to": "you@example.com"}]})
+
     to: str = Field(max_length=320, description="Where the test message goes.")
 
 
@@ -103,7 +126,7 @@ def router(ctx: Context) -> APIRouter:
         return page_of(rows, cursor, limit, key=lambda server: server.name)
 
     @routes.get("/{name}")
-    async def smtp_server(name: ObjectName) -> SmtpServer:
+    async def smtp_server(name: SmtpName) -> SmtpServer:
         """One SMTP server."""
         return await shown(name)
 
@@ -123,20 +146,20 @@ def router(ctx: Context) -> APIRouter:
         return await once_async(request, ctx, user, idempotency_key, create)
 
     @routes.patch("/{name}")
-    async def change_smtp_server(name: ObjectName, change: SmtpFields) -> SmtpServer:
+    async def change_smtp_server(name: SmtpName, change: SmtpFields) -> SmtpServer:
         """Change an SMTP server (`mailgate smtp set`): only what the body gives."""
         await set_smtp(ctx, name, change.options())
         return await shown(name)
 
     @routes.delete("/{name}", status_code=204, response_class=Response)
-    async def remove_smtp_server(name: ObjectName) -> Response:
+    async def remove_smtp_server(name: SmtpName) -> Response:
         """Delete an SMTP server (`mailgate smtp delete`); refused while a project sends
         through it by name."""
         await delete_smtp(ctx, name)
         return Response(status_code=204)
 
     @routes.post("/{name}/test", responses=REACHING_OUT)
-    async def test_smtp_server(name: ObjectName, message: TestMessage) -> ConnectionCheck:
+    async def test_smtp_server(name: SmtpName, message: TestMessage) -> ConnectionCheck:
         """Send a test message (`mailgate smtp test --json`): resolve, connect, tls, greeting,
         token, authenticate, send; the steps after a failed one are not run."""
         return ConnectionCheck(**(await probe_smtp(ctx, name, message.to)).as_json())

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from mailgate.context import Context
@@ -27,7 +27,14 @@ from mailgate.web.api.common import PROBLEMS, Cursor, Limit, Page, admin_only, p
 from mailgate.web.api.idempotency import IdempotencyKeyHeader, once_async
 from mailgate.web.api.shared import Body
 
-Email = Annotated[str, Path(max_length=320, description="The address the user signs in with.")]
+Email = Annotated[
+    str,
+    Path(
+        max_length=320,
+        description="The address the user signs in with.",
+        examples=["agent@example.com"],
+    ),
+]
 Role = Literal["admin", "agent"]
 
 
@@ -54,6 +61,10 @@ class NewUserAnswer(UserView):
 
 
 class NewUser(Body):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"email": "new-agent@example.com", "role": "agent"}]}
+    )
+
     email: str = Field(max_length=320)
     role: Role = "agent"
     password: str | None = Field(
@@ -65,6 +76,8 @@ class NewUser(Body):
 
 class UserChange(Body):
     """Only the fields given change; the user's sessions end."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"role": "admin"}]})
 
     role: Role | None = None
     disabled: bool | None = Field(default=None, description="true: they can no longer sign in.")
