@@ -5,13 +5,15 @@ once across a crash, and only to the webhooks that want the event."""
 
 from __future__ import annotations
 
+import json
 import ssl
 from datetime import datetime, timedelta
 
 import httpx2
 import pytest
 import trustme
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 from tests.support.clock import FakeClock
 from tests.support.webhooks import Receiver, mail, take
 
@@ -194,6 +196,31 @@ async def test_a_crash_after_the_post_sends_it_again_with_the_same_id(
     assert first.id == again.id == claimed.delivery_id  # receivers de-duplicate on it
     assert first.body == again.body
     assert again.verified(secret)["type"] == "issue.created"
+
+
+async def test_a_delivery_in_flight_elsewhere_holds_back_the_later_ones(
+    ctx: Context, receiver: Receiver, clock: FakeClock, project: None
+) -> None:
+    await add_webhook(ctx, "desk", receiver.url, ["issue.created"])
+    await take(ctx, mail("First", 1))
+    await take(ctx, mail("Second", 2))
+    first_id = min(await ctx.db.read(lambda s: s.scalars(select(WebhookDelivery.id)).all()))
+
+    def lease_first(session: Session) -> None:
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == first_id)
+            .values(lease_owner="another-worker", lease_until=clock() + LEASE)
+        )
+
+    await ctx.db.run(lease_first)  # another worker is sending the first
+    assert (await deliver_due(ctx)).delivered == []  # the second waits its turn
+    clock.advance(LEASE.total_seconds() + 1)  # that worker died
+    assert len((await deliver_due(ctx)).delivered) == 2
+    assert [json.loads(got.body)["data"]["issue"]["summary"] for got in receiver.received] == [
+        "First",
+        "Second",
+    ]
 
 
 async def test_only_active_webhooks_that_want_the_event_get_it(

@@ -37,8 +37,7 @@ from itertools import groupby
 
 import httpx2
 import structlog
-from sqlalchemy import exists, or_, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import or_, select, update
 
 from mailgate import __version__
 from mailgate.backoff import delay
@@ -274,12 +273,8 @@ async def claim(ctx: Context, owner: str) -> list[Claimed]:
     now = ctx.clock()
     d = WebhookDelivery
     free = or_(d.lease_until.is_(None), d.lease_until < now)
-    other = aliased(WebhookDelivery)
-    in_flight = exists().where(
-        other.webhook_id == d.webhook_id,
-        other.status == DeliveryStatus.PENDING,
-        other.lease_until >= now,
-    )
+    # Not correlated: worked out once per claim, however long the queue.
+    in_flight = select(d.webhook_id).where(d.status == DeliveryStatus.PENDING, d.lease_until >= now)
     async with ctx.db.session() as session, session.begin():
         candidates = (
             await session.scalars(
@@ -290,7 +285,7 @@ async def claim(ctx: Context, owner: str) -> list[Claimed]:
                     d.next_attempt_at <= now,
                     Webhook.active.is_(True),
                     free,
-                    ~in_flight,
+                    d.webhook_id.not_in(in_flight),
                 )
                 .order_by(d.id)
                 .limit(BATCH)
