@@ -147,10 +147,22 @@ def _operation(spec: dict[str, Any], method: str, path: str, op: dict[str, Any])
         operation.body_type = type_of(schema)
     for status, answer in sorted(op.get("responses", {}).items()):
         bodies = answer.get("content") or {"": {}}
-        media, body = next(iter(bodies.items()))
-        operation.answers.append(
-            Answer(status, answer.get("description", ""), type_of(body.get("schema", {})), media)
-        )
+        # The media type that has a schema (a problem's model is described under JSON).
+        media = next((m for m in bodies if m.endswith("problem+json")), next(iter(bodies)))
+        schema = next((b["schema"] for b in bodies.values() if b.get("schema")), {})
+        said = Answer(status, answer.get("description", ""), type_of(schema), media)
+        same = operation.answers[-1] if operation.answers else None
+        if same is not None and (same.type, same.media) == (said.type, said.media) != ("", ""):
+            # The errors every route may answer, on one line: 400, 401, 403 … Problem.
+            said = Answer(
+                f"{same.status}, {status}",
+                f"{same.description}; {said.description}",
+                said.type,
+                media,
+            )
+            operation.answers[-1] = said
+        else:
+            operation.answers.append(said)
     return operation
 
 
