@@ -21,6 +21,8 @@ from playwright.async_api import Page, expect
 
 from mailgate.config import Settings
 from mailgate.context import Context
+from mailgate.inbound import pipeline
+from mailgate.inbound.handle import Destination
 from mailgate.inbound.mailboxes import MailboxOptions, add_mailbox
 from mailgate.mail.smtp_servers import SmtpOptions, add_smtp
 from mailgate.tracker.service import add_project
@@ -202,4 +204,32 @@ async def test_the_agents_journey(
     await page.get_by_label("Search").fill("nonexistentword")
     await page.get_by_role("button", name="Search").click()
     await expect(page.locator("main")).not_to_contain_text("Printer on fire")
+    page_log.assert_clean()
+
+
+async def test_a_quarantined_message_is_retried_from_the_page_and_becomes_an_issue(
+    ctx: Context, page: Page, page_log: PageLog, mailgate_server: MailgateServer
+) -> None:
+    await add_user(ctx, AGENT, "agent", PASSWORD)
+    # Mail for the project HELP before anyone created it: held, with the reason.
+    held = await pipeline.take(
+        ctx,
+        None,
+        pipeline.MessageRef(),
+        customer_mail("Scanner jammed", "Paper everywhere.", Message_ID="<held-1@example.net>"),
+        destination=Destination(project="HELP"),
+    )
+    assert held.status == "quarantined"
+    await sign_in_as_agent(page)
+    await page.get_by_role("link", name="Quarantine").click()
+    row = page.locator("tbody tr").first
+    await expect(row).to_contain_text("project HELP does not exist")
+    await expect(row).to_contain_text(CUSTOMER)
+    await keep_screenshot(page, "quarantine")
+    await add_project(ctx, "HELP", "Help desk")  # the cause, fixed by an admin
+    await row.get_by_role("button", name="Retry").click()
+    await expect(page.locator(".flash")).to_contain_text("HELP-1")
+    await expect(page.locator("main")).not_to_contain_text("Scanner jammed")
+    await page.get_by_role("link", name="Issues").first.click()
+    await expect(page.locator("main table")).to_contain_text("Scanner jammed")
     page_log.assert_clean()
