@@ -121,7 +121,9 @@ def enqueue(
         }
         for delivery_id, webhook_id in zip(ids, webhook_ids, strict=True)
     ]
-    session.connection().execute(_NEW_DELIVERY, rows)
+    db = session.connection()
+    for row in rows:  # one row at a time: the usual case, and cheaper than executemany's
+        db.execute(_NEW_DELIVERY, row)
     return ids
 
 
