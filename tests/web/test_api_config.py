@@ -8,8 +8,10 @@ from __future__ import annotations
 import socket
 
 import httpx2
+from sqlalchemy import select
 
 from mailgate.context import Context
+from mailgate.store.models import IdempotencyKey
 from mailgate.tracker.service import list_projects
 from tests.web.test_no_secret_in_pages import _configure
 
@@ -171,7 +173,7 @@ async def test_an_smtp_server_is_added_and_its_test_says_where_it_failed(
 
 
 async def test_a_user_added_without_a_password_gets_a_one_time_link(
-    admin_api: httpx2.AsyncClient,
+    ctx: Context, admin_api: httpx2.AsyncClient
 ) -> None:
     added = await admin_api.post("/users", json={"email": "New.Agent@Example.com"})
     assert added.status_code == 201
@@ -182,6 +184,12 @@ async def test_a_user_added_without_a_password_gets_a_one_time_link(
         False,
     )
     assert user["link"]["url"].startswith("https://mailgate.test/welcome/")
+    key = {"Idempotency-Key": "add-c"}
+    first = await admin_api.post("/users", json={"email": "c@example.com"}, headers=key)
+    again = await admin_api.post("/users", json={"email": "c@example.com"}, headers=key)
+    assert first.json() == again.json() and first.json()["link"]["url"].startswith("https://")
+    kept = await ctx.db.read(lambda s: s.scalars(select(IdempotencyKey.response)).all())
+    assert kept and first.json()["link"]["url"] not in str(kept)  # kept encrypted
     with_password = await admin_api.post(
         "/users", json={"email": "b@example.com", "role": "admin", "password": "a long password"}
     )

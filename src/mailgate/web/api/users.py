@@ -1,10 +1,12 @@
 """`/api/v1/users`: the people who sign in, as `mailgate user` lists, adds and changes them —
 never a password or its hash. A user added without a password, or sent a reset, gets a one-time
-link (valid 24 hours) where they choose one: the answer holds it, to pass on to them."""
+link (valid 24 hours) where they choose one: the answer holds it, to pass on to them. The answer
+kept for a retry with the same Idempotency-Key holds the link encrypted."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
@@ -117,12 +119,20 @@ def router(ctx: Context) -> APIRouter:
         """Add a user (`mailgate user add`): with a password, or with a one-time link in the
         answer where they choose one."""
 
-        async def create() -> tuple[int, NewUserAnswer]:
+        async def create() -> tuple[int, dict[str, Any]]:
             user, link = await add_user(ctx, given.email, given.role, given.password)
             answer = NewUserAnswer(**user_view(user), link=_link(link) if link else None)
-            return 201, answer
+            kept = answer.model_dump()
+            if kept["link"] is not None:  # kept for a retry: the link as a secret, encrypted
+                kept["link"]["url"] = ctx.secrets.encrypt(kept["link"]["url"])
+            return 201, kept
 
-        return await once_async(request, ctx, caller, idempotency_key, create)
+        answer = await once_async(request, ctx, caller, idempotency_key, create)
+        body = json.loads(bytes(answer.body))
+        if answer.status_code == 201 and body.get("link") is not None:
+            body["link"]["url"] = ctx.secrets.decrypt(body["link"]["url"])
+        kept_headers = {k: v for k, v in answer.headers.items() if k == "retry-after"}
+        return JSONResponse(body, status_code=answer.status_code, headers=kept_headers)
 
     @routes.patch("/{email}")
     async def change_user(email: Email, change: UserChange) -> UserView:
