@@ -7,7 +7,7 @@ import httpx2
 from sqlalchemy import select
 
 from mailgate.context import Context
-from mailgate.store.models import ApiToken
+from mailgate.store.models import ApiToken, IdempotencyKey
 from mailgate.tracker.tokens import create_token, list_tokens, revoke_token
 from mailgate.tracker.users import set_user
 from mailgate.web.app import create_app
@@ -93,3 +93,18 @@ async def test_a_path_the_api_mount_cannot_take_is_still_a_problem(
     answer = await admin_api.get("/projects/a%0Ab")
     assert answer.status_code == 404
     assert answer.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_retried_token_request_gets_the_same_token_kept_encrypted(
+    ctx: Context, admin_api: httpx2.AsyncClient
+) -> None:
+    ask = {"user": "api-admin@example.com", "name": "retried"}
+    headers = {"idempotency-key": "token-1"}
+    first = await admin_api.post("/tokens", json=ask, headers=headers)
+    again = await admin_api.post("/tokens", json=ask, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["token"] == first.json()["token"]
+    assert [t["name"] for t in await list_tokens(ctx)].count("retried") == 1
+    kept = await ctx.db.read(lambda s: s.scalars(select(IdempotencyKey.response)).all())
+    assert kept and first.json()["token"] not in str(kept)  # the kept answer is sealed
+    assert (await admin_api.post("/tokens/99999999999/revoke")).status_code == 422

@@ -9,6 +9,8 @@ module here is one object of the CLI, built on the same service functions.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from mailgate import __version__
@@ -28,7 +30,7 @@ from mailgate.web.api import (
     users,
     webhooks,
 )
-from mailgate.web.api.common import install_problems
+from mailgate.web.api.common import PROBLEM_JSON, install_problems
 
 PREFIX = "/api/v1"
 
@@ -70,4 +72,27 @@ def create_api(ctx: Context) -> FastAPI:
         docs.router(ctx),
     ):
         api.include_router(routes)
+    describe_problems_as_sent(api)
     return api
+
+
+def describe_problems_as_sent(api: FastAPI) -> None:
+    """Errors go out as `application/problem+json`; FastAPI describes a response model under
+    `application/json` only, so the description is moved where the answers are (and a client,
+    or schemathesis, checks error bodies against the Problem schema)."""
+    generate = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is not None:
+            return api.openapi_schema
+        description = generate()
+        for operation in (op for path in description["paths"].values() for op in path.values()):
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                schema = content.get("application/json", {}).get("schema", {})
+                if schema.get("$ref", "").endswith("/Problem"):
+                    content[PROBLEM_JSON] = content.pop("application/json")
+        api.openapi_schema = description
+        return description
+
+    api.openapi = openapi  # type: ignore[method-assign]

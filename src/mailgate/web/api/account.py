@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -76,10 +76,11 @@ def router(ctx: Context) -> APIRouter:
             view, token = await create_token(ctx, given.user, given.name)
             return 201, CreatedToken(**view, token=token)
 
-        return await once_async(request, ctx, user, idempotency_key, create)
+        # Kept for a retry encrypted: the token is a secret.
+        return await once_async(request, ctx, user, idempotency_key, create, holds_secret=True)
 
     @routes.post("/tokens/{token_id}/revoke", tags=["tokens"], dependencies=[Depends(admin_only)])
-    async def revoke(token_id: int) -> Token:
+    async def revoke(token_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> Token:
         """Revoke a token at once (revoking a revoked one changes nothing)."""
         return Token(**await revoke_token(ctx, token_id))
 

@@ -183,6 +183,8 @@ def decode_cursor(cursor: str) -> str | int:
         (value,) = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(value, str | int) or isinstance(value, bool):
             raise ValueError(cursor)
+        if isinstance(value, int) and not 0 <= value < 2**31:  # ids fit any database's integer
+            raise ValueError(cursor)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise BadInput("The cursor is not one this list gave: start again without it.") from None
     return value

@@ -10,6 +10,8 @@ again gets the first answer, and nothing is created twice.
   so a lost answer can't make two of anything.
 - The same key with another request (method, path or body) is refused (422): it is a bug in the
   client. Keys are kept 24 hours.
+- An answer that holds a secret shown once (a new API token, a webhook's secret, a one-time
+  link) is kept encrypted with the secret box (`holds_secret=True`), like every other secret.
 """
 
 from __future__ import annotations
@@ -60,7 +62,15 @@ def _stored(session: Session, user_id: int, key: str) -> IdempotencyKey | None:
     ).first()
 
 
-def _replay(row: IdempotencyKey, print_: str) -> JSONResponse:
+_SEALED = "sealed:"  # a kept answer encrypted by the secret box
+
+
+def _kept(ctx: Context, body: Any, holds_secret: bool) -> str:
+    text = json.dumps(body)
+    return _SEALED + ctx.secrets.encrypt(text) if holds_secret else text
+
+
+def _replay(ctx: Context, row: IdempotencyKey, print_: str) -> JSONResponse:
     if row.fingerprint != print_:
         return problem(
             422,
@@ -74,7 +84,10 @@ def _replay(row: IdempotencyKey, print_: str) -> JSONResponse:
         )
         answer.headers["retry-after"] = "2"
         return answer
-    return JSONResponse(json.loads(row.response or "null"), status_code=row.status_code)
+    kept = row.response or "null"
+    if kept.startswith(_SEALED):
+        kept = ctx.secrets.decrypt(kept.removeprefix(_SEALED))
+    return JSONResponse(json.loads(kept), status_code=row.status_code)
 
 
 async def once(
@@ -92,7 +105,7 @@ async def once(
         if key is not None:
             row = _stored(unit.session, user.id, key)
             if row is not None:
-                replay.append(_replay(row, print_))
+                replay.append(_replay(ctx, row, print_))
                 return 0, None
         status, body = create(unit)
         encoded = jsonable_encoder(body)
@@ -120,7 +133,7 @@ async def once(
         row = await ctx.db.read(_stored, user.id, key)
         if row is None:
             raise
-        return _replay(row, print_)
+        return _replay(ctx, row, print_)
     if replay:
         return replay[0]
     return JSONResponse(body, status_code=status)
@@ -132,8 +145,11 @@ async def once_async(
     user: User,
     key: str | None,
     create: Callable[[], Awaitable[Answer]],
+    *,
+    holds_secret: bool = False,
 ) -> JSONResponse:
-    """`await create()`, its key reserved before and its answer kept after."""
+    """`await create()`, its key reserved before and its answer kept after (encrypted when it
+    holds a secret)."""
     if key is None:
         status, body = await create()
         return JSONResponse(jsonable_encoder(body), status_code=status)
@@ -154,7 +170,7 @@ async def once_async(
     except IntegrityError:
         earlier = await ctx.db.read(_stored, user.id, key)
     if earlier is not None:
-        return _replay(earlier, print_)
+        return _replay(ctx, earlier, print_)
     try:
         status, body = await create()
     except BaseException:
@@ -165,7 +181,7 @@ async def once_async(
     def complete(session: Session) -> None:
         row = _stored(session, user.id, key)
         if row is not None:
-            row.status_code, row.response = status, json.dumps(encoded)
+            row.status_code, row.response = status, _kept(ctx, encoded, holds_secret)
 
     await ctx.db.run(complete)
     return JSONResponse(encoded, status_code=status)

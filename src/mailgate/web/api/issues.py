@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mailgate.context import Context
 from mailgate.errors import BadInput
@@ -103,10 +103,14 @@ class IssueDetail(BaseModel):
 
 
 class NewComment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     body: str = Field(description="The comment's text; mailed to the reporter and watchers.")
 
 
 class Assignment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     assignee: str | None = Field(
         max_length=320, description="An enabled user's email address, or null for nobody."
     )

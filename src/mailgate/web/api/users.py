@@ -5,8 +5,7 @@ kept for a retry with the same Idempotency-Key holds the link encrypted."""
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
@@ -119,20 +118,12 @@ def router(ctx: Context) -> APIRouter:
         """Add a user (`mailgate user add`): with a password, or with a one-time link in the
         answer where they choose one."""
 
-        async def create() -> tuple[int, dict[str, Any]]:
+        async def create() -> tuple[int, NewUserAnswer]:
             user, link = await add_user(ctx, given.email, given.role, given.password)
-            answer = NewUserAnswer(**user_view(user), link=_link(link) if link else None)
-            kept = answer.model_dump()
-            if kept["link"] is not None:  # kept for a retry: the link as a secret, encrypted
-                kept["link"]["url"] = ctx.secrets.encrypt(kept["link"]["url"])
-            return 201, kept
+            return 201, NewUserAnswer(**user_view(user), link=_link(link) if link else None)
 
-        answer = await once_async(request, ctx, caller, idempotency_key, create)
-        body = json.loads(bytes(answer.body))
-        if answer.status_code == 201 and body.get("link") is not None:
-            body["link"]["url"] = ctx.secrets.decrypt(body["link"]["url"])
-        kept_headers = {k: v for k, v in answer.headers.items() if k == "retry-after"}
-        return JSONResponse(body, status_code=answer.status_code, headers=kept_headers)
+        # Kept for a retry encrypted: the one-time link is a secret.
+        return await once_async(request, ctx, caller, idempotency_key, create, holds_secret=True)
 
     @routes.patch("/{email}")
     async def change_user(email: Email, change: UserChange) -> UserView:

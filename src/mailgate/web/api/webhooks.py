@@ -8,8 +8,7 @@ kept with the secret encrypted, like the webhook's own.
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import JSONResponse
@@ -112,18 +111,6 @@ class Delivery(BaseModel):
     last_error: str | None
 
 
-def _revealed(answer: JSONResponse, ctx: Context) -> JSONResponse:
-    """The creation's answer with its secret decrypted (it is stored encrypted)."""
-    body = json.loads(bytes(answer.body))
-    if isinstance(body, dict) and "secret" in body:
-        body["secret"] = ctx.secrets.decrypt(body["secret"])
-    return JSONResponse(body, status_code=answer.status_code, headers=_extra(answer))
-
-
-def _extra(answer: JSONResponse) -> dict[str, str]:
-    return {k: v for k, v in answer.headers.items() if k == "retry-after"}
-
-
 def router(ctx: Context) -> APIRouter:
     routes = APIRouter(
         prefix="/webhooks",
@@ -152,13 +139,14 @@ def router(ctx: Context) -> APIRouter:
     ) -> JSONResponse:
         """Add a webhook (`mailgate webhook add`); the answer holds its secret, this once."""
 
-        async def create() -> tuple[int, dict[str, Any]]:
+        async def create() -> tuple[int, CreatedWebhook]:
             view, secret = await add_webhook(
                 ctx, given.name, given.url, given.events, active=given.active
             )
-            return 201, {**view, "secret": ctx.secrets.encrypt(secret)}
+            return 201, CreatedWebhook(**view, secret=secret)
 
-        return _revealed(await once_async(request, ctx, user, idempotency_key, create), ctx)
+        # Kept for a retry encrypted: the secret is shown in this answer only.
+        return await once_async(request, ctx, user, idempotency_key, create, holds_secret=True)
 
     @routes.patch("/{name}")
     async def change_webhook(name: ObjectName, change: WebhookChange) -> Webhook:
