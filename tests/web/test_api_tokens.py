@@ -4,12 +4,13 @@ user's role; anonymous callers get a problem (RFC 9457) saying how to authentica
 from __future__ import annotations
 
 import httpx2
+import pytest
 from sqlalchemy import select
 
 from mailgate.context import Context
 from mailgate.store.models import ApiToken, IdempotencyKey
 from mailgate.tracker.tokens import create_token, list_tokens, revoke_token
-from mailgate.tracker.users import set_user
+from mailgate.tracker.users import DEMO_ADMIN, ensure_demo_admin, set_user
 from mailgate.web.app import create_app
 from tests.support.clock import FakeClock
 
@@ -108,3 +109,37 @@ async def test_a_retried_token_request_gets_the_same_token_kept_encrypted(
     kept = await ctx.db.read(lambda s: s.scalars(select(IdempotencyKey.response)).all())
     assert kept and first.json()["token"] not in str(kept)  # the kept answer is sealed
     assert (await admin_api.post("/tokens/99999999999/revoke")).status_code == 422
+
+
+async def test_a_demo_admins_token_ends_with_the_demo(ctx: Context) -> None:
+    """A token made by the demo admin under `serve --demo` is no key to the same database
+    served for real."""
+    await ensure_demo_admin(ctx, DEMO_ADMIN)
+    _, token = await create_token(ctx, DEMO_ADMIN, "made in the demo")
+    async with _client(ctx, token) as client:
+        assert (await client.get("/api/v1/me")).status_code == 401
+
+
+async def test_a_trailing_slash_redirects_to_the_base_url_not_the_host(
+    ctx: Context, admin_api: httpx2.AsyncClient
+) -> None:
+    answer = await admin_api.get("/issues/", headers={"host": "evil.example"})
+    assert answer.status_code == 307
+    assert answer.headers["location"] == ctx.settings.base_url + "/api/v1/issues"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "cursor=" + "W" * 5000,
+        "cursor="
+        + "WyJ1cGRhdGVkIiwiZGVzYyIsIjIwMjYtMDEtMDFUMDA6MDA6MDArMDA6MDAiLDEwMDAwMDAwMDAwMDAwMDAwMDAwXQ",
+        "updated_since=0001-01-01T00:00:00%2B14:00",
+        "updated_since=9999-12-31T23:59:59-14:00",
+    ],
+)
+async def test_odd_cursors_and_times_are_bad_input_not_a_crash(
+    agent_api: httpx2.AsyncClient, query: str
+) -> None:
+    answer = await agent_api.get(f"/issues?{query}")
+    assert answer.status_code in (400, 422), answer.text

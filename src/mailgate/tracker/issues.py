@@ -220,9 +220,13 @@ def since(text: str) -> datetime | None:
         if len(text) == 10:
             return datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC)
         at = datetime.fromisoformat(text)
+        return at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
     except ValueError:
         raise BadInput(f"{text!r} is not a date: use the form YYYY-MM-DD.") from None
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    except OverflowError:  # a time zone that takes it past year 1 or 9999
+        raise BadInput(
+            f"{text!r} is out of range: give a day between the years 1 and 9999."
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -32,6 +32,7 @@ from mailgate.tracker.service import ISSUE_KEY_RE, get_project
 MAX_WORDS = 16
 MAX_QUERY = 500  # characters of a search
 MAX_LIMIT = 200
+MAX_CURSOR = 200  # characters: a cursor this module made is under 100
 DEFAULT_LIMIT = 50
 _WORD = re.compile(r"[^\W_]+")
 
@@ -211,12 +212,23 @@ def _cursor(query: IssueQuery, value: datetime, issue_id: int) -> str:
 
 def _after(column: Any, query: IssueQuery, cursor: str) -> ColumnElement[bool]:
     try:
+        if len(cursor) > MAX_CURSOR:
+            raise ValueError(cursor)
         padded = cursor + "=" * (-len(cursor) % 4)
         sort, order, value, issue_id = json.loads(base64.urlsafe_b64decode(padded))
-        at = datetime.fromisoformat(value)
+        at = datetime.fromisoformat(value).astimezone(UTC)
         if (sort, order) != (query.sort, query.order) or not isinstance(issue_id, int):
             raise ValueError(cursor)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        if not 0 <= issue_id < 2**31:  # an id any database's integer holds
+            raise ValueError(cursor)
+    except (
+        ValueError,
+        TypeError,
+        OverflowError,
+        RecursionError,
+        binascii.Error,
+        UnicodeDecodeError,
+    ):
         raise BadInput("The cursor is not one this list gave: start again without it.") from None
     # A row value, not `column < at OR (column = at AND id < issue_id)`: SQLite plans that OR
     # as a union sorted in a temporary B-tree (a second at 100,000 issues, bench/desk.py),

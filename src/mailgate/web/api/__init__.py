@@ -31,6 +31,7 @@ from mailgate.web.api import (
     webhooks,
 )
 from mailgate.web.api.common import PROBLEM_JSON, install_problems
+from mailgate.web.redirects import redirect_slashes_to_base_url
 
 PREFIX = "/api/v1"
 
@@ -55,6 +56,8 @@ def create_api(ctx: Context) -> FastAPI:
         redoc_url=None,
         servers=[{"url": ctx.settings.base_url.rstrip("/") + PREFIX}],
     )
+    # A trailing slash redirects to the base URL, never to the request's Host.
+    redirect_slashes_to_base_url(api.router, ctx.settings.base_url)
     install_problems(api)
     for routes in (
         account.router(ctx),
