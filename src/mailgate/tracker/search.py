@@ -5,6 +5,9 @@ costs the same on the thousandth page as on the first.
 One function, two databases: SQLite searches its FTS5 tables (`issues_fts`, `comments_fts`),
 PostgreSQL its GIN indexes over the same text (migration 0012); both are kept by the database
 itself in the writer's transaction, so an issue is findable the moment it is committed.
+SQLite folds accents (`cafe` finds "café"); PostgreSQL's `simple` configuration does not
+(that needs the `unaccent` extension, which mailgate does not ask a database administrator
+for).
 
 What a visitor types never reaches a query's syntax: it is cut into words (letters and digits),
 each quoted, at most `MAX_WORDS` of them; every word must match, the last one as a prefix.
