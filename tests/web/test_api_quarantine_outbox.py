@@ -1,6 +1,7 @@
 """Quarantine, outbox and audit log in the REST API: a quarantined message listed, downloaded,
-retried or discarded (by an agent's token too); the outbox by status, newest first, a page at a
-time, and its retry; the audit log newest first, filtered, a page at a time."""
+retried or discarded (by an agent's token too), a long quarantine a page at a time; the outbox
+by status, newest first, a page at a time, and its retry; the audit log newest first, filtered,
+a page at a time."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ import httpx2
 from mailgate.context import Context
 from mailgate.tracker.service import add_project
 from tests.support.clock import FakeClock
-from tests.web.test_quarantine_outbox_pages import mail, outbox_messages, quarantined
+from tests.web.test_quarantine_outbox_pages import (
+    mail,
+    many_quarantined,
+    outbox_messages,
+    quarantined,
+)
 
 
 async def test_an_agent_downloads_retries_and_discards_quarantined_mail(
@@ -38,6 +44,21 @@ async def test_an_agent_downloads_retries_and_discards_quarantined_mail(
     assert gone.status_code == 404 and gone.headers["content-type"] == "application/problem+json"
     assert (await agent_api.get(f"/quarantine/{second}/raw")).status_code == 404
     assert (await agent_api.get("/outbox")).status_code == 403  # the outbox is the admins'
+
+
+async def test_the_quarantine_pages_in_its_query_and_a_discard_meanwhile_moves_nothing(
+    ctx: Context, agent_api: httpx2.AsyncClient
+) -> None:
+    ids = await many_quarantined(ctx, 130)
+    first = (await agent_api.get("/quarantine", params={"limit": 60})).json()
+    assert [item["id"] for item in first["items"]] == ids[:60]
+    assert {item["sender"] for item in first["items"]} == {"dave@example.net"}
+    # The message the cursor names is discarded before the next page is asked for.
+    assert (await agent_api.post(f"/quarantine/{ids[59]}/discard")).status_code == 200
+    second = (await agent_api.get("/quarantine", params={"cursor": first["next"]})).json()
+    assert [item["id"] for item in second["items"]] == ids[60:110]
+    third = (await agent_api.get("/quarantine", params={"cursor": second["next"]})).json()
+    assert [item["id"] for item in third["items"]] == ids[110:] and third["next"] is None
 
 
 async def test_the_outbox_by_status_newest_first_and_its_retry(

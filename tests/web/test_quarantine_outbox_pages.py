@@ -1,20 +1,24 @@
 """The quarantine and outbox pages act: a quarantined message is retried (and becomes an issue
 once its cause is fixed), downloaded as an .eml file, or discarded after a confirmation (kept in
-the audit log, never retried); an agent does the same; a dead or pending notification is
-retried from the outbox, which filters by status."""
+the audit log, never retried); an agent does the same; a long quarantine pages, and a message
+retried between two pages moves nothing; a dead or pending notification is retried from the
+outbox, which filters by status."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from email.message import EmailMessage
+from html import unescape
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from mailgate.context import Context
 from mailgate.inbound import pipeline
 from mailgate.inbound.handle import Destination
 from mailgate.inbound.quarantine import list_quarantine
-from mailgate.store.models import AuditEvent, OutboxMessage, Receipt
+from mailgate.store.models import AuditEvent, Blob, OutboxMessage, Receipt
 from mailgate.tracker.audit_log import audit_log
 from mailgate.tracker.issues import list_issues
 from mailgate.tracker.service import add_project
@@ -130,6 +134,62 @@ async def test_an_agent_retries_and_discards_from_the_quarantine(
         ).all()
     )
     assert set(actors) == {"agent@example.com"}
+
+
+async def many_quarantined(ctx: Context, count: int) -> list[int]:
+    """`count` quarantined messages written straight into the table (no pipeline: cheap), none
+    with a recorded sender, all kept as the same bytes; their ids, oldest first."""
+    raw = mail("Lots of them", "dave@example.net")
+    sha256 = hashlib.sha256(raw).hexdigest()
+
+    def write(session: Session) -> list[int]:
+        session.add(Blob(sha256=sha256, size=len(raw), data=raw))
+        receipts = [
+            Receipt(
+                origin="test",
+                project="HELP",
+                message_id=f"<m{number}@example.net>",
+                sha256=sha256,
+                size=len(raw),
+                status="quarantined",
+                reason=f"held {number}",
+                received_at=ctx.clock(),
+            )
+            for number in range(count)
+        ]
+        session.add_all(receipts)
+        session.flush()
+        return [receipt.id for receipt in receipts]
+
+    return await ctx.db.run(write)
+
+
+def newer_link(page: str) -> str | None:
+    found = re.search(r'<a href="([^"]+)" rel="next">Newer</a>', page)
+    return unescape(found.group(1)) if found else None
+
+
+async def test_a_long_quarantine_pages_and_a_message_retried_meanwhile_breaks_nothing(
+    ctx: Context, admin: WebClient
+) -> None:
+    ids = await many_quarantined(ctx, 120)
+    first = await admin.get("/quarantine")
+    assert rows(first.text, "receipt") == [str(i) for i in ids[:50]]  # oldest first
+    assert "dave@example.net" in first.text  # read from the From header of the ones shown
+    newer = newer_link(first.text)
+    assert newer is not None
+    # The last message of the page goes (retried into an issue) before the next page is read.
+    await add_project(ctx, "HELP", "Help desk")
+    assert (await admin.post(f"/quarantine/{ids[49]}/retry")).status_code == 303
+    assert [issue["summary"] for issue in await list_issues(ctx)] == ["Lots of them"]
+    second = await admin.get(newer)
+    assert rows(second.text, "receipt") == [str(i) for i in ids[50:100]]
+    assert ">Oldest</a>" in second.text
+    third = await admin.get(newer_link(second.text) or "")
+    assert rows(third.text, "receipt") == [str(i) for i in ids[100:]]
+    assert newer_link(third.text) is None
+    after_last = await admin.get(f"/quarantine?after={ids[-1]}")
+    assert rows(after_last.text, "receipt") == [] and "No messages newer" in after_last.text
 
 
 async def outbox_messages(ctx: Context, statuses: list[str]) -> None:

@@ -5,6 +5,7 @@ comment on its issue (`quarantine retry ID --as-comment`) — read whole (`raw_m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.parser import BytesHeaderParser
@@ -12,7 +13,7 @@ from email.policy import compat32
 from email.utils import parseaddr
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from mailgate.context import Context
@@ -30,33 +31,99 @@ from mailgate.unit import Unit
 
 MAX_REASON = 500
 HEAD_BYTES = 16 * 1024  # where a message's From header is looked for
+LIST_PAGE = 500  # messages read at a time for the whole list
 
 
-async def list_quarantine(ctx: Context, receipt_id: int | None = None) -> list[dict[str, Any]]:
-    """Quarantined messages, oldest first, with the reason and the issue a held one is about
-    (only the one `receipt_id` names, if given)."""
-    # The sender, when the outcome did not record one (a message for a project that does not
-    # exist yet …), is read from the From header of the message's first bytes.
-    head = case((Receipt.sender.is_(None), func.substr(Blob.data, 1, HEAD_BYTES)), else_=None)
+@dataclass(frozen=True)
+class QuarantinePage:
+    """Quarantined messages, oldest first, and the id the next page starts after (None on the
+    last)."""
+
+    messages: list[dict[str, Any]]
+    next_after: int | None
+
+
+async def quarantine_page(
+    ctx: Context, *, after: int | None = None, limit: int = 50
+) -> QuarantinePage:
+    """Quarantined messages a page at a time for the Quarantine page and the API: oldest first,
+    those after the id `after` names, at most `limit`, each with the reason and the issue a
+    held one is about. Paged in the query (hostile mail decides how many there are), and the
+    cursor is an id, not a position: a message retried or discarded meanwhile does not move the
+    next page."""
+    if limit < 1:
+        raise BadInput(f"A page holds at least one message, not {limit}.")
+
+    def read(session: Session) -> QuarantinePage:
+        query = _quarantined_rows().limit(limit + 1)
+        if after is not None:
+            query = query.where(Receipt.id > after)
+        rows = session.execute(query).all()
+        views = _views(session, rows[:limit])
+        more = len(rows) > limit
+        return QuarantinePage(views, views[-1]["id"] if more else None)
+
+    return await ctx.db.read(read)
+
+
+async def list_quarantine(ctx: Context) -> list[dict[str, Any]]:
+    """Every quarantined message, oldest first, as `quarantine_page` shows them (read a page
+    at a time, for `mailgate quarantine list`)."""
+    views: list[dict[str, Any]] = []
+    after: int | None = None
+    while True:
+        page = await quarantine_page(ctx, after=after, limit=LIST_PAGE)
+        views.extend(page.messages)
+        if page.next_after is None:
+            return views
+        after = page.next_after
+
+
+async def show_quarantined(ctx: Context, receipt_id: int) -> dict[str, Any]:
+    """One quarantined message as `quarantine_page` shows it; `NotFound` if it is not one."""
+
+    def read(session: Session) -> list[dict[str, Any]]:
+        return _views(session, session.execute(_quarantined_rows(receipt_id)).all())
+
+    found = await ctx.db.read(read)
+    if not found:
+        raise NotFound(
+            f"No quarantined message {receipt_id}: `mailgate quarantine list` shows them."
+        )
+    return found[0]
+
+
+def _quarantined_rows(receipt_id: int | None = None) -> Select[Receipt, str, str, int]:
     query = (
-        select(Receipt, Mailbox.name, Project.key, Issue.number, head)
-        .outerjoin(Blob, Blob.sha256 == Receipt.sha256)
+        select(Receipt, Mailbox.name, Project.key, Issue.number)
         .outerjoin(Mailbox, Receipt.mailbox_id == Mailbox.id)
         .outerjoin(Issue, Receipt.issue_id == Issue.id)
         .outerjoin(Project, Issue.project_id == Project.id)
         .where(Receipt.status == ReceiptStatus.QUARANTINED)
         .order_by(Receipt.id)
     )
-    if receipt_id is not None:
-        query = query.where(Receipt.id == receipt_id)
-    async with ctx.db.session() as session:
-        rows = (await session.execute(query)).all()
+    return query if receipt_id is None else query.where(Receipt.id == receipt_id)
+
+
+def _views(session: Session, rows: Sequence[Row[Receipt, str, str, int]]) -> list[dict[str, Any]]:
+    # The sender, when the outcome did not record one (a message for a project that does not
+    # exist yet …), is read from the From header of the message's first bytes: only for the
+    # messages shown.
+    unknown = {receipt.sha256 for receipt, *_ in rows if receipt.sender is None and receipt.sha256}
+    heads: dict[str, bytes] = {}
+    if unknown:
+        found = session.execute(
+            select(Blob.sha256, func.substr(Blob.data, 1, HEAD_BYTES)).where(
+                Blob.sha256.in_(unknown)
+            )
+        )
+        heads = {sha256: head for sha256, head in found}
     return [
         {
             "id": receipt.id,
             "mailbox": name,
             "origin": receipt.origin,
-            "sender": receipt.sender or sender_of(first_bytes),
+            "sender": receipt.sender or sender_of(heads.get(receipt.sha256)),
             "project": receipt.project,
             "message_id": receipt.message_id,
             "size": receipt.size,
@@ -65,7 +132,7 @@ async def list_quarantine(ctx: Context, receipt_id: int | None = None) -> list[d
             "received_at": receipt.received_at.isoformat(),
             "kept": bool(receipt.sha256),
         }
-        for receipt, name, key, number, first_bytes in rows
+        for receipt, name, key, number in rows
     ]
 
 
@@ -76,16 +143,6 @@ def sender_of(head: bytes | None) -> str | None:
     headers = BytesHeaderParser(policy=compat32).parsebytes(head, headersonly=True)
     _, address = parseaddr(str(headers.get("From", "")))
     return address.strip().lower()[:320] or None
-
-
-async def show_quarantined(ctx: Context, receipt_id: int) -> dict[str, Any]:
-    """One quarantined message as `list_quarantine` shows it; `NotFound` if it is not one."""
-    found = await list_quarantine(ctx, receipt_id)
-    if not found:
-        raise NotFound(
-            f"No quarantined message {receipt_id}: `mailgate quarantine list` shows them."
-        )
-    return found[0]
 
 
 @dataclass(frozen=True)

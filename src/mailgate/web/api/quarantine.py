@@ -1,6 +1,7 @@
 """`/api/v1/quarantine`: messages mailgate took but held back, as `mailgate quarantine` lists
 and retries them; their raw bytes; and discarding one for good. Open to agents as well as
-admins (an agent accepts a message held for them as a comment)."""
+admins (an agent accepts a message held for them as a comment). Paged in the query, oldest
+first, after the id the cursor names (hostile mail decides how many there are)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mailgate.context import Context
-from mailgate.inbound.quarantine import MAX_REASON, discard, list_quarantine, raw_message, retry
-from mailgate.web.api.common import PROBLEMS, Cursor, Limit, Page, page_of
-from mailgate.web.api.shared import Body, Id
+from mailgate.inbound.quarantine import MAX_REASON, discard, quarantine_page, raw_message, retry
+from mailgate.web.api.common import PROBLEMS, Cursor, Limit, Page, encode_cursor
+from mailgate.web.api.shared import Body, Id, id_cursor
 from mailgate.web.downloads import raw_download
 
 RAW: dict[int | str, dict[str, Any]] = {
@@ -79,8 +80,11 @@ def router(ctx: Context) -> APIRouter:
     @routes.get("")
     async def quarantined(cursor: Cursor = None, limit: Limit = 50) -> Page[QuarantinedMessage]:
         """Quarantined messages, oldest first, each with why."""
-        rows = [QuarantinedMessage(**row) for row in await list_quarantine(ctx)]
-        return page_of(rows, cursor, limit, key=lambda message: message.id)
+        page = await quarantine_page(ctx, after=id_cursor(cursor), limit=limit)
+        following = encode_cursor(page.next_after) if page.next_after is not None else None
+        return Page[QuarantinedMessage](
+            items=[QuarantinedMessage(**message) for message in page.messages], next=following
+        )
 
     @routes.get("/{receipt_id}/raw", response_class=Response, responses=RAW)
     async def raw(receipt_id: Id) -> Response:

@@ -1,5 +1,6 @@
 """`/quarantine` and `/outbox` (the issues are in `pages/issues.py`), from the service functions
-of `mailgate quarantine` and `mailgate outbox`, a page at a time.
+of `mailgate quarantine` and `mailgate outbox`, a page at a time (paged in the query, after
+the id of the last one shown: hostile mail decides how long the quarantine grows).
 
 Quarantine, for agents too: each message with why, who sent it, its mailbox and when; Retry
 (once the cause is fixed), Discard (after a confirmation page, kept in the audit log) and the
@@ -9,8 +10,6 @@ message. Every action answers 303 and a message (a reload repeats nothing)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -22,7 +21,7 @@ from mailgate.context import Context
 from mailgate.errors import MailgateError, NotFound
 from mailgate.inbound.quarantine import (
     discard,
-    list_quarantine,
+    quarantine_page,
     raw_message,
     retry,
     show_quarantined,
@@ -37,33 +36,6 @@ from mailgate.web.shell import done, form_values, render, whole_number
 PAGE_SIZE = 50
 
 
-@dataclass(frozen=True)
-class Pager:
-    page: int
-    pages: int
-    total: int
-    path: str
-
-    @property
-    def newer(self) -> str | None:
-        return f"{self.path}?page={self.page - 1}" if self.page > 1 else None
-
-    @property
-    def older(self) -> str | None:
-        return f"{self.path}?page={self.page + 1}" if self.page < self.pages else None
-
-
-def one_page(
-    request: Request, rows: Sequence[dict[str, Any]], size: int = PAGE_SIZE
-) -> tuple[list[dict[str, Any]], Pager]:
-    """The rows of the page `?page=N` asks for (the first when it asks for none or nonsense)."""
-    pages = max(1, -(-len(rows) // size))
-    asked = request.query_params.get("page", "1")
-    page = min(max(1, whole_number(asked) or 1), pages)
-    shown = list(rows[(page - 1) * size : page * size])
-    return shown, Pager(page, pages, len(rows), request.url.path)
-
-
 def with_times(rows: list[dict[str, Any]], *fields: str) -> list[dict[str, Any]]:
     """The JSON rows' ISO times as datetimes, for the pages' `when()`."""
     return [
@@ -75,14 +47,19 @@ def with_times(rows: list[dict[str, Any]], *fields: str) -> list[dict[str, Any]]
 def router(ctx: Context) -> APIRouter:
     routes = APIRouter()
 
-    async def quarantine_page(
+    async def quarantine_view(
         request: Request, *, error: str | None = None, failed: int | None = None, status: int = 200
     ) -> Response:
-        shown, pager = one_page(request, await list_quarantine(ctx))
+        after = whole_number(request.query_params.get("after"))
+        page = await quarantine_page(ctx, after=after, limit=PAGE_SIZE)
+        newer = None
+        if page.next_after is not None:
+            newer = f"/quarantine?{urlencode({'after': page.next_after})}"
         values = {
             "title": "Quarantine",
-            "messages": with_times(shown, "received_at"),
-            "pager": pager,
+            "messages": with_times(page.messages, "received_at"),
+            "paged": after is not None,
+            "newer": newer,
             "error": error,
             "failed": failed,
         }
@@ -90,7 +67,7 @@ def router(ctx: Context) -> APIRouter:
 
     @routes.get("/quarantine", include_in_schema=False)
     async def quarantine(request: Request) -> Response:
-        return await quarantine_page(request)
+        return await quarantine_view(request)
 
     @routes.post("/quarantine/{receipt_id}/retry", include_in_schema=False)
     async def quarantine_retry(request: Request, receipt_id: str) -> Response:
@@ -100,7 +77,7 @@ def router(ctx: Context) -> APIRouter:
                 ctx, _receipt(receipt_id), as_comment=form.get("as_comment") == "1"
             )
         except MailgateError as error:
-            return await quarantine_page(
+            return await quarantine_view(
                 request, error=str(error), failed=whole_number(receipt_id), status=_status(error)
             )
         return await done(request, ctx, "/quarantine", _retried(outcome))
@@ -121,7 +98,7 @@ def router(ctx: Context) -> APIRouter:
         try:
             await discard(ctx, _receipt(receipt_id), reason=reason)
         except MailgateError as error:
-            return await quarantine_page(
+            return await quarantine_view(
                 request, error=str(error), failed=number, status=_status(error)
             )
         return await done(
