@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
+from itertools import pairwise
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import FastAPI, Query, Request
@@ -39,6 +40,7 @@ MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 
 T = TypeVar("T")
+K = TypeVar("K", str, int)
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page, at most 200.")]
 Cursor = Annotated[
@@ -159,19 +161,46 @@ def admin_only(request: Request) -> User:
 def page_of(
     rows: Sequence[T], cursor: str | None, limit: int, key: Callable[[T], str | int]
 ) -> Page[T]:
-    """A page of a list read whole, in its order: the rows after the one `cursor` names."""
+    """A page of a list read whole, in its order: the rows after the one `cursor` names. When
+    that row is gone (deleted meanwhile), the page goes on from where it stood in the order."""
     start = 0
     if cursor is not None:
-        after = decode_cursor(cursor)
-        keys = [key(row) for row in rows]
-        if after not in keys:
-            # The row the cursor names is gone (deleted meanwhile): go on from where it was
-            # in the order, when the keys are in order; else from the start is wrong, so say so.
-            raise BadInput("The cursor names an item that is gone: start again without it.")
-        start = keys.index(after) + 1
+        start = _start_after(decode_cursor(cursor), [key(row) for row in rows])
     shown = list(rows[start : start + limit])
     following = encode_cursor(key(shown[-1])) if start + limit < len(rows) and shown else None
     return Page[T](items=shown, next=following)
+
+
+def _start_after(after: str | int, keys: list[str | int]) -> int:
+    """Where the page after the key `after` starts in a list with these keys."""
+    if after in keys:
+        return keys.index(after) + 1
+    # The row is gone: in a list in ascending order of its keys the page goes on with the first
+    # key greater than the cursor's, in descending order with the first smaller. In no order,
+    # nothing says where it stood, and starting over would repeat rows unnoticed: so say so.
+    if isinstance(after, int):
+        numbers = [k for k in keys if isinstance(k, int)]
+        if len(numbers) == len(keys):
+            found = _resume(after, numbers)
+            if found is not None:
+                return found
+    else:
+        texts = [k for k in keys if isinstance(k, str)]
+        if len(texts) == len(keys):
+            found = _resume(after, texts)
+            if found is not None:
+                return found
+    raise BadInput("The cursor names an item that is gone: start again without it.")
+
+
+def _resume(after: K, keys: list[K]) -> int | None:
+    """The position of the first key past `after` in a list of keys in order (None when the
+    keys are in no order)."""
+    if all(a <= b for a, b in pairwise(keys)):
+        return next((at for at, k in enumerate(keys) if k > after), len(keys))
+    if all(a >= b for a, b in pairwise(keys)):
+        return next((at for at, k in enumerate(keys) if k < after), len(keys))
+    return None
 
 
 def encode_cursor(value: str | int) -> str:
