@@ -6,6 +6,8 @@ stay in the file by default, because a process started before the rotation still
 the key it loaded; `drop_old` removes them once every process has been restarted.
 With MAILGATE_SECRET_KEYS the admin puts the new key first in the variable (keeping the old one
 after it) and runs this to re-encrypt.
+The API's kept answers that hold a secret (`sealed:` and a ciphertext, beside plain ones) are
+re-encrypted too, so a retried request still gets its answer once the old key is dropped.
 """
 
 from __future__ import annotations
@@ -15,14 +17,20 @@ from sqlalchemy import select, update
 
 from mailgate.context import Context
 from mailgate.errors import BadInput
-from mailgate.store.models import Credential, Integration, Webhook
-from mailgate.store.secretbox import SecretBox, read_key_file, write_key_file
+from mailgate.store.models import Credential, IdempotencyKey, Integration, Webhook
+from mailgate.store.secretbox import SEALED, SecretBox, read_key_file, write_key_file
 
+# Each table's encrypted columns, and what starts an encrypted value there ("": every value).
 _SECRET_COLUMNS = (
-    (Integration, ("client_secret_enc",)),
-    (Credential, ("refresh_token_enc", "access_token_enc")),
-    (Webhook, ("secret_enc",)),
+    (Integration, ("client_secret_enc",), ""),
+    (Credential, ("refresh_token_enc", "access_token_enc"), ""),
+    (Webhook, ("secret_enc",), ""),
+    (IdempotencyKey, ("response",), SEALED),
 )
+
+
+def _rotated(box: SecretBox, value: str, prefix: str) -> str:
+    return prefix + box.rotate(value.removeprefix(prefix))
 
 
 async def reencrypt_all(ctx: Context, box: SecretBox) -> int:
@@ -36,15 +44,16 @@ async def reencrypt_all(ctx: Context, box: SecretBox) -> int:
     for _ in range(5):
         stale = 0
         async with ctx.db.session() as session:
-            for model, columns in _SECRET_COLUMNS:
-                rows = (
-                    await session.execute(select(model.id, *(getattr(model, c) for c in columns)))
-                ).all()
+            for model, columns, prefix in _SECRET_COLUMNS:
+                query = select(model.id, *(getattr(model, c) for c in columns))
+                if prefix:
+                    query = query.where(getattr(model, columns[0]).startswith(prefix))
+                rows = (await session.execute(query)).all()
                 for row_id, *values in rows:
                     for column, value in zip(columns, values, strict=True):
-                        if not value:
+                        if not value or not value.startswith(prefix):
                             continue
-                        rotated = box.rotate(value)
+                        rotated = _rotated(box, value, prefix)
                         result = await session.execute(
                             update(model)
                             .where(model.id == row_id, getattr(model, column) == value)

@@ -4,18 +4,30 @@ Keys come from `MAILGATE_SECRET_KEYS` (newest first, comma-separated) or else fr
 `$MAILGATE_HOME/secret.key` (one key a line, newest first), created 0600 on first use.
 Encryption always uses the newest key; decryption tries every key, so a rotation can re-encrypt
 at its own pace (cryptography's MultiFernet).
+
+The same keys also key the digests that must not be recomputable from the database alone
+(`SecretBox.digests`): a separate key derived from each with HKDF, one per purpose.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import tempfile
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from mailgate.config import Settings
 from mailgate.errors import BadInput, MailgateError
+
+# Starts a stored text that is encrypted where others beside it are not (a kept API answer
+# that holds a secret); `mailgate keys rotate` re-encrypts those too, keeping the prefix.
+SEALED = "sealed:"
 
 
 class SecretBox:
@@ -25,6 +37,8 @@ class SecretBox:
         if not keys:
             raise ValueError("a SecretBox needs at least one key")
         self._fernet = MultiFernet([Fernet(k) for k in keys])
+        self._keys = [base64.urlsafe_b64decode(k) for k in keys]
+        self._derived: dict[bytes, list[bytes]] = {}
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
@@ -38,6 +52,18 @@ class SecretBox:
                 "key it was encrypted with (MAILGATE_SECRET_KEYS or the key file under "
                 "MAILGATE_HOME)."
             ) from None
+
+    def digests(self, purpose: bytes, data: bytes) -> list[str]:
+        """HMAC-SHA256 of `data` (hex) under a key derived for `purpose` from each configured
+        key, newest first: someone who can read the database but not the keys can't recompute
+        one to test a guess of what `data` held (a password in a request's body)."""
+        derived = self._derived.get(purpose)
+        if derived is None:
+            derived = self._derived[purpose] = [
+                HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(key)
+                for key in self._keys
+            ]
+        return [hmac.new(key, data, hashlib.sha256).hexdigest() for key in derived]
 
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt `ciphertext` under the newest key."""

@@ -9,17 +9,21 @@ again gets the first answer, and nothing is created twice.
   while the first is still being answered gets 409 and may retry. Names are unique there too,
   so a lost answer can't make two of anything.
 - The same key with another request (method, path or body) is refused (422): it is a bug in the
-  client. Keys are kept 24 hours.
+  client. Keys are kept 24 hours: an older one is as good as new.
+- A request is recognized by a fingerprint of its method, path and body keyed with the secret
+  box's keys (an HMAC, never a bare hash: bodies hold passwords and client secrets, which a plain
+  SHA-256 in the database would let anyone reading it test guesses against at hash speed). A
+  fingerprint made under any configured key matches, so a retry still matches after a key
+  rotation until the old key is dropped.
 - An answer that holds a secret shown once (a new API token, a webhook's secret, a one-time
   link) is kept encrypted with the secret box (`holds_secret=True`), like every other secret.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Header, Request
@@ -31,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from mailgate.context import Context
 from mailgate.store.models import IdempotencyKey, User
+from mailgate.store.secretbox import SEALED
 from mailgate.unit import Unit
 from mailgate.web.api.common import problem
 
@@ -49,29 +54,35 @@ IdempotencyKeyHeader = Annotated[
 Answer = tuple[int, Any]  # the status code and the JSON body
 
 
-async def fingerprint(request: Request) -> str:
+_PURPOSE = b"mailgate idempotency fingerprint"
+
+
+async def fingerprints(ctx: Context, request: Request) -> list[str]:
+    """The request's fingerprint under each configured key, the newest key's first (the one
+    stored)."""
     body = await request.body()
-    digest = hashlib.sha256(f"{request.method}\n{request.url.path}\n".encode())
-    digest.update(body)
-    return digest.hexdigest()
+    return ctx.secrets.digests(_PURPOSE, f"{request.method}\n{request.url.path}\n".encode() + body)
 
 
-def _stored(session: Session, user_id: int, key: str) -> IdempotencyKey | None:
+def _stored(session: Session, user_id: int, key: str, now: datetime) -> IdempotencyKey | None:
+    """The key's record unless it is older than `KEPT` (it is deleted with the next one
+    stored)."""
     return session.scalars(
-        select(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+        select(IdempotencyKey).where(
+            IdempotencyKey.user_id == user_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.created_at >= now - KEPT,
+        )
     ).first()
-
-
-_SEALED = "sealed:"  # a kept answer encrypted by the secret box
 
 
 def _kept(ctx: Context, body: Any, holds_secret: bool) -> str:
     text = json.dumps(body)
-    return _SEALED + ctx.secrets.encrypt(text) if holds_secret else text
+    return SEALED + ctx.secrets.encrypt(text) if holds_secret else text
 
 
-def _replay(ctx: Context, row: IdempotencyKey, print_: str) -> JSONResponse:
-    if row.fingerprint != print_:
+def _replay(ctx: Context, row: IdempotencyKey, prints: list[str]) -> JSONResponse:
+    if row.fingerprint not in prints:
         return problem(
             422,
             "This Idempotency-Key was sent with another request: use a new key for each new "
@@ -85,8 +96,8 @@ def _replay(ctx: Context, row: IdempotencyKey, print_: str) -> JSONResponse:
         answer.headers["retry-after"] = "2"
         return answer
     kept = row.response or "null"
-    if kept.startswith(_SEALED):
-        kept = ctx.secrets.decrypt(kept.removeprefix(_SEALED))
+    if kept.startswith(SEALED):
+        kept = ctx.secrets.decrypt(kept.removeprefix(SEALED))
     return JSONResponse(json.loads(kept), status_code=row.status_code)
 
 
@@ -98,14 +109,14 @@ async def once(
     create: Callable[[Unit], Answer],
 ) -> JSONResponse:
     """`create(unit)` in one transaction with the key's record (none without a key)."""
-    print_ = await fingerprint(request)
+    prints = await fingerprints(ctx, request)
     replay: list[JSONResponse] = []
 
     def transaction(unit: Unit) -> Answer:
         if key is not None:
-            row = _stored(unit.session, user.id, key)
+            row = _stored(unit.session, user.id, key, unit.now())
             if row is not None:
-                replay.append(_replay(ctx, row, print_))
+                replay.append(_replay(ctx, row, prints))
                 return 0, None
         status, body = create(unit)
         encoded = jsonable_encoder(body)
@@ -115,7 +126,7 @@ async def once(
                 IdempotencyKey(
                     user_id=user.id,
                     key=key,
-                    fingerprint=print_,
+                    fingerprint=prints[0],
                     status_code=status,
                     response=json.dumps(encoded),
                     created_at=unit.now(),
@@ -130,10 +141,10 @@ async def once(
         if key is None:
             raise
         # Another request with this key committed first: this one's work was undone.
-        row = await ctx.db.read(_stored, user.id, key)
+        row = await ctx.db.read(_stored, user.id, key, ctx.clock())
         if row is None:
             raise
-        return _replay(ctx, row, print_)
+        return _replay(ctx, row, prints)
     if replay:
         return replay[0]
     return JSONResponse(body, status_code=status)
@@ -153,24 +164,24 @@ async def once_async(
     if key is None:
         status, body = await create()
         return JSONResponse(jsonable_encoder(body), status_code=status)
-    print_ = await fingerprint(request)
+    prints = await fingerprints(ctx, request)
 
     def reserve(unit: Unit) -> IdempotencyKey | None:
-        row = _stored(unit.session, user.id, key)
+        row = _stored(unit.session, user.id, key, unit.now())
         if row is not None:
             return row
         _forget_old(unit)
         unit.session.add(
-            IdempotencyKey(user_id=user.id, key=key, fingerprint=print_, created_at=unit.now())
+            IdempotencyKey(user_id=user.id, key=key, fingerprint=prints[0], created_at=unit.now())
         )
         return None
 
     try:
         earlier = await Unit.run(ctx, reserve)
     except IntegrityError:
-        earlier = await ctx.db.read(_stored, user.id, key)
+        earlier = await ctx.db.read(_stored, user.id, key, ctx.clock())
     if earlier is not None:
-        return _replay(ctx, earlier, print_)
+        return _replay(ctx, earlier, prints)
     try:
         status, body = await create()
     except BaseException:
@@ -179,7 +190,7 @@ async def once_async(
     encoded = jsonable_encoder(body)
 
     def complete(session: Session) -> None:
-        row = _stored(session, user.id, key)
+        row = _stored(session, user.id, key, ctx.clock())
         if row is not None:
             row.status_code, row.response = status, _kept(ctx, encoded, holds_secret)
 
