@@ -12,22 +12,26 @@ from datetime import datetime, timedelta
 import httpx2
 import pytest
 import trustme
+from cryptography.fernet import Fernet
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from tests.support.clock import FakeClock
 from tests.support.webhooks import Receiver, mail, take
 
 from mailgate.context import Context
+from mailgate.errors import BadInput
 from mailgate.outbound.webhooks import (
     GIVE_UP_AFTER,
     LEASE,
+    UNREADABLE_SECRET,
     USER_AGENT,
     claim,
     deliver_due,
     post,
     webhook_client,
 )
-from mailgate.store.models import WebhookDelivery
+from mailgate.store.models import Webhook, WebhookDelivery
+from mailgate.store.secretbox import SecretBox
 from mailgate.tracker.service import add_project
 from mailgate.tracker.webhooks import (
     add_webhook,
@@ -37,6 +41,9 @@ from mailgate.tracker.webhooks import (
     set_webhook,
     show_webhook,
 )
+
+# A soft hyphen in the host: Python's URL parser takes it, the HTTP client refuses it (IDNA).
+CLIENT_REFUSES = "https://exa\u00admple.com/hook"
 
 
 @pytest.fixture
@@ -300,3 +307,85 @@ async def test_tls_is_verified(ctx: Context) -> None:
         assert receiver.received[0].verified(secret)["type"] == "ping"
     finally:
         receiver.stop()
+
+
+async def test_a_url_the_http_client_refuses_is_refused_when_given(ctx: Context) -> None:
+    with pytest.raises(BadInput, match="is not a URL deliveries can be sent to"):
+        await add_webhook(ctx, "desk", CLIENT_REFUSES, ["issue.created"])
+    await add_webhook(ctx, "desk", "https://hooks.example.com/mailgate", ["issue.created"])
+    with pytest.raises(BadInput, match="is not a URL deliveries can be sent to"):
+        await set_webhook(ctx, "desk", url=CLIENT_REFUSES)
+
+
+async def change_stored(ctx: Context, name: str, **values: str) -> None:
+    """Write to a webhook's row as a bug or an older version might have left it."""
+
+    def change(session: Session) -> None:
+        session.execute(update(Webhook).where(Webhook.name == name).values(values))
+
+    await ctx.db.run(change)
+
+
+async def assert_failed_once(ctx: Context, clock: FakeClock, name: str = "desk") -> str:
+    """The delivery was tried once, failed, and waits its backoff; returns its error."""
+    first, *rest = await deliveries(ctx, name)
+    assert (first["status"], first["attempts"], first["response_status"]) == ("pending", 1, None)
+    wait = datetime.fromisoformat(str(first["next_attempt_at"])) - clock()
+    assert timedelta(seconds=15) <= wait <= timedelta(seconds=30)
+    assert all(later["attempts"] == 0 for later in rest)  # waiting behind it, in order
+    return str(first["last_error"])
+
+
+async def test_a_stored_url_the_client_refuses_is_a_failed_attempt(
+    ctx: Context, clock: FakeClock, project: None
+) -> None:
+    await add_webhook(ctx, "desk", "https://hooks.example.com/mailgate", ["issue.created"])
+    await change_stored(ctx, "desk", url=CLIENT_REFUSES)
+    await take(ctx, mail("Printer on fire", 1))
+    await take(ctx, mail("Printer on fire again", 2))
+
+    report = await deliver_due(ctx)
+
+    assert len(report.retrying) == 1 and report.delivered == report.dead == []
+    error = await assert_failed_once(ctx, clock)
+    assert error.startswith("The HTTP client refuses the webhook's URL (Invalid IDNA hostname")
+    assert (await deliver_due(ctx)).retrying == []  # not claimed again before its time
+    clock.advance(minutes=1)
+    await deliver_due(ctx)
+    assert (await deliveries(ctx))[0]["attempts"] == 2
+
+
+async def test_a_secret_that_cannot_be_decrypted_fails_only_its_webhook(
+    ctx: Context, receiver: Receiver, clock: FakeClock, project: None
+) -> None:
+    _, secret = await add_webhook(ctx, "desk", receiver.url, ["issue.created"])
+    await add_webhook(ctx, "lost", receiver.url, ["issue.created"])
+    lost_key = SecretBox([Fernet.generate_key()])  # a key mailgate was never given
+    await change_stored(ctx, "lost", secret_enc=lost_key.encrypt("whsec_c2VjcmV0"))
+    await take(ctx, mail("Printer on fire", 1))
+
+    report = await deliver_due(ctx)
+
+    assert len(report.delivered) == 1 and len(report.retrying) == 1
+    assert receiver.received[0].verified(secret)["type"] == "issue.created"
+    assert await assert_failed_once(ctx, clock, "lost") == UNREADABLE_SECRET
+    assert (await show_webhook(ctx, "lost"))["last_error"] == UNREADABLE_SECRET
+
+
+async def test_an_error_nobody_foresaw_is_a_failed_attempt(
+    ctx: Context, clock: FakeClock, project: None
+) -> None:
+    await add_webhook(ctx, "desk", "https://hooks.example.com/mailgate", ["issue.created"])
+    await take(ctx, mail("Printer on fire", 1))
+
+    def broken(request: httpx2.Request) -> httpx2.Response:
+        raise RuntimeError("a bug in the HTTP client")
+
+    def client() -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(transport=httpx2.MockTransport(broken))
+
+    report = await deliver_due(ctx, client)
+
+    assert len(report.retrying) == 1
+    error = await assert_failed_once(ctx, clock)
+    assert error == "Sending failed unexpectedly (RuntimeError): mailgate's log has the details."

@@ -13,7 +13,10 @@ specification says (https://www.standardwebhooks.com), retried until the receive
   is dead and the webhook made inactive. Anything else — another status, a redirect (never
   followed), refused connection, timeout, TLS failure — is retried with backoff (30 s doubling
   to every 4 hours, or the receiver's Retry-After) until three days after it was queued: then it
-  is dead, and Retry on the webhook's page queues it again.
+  is dead, and Retry on the webhook's page queues it again. Whatever else goes wrong with one
+  delivery (its webhook's secret can't be decrypted, the client refuses the URL, an error
+  nobody foresaw) is a failed attempt too, with its sentence and the same backoff: it never
+  escapes, which would leave the delivery untried to be claimed again after every lease.
 - A webhook's deliveries go in the order they were queued while its receiver answers: one
   receiver that can't be reached holds back the rest of its batch behind the first; one
   delivery refused with a status does not hold back the others.
@@ -42,6 +45,7 @@ from sqlalchemy import or_, select, update
 from mailgate import __version__
 from mailgate.backoff import delay
 from mailgate.context import Context
+from mailgate.errors import MailgateError
 from mailgate.outbound.outbox import owner_id
 from mailgate.store import audit
 from mailgate.store.models import Webhook, WebhookDelivery
@@ -367,17 +371,46 @@ async def _send_in_order(
     report: DeliveryReport,
 ) -> None:
     """One webhook's deliveries, one after the other."""
-    secret = ctx.secrets.decrypt(deliveries[0].secret_enc)
     for index, delivery in enumerate(deliveries):
         if not await _still_ours(ctx, delivery, owner):
             continue  # its lease ran out and another worker took it, or it was deleted
-        attempt = await post(http, delivery, secret, ctx.clock())
+        attempt = await _attempt(ctx, http, delivery)
         retry_at = await _record(ctx, delivery, attempt, report)
         if attempt.gone or not attempt.reachable:
             # The rest would meet the same: they wait behind this one, in their order.
             rest = [d.id for d in deliveries[index + 1 :]]
             await _hold_back(ctx, rest, owner, retry_at)
             return
+
+
+UNREADABLE_SECRET = (
+    "The webhook's secret cannot be decrypted with the configured keys: give mailgate the key "
+    "it was encrypted with (MAILGATE_SECRET_KEYS or the key file under MAILGATE_HOME), or give "
+    "the webhook a new secret."
+)
+
+
+async def _attempt(ctx: Context, http: httpx2.AsyncClient, delivery: Claimed) -> Attempt:
+    """POST one delivery; anything that goes wrong is a failed attempt (the rest of the
+    webhook's batch would meet the same, so they wait behind it)."""
+    try:
+        secret = ctx.secrets.decrypt(delivery.secret_enc)
+    except (MailgateError, ValueError):  # a wrong key, or a value that is no ciphertext
+        return Attempt(None, UNREADABLE_SECRET, reachable=False)
+    try:
+        return await post(http, delivery, secret, ctx.clock())
+    except httpx2.InvalidURL as exc:  # not an HTTPError: `post` lets it through
+        reason = str(exc).rstrip(".")
+        error = (
+            f"The HTTP client refuses the webhook's URL ({reason}): give the webhook its "
+            "receiver's https:// address again."
+        )
+    except Exception as exc:  # one delivery's failure, recorded as such and logged
+        log.error("webhook delivery failed", webhook=delivery.webhook, exc_info=exc)
+        error = (
+            f"Sending failed unexpectedly ({type(exc).__name__}): mailgate's log has the details."
+        )
+    return Attempt(None, error, reachable=False)
 
 
 async def _still_ours(ctx: Context, delivery: Claimed, owner: str) -> bool:

@@ -4,7 +4,9 @@ change, delete, list, a webhook's deliveries, Retry, a test event, a new secret.
 - A secret is `whsec_` + base64 of 32 random bytes (the Standard Webhooks serialization),
   encrypted at rest with the secret box. It is returned once, by `add_webhook` and
   `rotate_secret`, and never again: every view says only that one is set.
-- A webhook's URL is https://; http:// only on a loopback host, for trying things out.
+- A webhook's URL is https://; http:// only on a loopback host, for trying things out. It is
+  read by the deliveries' HTTP client's own parser too: a URL that client would refuse (a host
+  name that is not valid IDNA, say) is refused here, not at every delivery.
 - Adding, changing, deleting a webhook and rotating its secret are in the audit log.
 """
 
@@ -17,6 +19,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx2
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
@@ -45,16 +48,18 @@ def check_url(url: str) -> str:
     url = url.strip()
     try:
         parts = urlsplit(url)
-        host = parts.hostname
         parts.port  # noqa: B018 (raises on a port that is not a number)
-    except ValueError:
+        # The host the deliveries' client will connect to, as that client reads the URL.
+        parsed = httpx2.URL(url)
+        host = parsed.host or None
+    except (ValueError, httpx2.InvalidURL):
         host = None
     if not url or len(url) > MAX_URL or host is None or any(c.isspace() for c in url):
         raise BadInput(
             f"The URL {url[:200]!r} is not a URL deliveries can be sent to: give the "
             "receiver's https:// address (e.g. https://hooks.example.com/mailgate)."
         )
-    if parts.username is not None or parts.password is not None:
+    if parts.username is not None or parts.password is not None or parsed.userinfo:
         raise BadInput(
             "The URL holds a user name or password, which every list would show: let the "
             "receiver check the signature instead (each delivery is signed with the secret)."
