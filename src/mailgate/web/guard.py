@@ -10,6 +10,10 @@ A state-changing request (anything but GET, HEAD, OPTIONS) must come from mailga
 a cross-site `Origin` or `Sec-Fetch-Site` is refused, and a signed-in request must carry the
 session's CSRF token (a form's `csrf` field or an `X-CSRF-Token` header). The sign-in forms,
 before a session exists, check a token in a cookie against the form's (see `account.py`).
+
+Under /api/ a program may instead send an API token (`Authorization: Bearer`, see
+`tracker/tokens.py`): no cookie goes with it, so no CSRF token is asked for; its user's role
+decides what it may reach, as for a session. Every refusal there is a problem (RFC 9457).
 """
 
 from __future__ import annotations
