@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.support.postfix",
     "tests.support.web",
     "tests.support.webhooks",
+    "tests.support.postgres",
 ]
 
 

@@ -27,6 +27,12 @@ if command -v dpkg >/dev/null 2>&1; then
 elif [ ! -x /usr/bin/chromium ]; then
   need+=(chromium)
 fi
+# PostgreSQL (tests/support/postgres.py): the desk's tests on the second database mailgate runs on.
+if command -v dpkg >/dev/null 2>&1; then
+  dpkg -s postgresql >/dev/null 2>&1 || need+=(postgresql)
+elif ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  need+=(postgresql)
+fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive

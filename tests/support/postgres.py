@@ -1,0 +1,145 @@
+"""A real PostgreSQL on loopback for the test suite: Debian's binaries, its own cluster in a
+temporary folder, on a free 127.0.0.1 port.
+
+`initdb` refuses to run as root, so as root the cluster belongs to the `postgres` user and its
+commands run through `runuser -u postgres`; as anyone else they run as that user. Authentication
+is `trust` on loopback only: the cluster lives as long as the test session and holds nothing but
+test data.
+
+Register the fixtures with ``pytest_plugins = ["tests.support.postgres"]`` in a conftest.py:
+
+* ``postgres_server`` (session): the running cluster, stopped at the end of the session
+  (starting one takes about a second, so it is shared);
+* ``postgres_url`` (function): a fresh, empty database of that cluster for the test, as a
+  SQLAlchemy URL (``postgresql+psycopg://…``), dropped afterwards.
+
+Skip rule (as for Dovecot): when PostgreSQL is not installed or does not start, the fixtures FAIL
+if ``$CI`` is set or the process runs as root; only a developer machine without root skips.
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.support.servers import unavailable
+
+USER = "mailgate"
+START_TIMEOUT = 30
+
+
+def find_bin() -> Path | None:
+    """The newest `/usr/lib/postgresql/N/bin` holding initdb and pg_ctl."""
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: (
+            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
+        ),
+    )
+    return Path(found[-1]).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Postgres:
+    def __init__(self) -> None:
+        bin_dir = find_bin()
+        if bin_dir is None:
+            raise RuntimeError("no /usr/lib/postgresql/*/bin/initdb (apt-get install postgresql)")
+        self.bin = bin_dir
+        self.folder = Path(tempfile.mkdtemp(prefix="mailgate-pg-"))
+        self.data = self.folder / "data"
+        self.port = _free_port()
+        self.as_root = os.geteuid() == 0
+        self._names = itertools.count(1)
+        if self.as_root:
+            shutil.chown(self.folder, "postgres", "postgres")
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(self.bin / args[0]), *args[1:]]
+        if self.as_root:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=START_TIMEOUT, check=False
+        )
+
+    def start(self) -> Postgres:
+        made = self._run("initdb", "-D", str(self.data), "-U", USER, "-A", "trust", "-E", "UTF8")
+        if made.returncode != 0:
+            raise RuntimeError(f"initdb failed: {made.stderr.strip()[-500:]}")
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        started = self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.folder / "log"),
+            "-w",
+            "start",
+        )
+        if started.returncode != 0:
+            log = (self.folder / "log").read_text(errors="replace")[-1000:]
+            raise RuntimeError(f"pg_ctl start failed: {started.stderr.strip()} {log}")
+        atexit.register(self.stop)
+        return self
+
+    def stop(self) -> None:
+        if self.data.exists():
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def admin_dsn(self) -> str:
+        return f"host=127.0.0.1 port={self.port} user={USER} dbname=postgres"
+
+    def new_database(self) -> str:
+        """A fresh database; its SQLAlchemy URL."""
+        name = f"test_{os.getpid()}_{next(self._names)}"
+        with psycopg.connect(self.admin_dsn(), autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://{USER}@127.0.0.1:{self.port}/{name}"
+
+    def drop_database(self, url: str) -> None:
+        name = url.rsplit("/", 1)[-1]
+        with psycopg.connect(self.admin_dsn(), autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Postgres]:
+    try:
+        server = Postgres().start()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        unavailable("PostgreSQL", str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Postgres) -> Iterator[str]:
+    url = postgres_server.new_database()
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(url)
