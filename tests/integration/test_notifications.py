@@ -10,6 +10,7 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import select, update
 from tests.integration.test_pipeline import mail
+from tests.support.desk import desk_project
 
 from mailgate.context import Context
 from mailgate.inbound import pipeline
@@ -18,7 +19,7 @@ from mailgate.mail.smtp_servers import SmtpOptions, add_smtp
 from mailgate.outbound.outbox import list_outbox
 from mailgate.store.models import OutboxMessage
 from mailgate.tracker.issues import comment_as_agent, show_issue
-from mailgate.tracker.service import add_project, set_project
+from mailgate.tracker.service import set_project
 
 HELP = Destination(project="HELP", own_addresses=("support@example.com",))
 
@@ -28,21 +29,8 @@ async def project(ctx: Context) -> None:
     await with_smtp(ctx)
 
 
-async def with_smtp(ctx: Context) -> None:
-    """The project HELP and an SMTP server: notifications are composed into the outbox."""
-    await add_project(ctx, "HELP", "Help desk")
-    await add_smtp(
-        ctx,
-        "out",
-        SmtpOptions(
-            host="127.0.0.1",
-            port=2525,
-            security="none",
-            username="support@example.com",
-            password="not used here",
-            from_address="support@example.com",
-        ),
-    )
+# The project HELP and an SMTP server: notifications are composed into the outbox.
+with_smtp = desk_project
 
 
 async def take(ctx: Context, raw: bytes) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from mailgate.cli.common import parse_credential_id, read_password
-from mailgate.inbound.mailboxes import MailboxOptions
+from mailgate.inbound.mailboxes import ROUTE_OPTIONS, MailboxOptions
 
 MbProtocolOpt = Annotated[str | None, typer.Option("--protocol", help="imap or pop3.")]
 MbHostOpt = Annotated[str | None, typer.Option("--host", help="The mail server's host name.")]
@@ -152,24 +152,5 @@ def mailbox_options(values: dict[str, Any]) -> MailboxOptions:
         backlog=values["backlog"],
         sasl_mechanism=values["sasl"],
         max_message_bytes=values["max_message_bytes"],
-        route={name: values[name] for name in ROUTE_FLAGS if values[name] is not None},
+        route={name: values[name] for name in ROUTE_OPTIONS if values[name] is not None},
     )
-
-
-ROUTE_FLAGS = (
-    "bulk",
-    "non_participants",
-    "comments_from_participants_only",
-    "cc_watchers",
-    "max_cc_watchers",
-    "keys_of_other_projects",
-    "max_comments_per_issue_hour",
-    "catch_address",
-    "create_customers",
-    "whole_body",
-    "split_regex",
-    "quarantine_dmarc_fail",
-    "max_per_sender_hour",
-    "max_attachment_bytes",
-    "max_attachments_bytes",
-)

@@ -53,6 +53,27 @@ MAX_MESSAGE_BYTES = 2**31 - 1
 _PROJECT_RE = re.compile(r"[A-Z][A-Z0-9_]{1,49}")
 
 
+# The handler's options a mailbox stores as given, in `route_options` (`inbound.route`): the
+# `mailbox add` flags and the API's fields of the same names.
+ROUTE_OPTIONS = (
+    "bulk",
+    "non_participants",
+    "comments_from_participants_only",
+    "cc_watchers",
+    "max_cc_watchers",
+    "keys_of_other_projects",
+    "max_comments_per_issue_hour",
+    "catch_address",
+    "create_customers",
+    "whole_body",
+    "split_regex",
+    "quarantine_dmarc_fail",
+    "max_per_sender_hour",
+    "max_attachment_bytes",
+    "max_attachments_bytes",
+)
+
+
 @dataclass
 class MailboxOptions:
     """What the admin gave; None means "not given" (keep the current value or the default)."""

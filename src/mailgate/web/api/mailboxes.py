@@ -17,6 +17,7 @@ from mailgate.context import Context
 from mailgate.inbound.mailboxes import (
     MAX_MESSAGE_BYTES,
     MAX_POLL_SECONDS,
+    ROUTE_OPTIONS,
     MailboxOptions,
     add_mailbox,
     delete_mailbox,
@@ -40,24 +41,6 @@ from mailgate.web.api.shared import (
 )
 
 Count = Annotated[int, Field(ge=0, le=MAX_ID)]
-# The handler's options: stored as given, in `route_options`.
-ROUTE_FIELDS = (
-    "bulk",
-    "non_participants",
-    "comments_from_participants_only",
-    "cc_watchers",
-    "max_cc_watchers",
-    "keys_of_other_projects",
-    "max_comments_per_issue_hour",
-    "catch_address",
-    "create_customers",
-    "whole_body",
-    "split_regex",
-    "quarantine_dmarc_fail",
-    "max_per_sender_hour",
-    "max_attachment_bytes",
-    "max_attachments_bytes",
-)
 
 
 MailboxName = Annotated[str, Path(pattern=NAME_PATTERN, description=NAMED, examples=["support"])]
@@ -153,7 +136,7 @@ class MailboxFields(EndpointFields):
             backlog=given.get("backlog"),
             sasl_mechanism=given.get("sasl"),
             max_message_bytes=given.get("max_message_bytes"),
-            route={name: given[name] for name in ROUTE_FIELDS if name in given},
+            route={name: given[name] for name in ROUTE_OPTIONS if name in given},
         )
 
 
