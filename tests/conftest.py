@@ -1,3 +1,13 @@
+"""Fixtures of the whole suite.
+
+Both stores. A test module (or class, or test) marked
+``pytest.mark.stores("sqlite", "postgresql")`` runs each of its tests once per store named, with
+the ids ``[sqlite]`` and ``[postgresql]``: the `database_url` fixture, and with it `settings`,
+`ctx` and `cli`, point at an SQLite file in `home` or at a fresh database of the suite's
+PostgreSQL (tests/support/postgres.py). Unmarked tests run on SQLite alone. A test that asks
+which store it runs on reads `ctx.db.dialect` (or `store`, the fixture).
+"""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -22,18 +32,50 @@ pytest_plugins = [
 ]
 
 
+STORES = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "stores(*names): run the test once per store named (sqlite, postgresql), "
+        "through the database_url fixture",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("stores")
+    if marker is None or "store" not in metafunc.fixturenames:
+        return
+    names = marker.args or STORES
+    unknown = set(names) - set(STORES)
+    if unknown:
+        raise pytest.UsageError(f"stores: unknown store(s) {sorted(unknown)}; use {STORES}")
+    metafunc.parametrize("store", names, indirect=True, ids=list(names))
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest) -> str:
+    """The store this test runs on: "sqlite" unless the test is marked `stores`."""
+    return str(getattr(request, "param", "sqlite"))
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
 @pytest.fixture
-def settings(home: Path) -> Settings:
-    return Settings(
-        home=home,
-        database_url=f"sqlite:///{home / 'mailgate.db'}",
-        base_url="https://mailgate.test",
-    )
+def database_url(store: str, home: Path, request: pytest.FixtureRequest) -> str:
+    """An SQLite file in `home`, or a fresh database of the suite's PostgreSQL."""
+    if store == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{home / 'mailgate.db'}"
+
+
+@pytest.fixture
+def settings(home: Path, database_url: str) -> Settings:
+    return Settings(home=home, database_url=database_url, base_url="https://mailgate.test")
 
 
 @pytest.fixture
@@ -49,8 +91,10 @@ async def ctx(settings: Settings, clock: FakeClock) -> AsyncIterator[Context]:
 
 
 @pytest.fixture
-def cli(home: Path) -> Cli:
-    return Cli(home)
+def cli(home: Path, store: str, database_url: str) -> Cli:
+    if store == "sqlite":  # the default database of MAILGATE_HOME, as a user has it
+        return Cli(home)
+    return Cli(home, MAILGATE_DATABASE_URL=database_url)
 
 
 @pytest.fixture
