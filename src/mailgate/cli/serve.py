@@ -4,13 +4,17 @@ mail workers alone)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
+import structlog
 import typer
 import uvicorn
 
-from mailgate import __version__
+from mailgate import __version__, metrics
 from mailgate.cli.common import fail, log_to_stderr, run
 from mailgate.config import load_settings
 from mailgate.context import Context
@@ -18,10 +22,11 @@ from mailgate.errors import BadInput, MailgateError
 from mailgate.runtime.supervisor import Supervisor
 from mailgate.store.db import ensure_home
 from mailgate.tracker.users import first_admin_link
-from mailgate.web.app import create_app
+from mailgate.web.app import create_app, state_text
 from mailgate.web.tls import ensure_dev_certificate
 
 app = typer.Typer()
+log = structlog.get_logger(__name__)
 
 
 @app.command()
@@ -81,6 +86,7 @@ def serve(
         ssl_certfile=str(cert),
         ssl_keyfile=str(key),
         log_level="warning",
+        log_config=None,  # uvicorn's records go through mailgate's handler (JSON off a terminal)
         lifespan="on",
     )
 
@@ -88,9 +94,19 @@ def serve(
 @app.command()
 def worker(
     name: Annotated[str | None, typer.Option(help="Worker name shown in leases.")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve GET /metrics (Prometheus) on 127.0.0.1:PORT; MAILGATE_METRICS_ADDRESS "
+            "([HOST:]PORT) does the same. Off by default.",
+            min=1,
+            max=65535,
+        ),
+    ] = None,
 ) -> None:
     """Mail workers only, no web server (run many, on many hosts)."""
     log_to_stderr("info")
+    metrics_at = metrics_address(metrics_port)
 
     async def main(ctx: Context) -> None:
         supervisor = Supervisor(ctx)
@@ -101,6 +117,40 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, supervisor.stop)
-        await supervisor.run()
+        async with serving_metrics(ctx, metrics_at):
+            await supervisor.run()
 
     run(main)
+
+
+def metrics_address(port: int | None) -> tuple[str, int] | None:
+    """Where a worker serves its metrics: --metrics-port, else MAILGATE_METRICS_ADDRESS."""
+    if port is not None:
+        return "127.0.0.1", port
+    address = os.environ.get("MAILGATE_METRICS_ADDRESS", "").strip()
+    try:
+        return metrics.parse_address(address) if address else None
+    except BadInput as error:
+        fail(error)
+
+
+@asynccontextmanager
+async def serving_metrics(ctx: Context, address: tuple[str, int] | None) -> AsyncIterator[None]:
+    """GET /metrics on `address` while the worker runs (nothing when None)."""
+    if address is None:
+        yield
+        return
+    host, port = address
+    try:
+        server = await metrics.start_server(host, port, lambda: state_text(ctx))
+    except OSError as exc:
+        raise BadInput(
+            f"The metrics address {host}:{port} cannot be listened on ({exc.strerror}): "
+            "choose another port."
+        ) from None
+    log.info("metrics served", address=f"{host}:{port}")
+    try:
+        yield
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,8 +21,10 @@ import structlog
 from sqlalchemy import bindparam, delete, func, insert, select, union_all, update
 from sqlalchemy.orm import Session
 
+from mailgate import metrics
 from mailgate.context import Context
 from mailgate.errors import MailgateError
+from mailgate.inbound import observe
 from mailgate.inbound.handle import RECEIPTS, Destination, Outcome, handle
 from mailgate.inbound.parse import InboundMessage
 from mailgate.inbound.parsers import Unparsable, parse_all
@@ -63,6 +65,8 @@ class Taken:
     new: bool  # False: this message was taken before (nothing was done again)
     status: str = ReceiptStatus.RECEIVED  # a `ReceiptStatus` (as the database gave it)
     post_action: str | None = None  # the message's own post-action ("delete"), else the mailbox's
+    issue_id: int | None = None  # the issue it made or was added to
+    issue: str | None = None  # that issue's key (SUP-7), for the log line
 
 
 @dataclass(frozen=True)
@@ -92,13 +96,14 @@ async def take(
     *,
     destination: Destination | None = None,
     origin: str | None = None,
+    seen_at: datetime | None = None,
 ) -> Taken:
     """Record `raw` once, and what it becomes, in one transaction. A message seen again (same
     place, or same content after a UIDVALIDITY change, or the same file ingested twice) is not
     taken twice. A message mailgate cannot process is quarantined with the reason, its bytes
     kept, never lost."""
     [taken] = await take_many(
-        ctx, mailbox_id, [Incoming(ref, raw, origin)], destination=destination
+        ctx, mailbox_id, [Incoming(ref, raw, origin)], destination=destination, seen_at=seen_at
     )
     return taken
 
@@ -109,26 +114,32 @@ async def take_many(
     messages: list[Incoming],
     *,
     destination: Destination | None = None,
+    seen_at: datetime | None = None,
 ) -> list[Taken]:
     """`take` for several messages in one transaction (one commit: the hot path of ingest and of
     a mailbox's batches). A message that fails is quarantined alone: the batch is first tried
     as one transaction, and when any message raises, it is rolled back and taken again with a
-    savepoint per message."""
+    savepoint per message. `seen_at`: when the mailbox loop found them (for the latency)."""
+    mailbox_name = ""  # for the metrics and the log lines; ingested files come through none
 
     def take_all(unit: Unit, messages: list[Incoming], savepoints: bool) -> list[Taken]:
+        nonlocal mailbox_name
         mailbox = unit.session.get(Mailbox, mailbox_id) if mailbox_id is not None else None
-        return [
+        mailbox_name = mailbox.name if mailbox is not None else ""
+        taken = [
             _take_one(unit, mailbox, mailbox_id, message, destination, savepoints)
             for message in messages
         ]
+        keys = observe.issue_keys(unit.session, [t.issue_id for t in taken if t.new])
+        return [replace(t, issue=keys[t.issue_id]) if t.issue_id in keys else t for t in taken]
 
     messages = await prepare(ctx, mailbox_id, messages, destination)
     for round_ in itertools.count():
         try:
             try:
-                return await Unit.run(ctx, take_all, messages, False)
+                taken = await Unit.run(ctx, take_all, messages, False)
             except _Failed:
-                return await Unit.run(ctx, take_all, messages, True)
+                taken = await Unit.run(ctx, take_all, messages, True)
         except _NotParsed:
             # Known when `prepare` looked, unknown now (its receipt was removed meanwhile):
             # parse what is unknown now — never inside the transaction, never what is still
@@ -138,6 +149,20 @@ async def take_many(
                 messages = await prepare(ctx, mailbox_id, messages, destination)
             else:
                 messages = await _parse(ctx, messages, [m.parsed is None for m in messages])
+        else:
+            now = ctx.clock()
+            for message, result in zip(messages, taken, strict=True):
+                if result.new:
+                    waited = now - seen_at if seen_at is not None else None
+                    observe.taken(
+                        mailbox_name,
+                        result.receipt_id,
+                        message_id=message.message_id,
+                        status=result.status,
+                        issue=result.issue,
+                        waited=waited,
+                    )
+            return taken
     raise AssertionError("unreachable")
 
 
@@ -257,6 +282,7 @@ def _take_one(
     if destination is not None and message.parsed is None:
         raise _NotParsed
     received_at = unit.now()
+    issue_id = None
     db = session.connection()
     values = {
         "mailbox_id": mailbox_id,
@@ -295,12 +321,12 @@ def _take_one(
                 raise _Failed from exc
             # What the rolled-back savepoint wrote is gone: so are the ids cached from it.
             unit.reset()
-            log.exception("message quarantined", receipt=receipt_id)
+            log.exception("message quarantined", message=receipt_id)
             outcome = Outcome(
                 ReceiptStatus.QUARANTINED,
                 f"mailgate could not process it ({type(exc).__name__}: {exc})",
             )
-        status, post_action = outcome.status, outcome.post_action
+        status, post_action, issue_id = outcome.status, outcome.post_action, outcome.issue_id
         db.execute(
             _RECEIPT_OUTCOME,
             {
@@ -327,7 +353,7 @@ def _take_one(
         mailbox.processed += 1
         if status == ReceiptStatus.QUARANTINED:
             mailbox.quarantined += 1
-    return Taken(receipt_id, new=True, status=status, post_action=post_action)
+    return Taken(receipt_id, new=True, status=status, post_action=post_action, issue_id=issue_id)
 
 
 def _sender(parsed: InboundMessage | Unparsable | None) -> str | None:
@@ -364,10 +390,12 @@ async def quarantine(
 ) -> Taken:
     """Record a message that is not taken (too large …; or skipped: there before the mailbox
     was added), with the reason; it stays on the server."""
+    names: list[str] = []  # the mailbox's, for the metrics once committed
 
     def record(session: Session) -> Taken:
         mailbox = session.get(Mailbox, mailbox_id, with_for_update=True)
         assert mailbox is not None
+        names[:] = [mailbox.name]
         existing = _existing(session, mailbox_id, ref, None, claim=True)
         if ref.advance:  # a backlog sets the UID state once it is all taken
             _advance(mailbox, ref)
@@ -399,7 +427,10 @@ async def quarantine(
             )
         return Taken(receipt.id, new=True)
 
-    return await ctx.db.run(record)
+    taken = await ctx.db.run(record)
+    if taken.new and status == ReceiptStatus.QUARANTINED:
+        metrics.message_taken(names[0], quarantined=True)
+    return taken
 
 
 def _advance(mailbox: Mailbox, ref: MessageRef) -> None:

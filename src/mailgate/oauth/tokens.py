@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy import or_, select, update
 
+from mailgate import metrics
 from mailgate.backoff import delay
 from mailgate.context import Context
 from mailgate.errors import (
@@ -42,6 +43,7 @@ from mailgate.errors import (
     Transient,
 )
 from mailgate.http import DEFAULT_TIMEOUT
+from mailgate.logs import Secret
 from mailgate.oauth import errors as provider_errors
 from mailgate.oauth.endpoint import ClientConfig, TokenRequestRefused, TokenResponse, request_token
 from mailgate.store.models import Credential, CredentialEvent, Integration
@@ -105,8 +107,8 @@ class RefreshPolicy:
 
 
 @dataclass(frozen=True)
-class AccessToken:
-    """An access token to hand to a mail server. The value is hidden from repr."""
+class AccessToken(Secret):
+    """An access token to hand to a mail server. The value is hidden from repr and logs."""
 
     credential_id: int
     account: str
@@ -198,6 +200,7 @@ class TokenKeeper:
         "upkeep" refreshes only what is still due once the lease is held, so workers on
         several hosts that found the same credential due refresh it once.
         """
+        structlog.contextvars.bind_contextvars(credential=credential_id)  # this task's lines
         deadline = self.ctx.clock() + self.lease_duration * 2
         while True:
             now = self.ctx.clock()
@@ -226,7 +229,8 @@ class TokenKeeper:
                     return usable
             elif mode == "upkeep" and not self._due(cred, now) and cred.access_token_enc:
                 return self._token_of(cred)
-            return await self._refresh_under_lease(cred)
+            with metrics.refresh_counted(cred.id):
+                return await self._refresh_under_lease(cred)
         finally:
             await self._release_lease(credential_id)
 

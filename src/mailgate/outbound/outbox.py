@@ -230,7 +230,9 @@ async def _sent(
             log.warning("recording a sent notification failed; trying again", outbox=message.id)
             await asyncio.sleep(0.5 * attempt)
     report.sent.append(message.id)
-    log.info("notification sent", outbox=message.id, kind=message.kind)
+    log.info(
+        "notification sent", outbox=message.id, message_id=message.message_id, kind=message.kind
+    )
 
 
 async def _record_sent(ctx: Context, message: OutboxMessage, reply: str, note: str | None) -> None:
@@ -275,7 +277,13 @@ async def _failed(
         report.dead.append(message.id)
     elif not failure.waits_for_admin:
         report.retrying.append(message.id)
-    log.warning("notification not sent", outbox=message.id, status=status, error=str(failure))
+    log.warning(
+        "notification not sent",
+        outbox=message.id,
+        message_id=message.message_id,
+        status=status,
+        error=str(failure),
+    )
     async with ctx.db.session() as session, session.begin():
         await session.execute(
             update(OutboxMessage)

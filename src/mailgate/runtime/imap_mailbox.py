@@ -10,17 +10,19 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy import delete, select
 
+from mailgate import metrics
 from mailgate.backoff import Backoff
 from mailgate.context import Context
 from mailgate.errors import MailgateError, NeedsReauthorization, Transient
 from mailgate.inbound import pipeline
 from mailgate.inbound.mailboxes import destination_of, get_mailbox
+from mailgate.logs import bind
 from mailgate.mail import sasl
 from mailgate.mail.connection import ConnectionLost
 from mailgate.mail.diagnose import Failure, diagnose
@@ -49,6 +51,8 @@ class PollReport:
     quarantined: list[int] = field(default_factory=list)
     post_actions_finished: int = 0
     would_take: list[int] = field(default_factory=list)  # --dry-run
+    # When the poll began: when its messages were found (right after IDLE's EXISTS).
+    found_at: datetime | None = None
 
     def as_json(self, *, dry_run: bool = False) -> dict[str, Any]:
         """`mailbox poll --json`'s object: what was taken, or with --dry-run what would be."""
@@ -194,7 +198,7 @@ async def process(
     ctx: Context, imap: ImapClient, mailbox: Mailbox, *, dry_run: bool = False
 ) -> PollReport:
     """Take every new message of the selected folder, in UID order."""
-    report = PollReport()
+    report = PollReport(found_at=ctx.clock())
     selected = await imap.select(mailbox.folder, readonly=dry_run)
     imap.news = False  # SELECT's own EXISTS is the count, not news
     uids, start_over = await _plan(imap, mailbox, selected)
@@ -294,7 +298,9 @@ async def _take_batch(
 ) -> None:
     incoming = await batch
     writing = asyncio.create_task(
-        pipeline.take_many(ctx, mailbox.id, incoming, destination=destination_of(mailbox))
+        pipeline.take_many(
+            ctx, mailbox.id, incoming, destination=destination_of(mailbox), seen_at=report.found_at
+        )
     )
     try:
         await pipe.fill()  # the next batches come in while this one is written
@@ -347,6 +353,7 @@ async def poll_once(
     """`mailbox poll`: connect, take everything there, disconnect."""
     keeper = keeper or TokenKeeper(ctx)
     mailbox = await load(ctx, name)
+    bind(mailbox=name, credential=mailbox.credential_id)
     try:
         # A dead holder's lease runs out within LEASE_SECONDS: wait that long, then take over.
         async with (
@@ -414,6 +421,7 @@ async def run_mailbox(
     backoff = backoff or Backoff()
     while not stop.is_set():
         mailbox = await load(ctx, name)
+        bind(mailbox=name, credential=mailbox.credential_id)  # this task's lines
         try:
             async with signed_in(ctx, keeper, mailbox, ImapClient) as imap:
                 use_idle = mailbox.idle and "IDLE" in imap.capabilities
@@ -431,7 +439,8 @@ async def run_mailbox(
                         continue  # mail announced while the last batch was processed
                     if use_idle:
                         # Push: back within a second of new mail; re-issued before 29 minutes.
-                        await imap.idle(idle_renew)
+                        with metrics.IDLE_CONNECTIONS.track_inprogress():
+                            await imap.idle(idle_renew)
                     else:
                         await wait_or_stop(ctx, stop, mailbox.poll_seconds)
         except NeedsReauthorization as exc:

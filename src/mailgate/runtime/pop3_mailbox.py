@@ -18,6 +18,7 @@ from mailgate.context import Context
 from mailgate.errors import NeedsReauthorization, Transient
 from mailgate.inbound import pipeline
 from mailgate.inbound.mailboxes import destination_of
+from mailgate.logs import bind
 from mailgate.mail import sasl
 from mailgate.mail.connection import ConnectionLost
 from mailgate.mail.pop3 import AuthenticationFailed, Pop3Client, Pop3Error
@@ -62,7 +63,7 @@ async def process(
 ) -> PollReport:
     """Take every message not taken before; DELE (with --after delete) after the commit, and
     QUIT, which ends the session: the deletions take effect only then."""
-    report = PollReport()
+    report = PollReport(found_at=ctx.clock())
     numbers = {uidl: number for number, uidl in (await pop.uidl()).items()}
     sizes = await pop.sizes()
     known = await _known(ctx, mailbox.id)
@@ -113,7 +114,9 @@ async def process(
             await pipeline.quarantine(ctx, mailbox.id, ref, listed, reason)
             report.quarantined.append(number)
             continue
-        taken = await pipeline.take(ctx, mailbox.id, ref, raw, destination=destination_of(mailbox))
+        taken = await pipeline.take(
+            ctx, mailbox.id, ref, raw, destination=destination_of(mailbox), seen_at=report.found_at
+        )
         (report.taken if taken.new else report.skipped).append(number)
         if taken.status == ReceiptStatus.QUARANTINED:
             report.quarantined.append(number)  # kept on the server for a retry
@@ -141,6 +144,7 @@ async def poll_once(
 ) -> PollReport:
     keeper = keeper or TokenKeeper(ctx)
     mailbox = await load(ctx, name)
+    bind(mailbox=name, credential=mailbox.credential_id)
     try:
         async with leases.holding(ctx, mailbox.id, keeper.owner, wait=leases.LEASE_SECONDS + 2):
             mailbox = await load(ctx, name)
@@ -170,6 +174,7 @@ async def run_pop3_mailbox(
     backoff = Backoff()
     while not stop.is_set():
         mailbox = await load(ctx, name)
+        bind(mailbox=name, credential=mailbox.credential_id)  # this task's lines
         wait = float(mailbox.poll_seconds)
         try:
             async with signed_in(ctx, keeper, mailbox, Pop3Client) as pop:

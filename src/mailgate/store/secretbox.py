@@ -24,14 +24,15 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from mailgate.config import Settings
 from mailgate.errors import BadInput, MailgateError
+from mailgate.logs import Secret
 
 # Starts a stored text that is encrypted where others beside it are not (a kept API answer
 # that holds a secret); `mailgate keys rotate` re-encrypts those too, keeping the prefix.
 SEALED = "sealed:"
 
 
-class SecretBox:
-    """Encrypts and decrypts short secrets with the configured keys."""
+class SecretBox(Secret):
+    """Encrypts and decrypts short secrets with the configured keys (a log line shows none)."""
 
     def __init__(self, keys: list[bytes]) -> None:
         if not keys:
