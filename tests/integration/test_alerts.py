@@ -19,6 +19,8 @@ from mailgate.mail.smtp_servers import SmtpOptions, add_smtp
 from mailgate.outbound.alerts import run_check
 from mailgate.store.models import Credential, Mailbox, OutboxMessage
 
+pytestmark = pytest.mark.stores("sqlite", "postgresql")
+
 
 @pytest.fixture
 async def admin_ctx(ctx: Context) -> Context:

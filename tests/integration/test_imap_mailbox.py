@@ -20,6 +20,8 @@ from mailgate.runtime.imap_mailbox import load, poll_once, receipts_of, run_mail
 from mailgate.store.models import Mailbox
 from mailgate.tracker.issues import list_issues
 
+pytestmark = pytest.mark.stores("sqlite", "postgresql")
+
 
 async def flags(dovecot: Dovecot, emulator: RunningEmulator) -> dict[str, set[str]]:
     """Subject → flags, seen through a second connection (password login)."""

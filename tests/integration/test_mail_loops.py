@@ -9,6 +9,7 @@ from email import policy
 from email.message import EmailMessage
 
 import aiosmtplib
+import pytest
 from tests.support.clock import FakeClock
 from tests.support.dovecot import Dovecot
 from tests.support.emulator import RunningEmulator
@@ -22,6 +23,8 @@ from mailgate.outbound import outbox
 from mailgate.runtime.imap_mailbox import poll_once
 from mailgate.tracker.issues import list_issues
 from mailgate.tracker.service import add_project, set_project
+
+pytestmark = pytest.mark.stores("sqlite", "postgresql")
 
 ALICE = "alice@example.test"  # project HELP's mailbox and sender
 BOB = "bob@example.test"  # project SALES's mailbox and sender

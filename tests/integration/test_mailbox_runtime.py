@@ -21,6 +21,8 @@ from mailgate.runtime.imap_mailbox import poll_once, receipts_of
 from mailgate.runtime.supervisor import Supervisor
 from mailgate.store.models import Mailbox
 
+pytestmark = pytest.mark.stores("sqlite", "postgresql")
+
 
 @pytest.fixture
 async def live(settings: Settings) -> AsyncIterator[Context]:

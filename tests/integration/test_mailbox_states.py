@@ -20,6 +20,8 @@ from mailgate.runtime.imap_mailbox import poll_once
 from mailgate.runtime.overview import Activity, Counts, MailboxState, mailbox_states
 from mailgate.runtime.supervisor import Supervisor
 
+pytestmark = pytest.mark.stores("sqlite", "postgresql")
+
 
 async def state_when(
     ctx: Context, wanted: Callable[[MailboxState], bool], seconds: float = 15

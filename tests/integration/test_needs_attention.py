@@ -31,6 +31,8 @@ from mailgate.runtime.imap_mailbox import poll_once
 from mailgate.runtime.overview import Attention, AttentionKind, Severity, needs_attention
 from mailgate.store.models import OutboxMessage
 
+pytestmark = pytest.mark.stores("sqlite", "postgresql")
+
 
 async def kinds(ctx: Context) -> list[AttentionKind]:
     return [item.kind for item in await needs_attention(ctx)]

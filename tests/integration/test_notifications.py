@@ -21,6 +21,8 @@ from mailgate.store.models import OutboxMessage
 from mailgate.tracker.issues import comment_as_agent, show_issue
 from mailgate.tracker.service import set_project
 
+pytestmark = pytest.mark.stores("sqlite", "postgresql")
+
 HELP = Destination(project="HELP", own_addresses=("support@example.com",))
 
 

@@ -21,6 +21,8 @@ from mailgate.store.models import Issue, Person, Receipt
 from mailgate.tracker.issues import list_issues, show_issue
 from mailgate.tracker.service import add_project
 
+pytestmark = pytest.mark.stores("sqlite", "postgresql")
+
 HELP = Destination(project="HELP", own_addresses=("support@example.com",))
 
 

@@ -13,6 +13,8 @@ from mailgate.runtime import pop3_mailbox
 from mailgate.runtime.imap_mailbox import receipts_of
 from mailgate.store.models import Receipt
 
+pytestmark = pytest.mark.stores("sqlite", "postgresql")
+
 
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
 async def test_messages_left_on_the_server_are_taken_once(

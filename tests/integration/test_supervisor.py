@@ -16,6 +16,8 @@ from mailgate.context import Context
 from mailgate.oauth.integrations import IntegrationOptions, set_integration
 from mailgate.runtime.supervisor import Supervisor
 
+pytestmark = pytest.mark.stores("sqlite", "postgresql")
+
 
 async def test_supervisor_refreshes_idle_credentials_and_warns_of_secret_expiry(
     ctx: Context, emulator: RunningEmulator

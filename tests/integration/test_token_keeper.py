@@ -22,6 +22,8 @@ from mailgate.errors import ClientRejected, NeedsReauthorization, Transient
 from mailgate.oauth.integrations import IntegrationOptions, set_integration
 from mailgate.oauth.tokens import TokenKeeper
 
+pytestmark = pytest.mark.stores("sqlite", "postgresql")
+
 
 @pytest.fixture
 def timeline(clock: FakeClock, emulator: RunningEmulator) -> Timeline:

@@ -9,12 +9,15 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import update
 from tests.support.emulator import RunningEmulator
 from tests.support.keeper import microsoft_credential
 
 from mailgate.context import Context
 from mailgate.store.models import Credential
+
+pytestmark = pytest.mark.stores("sqlite", "postgresql")
 
 
 async def test_two_processes_share_one_refresh(ctx: Context, emulator: RunningEmulator) -> None:

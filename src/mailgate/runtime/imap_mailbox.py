@@ -84,6 +84,32 @@ async def set_status(
             row.last_check_at = ctx.clock()
 
 
+async def report_status(
+    ctx: Context, mailbox_id: int, status: str, error: str | None = None
+) -> None:
+    """`set_status` in a loop's error handler: should the database be what failed, the status
+    cannot be written — the loop's log line said why — and the loop goes on to retry."""
+    try:
+        await set_status(ctx, mailbox_id, status, error)
+    except Transient as exc:
+        log.warning("mailbox status not written", error=str(exc))
+
+
+async def load_or_wait(
+    ctx: Context, name: str, stop: asyncio.Event, backoff: Backoff
+) -> Mailbox | None:
+    """The mailbox's row for a loop's next round; None (after a wait with backoff) while the
+    database cannot be reached."""
+    try:
+        mailbox = await load(ctx, name)
+    except Transient as exc:
+        delay = backoff.next()
+        log.warning("mailbox not loaded", mailbox=name, error=str(exc), retry_in=delay)
+        await wait_or_stop(ctx, stop, delay)
+        return None
+    return mailbox
+
+
 async def _post_action(imap: ImapClient, action: str, uids: list[int]) -> None:
     if not uids:
         return
@@ -420,7 +446,9 @@ async def run_mailbox(
     keeper = keeper or TokenKeeper(ctx)
     backoff = backoff or Backoff()
     while not stop.is_set():
-        mailbox = await load(ctx, name)
+        mailbox = await load_or_wait(ctx, name, stop, backoff)
+        if mailbox is None:
+            continue
         bind(mailbox=name, credential=mailbox.credential_id)  # this task's lines
         try:
             async with signed_in(ctx, keeper, mailbox, ImapClient) as imap:
@@ -463,13 +491,13 @@ async def run_mailbox(
                 try:
                     await keeper.refresh(mailbox.credential_id)
                 except MailgateError as refresh_failed:
-                    await set_status(ctx, mailbox.id, MailboxStatus.FAILING, str(refresh_failed))
+                    await report_status(ctx, mailbox.id, MailboxStatus.FAILING, str(refresh_failed))
                     await wait_or_stop(ctx, stop, backoff.next())
                 continue
             delay = backoff.next()
             # Logged first: should the database be what fails, the status cannot be written.
             log.warning("mailbox connection lost", mailbox=name, error=str(exc), retry_in=delay)
-            await set_status(
+            await report_status(
                 ctx, mailbox.id, MailboxStatus.FAILING, f"{exc}; reconnecting in {delay:.0f} s"
             )
             await wait_or_stop(ctx, stop, delay)
@@ -478,7 +506,7 @@ async def run_mailbox(
                 log.exception("mailbox loop error", mailbox=name)
             delay = backoff.next()
             log.warning("mailbox connection failed", mailbox=name, error=str(exc), retry_in=delay)
-            await set_status(
+            await report_status(
                 ctx, mailbox.id, MailboxStatus.FAILING, f"{exc}; reconnecting in {delay:.0f} s"
             )
             await wait_or_stop(ctx, stop, delay)

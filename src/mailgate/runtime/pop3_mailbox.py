@@ -25,7 +25,13 @@ from mailgate.mail.pop3 import AuthenticationFailed, Pop3Client, Pop3Error
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.runtime import leases
 from mailgate.runtime.connect import signed_in
-from mailgate.runtime.imap_mailbox import PollReport, load, set_status
+from mailgate.runtime.imap_mailbox import (
+    PollReport,
+    load,
+    load_or_wait,
+    report_status,
+    set_status,
+)
 from mailgate.runtime.pause import wait_or_stop
 from mailgate.store.models import Mailbox, Receipt
 from mailgate.store.vocabulary import MailboxStatus, ReceiptStatus
@@ -173,7 +179,9 @@ async def run_pop3_mailbox(
     keeper = keeper or TokenKeeper(ctx)
     backoff = Backoff()
     while not stop.is_set():
-        mailbox = await load(ctx, name)
+        mailbox = await load_or_wait(ctx, name, stop, backoff)
+        if mailbox is None:
+            continue
         bind(mailbox=name, credential=mailbox.credential_id)  # this task's lines
         wait = float(mailbox.poll_seconds)
         try:
@@ -188,7 +196,7 @@ async def run_pop3_mailbox(
             await set_status(ctx, mailbox.id, MailboxStatus.AUTH_FAILED, str(exc))
             wait = max(wait, 900.0)
         except (ConnectionLost, Pop3Error) as exc:
-            await set_status(ctx, mailbox.id, MailboxStatus.FAILING, str(exc))
+            await report_status(ctx, mailbox.id, MailboxStatus.FAILING, str(exc))
             wait = backoff.next()
         except Exception as exc:  # the loop survives anything: log, say it, back off, retry
             if not isinstance(exc, Transient | sasl.NoOAuthMechanism | OSError):
@@ -196,7 +204,7 @@ async def run_pop3_mailbox(
             wait = backoff.next()
             # Logged first: should the database be what fails, the status cannot be written.
             log.warning("mailbox failed", mailbox=name, error=str(exc), retry_in=wait)
-            await set_status(
+            await report_status(
                 ctx, mailbox.id, MailboxStatus.FAILING, f"{exc}; retrying in {wait:.0f} s"
             )
         await wait_or_stop(ctx, stop, wait)

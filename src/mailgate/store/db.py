@@ -54,12 +54,18 @@ def _driver_url(url: str, *, asynchronous: bool) -> sa.URL:
     )
 
 
-def _pool_options(url: sa.URL) -> dict[str, float]:
+def _pool_options(url: sa.URL) -> dict[str, float | bool]:
     """An SQLite file's connections are waited for as long as its write lock: a pool of
-    writers waiting their turn would otherwise fail the next caller after the pool's 30 s."""
-    if url.get_backend_name() == "sqlite" and sqlite.database_path(url) is not None:
+    writers waiting their turn would otherwise fail the next caller after the pool's 30 s.
+
+    A PostgreSQL connection is tested as it leaves the pool (a `SELECT 1`'s round trip): after
+    a restart or a failover every pooled connection is dead, and without the test each would
+    fail the work given to it once before the pool noticed."""
+    if url.get_backend_name() == "sqlite":
+        if sqlite.database_path(url) is None:
+            return {}
         return {"pool_timeout": sqlite.LOCK_PATIENCE + sqlite.ATTEMPT_SECONDS}
-    return {}
+    return {"pool_pre_ping": True}
 
 
 def _engine(url: str, role: sqlite.Role) -> sa.Engine:
@@ -73,15 +79,41 @@ def _engine(url: str, role: sqlite.Role) -> sa.Engine:
     return engine
 
 
+# PostgreSQL's refusals that end when the server's state changes, by SQLSTATE
+# (https://www.postgresql.org/docs/current/errcodes-appendix.html), each in its sentence.
+_SERVER_SAYS = {
+    "25006": (  # read_only_sql_transaction
+        "The database refused to write: it is read-only (a standby after a failover, or "
+        "default_transaction_read_only on); nothing of this work was stored: make it "
+        "writable, then run this again."
+    ),
+    "53100": (  # disk_full
+        "The database server's disk is full; nothing of this work was stored: free some "
+        "space there, then run this again."
+    ),
+}
+
+
 def _server_failed(context: sa.engine.ExceptionContext) -> None:
     """PostgreSQL: a server that stops answering mid-command (a restart, the network, a
-    deadlock it broke) in one sentence; its text is not echoed, it may name the server."""
+    deadlock it broke), or refuses to write (read-only, a full disk), in one sentence; its
+    text is not echoed, it may name the server.
+
+    Transient: the work's transaction was rolled back whole (a mailbox's message is taken again
+    — receipt and issue are one transaction), and whoever retries with backoff (the mailbox
+    loops, the supervisor's loops) goes on once the server is back; the pool, testing each
+    connection it gives out, reconnects by itself."""
+    if context.is_pre_ping:  # the pool's test of a pooled connection: it reconnects
+        return
+    original = context.original_exception
+    said = _SERVER_SAYS.get(getattr(original, "sqlstate", None) or "")
+    if said is not None:
+        raise Transient(said) from None
     if not isinstance(context.sqlalchemy_exception, sa.exc.OperationalError):
         return
-    kind = type(context.original_exception).__name__
     raise Transient(
-        f"The database server failed this work ({kind}): check that it is running and "
-        "reachable at MAILGATE_DATABASE_URL, then run this again."
+        f"The database server failed this work ({type(original).__name__}): check that it is "
+        "running and reachable at MAILGATE_DATABASE_URL, then run this again."
     ) from None
 
 
