@@ -69,7 +69,7 @@ def home(tmp_path: Path) -> Path:
 def database_url(store: str, home: Path, request: pytest.FixtureRequest) -> str:
     """An SQLite file in `home`, or a fresh database of the suite's PostgreSQL."""
     if store == "postgresql":
-        return str(request.getfixturevalue("postgres_url"))
+        return str(request.getfixturevalue("migrated_postgres_url"))
     return f"sqlite:///{home / 'mailgate.db'}"
 
 
