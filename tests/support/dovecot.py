@@ -158,6 +158,7 @@ class Dovecot:
         introspection_urls: Sequence[str] = (),
         users: Mapping[str, str | None] | None = None,
         start_timeout: float = START_TIMEOUT,
+        max_connections: int | None = None,
     ) -> None:
         self.dovecot_binary, self.doveadm_binary = find_binaries()
         # A short folder in /tmp, not pytest's tmp_path: unix sockets live under base_dir and
@@ -167,6 +168,8 @@ class Dovecot:
         self.folder.chmod(0o755)
         self.introspection_urls = tuple(introspection_urls)
         self.start_timeout = start_timeout
+        # None: Dovecot's own limits (100 imap processes, one login process per connection).
+        self.max_connections = max_connections
         self.ports = Ports.free()
         self.config_file = self.folder / "dovecot.conf"
         self.log_file = self.folder / "dovecot.log"
@@ -512,6 +515,7 @@ class Dovecot:
                     _mail_settings(self._mail_user, self.mail_root),
                     _listener_settings(self.ports),
                     _auth_settings(oauth2_files, self.users_file, self.home_root),
+                    _capacity_settings(self.max_connections) if self.max_connections else "",
                 ]
             )
         )
@@ -620,6 +624,35 @@ service auth {{
     port = {ports.auth}
   }}
 }}"""
+
+
+def _capacity_settings(connections: int) -> str:
+    """Limits for `connections` IMAP/POP3 sessions at once (a benchmark's thousand IDLE
+    mailboxes): an imap process each, as Dovecot always has, but the TLS of every session in a
+    few login processes (high-performance mode) instead of one login process per session, and
+    room for them in the auth, anvil and master's client limits (`default_client_limit`)."""
+    room = connections + 100
+    return f"""\
+default_client_limit = {2 * room}
+mail_max_userip_connections = {room}
+service imap-login {{
+  service_count = 0
+  process_min_avail = 2
+  process_limit = 4
+  client_limit = {room}
+}}
+service pop3-login {{
+  service_count = 0
+  process_limit = 2
+  client_limit = {room}
+}}
+service imap {{
+  process_limit = {room}
+}}
+service pop3 {{
+  process_limit = {room}
+}}
+"""
 
 
 def _auth_settings(oauth2_files: Sequence[Path], users_file: Path, home_root: Path) -> str:

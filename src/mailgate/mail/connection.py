@@ -15,6 +15,7 @@ each; the mailbox loops take them together (`MailClient.connect`).
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import ssl
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
@@ -29,6 +30,15 @@ DEFAULT_TIMEOUT = 30.0
 # A line past this is a broken or hostile server (IMAP literals and POP3 message lines are read
 # otherwise): the connection is dropped rather than the memory grown.
 LINE_LIMIT = 2**20
+
+# asyncio gives every TLS connection a receive buffer of `SSLProtocol.max_size` (256 KiB), made
+# and zeroed when TLS starts and kept for the connection's life: 250 MB for a thousand IDLE
+# mailboxes that hear a line now and then. A TLS record carries at most 16 KiB (RFC 8446 §5.1):
+# room for two reads a large message as fast (~70 KB a connection in all, measured with
+# bench/idle_scale.py). asyncio has no setting per connection; this lowers it for the process.
+TLS_READ_BUFFER = 32 * 1024
+if asyncio.sslproto.SSLProtocol.max_size > TLS_READ_BUFFER:
+    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
 
 
 class ConnectionLost(Transient):

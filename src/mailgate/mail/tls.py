@@ -4,6 +4,7 @@ never a switch to turn checks off."""
 
 from __future__ import annotations
 
+import os
 import ssl
 from typing import Protocol
 
@@ -38,6 +39,30 @@ def tls_context_for(server: TrustSettings) -> ssl.SSLContext:
             context.load_verify_locations(cafile=server.ca_file)
         except (OSError, ssl.SSLError) as exc:
             raise CaFileUnusable(server.ca_file, str(exc)) from None
+    return context
+
+
+# CA file (None: the system's store alone) → (the file's identity when loaded, its context).
+_shared: dict[str | None, tuple[tuple[int, ...] | None, ssl.SSLContext]] = {}
+
+
+def shared_tls_context(server: TrustSettings) -> ssl.SSLContext:
+    """`tls_context_for`, made once and shared by every connection that trusts the same CA
+    file: a context holds the whole system trust store (about 0.8 MB in memory, and ~10 ms
+    of CPU to load), so a thousand mailboxes must not each load their own.
+    A CA file that changed (or moved) since is loaded again; one that went is `CaFileUnusable`."""
+    identity: tuple[int, ...] | None = None
+    if server.ca_file:
+        try:
+            stat = os.stat(server.ca_file)
+        except OSError as exc:
+            raise CaFileUnusable(server.ca_file, exc.strerror or str(exc)) from None
+        identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    known = _shared.get(server.ca_file)
+    if known is not None and known[0] == identity:
+        return known[1]
+    context = tls_context_for(server)
+    _shared[server.ca_file] = (identity, context)
     return context
 
 

@@ -2,7 +2,10 @@
 refused token refreshed once and tried once more: `oauth/access.py`) or its password.
 
 The mailbox loops open their connection here; `mailbox test` takes the same steps one at a time
-and signs in with the same `sign_in`.
+and signs in with the same `sign_in`. Every opening of the process waits its turn at one pacer
+(`runtime/pacing.py`): a worker that starts with a thousand mailboxes connects them at a steady
+pace, and asks for their tokens at that pace too. The connections share one TLS context per CA
+file (`shared_tls_context`).
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from mailgate.context import Context
 from mailgate.mail import sasl
 from mailgate.mail.connection import MailClient
 from mailgate.mail.endpoints import password_of
-from mailgate.mail.tls import tls_context_for
+from mailgate.mail.tls import shared_tls_context
 from mailgate.oauth.access import authenticate_with_refresh
 from mailgate.oauth.tokens import AccessToken, TokenKeeper
+from mailgate.runtime.pacing import Pacer, pacer_for_this_loop
 from mailgate.store.models import Mailbox
 
 Client = TypeVar("Client", bound=MailClient)
@@ -40,10 +44,16 @@ async def sign_in(
 
 
 async def open_signed_in(
-    ctx: Context, keeper: TokenKeeper, mailbox: Mailbox, client_type: type[Client]
+    ctx: Context,
+    keeper: TokenKeeper,
+    mailbox: Mailbox,
+    client_type: type[Client],
+    *,
+    pacer: Pacer | None = None,
 ) -> Client:
-    """A client connected to the mailbox's server and signed in; the caller closes it."""
-    tls = tls_context_for(mailbox)
+    """A client connected to the mailbox's server and signed in, once the pacer gives the
+    attempt its turn (default: the process's); the caller closes it."""
+    tls = shared_tls_context(mailbox)
 
     async def attempt(token: AccessToken | None) -> Client:
         client = await client_type.open_connected(
@@ -56,9 +66,10 @@ async def open_signed_in(
             raise
         return client
 
-    if mailbox.credential_id is None:
-        return await attempt(None)
-    return await authenticate_with_refresh(keeper, mailbox.credential_id, attempt)
+    async with (pacer or pacer_for_this_loop()).slot():
+        if mailbox.credential_id is None:
+            return await attempt(None)
+        return await authenticate_with_refresh(keeper, mailbox.credential_id, attempt)
 
 
 @asynccontextmanager
