@@ -18,6 +18,7 @@ from mailgate.context import Context
 from mailgate.errors import BadInput, NotFound
 from mailgate.inbound.handle import Destination
 from mailgate.inbound.route import BULK_ACTIONS, HANDLERS, NON_PARTICIPANTS, RouteOptions
+from mailgate.mail import utf7
 from mailgate.mail.endpoints import (
     changed_settings,
     choose,
@@ -111,10 +112,34 @@ def check_after(after: str, protocol: str) -> str:
     if after.startswith("move:") and after[5:].strip():
         if protocol == "pop3":
             raise BadInput("POP3 has no folders to move mail to: use --after seen or delete.")
-        return "move:" + after[5:].strip()
+        return "move:" + check_folder(after[5:].strip(), "--after move:FOLDER")
     raise BadInput(
         f"Unknown after-processing action {after!r}: use seen, delete or move:FOLDER (--after)."
     )
+
+
+def check_folder(folder: str, option: str) -> str:
+    """An IMAP folder as the admin gives it: its name as mail clients show it, in Unicode
+    (`mail/imap.py` encodes it for the server)."""
+    try:
+        utf7.check_name(folder)
+    except ValueError as exc:
+        raise BadInput(
+            f"The folder {folder!r} cannot be an IMAP folder's name ({exc}): give the name as "
+            f"your mail client shows it ({option})."
+        ) from None
+    return folder
+
+
+def _folder_warnings(row: Mailbox) -> list[str]:
+    """A folder given in its encoded form ("Best&AOQ-tigt") would be encoded again."""
+    moved = row.after[5:] if row.after and row.after.startswith("move:") else None
+    return [
+        f"The folder {folder} looks like the encoded form of {decoded}: mailgate encodes "
+        f"names itself, so give {decoded} if that is the folder meant."
+        for folder in (row.folder, moved)
+        if folder and (decoded := utf7.encoded_form_of(folder))
+    ]
 
 
 async def _resolve(
@@ -140,7 +165,7 @@ async def _resolve(
     if opts.folder is not None:
         if not opts.folder.strip():
             raise BadInput("The folder is empty: give the IMAP folder to read, e.g. INBOX.")
-        row.folder = opts.folder.strip()
+        row.folder = check_folder(opts.folder.strip(), "--folder")
     row.folder = row.folder or "INBOX"
     if row.protocol == "pop3" and row.folder.upper() != "INBOX":
         raise BadInput("POP3 reads the inbox only: leave out --folder, or use IMAP.")
@@ -165,6 +190,13 @@ async def _resolve(
     row.after = check_after(
         opts.after if opts.after is not None else (row.after or "seen"), row.protocol
     )
+    if opts.folder is not None or opts.after is not None:
+        warnings.extend(_folder_warnings(row))
+    if opts.password is not None and any(character in opts.password for character in "\r\n\0"):
+        raise BadInput(
+            "The password holds a line break or a NUL character, which IMAP and POP3 logins "
+            "cannot send: give a file holding the password on one line (--password-file)."
+        )
     if opts.poll_seconds is not None:
         if opts.poll_seconds < MIN_POLL_SECONDS:
             raise BadInput(

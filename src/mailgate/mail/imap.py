@@ -3,9 +3,14 @@
 Connect (implicit TLS or STARTTLS, `mail/connection.py`), CAPABILITY, AUTHENTICATE with XOAUTH2
 /OAUTHBEARER (SASL-IR when offered; answering the server's error challenge, RFC 7628 §3.2.3) or
 LOGIN, SELECT/EXAMINE, UID SEARCH, UID FETCH BODY.PEEK[] (never sets \\Seen), UID STORE, UID MOVE
-(or COPY + \\Deleted + UID EXPUNGE), IDLE (RFC 2177) and LOGOUT. Every read and write has a
-timeout; a BYE, EOF or timeout closes the connection and raises `ConnectionLost` — the caller
-reconnects.
+(or COPY + \\Deleted + UID EXPUNGE), LIST, STATUS, CREATE, IDLE (RFC 2177) and LOGOUT. Every read
+and write has a timeout; a BYE, EOF or timeout closes the connection and raises `ConnectionLost`
+— the caller reconnects.
+
+Folder names are given and returned in Unicode, as the admin types and reads them; on the wire
+they are modified UTF-7 (RFC 3501 §5.1.3, `mail/utf7.py`). A LOGIN username or password that is
+not ASCII goes as a literal (RFC 3501 §4.3), non-synchronizing when the server offers LITERAL+
+(RFC 7888).
 
 The parsing of server lines is pure (`parse_*` functions) and tested without a server.
 """
@@ -14,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from mailgate.mail import sasl
+from mailgate.mail import sasl, utf7
 from mailgate.mail.connection import (
     Connection,
     ConnectionLost,
@@ -52,6 +58,19 @@ class ImapTokenRefused(AuthenticationFailed, TokenRefused):
     """The server refused the access token, not saying to try later: a fresh token may cure it."""
 
 
+class LoginNotSendable(AuthenticationFailed):
+    """A LOGIN username or password holds CR, LF or NUL, which no IMAP string can carry (a
+    quoted string is one line; a literal holds no NUL, and servers end a password at a line
+    break). Raised before anything is sent; like a refused login, it waits for the admin."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            "",
+            f"the {what} holds a line break or a NUL character, which IMAP LOGIN cannot send: "
+            f"give the {what} without it",
+        )
+
+
 class SessionEnded(ConnectionLost):
     """The server said BYE."""
 
@@ -81,6 +100,23 @@ class Selected:
     exists: int
     uidvalidity: int | None
     uidnext: int | None
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A folder LIST returned: `name` as the admin reads and types it (decoded from modified
+    UTF-7; escaped when the server's name is not valid modified UTF-7, `utf7.shown`), `encoded`
+    as the server sent it."""
+
+    name: str
+    encoded: str
+    delimiter: str | None
+    flags: frozenset[str]
+
+    @property
+    def selectable(self) -> bool:
+        """Whether it holds messages: not a mere level of the hierarchy (RFC 3501 §7.2.2)."""
+        return not {"\\NOSELECT", "\\NONEXISTENT"} & {flag.upper() for flag in self.flags}
 
 
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
@@ -132,11 +168,88 @@ def parse_fetch(responses: list[Response]) -> dict[int, dict[str, object]]:
     return found
 
 
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+_LITERAL_PLACEHOLDER = re.compile(r"\{\d+\}")
+# `* LIST (\HasNoChildren) "." "Anfragen.Best&AOQ-tigt"` (RFC 3501 §7.2.2): the name is an
+# atom, a quoted string or a literal (its placeholder `{n}` here).
+_LIST = re.compile(
+    rf"(?:LIST|LSUB) \((?P<flags>[^)]*)\) (?P<delimiter>NIL|{_QUOTED}) (?P<name>.*)", re.IGNORECASE
+)
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value.startswith('"') and value.endswith('"'):
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+def parse_list(responses: list[Response]) -> list[Folder]:
+    """The folders of LIST responses, their names decoded (`Folder`)."""
+    folders: list[Folder] = []
+    for response in responses:
+        match = _LIST.match(response.text) if response.tag == "*" else None
+        if not match:
+            continue
+        name = match.group("name").strip()
+        if _LITERAL_PLACEHOLDER.fullmatch(name) and response.literals:
+            encoded = response.literals[-1].decode("utf-8", "replace")
+        else:
+            encoded = _unquote(name)
+        delimiter = match.group("delimiter")
+        folders.append(
+            Folder(
+                name=utf7.shown(encoded),
+                encoded=encoded,
+                delimiter=None if delimiter.upper() == "NIL" else _unquote(delimiter),
+                flags=frozenset(match.group("flags").split()),
+            )
+        )
+    return folders
+
+
+def parse_status(responses: list[Response]) -> dict[str, int]:
+    """`* STATUS "Done" (MESSAGES 2 UIDNEXT 3)` → {"MESSAGES": 2, "UIDNEXT": 3}."""
+    found: dict[str, int] = {}
+    for response in responses:
+        match = re.match(r"STATUS .*\(([^()]*)\)\s*$", response.text, re.IGNORECASE)
+        if response.tag == "*" and match:
+            items = match.group(1).split()
+            found.update(
+                {
+                    k.upper(): int(v)
+                    for k, v in zip(items[::2], items[1::2], strict=False)
+                    if v.isdigit()
+                }
+            )
+    return found
+
+
 def quote(value: str) -> str:
     """An IMAP quoted string (folder names with spaces, brackets, quotes)."""
     if re.fullmatch(r"[A-Za-z0-9_.\-/]+", value):
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def mailbox_name(folder: str) -> str:
+    """A folder name given in Unicode, as a command's argument: modified UTF-7 (RFC 3501
+    §5.1.3), which is printable ASCII, quoted when it must be."""
+    return quote(utf7.encode(folder))
+
+
+def login_arguments(user: str, password: str) -> list[str | bytes]:
+    """LOGIN's two arguments: each a quoted string when it is ASCII, else its UTF-8 bytes for a
+    literal (a quoted string holds 7-bit characters only, RFC 3501 §4.3). CR, LF and NUL fit in
+    neither a quoted string nor what servers take in a literal: `LoginNotSendable`."""
+    arguments: list[str | bytes] = []
+    for what, value in (("username", user), ("password", password)):
+        if any(character in value for character in "\r\n\0"):
+            raise LoginNotSendable(what)
+        if value.isascii():
+            arguments.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        else:
+            arguments.append(value.encode("utf-8"))
+    return arguments
 
 
 class ImapClient(MailClient):
@@ -207,17 +320,47 @@ class ImapClient(MailClient):
 
     async def command(self, line: str) -> list[Response]:
         """Send one command; the untagged responses and the completion, or ImapError on NO/BAD."""
+        return await self._command([line])
+
+    async def _command(self, parts: Sequence[str | bytes]) -> list[Response]:
+        """`command` for a command with literals: its `parts` are text, and bytes each sent as a
+        literal (RFC 3501 §4.3) — `{n+}` at once when the server offers LITERAL+ (or LITERAL-
+        and it is at most 4096 bytes, RFC 7888), else `{n}` and the server's "+" awaited."""
         tag = self._next_tag()
-        await self._send(f"{tag} {line}\r\n".encode())
         untagged: list[Response] = []
+        line = f"{tag} "
+        for part in parts:
+            if isinstance(part, str):
+                line += part
+                continue
+            at_once = "LITERAL+" in self.capabilities or (
+                "LITERAL-" in self.capabilities and len(part) <= 4096
+            )
+            await self._send(f"{line}{{{len(part)}{'+' if at_once else ''}}}\r\n".encode())
+            if not at_once:
+                await self._read_until(tag, untagged, continuation=True)
+            await self._send(part)
+            line = ""
+        await self._send(f"{line}\r\n".encode())
+        await self._read_until(tag, untagged)
+        return untagged
+
+    async def _read_until(
+        self, tag: str, untagged: list[Response], *, continuation: bool = False
+    ) -> None:
+        """Read responses into `untagged` up to the command's completion (added too: it may
+        carry response codes) or, with `continuation`, up to the server's "+" go-ahead for a
+        literal; ImapError when the command ends in NO or BAD."""
         while True:
             response = await self._read_response()
+            if continuation and response.tag == "+":
+                return
             if response.tag == tag:
                 status, _, text = response.text.partition(" ")
                 if status.upper() != "OK":
                     raise ImapError(status.upper(), text)
-                untagged.append(response)  # the completion may carry response codes
-                return untagged
+                untagged.append(response)
+                return
             if response.tag == "*" and re.match(r"\d+ EXISTS", response.text, re.I):
                 # New mail told in passing (RFC 3501 §7.3.1): the server won't repeat it in IDLE.
                 self.news = True
@@ -262,11 +405,12 @@ class ImapClient(MailClient):
             return text
 
     async def login(self, user: str, password: str) -> str:
-        def quoted(value: str) -> str:
-            return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
+        """LOGIN with a password (RFC 3501 §6.2.3). A username or password that is not ASCII is
+        sent as a literal of its UTF-8 bytes; one holding CR, LF or NUL raises
+        `LoginNotSendable` before anything is sent."""
+        name, secret = login_arguments(user, password)
         try:
-            responses = await self.command(f"LOGIN {quoted(user)} {quoted(password)}")
+            responses = await self._command(["LOGIN ", name, " ", secret])
         except ImapError as exc:
             raise AuthenticationFailed(exc.status, exc.text) from None
         await self.refresh_capabilities()
@@ -276,7 +420,7 @@ class ImapClient(MailClient):
 
     async def select(self, folder: str, *, readonly: bool = False) -> Selected:
         verb = "EXAMINE" if readonly else "SELECT"
-        return parse_selected(await self.command(f"{verb} {quote(folder)}"))
+        return parse_selected(await self.command(f"{verb} {mailbox_name(folder)}"))
 
     async def uid_search(self, criteria: str) -> list[int]:
         return parse_search(await self.command(f"UID SEARCH {criteria}"))
@@ -316,10 +460,25 @@ class ImapClient(MailClient):
 
     async def move(self, uids: int | list[int], folder: str) -> None:
         if "MOVE" in self.capabilities:
-            await self.command(f"UID MOVE {_set(uids)} {quote(folder)}")
+            await self.command(f"UID MOVE {_set(uids)} {mailbox_name(folder)}")
             return
-        await self.command(f"UID COPY {_set(uids)} {quote(folder)}")
+        await self.command(f"UID COPY {_set(uids)} {mailbox_name(folder)}")
         await self.delete(uids)
+
+    async def list_folders(self, pattern: str = "*") -> list[Folder]:
+        """The folders whose names match `pattern` (given in Unicode; `*` and `%` are LIST's
+        wildcards, RFC 3501 §6.3.8), names decoded."""
+        return parse_list(await self.command(f'LIST "" {mailbox_name(pattern)}'))
+
+    async def status(self, folder: str, items: Sequence[str] = ("MESSAGES",)) -> dict[str, int]:
+        """STATUS of a folder that is not the selected one (RFC 3501 §6.3.10): item → number.
+        ImapError when there is no such folder."""
+        return parse_status(
+            await self.command(f"STATUS {mailbox_name(folder)} ({' '.join(items)})")
+        )
+
+    async def create(self, folder: str) -> None:
+        await self.command(f"CREATE {mailbox_name(folder)}")
 
     async def _expunge(self, uids: int | list[int]) -> None:
         # UID EXPUNGE (UIDPLUS) removes only these messages. Plain EXPUNGE would also remove

@@ -143,6 +143,16 @@ class Pop3Client(MailClient):
         raise Pop3TokenRefused(reply, challenge)
 
     async def login(self, user: str, password: str) -> str:
+        """USER and PASS (RFC 1939 §7). RFC 1939 says nothing of a character set: a username or
+        password that is not ASCII is sent as its UTF-8 bytes, as it is (what Dovecot and most
+        servers compare); one holding CR, LF or NUL would end the command early, so it is
+        refused before anything is sent."""
+        for what, value in (("username", user), ("password", password)):
+            if any(character in value for character in "\r\n\0"):
+                raise AuthenticationFailed(
+                    f"the {what} holds a line break or a NUL character, which POP3 USER/PASS "
+                    f"cannot send: give the {what} without it"
+                )
         try:
             await self.command(f"USER {user}")
             return await self.command(f"PASS {password}")

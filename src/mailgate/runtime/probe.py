@@ -209,11 +209,26 @@ class _Probe:
     async def select(self) -> str:
         client = self._connected()
         if isinstance(client, ImapClient):
-            selected = await client.select(self.mailbox.folder, readonly=True)
-            return (
-                f"{self.mailbox.folder}: {selected.exists} message(s), "
-                f"UIDVALIDITY {selected.uidvalidity}"
-            )
+            folder = self.mailbox.folder
+            try:
+                selected = await client.select(folder, readonly=True)
+            except imap.ImapError as exc:
+                raise imap.ImapError(exc.status, exc.text + await _folders_there(client)) from None
+            detail = f"{folder}: {selected.exists} message(s), UIDVALIDITY {selected.uidvalidity}"
+            after = self.mailbox.after or ""
+            target = after[5:] if after.startswith("move:") else None
+            if target is not None and target != folder:
+                # Found missing only after a message was taken, it would hold the mailbox up.
+                try:
+                    await client.status(target)
+                except imap.ImapError as exc:
+                    raise imap.ImapError(
+                        exc.status,
+                        f"the folder {target} that mail is moved to (--after {after}) cannot "
+                        f"be opened: {exc.text}" + await _folders_there(client),
+                    ) from None
+                detail += f"; taken mail is moved to {target}"
+            return detail
         count, size = await client.stat()
         return f"{count} message(s), {size} bytes"
 
@@ -228,6 +243,17 @@ class _Probe:
         except pop3.Pop3Error as exc:
             raise pop3.Pop3Error(f"the server has no UIDL: {exc.reply}") from None
         return f"{len(listing)} message(s) with unique ids (UIDL)"
+
+
+async def _folders_there(client: ImapClient, shown: int = 20) -> str:
+    """The folders that hold mail, as the admin types their names ("; the server has: INBOX,
+    Anfragen.Bestätigt"); empty if the server won't list them."""
+    try:
+        folders = [f.name for f in await client.list_folders() if f.selectable]
+    except imap.ImapError:
+        return ""
+    more = f" and {len(folders) - shown} more" if len(folders) > shown else ""
+    return f"; the server has: {', '.join(sorted(folders)[:shown])}{more}" if folders else ""
 
 
 def _observed(step: str, protocol: str, exc: MailgateError) -> tuple[str, str]:
