@@ -298,6 +298,15 @@ def diagnose_smtp(failure: SmtpFailureLike, server: SmtpServerLike) -> str:
         )
     if failure.kind == "recipients":
         return f"The server refused the recipients ({text}): check the addresses."
+    if failure.kind == "smtputf8":
+        return (
+            "No attempt can send it through this server, so it is dead at once: send through an "
+            "SMTP server that offers SMTPUTF8 (Postfix with smtputf8_enable = yes, Exchange "
+            "Online, Gmail) and retry it (`mailgate outbox retry`), or write to the person at an "
+            "ASCII address."
+        )
+    if failure.kind == "address":
+        return f"No server can take this address ({text}): correct it."
     if (failure.code or 0) // 100 == 4:
         return f"The server deferred the message ({failure.code} {text}): mailgate retries."
     if failure.kind == "connection":

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 import aiosmtplib
 
-from mailgate.mail import sasl
+from mailgate.mail import envelope, sasl
 from mailgate.mail.errors import MailError, TokenRefused, enhanced_status, says_try_later
 from mailgate.mail.tls import CaFileUnusable, tls_context_for, tls_failure_kind
 from mailgate.store.models import SmtpServer
@@ -34,7 +34,7 @@ class SmtpFailure(MailError):
     """What failed, where: `step` is one of resolve, connect, tls, greeting, token,
     authenticate, send; `code` is the server's reply code, `kind` a machine tag (timeout,
     refused, certificate, hostname, handshake, starttls, mechanism, recipients, connection,
-    config)."""
+    config; smtputf8 and address: `undeliverable`)."""
 
     def __init__(
         self,
@@ -76,8 +76,18 @@ class SmtpFailure(MailError):
 
     @property
     def permanent(self) -> bool:
-        """The server refused this message for good (a 5yz in the mail transaction)."""
+        """The server refused this message for good (a 5yz in the mail transaction), or it can't
+        be sent through this server at all (`undeliverable`)."""
+        if self.undeliverable:
+            return True
         return self.step == "send" and (self.code or 0) // 100 == 5 and not self.waits_for_admin
+
+    @property
+    def undeliverable(self) -> bool:
+        """No attempt can send this message through this server, so none is made again: it
+        needs SMTPUTF8 and the server does not offer it, or an address can't be sent at all
+        (`mail/envelope.py`). Found before MAIL FROM: the connection stays usable."""
+        return self.kind in ("smtputf8", "address")
 
 
 class SmtpTokenRefused(SmtpFailure, TokenRefused):
@@ -207,9 +217,26 @@ async def authenticate(
 async def transact(
     client: aiosmtplib.SMTP, sender: str, recipients: Sequence[str], raw: bytes
 ) -> tuple[str, dict[str, str]]:
-    """MAIL FROM, RCPT TO, DATA: the server's reply to DATA, and recipients it refused."""
+    """MAIL FROM, RCPT TO, DATA: the server's reply to DATA, and recipients it refused.
+    Domains that are not ASCII go as IDNA A-labels; a message that needs SMTPUTF8 is sent with
+    it when the server offers it, else refused here (`SmtpFailure.undeliverable`)."""
     try:
-        refused, reply = await client.sendmail(sender, list(recipients), raw, timeout=DATA_TIMEOUT)
+        sent = envelope.prepare(
+            sender,
+            recipients,
+            raw,
+            server_offers_smtputf8=client.supports_extension("smtputf8"),
+        )
+    except envelope.Undeliverable as exc:
+        raise SmtpFailure("send", str(exc), kind=exc.kind) from None
+    try:
+        refused, reply = await client.sendmail(
+            sent.sender,
+            sent.recipients,
+            raw,
+            mail_options=["SMTPUTF8"] if sent.smtputf8 else [],
+            timeout=DATA_TIMEOUT,
+        )
     except aiosmtplib.SMTPRecipientsRefused as exc:
         first = exc.recipients[0]
         text = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)

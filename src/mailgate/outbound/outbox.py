@@ -6,7 +6,9 @@ inside one SMTP transaction can repeat a message. Failures:
 - the server refused the sign-in, the token needs re-authorization, TLS is broken: the message
   waits (its error says what to fix) and goes out once it is fixed, however long that takes;
 - 4xx or a network failure: retried with exponential backoff for up to 5 days;
-- 5xx in the mail transaction: tried 3 times, then dead-lettered (`outbox list` shows why).
+- 5xx in the mail transaction: tried 3 times, then dead-lettered (`outbox list` shows why);
+- a message no attempt can send through its server (a non-ASCII address, and the server does
+  not offer SMTPUTF8): dead-lettered at once, the reason saying what to do.
 """
 
 from __future__ import annotations
@@ -267,7 +269,8 @@ async def _failed(
         report.waiting.append(message.id)
     elif failure.permanent:
         wait = delay(attempts, 60.0, 3600.0, _rng)
-        if attempts >= DEAD_AFTER_REFUSALS:
+        # Undeliverable (a non-ASCII address, the server without SMTPUTF8): no retry can help.
+        if attempts >= DEAD_AFTER_REFUSALS or failure.undeliverable:
             status = OutboxStatus.DEAD
     else:
         wait = delay(attempts, 30.0, 3600.0, _rng)
