@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OIDC := tests/support/oidc_provider
 
-.PHONY: run test lint layers typecheck pytest system-deps node-deps clean
+.PHONY: run test soak lint layers typecheck pytest system-deps node-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ pytest: $(STAMP) node-deps
 	$(BIN)/pytest -q
 
 test: lint layers typecheck pytest
+
+# The long variants of the reliability tests (thousands of messages, dozens of worker kills).
+soak: $(STAMP) node-deps
+	MAILGATE_SOAK=1 $(BIN)/pytest -q tests/reliability
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -125,3 +125,6 @@ async def test_with_smtputf8_a_non_ascii_local_part_is_sent_with_it(
     assert b"Subject: for the bookshop" in to_the_bookshop
     with_smtputf8.wait_for_empty_queue()
     assert f"to=<{JURGEN}>" in with_smtputf8.log_text()
+    async with ctx.db.session() as session:  # the address itself in UTF-8, not encoded words
+        raw = await session.scalar(select(OutboxMessage.raw).where(OutboxMessage.id == sent[0]))
+    assert f"To: {JURGEN}\r\n".encode() in raw and b"=?utf-8?" not in raw

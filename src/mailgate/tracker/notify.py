@@ -17,7 +17,7 @@ import functools
 import re
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, Policy
 from pathlib import Path
 from typing import Any, Literal
 
@@ -308,6 +308,17 @@ def _attached_whole(raw: bytes) -> EmailMessage:
     return part
 
 
+def _policy(recipients: list[str], message: EmailMessage) -> Policy:
+    """SMTP's, with UTF-8 headers when an address's local part is not ASCII: RFC 2047 forbids
+    encoded words in an address, so such a message can only go as SMTPUTF8 (the outbox
+    dead-letters it, with its reason, on a server that does not offer it)."""
+    senders = email.utils.getaddresses([str(v) for v in message.get_all("From", [])])
+    addresses = [*recipients, *(address for _, address in senders)]
+    if all(address.rpartition("@")[0].isascii() for address in addresses):
+        return SMTP
+    return SMTP.clone(utf8=True)
+
+
 def queue(
     unit: Unit,
     smtp_server_id: int,
@@ -326,7 +337,7 @@ def queue(
             "issue_id": issue_id,
             "recipients": recipients,
             "message_id": message_id,
-            "raw": message.as_bytes(policy=SMTP),
+            "raw": message.as_bytes(policy=_policy(recipients, message)),
             "status": OutboxStatus.PENDING,
             "attempts": 0,
             "next_attempt_at": now,
