@@ -187,6 +187,12 @@ def configure_logging(level: str = "info", log_format: LogFormat | None = None) 
         )
     )
     logging.basicConfig(handlers=[handler], level=numeric, force=True)
+    for existing in list(logging.root.manager.loggerDict.values()):
+        if isinstance(existing, logging.Logger):
+            # One way out for every record: a library that set up its own handler (uvicorn's
+            # default configuration does) would write lines in a format of its own.
+            existing.handlers.clear()
+            existing.propagate = True
     for noisy in ("httpx2", "httpcore", "httpcore2", "uvicorn.access", "alembic", "aiosqlite"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     structlog.configure(

@@ -1,11 +1,13 @@
 import io
 import json
 import logging
+import logging.config
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 import structlog
+import uvicorn.config
 
 from mailgate.logs import bind, chosen_format, configure_logging, redact, redact_text
 from mailgate.oauth.tokens import AccessToken
@@ -62,6 +64,8 @@ def _lines(captured: str) -> list[dict[str, object]]:
 def test_every_line_is_one_json_object_with_the_bound_identifiers(
     restore_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # As uvicorn's default configuration leaves its loggers: handlers of their own.
+    logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)
     configure_logging("info", "json")
     bind(mailbox="support", credential=3, message=None)
     structlog.get_logger("mailgate.inbound.pipeline").info("message taken", issue="HELP-1")
