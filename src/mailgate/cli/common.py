@@ -70,9 +70,10 @@ def fail(error: MailgateError) -> NoReturn:
     raise typer.Exit(error.exit_code)
 
 
-def run(work: Callable[[Context], Awaitable[T]]) -> T:
-    """Open the context (migrating on first use), run `work`, close, map errors to exits."""
-    log_to_stderr("warning")
+def run(work: Callable[[Context], Awaitable[T]], *, log_level: str = "warning") -> T:
+    """Open the context (migrating on first use), run `work`, close, map errors to exits.
+    Logs go to stderr at `log_level` unless MAILGATE_LOG_LEVEL says otherwise."""
+    log_to_stderr(log_level)
 
     async def main() -> T:
         act_as(command_line())  # who the audit log names
