@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -381,67 +380,6 @@ def test_smtp_from_and_from_name_stay_on_one_line(cli: Cli, tmp_path: Path) -> N
     assert cli("smtp", "add", "out", *server, "--username", "a@example.com").code == 0
     assert_refused(cli("smtp", "set", "out", "--from-name", "Help\ndesk"), "--from-name")
     assert cli("smtp", "show", "out", "--json").json()["from_name"] is None
-
-
-def test_mailbox_import_checks_every_entry_as_add_does(
-    cli: Cli, desk: list[str], tmp_path: Path
-) -> None:
-    password = desk[desk.index("--password-file") + 1]
-    good = {
-        "name": "support",
-        "protocol": "imap",
-        "host": "127.0.0.1",
-        "security": "none",
-        "username": "support@example.com",
-        "password_file": password,
-        "project": "HELP",
-        "max-cc-watchers": 3,
-    }
-    entries = [
-        good,
-        {**good, "name": "sales", "project": "NOPE"},
-        {**good, "name": "billing", "catch_address": "notanemail"},
-        {**good, "name": "other", "non_participants": "sometimes", "idle": "yes"},
-    ]
-    file = tmp_path / "mailboxes.json"
-    file.write_text(json.dumps(entries))
-    result = cli("mailbox", "import", str(file))
-    assert result.code == 2 and result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert [line.removeprefix("mailgate: ").split(":")[0] for line in lines] == [
-        "entry 2 (sales)",
-        "entry 3 (billing)",
-        "entry 4 (other)",
-    ]
-    assert "No project NOPE" in lines[0] and "notanemail" in lines[1] and "idle" in lines[2]
-    assert cli("mailbox", "list", "--json").json() == []  # all or nothing
-    file.write_text(json.dumps([good]))
-    imported = cli("mailbox", "import", str(file), "--json")
-    assert imported.code == 0, imported.stderr
-    assert imported.json()[0]["route_options"] == {"max_cc_watchers": 3}
-    file.write_text(json.dumps([{"name": "support", "max_cc_watchers": 0}]))  # as `mailbox set`
-    assert cli("mailbox", "import", str(file)).code == 0
-    [view] = cli("mailbox", "list", "--json").json()
-    assert view["route_options"] == {"max_cc_watchers": 0}
-
-
-@pytest.mark.parametrize(
-    ("content", "words"),
-    [
-        ("not json", ["is not JSON"]),
-        ("{}", ["no JSON array"]),
-        ("[]", ["no JSON array"]),
-        ("[" * 100_000 + "]" * 100_000, ["is not JSON"]),  # deeper than the parser goes
-    ],
-    ids=["not json", "object", "empty", "deep"],
-)
-def test_mailbox_import_refuses_a_file_that_is_no_list(
-    cli: Cli, tmp_path: Path, content: str, words: list[str]
-) -> None:
-    file = tmp_path / "mailboxes.json"
-    file.write_text(content)
-    assert_refused(cli("mailbox", "import", str(file)), *words)
-    assert_refused(cli("mailbox", "import", str(tmp_path / "missing.json")), "cannot be read")
 
 
 def test_quarantine_retry_refuses_what_is_no_message_id(cli: Cli) -> None:

@@ -4,7 +4,7 @@ demand, and many added at once from a file."""
 from __future__ import annotations
 
 import json
-import typing
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +21,7 @@ from mailgate.cli.common import (
     emit,
     fail,
     key_values,
+    read_password,
     run,
     same_options,
     save_and_show,
@@ -59,16 +60,22 @@ from mailgate.cli.mailbox_options import (
 )
 from mailgate.context import Context
 from mailgate.errors import BadInput
+from mailgate.inbound.mailbox_import import (
+    MAX_IMPORT_BYTES,
+    ImportRefused,
+    ImportResult,
+    import_mailboxes,
+    read_entries,
+)
 from mailgate.inbound.mailboxes import (
-    ImportEntry,
     add_mailbox,
     delete_mailbox,
     get_mailbox,
-    import_mailboxes,
     list_mailboxes,
     mailbox_view,
     set_mailbox,
 )
+from mailgate.logs import redact_text
 from mailgate.runtime.poll import poll_mailbox
 from mailgate.runtime.probe import ProbeResult, probe
 
@@ -136,94 +143,58 @@ def mailbox_set(values: dict[str, Any]) -> None:
 @app.command("import")
 def mailbox_import(
     file: Annotated[
-        Path,
+        str,
         typer.Argument(
             help="A JSON array of objects whose keys are the long options of `mailbox add` "
-            'without dashes: [{"name": "support", "protocol": "imap", "host": …}, …].'
+            'without dashes: [{"name": "support", "protocol": "imap", "host": …}, …]; '
+            "- reads standard input.",
+            show_default=False,
         ),
     ],
     as_json: JsonFlag = False,
 ) -> None:
-    """Add or change many mailboxes at once, all or nothing: an existing name is changed as by
-    `mailbox set`; every entry is checked as `mailbox add` checks it (one error line per bad
-    entry, and nothing stored)."""
+    """Add or change many mailboxes at once, all or nothing: a new name is added as by
+    `mailbox add`, an existing one changed as by `mailbox set`; when any entry is wrong,
+    nothing is stored and each bad entry has an error line."""
     entries = _import_entries(file)
 
-    async def work(ctx: Context) -> tuple[list[dict[str, Any]], list[str]]:
-        saved = await import_mailboxes(ctx, entries)
-        return [mailbox_view(row) for row, _ in saved], [w for _, ws in saved for w in ws]
+    async def work(ctx: Context) -> ImportResult | ImportRefused:
+        try:
+            return await import_mailboxes(
+                ctx, entries, read_password=lambda path: read_password(Path(path)) or ""
+            )
+        except ImportRefused as refused:
+            return refused
 
-    views, warnings = run(work)
-    warn(warnings)
-    emit(
-        views,
-        as_json,
-        lambda: f"imported {len(views)} mailbox(es): " + ", ".join(v["name"] for v in views),
-    )
+    outcome = run(work)
+    if isinstance(outcome, ImportRefused):
+        if as_json:
+            typer.echo(json.dumps({"errors": [p.as_json() for p in outcome.problems]}))
+        else:
+            for problem in outcome.problems:
+                typer.echo(redact_text(problem.line()), err=True)
+        fail(BadInput(outcome.summary))
+    warn(outcome.warnings)
+    emit(outcome.as_json(), as_json, outcome.summary)
 
 
-def _import_entries(file: Path) -> list[ImportEntry]:
-    """The entries of an import file, each with its options or with why it
-    cannot be read as options."""
+def _import_entries(file: str) -> list[Any]:
+    """The entries of the import file (`-`: standard input), read no further than the limit."""
+    if file == "-":
+        return _read_entries(sys.stdin.buffer.read(MAX_IMPORT_BYTES + 1), "Standard input")
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        with open(file, "rb") as handle:
+            data = handle.read(MAX_IMPORT_BYTES + 1)
     except OSError as exc:
         fail(BadInput(f"The file {file} cannot be read ({exc.strerror}): give a readable file."))
-    except (UnicodeDecodeError, ValueError, RecursionError):  # the last: nested too deep
-        fail(BadInput(f"{file} is not JSON: give a JSON array of mailboxes, one object each."))
-    if not isinstance(data, list) or not data:
-        fail(BadInput(f'{file} holds no JSON array of mailboxes: give [{{"name": …}}, …].'))
-    entries: list[ImportEntry] = []
-    names: set[str] = set()
-    for number, entry in enumerate(data, 1):
-        name = entry.get("name") if isinstance(entry, dict) else None
-        label = f"entry {number}" + (f" ({name})" if isinstance(name, str) else "")
-        try:
-            values = _import_values(entry)
-            if values["name"] in names:
-                raise BadInput(f"the name {values['name']!r} is given twice in the file.")
-            names.add(values["name"])
-            entries.append(ImportEntry(label, values["name"], mailbox_options(values)))
-        except BadInput as error:
-            entries.append(ImportEntry(label, problem=str(error)))
-    return entries
+    return _read_entries(data, f"The file {file}")
 
 
-def _import_values(entry: object) -> dict[str, Any]:
-    """An import entry as the arguments `mailbox add` would get, each of the option's type."""
-    if not isinstance(entry, dict):
-        raise BadInput("not a JSON object: give one object per mailbox.")
-    hints = typing.get_type_hints(mailbox_add)
-    values: dict[str, Any] = {name: None for name in hints if name not in ("return", "as_json")}
-    for key, value in entry.items():
-        name = str(key).replace("-", "_")
-        if name not in values:
-            raise BadInput(
-                f"unknown key {key!r}: use the long options of `mailbox add` without dashes "
-                "(name, protocol, host, port, username, credential, project, …)."
-            )
-        values[name] = _import_value(name, value, hints[name])
-    if not isinstance(values["name"], str):
-        raise BadInput('no "name": give each mailbox its name.')
-    return {**values, "as_json": False}
-
-
-def _import_value(name: str, value: object, hint: Any) -> Any:
-    """`value` as the type of the option `name` (`hint`: its annotation)."""
-    kinds = [k for k in typing.get_args(hint) if k is not type(None)] or [hint]
-    kind = kinds[0]
-    if value is None:
-        return None
-    if name == "credential" and isinstance(value, int) and not isinstance(value, bool):
-        return str(value)  # an ID given as a number
-    if kind is bool and isinstance(value, bool):
-        return value
-    if kind is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if kind in (str, Path) and isinstance(value, str):
-        return kind(value)
-    wanted = {bool: "true or false", int: "a number"}.get(kind, "a string")
-    raise BadInput(f'"{name}" must be {wanted}, not {json.dumps(value)[:40]}.')
+def _read_entries(data: bytes, source: str) -> list[Any]:
+    try:
+        return read_entries(data, source)
+    except BadInput as error:
+        fail(error)
 
 
 @app.command("list")

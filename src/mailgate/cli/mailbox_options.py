@@ -1,5 +1,5 @@
-"""The options of `mailgate mailbox add` and `set` (and of the entries of `mailbox import`), and
-the MailboxOptions they make."""
+"""The options of `mailgate mailbox add` and `set` (the keys of `mailbox import`'s entries are
+their long names), and the MailboxOptions they make."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from mailgate.cli.common import parse_credential_id, read_password
-from mailgate.inbound.mailboxes import ROUTE_OPTIONS, MailboxOptions
+from mailgate.inbound.mailbox_import import mailbox_options_of
+from mailgate.inbound.mailboxes import MailboxOptions
 
 MbProtocolOpt = Annotated[str | None, typer.Option("--protocol", help="imap or pop3.")]
 MbHostOpt = Annotated[str | None, typer.Option("--host", help="The mail server's host name.")]
@@ -134,23 +135,10 @@ MbMaxOpt = Annotated[
 def mailbox_options(values: dict[str, Any]) -> MailboxOptions:
     """MailboxOptions from the arguments of `mailbox add` or `set`."""
     credential = values["credential"]
-    return MailboxOptions(
-        protocol=values["protocol"],
-        host=values["host"],
-        port=values["port"],
-        security=values["security"],
-        username=values["username"],
-        credential_id=parse_credential_id(credential) if credential is not None else None,
-        password=read_password(values["password_file"]),
-        folder=values["folder"],
-        ca_file=values["ca_file"],
-        project=values["project"],
-        handler=values["handler"],
-        after=values["after"],
-        poll_seconds=values["poll"],
-        idle=values["idle"],
-        backlog=values["backlog"],
-        sasl_mechanism=values["sasl"],
-        max_message_bytes=values["max_message_bytes"],
-        route={name: values[name] for name in ROUTE_OPTIONS if values[name] is not None},
+    return mailbox_options_of(
+        {
+            **values,
+            "credential": parse_credential_id(credential) if credential is not None else None,
+            "password": read_password(values["password_file"]),
+        }
     )

@@ -7,6 +7,7 @@ changes its credential or poll interval does not take its mail again.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -143,9 +144,15 @@ def _folder_warnings(row: Mailbox) -> list[str]:
 
 
 async def _resolve(
-    ctx: Context, session: AsyncSession, row: Mailbox, opts: MailboxOptions
+    ctx: Context,
+    session: AsyncSession,
+    row: Mailbox,
+    opts: MailboxOptions,
+    projects: Collection[str] | None = None,
 ) -> list[str]:
-    """Fill `row` from the options, check it whole, and return warnings for the admin."""
+    """Fill `row` from the options, check it whole, and return warnings for the admin.
+    `projects`: the keys of every project, when the caller has read them (an import checks
+    a thousand mailboxes with one query)."""
     warnings: list[str] = []
     if opts.protocol is not None:
         row.protocol = choose(opts.protocol, PROTOCOLS, "protocol", "--protocol") or row.protocol
@@ -174,7 +181,12 @@ async def _resolve(
             raise BadInput(
                 f"Project key {opts.project!r} is not valid: use 2 to 50 capital letters, digits and _, starting with a letter (e.g. HELP)."
             )
-        if await session.scalar(select(Project.id).where(Project.key == opts.project)) is None:
+        if projects is not None:
+            exists = opts.project in projects
+        else:
+            found = await session.scalar(select(Project.id).where(Project.key == opts.project))
+            exists = found is not None
+        if not exists:
             raise NotFound(
                 f"No project {opts.project}: create it first with `mailgate project add "
                 f"{opts.project} --name NAME`."
@@ -306,7 +318,7 @@ async def add_mailbox(ctx: Context, name: str, opts: MailboxOptions) -> tuple[Ma
                 f"A mailbox named {name!r} already exists: change it with `mailgate mailbox set "
                 f"{name} …` or choose another name."
             )
-        row, warnings = await _added(ctx, session, name, opts)
+        row, warnings = await stage_new_mailbox(ctx, session, name, opts)
         await session.commit()
         return row, warnings
 
@@ -315,59 +327,27 @@ async def set_mailbox(ctx: Context, name: str, opts: MailboxOptions) -> tuple[Ma
     """Change a mailbox; its UID state stays, so no mail is taken twice."""
     async with ctx.db.session() as session:
         row = await get_mailbox(session, name)
-        warnings = await _changed(ctx, session, row, opts)
+        warnings = await stage_mailbox_change(ctx, session, row, opts)
         await session.commit()
         return row, warnings
-
-
-@dataclass(frozen=True)
-class ImportEntry:
-    """One mailbox of an import file: a label for its error line ("entry 3 (support)"), its
-    name and options — or why it could not even be read as options."""
-
-    label: str
-    name: str = ""
-    options: MailboxOptions | None = None
-    problem: str | None = None
-
-
-async def import_mailboxes(
-    ctx: Context, entries: list[ImportEntry]
-) -> list[tuple[Mailbox, list[str]]]:
-    """Add or change (by name) many mailboxes, all or nothing: each entry is checked as
-    `mailbox add` or `mailbox set` checks it; when any is wrong, nothing is stored and the
-    error has one line per bad entry, in the file's order."""
-    errors: list[str] = []
-    saved: list[tuple[Mailbox, list[str]]] = []
-    async with ctx.db.session() as session:
-        for entry in entries:
-            if entry.options is None:
-                errors.append(f"{entry.label}: {entry.problem}")
-                continue
-            row = await _find(session, entry.name)
-            try:
-                if row is None:
-                    saved.append(await _added(ctx, session, entry.name, entry.options))
-                else:
-                    saved.append((row, await _changed(ctx, session, row, entry.options)))
-            except BadInput as error:
-                errors.append(f"{entry.label}: {error}")
-                if row is not None:
-                    await session.refresh(row)  # what the bad entry half-changed is dropped
-        if errors:
-            await session.rollback()
-            raise BadInput("\n".join(errors))
-        await session.commit()
-    return saved
 
 
 async def _find(session: AsyncSession, name: str) -> Mailbox | None:
     return (await session.scalars(select(Mailbox).where(Mailbox.name == name))).first()
 
 
-async def _added(
-    ctx: Context, session: AsyncSession, name: str, opts: MailboxOptions
+async def stage_new_mailbox(
+    ctx: Context,
+    session: AsyncSession,
+    name: str,
+    opts: MailboxOptions,
+    *,
+    audited: bool = True,
+    projects: Collection[str] | None = None,
 ) -> tuple[Mailbox, list[str]]:
+    """Add a mailbox to `session` (not committed), checked whole; `audited`: with its own event
+    in the audit log (an import records one event for all); `projects` as `_resolve` takes
+    them."""
     check_name(name)
     row = Mailbox(
         name=name,
@@ -388,15 +368,24 @@ async def _added(
         idle=True,
         folder="INBOX",
     )
-    warnings = await _resolve(ctx, session, row, opts)
+    warnings = await _resolve(ctx, session, row, opts, projects)
     session.add(row)
-    audit.record(session.sync_session, ctx.clock(), "mailbox.add", name, _described(row))
+    if audited:
+        audit.record(session.sync_session, ctx.clock(), "mailbox.add", name, _described(row))
     return row, warnings
 
 
-async def _changed(
-    ctx: Context, session: AsyncSession, row: Mailbox, opts: MailboxOptions
+async def stage_mailbox_change(
+    ctx: Context,
+    session: AsyncSession,
+    row: Mailbox,
+    opts: MailboxOptions,
+    *,
+    audited: bool = True,
+    projects: Collection[str] | None = None,
 ) -> list[str]:
+    """Change a mailbox in `session` (not committed) as `mailbox set` does; `audited`: with its
+    own event in the audit log; `projects` as `_resolve` takes them."""
     if opts.protocol is not None and opts.protocol != row.protocol:
         raise BadInput(
             f"Mailbox {row.name!r} reads over {row.protocol} and keeps that protocol's message "
@@ -404,13 +393,13 @@ async def _changed(
         )
     place = (row.host, row.port, row.username.lower(), row.folder)
     before = settings_of(mailbox_view(row), row)
-    warnings = await _resolve(ctx, session, row, opts)
+    warnings = await _resolve(ctx, session, row, opts, projects)
     if (row.host, row.port, row.username.lower(), row.folder) != place:
         # Another mailbox or folder: its UIDs mean nothing here; start over (by --backlog).
         row.uidvalidity = None
         row.last_uid = None
     changed = changed_settings(before, settings_of(mailbox_view(row), row))
-    if changed:
+    if changed and audited:
         audit.record(session.sync_session, ctx.clock(), "mailbox.set", row.name, changed)
     return warnings
 

@@ -93,7 +93,7 @@ def describe_problems_as_sent(api: FastAPI) -> None:
             for response in operation.get("responses", {}).values():
                 content = response.get("content", {})
                 schema = content.get("application/json", {}).get("schema", {})
-                if schema.get("$ref", "").endswith("/Problem"):
+                if schema.get("$ref", "").endswith("Problem"):  # Problem, ImportProblem
                     content[PROBLEM_JSON] = content.pop("application/json")
         api.openapi_schema = description
         return description

@@ -14,10 +14,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from mailgate.context import Context
+from mailgate.inbound.mailbox_import import (
+    ImportRefused,
+    import_mailboxes,
+    mailbox_options_of,
+    read_entries,
+)
 from mailgate.inbound.mailboxes import (
     MAX_MESSAGE_BYTES,
     MAX_POLL_SECONDS,
-    ROUTE_OPTIONS,
     MailboxOptions,
     add_mailbox,
     delete_mailbox,
@@ -28,7 +33,16 @@ from mailgate.inbound.mailboxes import (
 )
 from mailgate.runtime.probe import probe
 from mailgate.store.models import User
-from mailgate.web.api.common import PROBLEMS, Cursor, Limit, Page, admin_only, page_of
+from mailgate.web.api.common import (
+    PROBLEM_JSON,
+    PROBLEMS,
+    Cursor,
+    Limit,
+    Page,
+    admin_only,
+    page_of,
+    problem,
+)
 from mailgate.web.api.idempotency import IdempotencyKeyHeader, once_async
 from mailgate.web.api.shared import (
     LONG_TEXT,
@@ -117,27 +131,7 @@ class MailboxFields(EndpointFields):
     max_attachments_bytes: Count | None = None
 
     def options(self) -> MailboxOptions:
-        given = {name: value for name, value in self.given().items() if value is not None}
-        return MailboxOptions(
-            protocol=given.get("protocol"),
-            host=given.get("host"),
-            port=given.get("port"),
-            security=given.get("security"),
-            username=given.get("username"),
-            credential_id=given.get("credential"),
-            password=given.get("password"),
-            folder=given.get("folder"),
-            ca_file=given.get("ca_file"),
-            project=given.get("project"),
-            handler=given.get("handler"),
-            after=given.get("after"),
-            poll_seconds=given.get("poll"),
-            idle=given.get("idle"),
-            backlog=given.get("backlog"),
-            sasl_mechanism=given.get("sasl"),
-            max_message_bytes=given.get("max_message_bytes"),
-            route={name: given[name] for name in ROUTE_OPTIONS if name in given},
-        )
+        return mailbox_options_of(self.given())
 
 
 class NewMailbox(MailboxFields):
@@ -157,6 +151,50 @@ class NewMailbox(MailboxFields):
     )
 
     name: str = Field(max_length=100)
+
+
+class ImportedMailboxes(BaseModel):
+    """What an import did (`mailbox import --json`), and warnings for the admin."""
+
+    added: list[str] = Field(description="The names of the mailboxes added.")
+    updated: list[str] = Field(description="The names of the mailboxes that existed, changed.")
+    warnings: list[str]
+
+
+class EntryError(BaseModel):
+    index: int = Field(description="The entry's place in the array, counting from 1.")
+    name: str | None = Field(description="Its name, when it has one.")
+    error: str = Field(description="What is wrong with it, as `mailbox add` says it.")
+
+
+class ImportProblem(BaseModel):
+    """An import refused, nothing stored (RFC 9457): `errors` lists every bad entry; a body
+    that is no JSON array of objects has none."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[EntryError] | None = None
+
+
+# The body of an import: what POST /mailboxes takes, many at once. It is read by the import's
+# own rules (`inbound/mailbox_import.py`), so that a bad entry gets the sentence `mailbox add`
+# would say, and every bad entry is listed, not only the first.
+IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"$ref": "#/components/schemas/NewMailbox"},
+                }
+            }
+        },
+    }
+}
 
 
 def router(ctx: Context) -> APIRouter:
@@ -197,6 +235,33 @@ def router(ctx: Context) -> APIRouter:
             return 201, await shown(given.name)
 
         return await once_async(request, ctx, user, idempotency_key, create)
+
+    @routes.post(
+        "/import",
+        response_model=ImportedMailboxes,
+        responses={400: {"model": ImportProblem, "content": {PROBLEM_JSON: {}}}},
+        openapi_extra=IMPORT_BODY,
+    )
+    async def import_many(
+        request: Request,
+        user: Annotated[User, Depends(admin_only)],
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> JSONResponse:
+        """Add or change many mailboxes at once (`mailgate mailbox import`), all or nothing: a
+        new name is added as by POST /mailboxes, an existing one changed as by PATCH. When any
+        entry is wrong nothing is stored, and the 400 problem lists each bad entry in
+        `errors`."""
+        entries = read_entries(await request.body(), "The body")
+
+        async def create() -> tuple[int, ImportedMailboxes]:
+            done = await import_mailboxes(ctx, entries)
+            return 200, ImportedMailboxes(**done.as_json(), warnings=done.warnings)
+
+        try:
+            return await once_async(request, ctx, user, idempotency_key, create)
+        except ImportRefused as refused:
+            errors = [entry.as_json() for entry in refused.problems]
+            return problem(400, refused.summary, errors=errors)
 
     @routes.patch("/{name}")
     async def change_mailbox(name: MailboxName, change: MailboxFields) -> Mailbox:
