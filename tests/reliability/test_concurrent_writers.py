@@ -1,6 +1,7 @@
 """Writers wait their turn: two `mailgate ingest` at once, and an `ingest` during `mailbox poll`,
 all finish, and each message is stored once — also when another process holds SQLite's write
-lock longer than one wait of SQLite's own (`store.sqlite.ATTEMPT_SECONDS`)."""
+lock longer than one wait of SQLite's own (`store.sqlite.ATTEMPT_SECONDS`), and on PostgreSQL,
+where the writers truly run at once, when another transaction holds the project's row."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 
+import psycopg
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from tests.support.cli import Cli
 from tests.support.dovecot import Dovecot
 from tests.support.emulator import RunningEmulator
@@ -33,6 +35,8 @@ from mailgate.tracker.service import add_project
 MESSAGES = 300
 # Longer than SQLite's own wait: a writer that only waited that long would fail.
 HELD_SECONDS = ATTEMPT_SECONDS + 3
+# PostgreSQL has no such wait to outlast: a row lock is waited for as long as it is held.
+HELD_SECONDS_POSTGRESQL = 1.0
 
 
 def request(tag: str, i: int) -> bytes:
@@ -56,7 +60,7 @@ def write_messages(folder: Path, tag: str, count: int = MESSAGES) -> Path:
 def mailgate(ctx: Context, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "mailgate", *args],
-        env=Cli(ctx.settings.home).env,
+        env={**Cli(ctx.settings.home).env, "MAILGATE_DATABASE_URL": ctx.settings.database_url},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -73,15 +77,23 @@ def finished(process: subprocess.Popen[str]) -> str:
 @contextmanager
 def other_writer_commits_later(ctx: Context, seconds: float = HELD_SECONDS) -> Iterator[None]:
     """Another process's write transaction, committed `seconds` after it began, whatever the
-    body does meanwhile."""
-    holder = sqlite3.connect(
-        ctx.settings.home / "mailgate.db", isolation_level=None, check_same_thread=False
-    )
-    holder.execute("BEGIN IMMEDIATE")
+    body does meanwhile (on PostgreSQL, `HELD_SECONDS_POSTGRESQL`)."""
+    holder: sqlite3.Connection | psycopg.Connection[tuple[object, ...]]
+    if ctx.db.dialect == "postgresql":
+        holder = psycopg.connect(ctx.settings.database_url.replace("+psycopg", ""))
+        seconds = HELD_SECONDS_POSTGRESQL
+    else:
+        holder = sqlite3.connect(
+            ctx.settings.home / "mailgate.db", isolation_level=None, check_same_thread=False
+        )
+        holder.execute("BEGIN IMMEDIATE")
     holder.execute("UPDATE projects SET name = 'Renamed elsewhere'")
 
     def commit() -> None:
-        holder.execute("COMMIT")
+        if isinstance(holder, psycopg.Connection):
+            holder.commit()
+        else:
+            holder.execute("COMMIT")
         holder.close()
 
     timer = threading.Timer(seconds, commit)
@@ -92,57 +104,68 @@ def other_writer_commits_later(ctx: Context, seconds: float = HELD_SECONDS) -> I
         timer.join()
 
 
-def stored(ctx: Context) -> list[tuple[str, int, int]]:
+async def stored(ctx: Context) -> list[tuple[str, int, int]]:
     """(Message-ID, its receipts, issues made from it), for every message taken."""
-    with sqlite3.connect(ctx.settings.home / "mailgate.db") as db:
-        return db.execute(
-            "SELECT r.message_id, count(DISTINCT r.id), count(DISTINCT i.id) FROM receipts r "
-            "LEFT JOIN issues i ON i.source_message_id = r.message_id GROUP BY r.message_id"
-        ).fetchall()
+    query = text(
+        "SELECT r.message_id, count(DISTINCT r.id), count(DISTINCT i.id) FROM receipts r "
+        "LEFT JOIN issues i ON i.source_message_id = r.message_id GROUP BY r.message_id"
+    )
+    rows = await ctx.db.read(lambda session: session.execute(query).all())
+    return [(message_id, receipts, issues) for message_id, receipts, issues in rows]
 
 
 def once_each(counts: list[tuple[str, int, int]]) -> bool:
     return {(receipts, issues) for _id, receipts, issues in counts} == {(1, 1)}
 
 
+@pytest.fixture
+def messages(store: str) -> int:
+    """How many messages each writer takes: on PostgreSQL fewer do (nothing there waits a turn
+    of seconds, so fewer still overlap)."""
+    return MESSAGES if store == "sqlite" else MESSAGES // 3
+
+
+@pytest.mark.stores("sqlite", "postgresql")
 @pytest.mark.parametrize("projects", [("HELP", "HELP"), ("HELP", "SALES")])
 async def test_two_ingests_at_once_both_finish_and_store_each_message_once(
-    ctx: Context, tmp_path: Path, projects: tuple[str, str]
+    ctx: Context, tmp_path: Path, projects: tuple[str, str], messages: int
 ) -> None:
     for key in set(projects):
         await add_project(ctx, key, key.title())
-    folders = [write_messages(tmp_path / tag, tag) for tag in ("first", "second")]
+    folders = [write_messages(tmp_path / tag, tag, messages) for tag in ("first", "second")]
     with other_writer_commits_later(ctx):
         runs = [
             mailgate(ctx, "ingest", str(folder), "--project", key, "--json")
             for folder, key in zip(folders, projects, strict=True)
         ]
     outputs = [finished(run) for run in runs]
-    assert all(f'"created": {MESSAGES}' in out for out in outputs), outputs
-    counts = stored(ctx)
-    assert len(counts) == 2 * MESSAGES and once_each(counts)
+    assert all(f'"created": {messages}' in out for out in outputs), outputs
+    counts = await stored(ctx)
+    assert len(counts) == 2 * messages and once_each(counts)
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_the_same_files_ingested_twice_at_once_make_each_issue_once(
-    ctx: Context, tmp_path: Path
+    ctx: Context, tmp_path: Path, messages: int
 ) -> None:
     await add_project(ctx, "HELP", "Help")
-    folder = write_messages(tmp_path / "both", "both")
+    folder = write_messages(tmp_path / "both", "both", messages)
     with other_writer_commits_later(ctx):
         runs = [mailgate(ctx, "ingest", str(folder), "--project", "HELP") for _ in range(2)]
     for run in runs:
         finished(run)
-    counts = stored(ctx)
-    assert len(counts) == MESSAGES and once_each(counts)
+    counts = await stored(ctx)
+    assert len(counts) == messages and once_each(counts)
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_an_ingest_during_mailbox_poll_both_finish_nothing_duplicated(
-    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot, tmp_path: Path
+    ctx: Context, emulator: RunningEmulator, dovecot: Dovecot, tmp_path: Path, messages: int
 ) -> None:
-    for i in range(MESSAGES // 2):
+    for i in range(messages // 2):
         dovecot.deliver(ALICE, request("mailbox", i))
     await with_mailbox(ctx, emulator, dovecot)  # project HELP, the mail above as its backlog
-    folder = write_messages(tmp_path / "files", "files")
+    folder = write_messages(tmp_path / "files", "files", messages)
     with other_writer_commits_later(ctx):
         runs = [
             mailgate(ctx, "mailbox", "poll", "support"),
@@ -150,11 +173,11 @@ async def test_an_ingest_during_mailbox_poll_both_finish_nothing_duplicated(
         ]
     for run in runs:
         finished(run)
-    counts = stored(ctx)
-    assert len(counts) == MESSAGES + MESSAGES // 2 and once_each(counts)
+    counts = await stored(ctx)
+    assert len(counts) == messages + messages // 2 and once_each(counts)
     again = mailgate(ctx, "mailbox", "poll", "support")
     finished(again)
-    assert len(stored(ctx)) == MESSAGES + MESSAGES // 2
+    assert len(await stored(ctx)) == messages + messages // 2
 
 
 async def rename(ctx: Context, name: str) -> None:

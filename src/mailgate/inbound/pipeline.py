@@ -28,6 +28,7 @@ from mailgate.inbound import observe
 from mailgate.inbound.handle import RECEIPTS, Destination, Outcome, handle
 from mailgate.inbound.parse import InboundMessage
 from mailgate.inbound.parsers import Unparsable, parse_all
+from mailgate.store import db
 from mailgate.store.models import Mailbox, Receipt
 from mailgate.store.vocabulary import ReceiptStatus
 from mailgate.tracker import events, notify, service
@@ -124,6 +125,9 @@ async def take_many(
 
     def take_all(unit: Unit, messages: list[Incoming], savepoints: bool) -> list[Taken]:
         nonlocal mailbox_name
+        # Workers write at once on PostgreSQL: one Message-ID, or one file ingested twice, is
+        # taken by one transaction at a time, the next finding it taken.
+        db.serialize(unit.session, [c for m in messages for c in _claims(m, mailbox_id)])
         mailbox = unit.session.get(Mailbox, mailbox_id) if mailbox_id is not None else None
         mailbox_name = mailbox.name if mailbox is not None else ""
         taken = [
@@ -251,6 +255,19 @@ def _same(row: Any, ref: MessageRef, digest: str, message_id: str | None) -> boo
         and None not in (row.uidvalidity, ref.uidvalidity)
         and row.uidvalidity != ref.uidvalidity
     )
+
+
+def _claims(message: Incoming, mailbox_id: int | None) -> list[str]:
+    ingested = [f"ingested {message.digest}"] if mailbox_id is None else []
+    # The people a message may add (its sender, its Cc): two batches adding the same new
+    # customers in different orders would otherwise each wait for the other's uncommitted row.
+    parsed = message.parsed
+    people = (parsed.from_.address, *parsed.cc) if isinstance(parsed, InboundMessage) else ()
+    return [
+        *ingested,
+        *([f"message-id {message.message_id}"] if message.message_id else []),
+        *(f"person {address.lower()}" for address in people if address),
+    ]
 
 
 class _Failed(Exception):

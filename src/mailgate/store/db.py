@@ -8,9 +8,10 @@ first, so a new user never runs `mailgate migrate` by hand.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -130,9 +131,32 @@ def _prepare_sqlite_file(url: str) -> Path | None:
     return path
 
 
+def serialize(session: Session, keys: Iterable[str]) -> None:
+    """Make the transactions that name a same key wait for one another, from here to their
+    end: on PostgreSQL a transaction-level advisory lock per key, all taken in one statement in
+    one order (two transactions never wait for each other in a circle); on SQLite nothing, its
+    write lock lets one writer at a time already. For checks that a row does not exist yet which
+    no unique index guards (the same file ingested by two processes at once)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    ids = sorted(
+        {
+            int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+            for key in keys
+        }
+    )
+    if ids:
+        session.execute(_ADVISORY_LOCKS, {"ids": ids})
+
+
+_ADVISORY_LOCKS = sa.text(
+    "SELECT count(pg_advisory_xact_lock(id)) FROM unnest(CAST(:ids AS bigint[])) AS id"
+)
+
+
 # The newest migration (a unit test checks it against the migrations folder): a database at
 # HEAD is ready without loading the migration machinery at every command's start.
-HEAD = "0012"
+HEAD = "0013"
 
 
 def current_revision(connection: sa.Connection) -> str | None:
