@@ -4,6 +4,7 @@ mail workers alone)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -115,10 +116,20 @@ def worker(
             # same name from sharing a lease.
             supervisor.keeper.owner = f"{name[:100]}:{supervisor.keeper.owner}"[:200]
         loop = asyncio.get_running_loop()
+        running = asyncio.ensure_future(supervisor.run())
+
+        def stop() -> None:
+            # The first signal: each mailbox loop finishes the message in hand, then every
+            # lease is given back at once for another worker to take. A second one: now.
+            if supervisor.stopping:
+                running.cancel()
+            supervisor.stop()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, supervisor.stop)
+            loop.add_signal_handler(sig, stop)
         async with serving_metrics(ctx, metrics_at):
-            await supervisor.run()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
 
     run(main)
 

@@ -37,7 +37,7 @@ from mailgate.mail.imap import (
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.runtime import leases
 from mailgate.runtime.connect import signed_in
-from mailgate.runtime.pause import wait_or_stop
+from mailgate.runtime.pause import or_stop, wait_or_stop
 from mailgate.store.models import Mailbox, Receipt
 from mailgate.store.vocabulary import MailboxStatus, ReceiptStatus
 
@@ -466,9 +466,10 @@ async def run_mailbox(
                     if imap.news:
                         continue  # mail announced while the last batch was processed
                     if use_idle:
-                        # Push: back within a second of new mail; re-issued before 29 minutes.
+                        # Push: back within a second of new mail; re-issued before 29 minutes;
+                        # left at once when the loop is stopped (its lease handed over).
                         with metrics.IDLE_CONNECTIONS.track_inprogress():
-                            await imap.idle(idle_renew)
+                            await or_stop(imap.idle(idle_renew), stop)
                     else:
                         await wait_or_stop(ctx, stop, mailbox.poll_seconds)
         except NeedsReauthorization as exc:

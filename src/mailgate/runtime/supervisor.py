@@ -1,25 +1,29 @@
 """The supervisor: runs the process's long-lived tasks and restarts them when they crash.
 
-It keeps OAuth tokens (the token keeper's upkeep), checks integrations daily, runs every
-mailbox it holds the lease of, and sends the outbox and the webhook deliveries.
+It keeps OAuth tokens (the token keeper's upkeep), checks integrations daily, runs its share of
+the mailboxes (`runtime/workers.py`: each under its lease), and sends the outbox and the webhook
+deliveries. Stopped (SIGTERM), it lets each mailbox loop finish the message in hand, then gives
+back every lease at once, so another worker takes the mailboxes within a second.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import structlog
+from sqlalchemy import select
 
 from mailgate.context import Context
 from mailgate.errors import MailgateError
-from mailgate.inbound.mailboxes import list_mailboxes
 from mailgate.oauth.integrations import integration_warnings, list_integrations
 from mailgate.oauth.signin import prune as prune_signins
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.outbound.alerts import run_check
 from mailgate.outbound.outbox import flush
 from mailgate.outbound.webhooks import deliver_due
-from mailgate.runtime import leases
+from mailgate.runtime import leases, workers
 from mailgate.runtime.imap_mailbox import run_mailbox
 from mailgate.runtime.pause import wait_or_stop
 from mailgate.runtime.pop3_mailbox import run_pop3_mailbox
@@ -28,6 +32,17 @@ from mailgate.store.vocabulary import Protocol
 from mailgate.tracker.sessions import prune_sessions
 
 log = structlog.get_logger(__name__)
+
+# What runs one mailbox while its lease is held, until the event is set.
+MailboxLoop = Callable[[Mailbox, asyncio.Event], Awaitable[None]]
+RESTART_PAUSE = 5.0  # a crashed mailbox loop starts again after this, its lease kept meanwhile
+PRUNE_EVERY = 3600.0
+
+
+@dataclass
+class _Running:
+    task: asyncio.Task[None]
+    stop: asyncio.Event  # set to hand the mailbox back: the loop ends after the message in hand
 
 
 class Supervisor:
@@ -38,16 +53,34 @@ class Supervisor:
         upkeep_interval: float = 60.0,
         integration_check_interval: float = 24 * 3600.0,
         outbox_interval: float = 2.0,
+        pace: workers.Pace | None = None,
+        mailbox_loop: MailboxLoop | None = None,
     ) -> None:
         self.ctx = ctx
         self.keeper = TokenKeeper(ctx)
         self.upkeep_interval = upkeep_interval
         self.integration_check_interval = integration_check_interval
         self.outbox_interval = outbox_interval
+        self.pace = pace or workers.Pace()
+        self._mailbox_loop = mailbox_loop or self._read_mailbox
+        self._running: dict[int, _Running] = {}
         self._stop = asyncio.Event()
+
+    @property
+    def owner(self) -> str:
+        """The name of this worker and of the owner of its leases."""
+        return self.keeper.owner
+
+    def running(self) -> set[int]:
+        """The ids of the mailboxes this worker reads now (not those it is handing back)."""
+        return {i for i, r in self._running.items() if not r.task.done() and not r.stop.is_set()}
 
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     async def warn_about_integrations(self) -> None:
         for integration, _count in await list_integrations(self.ctx):
@@ -62,43 +95,99 @@ class Supervisor:
                 log.exception("token upkeep failed")
             await self._pause(self.upkeep_interval)
 
-    async def _mailboxes(self, scan_interval: float = 5.0) -> None:
-        """Run every mailbox whose lease this process can take; look again every few seconds
-        (one small query), so a mailbox just added on a page, or left by a worker that died,
-        is picked up at once."""
-        running: dict[int, asyncio.Task[None]] = {}
+    async def run_mailboxes(self) -> None:
+        """Read this worker's share of the mailboxes until stopped: renew the worker's
+        heartbeat, take free mailboxes up to the share, hand back what is above it; look again
+        every `pace.scan` seconds (a mailbox just added, or left by a worker that stopped or
+        died, is picked up at once). Stopped, hand every mailbox back (`_hand_back`)."""
+        loop = asyncio.get_running_loop()
+        next_beat = next_prune = loop.time()
         try:
             while not self._stop.is_set():
                 try:
-                    mailboxes = await list_mailboxes(self.ctx)
+                    if loop.time() >= next_beat:
+                        next_beat = loop.time() + self.pace.heartbeat
+                        await workers.beat(self.ctx, self.owner)
+                    if loop.time() >= next_prune:
+                        next_prune = loop.time() + PRUNE_EVERY
+                        await workers.prune(self.ctx)
+                    await self._balance()
                 except Exception:  # the supervisor's loop: log, wait, go on
-                    log.exception("listing mailboxes failed")
-                    mailboxes = []
-                present = {m.id for m in mailboxes}
-                for mailbox_id in [i for i in running if i not in present]:
-                    running.pop(mailbox_id).cancel()
-                for mailbox in mailboxes:
-                    task = running.get(mailbox.id)
-                    if task is None or task.done():
-                        running[mailbox.id] = asyncio.create_task(self._run_mailbox(mailbox))
-                await self._pause(scan_interval)
+                    log.exception("sharing the mailboxes failed")
+                await self._pause(self.pace.scan)
         finally:
-            for task in running.values():
-                task.cancel()
-            await asyncio.gather(*running.values(), return_exceptions=True)
+            await self._hand_back()
 
-    async def _run_mailbox(self, mailbox: Mailbox) -> None:
+    async def _balance(self) -> None:
+        for mailbox_id in [i for i, r in self._running.items() if r.task.done()]:
+            del self._running[mailbox_id]
+        census = await workers.census(self.ctx, self.pace.alive)
+        mine = sorted(self.running())
+        more = census.plan(self.owner, len(mine))
+        if more < 0:
+            log.info("handing mailboxes over to other workers", count=-more)
+            for mailbox_id in mine[more:]:
+                self._running[mailbox_id].stop.set()
+            return
+        claimed = await leases.claim_free(self.ctx, self.owner, more, self.pace.lease.lease)
+        if not claimed:
+            return
+        async with self.ctx.db.session() as session:
+            mailboxes = await session.scalars(select(Mailbox).where(Mailbox.id.in_(claimed)))
+            for mailbox in mailboxes:
+                if mailbox.id in self._running:
+                    continue  # still being handed back: its lease ran out meanwhile
+                stop = asyncio.Event()
+                task = asyncio.create_task(self._run_mailbox(mailbox, stop))
+                self._running[mailbox.id] = _Running(task, stop)
+
+    async def _hand_back(self) -> None:
+        """Let every mailbox loop finish the message in hand (at most `pace.grace` seconds),
+        then give back every lease at once and leave the workers."""
+        for running in self._running.values():
+            running.stop.set()
+        tasks = [running.task for running in self._running.values()]
+        if tasks:
+            _done, late = await asyncio.wait(tasks, timeout=self.pace.grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._running.clear()
         try:
-            async with leases.holding(self.ctx, mailbox.id, self.keeper.owner):
-                run = run_mailbox if mailbox.protocol == Protocol.IMAP else run_pop3_mailbox
-                await run(self.ctx, mailbox.name, self._stop, keeper=self.keeper)
+            await leases.release_all(self.ctx, self.owner)
+            await workers.leave(self.ctx, self.owner)
+        except Exception:  # the leases run out, the row is pruned: nothing is lost
+            log.exception("handing the mailboxes back failed")
+
+    async def _read_mailbox(self, mailbox: Mailbox, stop: asyncio.Event) -> None:
+        run = run_mailbox if mailbox.protocol == Protocol.IMAP else run_pop3_mailbox
+        await run(self.ctx, mailbox.name, stop, keeper=self.keeper)
+
+    async def _run_mailbox(self, mailbox: Mailbox, stop: asyncio.Event | None = None) -> None:
+        """The mailbox's loop under its lease; a loop that crashed is logged, and ends after a
+        pause (the lease kept meanwhile), to start again at the next scan."""
+        stop = stop or self._stop
+        try:
+            async with leases.holding(self.ctx, mailbox.id, self.owner, timing=self.pace.lease):
+                try:
+                    await self._mailbox_loop(mailbox, stop)
+                except MailgateError as error:  # a sentence that says it all (a full disk)
+                    log.error(
+                        "mailbox loop stopped; it starts again",
+                        mailbox=mailbox.name,
+                        error=str(error),
+                    )
+                    await wait_or_stop(self.ctx, stop, RESTART_PAUSE)
+                except Exception:  # the supervisor catches a crashed loop, logs, restarts it
+                    log.exception("mailbox loop crashed", mailbox=mailbox.name)
+                    await wait_or_stop(self.ctx, stop, RESTART_PAUSE)
         except leases.HeldElsewhere:
-            pass  # the next scan tries again
-        except MailgateError as error:  # a sentence that says it all (a full disk, say)
+            pass  # another worker has it
+        except MailgateError as error:  # the lease itself: the database (a full disk, say)
             log.error(
                 "mailbox loop stopped; it starts again", mailbox=mailbox.name, error=str(error)
             )
-        except Exception:  # the supervisor catches a crashed loop, logs, and restarts it later
+        except Exception:
             log.exception("mailbox loop crashed", mailbox=mailbox.name)
 
     async def _integration_checks(self) -> None:
@@ -147,7 +236,7 @@ class Supervisor:
         await asyncio.gather(
             self._token_upkeep(),
             self._integration_checks(),
-            self._mailboxes(),
+            self.run_mailboxes(),
             self._outbox(),
             self._webhooks(),
             self._alerts(),

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import Any, ClassVar
+from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import (
-    JSON,
-    Date,
-    DateTime,
-    Dialect,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    TypeDecorator,
-    UniqueConstraint,
-)
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy import Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+# Re-exported: the tables' base and timestamp type live in `store.base`.
+from mailgate.store.base import Base as Base
+from mailgate.store.base import UTCDateTime as UTCDateTime
+from mailgate.store.base import utcnow as utcnow
 from mailgate.store.vocabulary import (
     CredentialStatus,
     IssueStatus,
@@ -28,38 +21,6 @@ from mailgate.store.vocabulary import (
     SignInStatus,
     SmtpStatus,
 )
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite returns naive ones)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {
-        datetime: UTCDateTime(),
-        dict[str, Any]: JSON,
-        list[str]: JSON,
-    }
 
 
 class Integration(Base):
@@ -216,7 +177,9 @@ class Mailbox(Base):
     uidvalidity: Mapped[int | None] = mapped_column(sa.BigInteger)
     last_uid: Mapped[int | None] = mapped_column(sa.BigInteger)
     lease_owner: Mapped[str | None] = mapped_column(String(200))
-    lease_until: Mapped[datetime | None] = mapped_column()
+    lease_until: Mapped[datetime | None] = mapped_column()  # on the database's clock
+    # Who held the lease last, kept when it is released: a claim by another worker is a move.
+    last_lease_owner: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -444,6 +407,16 @@ class Alert(Base):
     hour while it lasts) and one when it ends."""
 
     __tablename__ = "alerts"
+    # One open alert per incident, however many workers notice it at once.
+    __table_args__ = (
+        sa.Index(
+            "uq_alerts_open_key",
+            "key",
+            unique=True,
+            sqlite_where=sa.text("resolved_at IS NULL"),
+            postgresql_where=sa.text("resolved_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(200), index=True)  # e.g. credential:3
@@ -452,6 +425,21 @@ class Alert(Base):
     announced: Mapped[bool] = mapped_column(default=False)  # the admin was told it is open
     last_sent_at: Mapped[datetime | None] = mapped_column()  # the last message about it
     resolved_at: Mapped[datetime | None] = mapped_column()
+
+
+class Worker(Base):
+    """A process that reads mailboxes (`mailgate serve`, `mailgate worker`): alive while its
+    heartbeat, on the database's clock, is recent; the mailboxes are shared among the live ones
+    (`runtime/workers.py`)."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)  # the owner of its leases
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column()
+    heartbeat_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class User(Base):
