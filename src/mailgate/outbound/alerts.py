@@ -17,8 +17,11 @@ import email.utils
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
+import sqlalchemy as sa
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailgate.context import Context
@@ -138,43 +141,98 @@ def check(unit: Unit, admin: str | None) -> list[str]:
 
     An incident is announced once (a mailbox after its grace period) and its end once. One that
     comes back within the hour after a message about it is announced only when that hour is
-    over and it is still there — a flapping incident gives at most one message an hour."""
+    over and it is still there — a flapping incident gives at most one message an hour.
+
+    Workers run this at once, each in its own transaction: at most one open alert per key (a
+    unique index), and each announcement is a conditional UPDATE, so only the transaction
+    that made the change queues its message. Keys are taken in order, so two checks lock the
+    same rows in the same order."""
     session, now = unit.session, unit.now()
     active = incidents(session, now)
-    open_rows = {
-        a.key: a for a in session.scalars(select(Alert).where(Alert.resolved_at.is_(None)))
-    }
     queued: list[str] = []
-    for key, summary in active.items():
-        row = open_rows.get(key)
+    for key in sorted(active):
+        row = _open(session, key, active[key], now)
         if row is None:
-            row = session.scalars(
-                select(Alert).where(Alert.key == key).order_by(Alert.id.desc())
-            ).first()
-            if row is not None and row.last_sent_at is not None and now - row.last_sent_at < QUIET:
-                row.resolved_at = None  # back within the hour: the same incident again
-                row.opened_at = now
-            else:
-                row = Alert(key=key, summary=summary, opened_at=now, announced=False)
-                session.add(row)
-        row.summary = summary
-        quiet = row.last_sent_at is None or now - row.last_sent_at >= QUIET
-        if not row.announced and quiet and now - row.opened_at >= _grace(key):
-            subject = f"PROBLEM: {summary}"
-            if _send(unit, admin, subject, summary):
-                queued.append(subject)
-            row.announced, row.last_sent_at = True, now
-    for key, row in open_rows.items():
-        if key in active:
             continue
-        row.resolved_at = now
-        if row.announced:
+        quiet = row.last_sent_at is None or now - row.last_sent_at >= QUIET
+        if row.announced or not quiet or now - row.opened_at < _grace(key):
+            continue
+        if _changed(session, row.id, Alert.announced.is_(False), announced=True, last_sent_at=now):
+            subject = f"PROBLEM: {row.summary}"
+            if _send(unit, admin, subject, row.summary):
+                queued.append(subject)
+    still_open = session.scalars(
+        select(Alert).where(Alert.resolved_at.is_(None)).order_by(Alert.key)
+    ).all()
+    for row in still_open:
+        if row.key in active:
+            continue
+        announced = session.scalar(
+            update(Alert)
+            .where(Alert.id == row.id, Alert.resolved_at.is_(None))
+            .values(resolved_at=now)
+            .returning(Alert.announced)
+        )
+        if announced:  # None: another worker closed it first
+            _changed(session, row.id, Alert.announced.is_(True), announced=False, last_sent_at=now)
             subject = f"RECOVERED: {row.summary}"
             if _send(unit, admin, subject, f"Back to normal: {row.summary}"):
                 queued.append(subject)
-            row.announced, row.last_sent_at = False, now
     session.flush()
     return queued
+
+
+def _open(session: Session, key: str, summary: str, now: datetime) -> Alert | None:
+    """The incident's open alert: the one there, the last one reopened when a message about it
+    went out within the hour (the same incident again), or a new one. Another worker may have
+    opened it meanwhile: then its row."""
+    row = _open_row(session, key)
+    if row is None:
+        last = session.scalars(
+            select(Alert).where(Alert.key == key).order_by(Alert.id.desc())
+        ).first()
+        if last is not None and last.last_sent_at is not None and now - last.last_sent_at < QUIET:
+            reopened = {"resolved_at": None, "opened_at": now}
+            try:
+                with session.begin_nested():  # another worker's open row wins
+                    _changed(session, last.id, Alert.resolved_at.is_not(None), **reopened)
+            except IntegrityError:
+                pass
+        else:
+            dialect = session.get_bind().dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            session.execute(
+                insert(Alert)
+                .values(key=key, summary=summary, opened_at=now, announced=False)
+                .on_conflict_do_nothing(
+                    index_elements=[Alert.key], index_where=Alert.resolved_at.is_(None)
+                )
+            )
+        row = _open_row(session, key)
+    if row is not None and row.summary != summary:
+        row.summary = summary
+    return row
+
+
+def _open_row(session: Session, key: str) -> Alert | None:
+    return session.scalars(
+        select(Alert)
+        .where(Alert.key == key, Alert.resolved_at.is_(None))
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def _changed(
+    session: Session, alert_id: int, unless: sa.ColumnElement[bool], **values: object
+) -> bool:
+    """Set `values` on the alert if `unless` still holds: True if this transaction did."""
+    result = session.execute(
+        update(Alert)
+        .where(Alert.id == alert_id, unless)
+        .values(**values)
+        .execution_options(synchronize_session="fetch")
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _send(unit: Unit, admin: str | None, subject: str, body: str) -> bool:

@@ -108,6 +108,9 @@ async def add_project(
             created_at=now,
         )
         session.add(project)
+        if session.get_bind().dialect.name == "postgresql":
+            session.flush()  # its id names its sequence of issue numbers
+            session.execute(sa.text(f"CREATE SEQUENCE {number_sequence(project.id)}"))
         detail = f"SMTP server {smtp}" if smtp else None
         audit.record(session, now, "project.add", key, detail)
         return project
@@ -293,6 +296,9 @@ _NEXT_NUMBER = (
     .values(next_number=PROJECTS.c.next_number + 1)
     .returning(PROJECTS.c.next_number)
 )
+# PostgreSQL: the project's own sequence, if it has one (projects made by `add_project`, or
+# there at migration 0013); else NULL, and the number comes from the project row.
+_NEXT_IN_SEQUENCE = sa.text("SELECT nextval(to_regclass(:sequence))")
 _NEW_ISSUE = insert(ISSUES).returning(ISSUES.c.id)
 _NEW_COMMENT = insert(COMMENTS).returning(COMMENTS.c.id)
 _NEW_ATTACHMENT = insert(ATTACHMENTS)
@@ -332,8 +338,7 @@ def create_issue(
 ) -> IssueRef:
     session = unit.session
     db = session.connection()
-    # Numbers come from the project row, incremented in the same transaction.
-    number = db.execute(_NEXT_NUMBER, {"project": project_id}).scalar_one() - 1
+    number = _next_number(db, project_id)
     now = unit.now()
     issue_id = db.execute(
         _NEW_ISSUE,
@@ -359,6 +364,27 @@ def create_issue(
         watch(session, issue, watcher)
     issue_event(unit, WebhookEvent.ISSUE_CREATED, issue_id)
     return issue
+
+
+def number_sequence(project_id: int) -> str:
+    """The PostgreSQL sequence of a project's issue numbers."""
+    return f"issue_numbers_{int(project_id)}"
+
+
+def _next_number(db: sa.Connection, project_id: int) -> int:
+    """The project's next issue number.
+
+    SQLite has one writer at a time: the number comes from the project row, incremented in the
+    caller's transaction. On PostgreSQL that would lock the row until the whole batch commits,
+    and a second worker writing an issue of the same project would wait for it; the project's
+    sequence hands out numbers without a lock instead. A number taken by a transaction that is
+    rolled back is not given again: the numbers may have gaps (HELP-4, then HELP-6)."""
+    if db.dialect.name == "postgresql":
+        number = db.execute(_NEXT_IN_SEQUENCE, {"sequence": number_sequence(project_id)})
+        taken = number.scalar()
+        if taken is not None:
+            return int(taken)
+    return int(db.execute(_NEXT_NUMBER, {"project": project_id}).scalar_one()) - 1
 
 
 def add_comment(
