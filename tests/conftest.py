@@ -91,6 +91,15 @@ async def ctx(settings: Settings, clock: FakeClock) -> AsyncIterator[Context]:
 
 
 @pytest.fixture
+async def live(settings: Settings) -> AsyncIterator[Context]:
+    """A context on the real clock and sleep, as in a running process (for the tests that
+    watch a loop live: reconnects, outages)."""
+    context = Context.open(settings)
+    yield context
+    await context.close()
+
+
+@pytest.fixture
 def cli(home: Path, store: str, database_url: str) -> Cli:
     if store == "sqlite":  # the default database of MAILGATE_HOME, as a user has it
         return Cli(home)

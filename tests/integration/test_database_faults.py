@@ -1,8 +1,11 @@
 """A broken or unusable SQLite database: one sentence on stderr, the documented exit status, no
-traceback, and the files left as they were found."""
+traceback, and the files left as they were found. A database that becomes read-only or full
+under a running mailbox loop: nothing lost, the log says why, the loop goes on once it is over
+(PostgreSQL's faults: test_postgres_faults.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -10,12 +13,24 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.orm import Session
 from tests.support.cli import Cli, Result
+from tests.support.dovecot import Dovecot
+from tests.support.emulator import RunningEmulator
+from tests.support.faults import (
+    each_message_once,
+    logged,
+    loop_running,
+    wait_for_receipts,
+    wait_for_status,
+    wait_until,
+)
+from tests.support.mail import ALICE, message, with_mailbox
 
 from mailgate.context import Context
 from mailgate.errors import MailgateError, OperationFailed
@@ -252,3 +267,44 @@ async def test_a_mailbox_another_process_reads_is_left_to_it_quietly(ctx: Contex
         with structlog.testing.capture_logs() as logs:
             await Supervisor(ctx)._run_mailbox(mailbox)
     assert logs == []
+
+
+# SQLite's own refusals, on every connection of the process from the next statement on: a full
+# disk (SQLITE_FULL once the file would grow; max_page_count is never set below the file's size,
+# so 1 means "as it is now") and a read-only database (SQLITE_READONLY, as a file the process
+# may no longer write: as root, a file's mode would not stop it).
+FAULTS = {
+    "disk full": ("PRAGMA max_page_count = 1", "PRAGMA max_page_count = 1073741823", "is full"),
+    "read-only": ("PRAGMA query_only = 1", "PRAGMA query_only = 0", "cannot be opened for writing"),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+async def test_a_database_full_or_read_only_under_a_mailbox_loop(
+    live: Context, emulator: RunningEmulator, dovecot: Dovecot, fault: str
+) -> None:
+    begins, ends, said = FAULTS[fault]
+    pragma = {"now": ends}
+
+    def before(_conn: Any, cursor: Any, *_args: Any) -> None:
+        cursor.execute(pragma["now"])
+
+    row = await with_mailbox(live, emulator, dovecot, poll_seconds=3600)
+    subjects = [f"while {fault} {i}" for i in range(3)]
+    sa.event.listen(sa.Engine, "before_cursor_execute", before)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            async with loop_running(live) as loop:
+                await wait_for_status(live, row.id, "idle")
+                pragma["now"] = begins
+                for subject in subjects:
+                    # A few kilobytes each: the messages need pages the file does not have.
+                    await asyncio.to_thread(dovecot.deliver, ALICE, message(subject, 8000))
+                await wait_until(lambda: logged(logs, said), f"the log says {said!r}")
+                pragma["now"] = ends
+                await wait_for_receipts(live, row.id, len(subjects))
+                await wait_for_status(live, row.id, "idle")
+                assert not loop.done()
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", before)
+    await each_message_once(live, row.id, subjects)

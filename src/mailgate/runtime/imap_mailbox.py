@@ -87,11 +87,12 @@ async def set_status(
 async def report_status(
     ctx: Context, mailbox_id: int, status: str, error: str | None = None
 ) -> None:
-    """`set_status` in a loop's error handler: should the database be what failed, the status
-    cannot be written — the loop's log line said why — and the loop goes on to retry."""
+    """`set_status` in a loop's error handler: should the database be what failed (down,
+    read-only, its disk full), the status cannot be written — the loop's log line said why —
+    and the loop goes on to retry."""
     try:
         await set_status(ctx, mailbox_id, status, error)
-    except Transient as exc:
+    except MailgateError as exc:
         log.warning("mailbox status not written", error=str(exc))
 
 

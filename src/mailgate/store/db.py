@@ -107,7 +107,14 @@ def _server_failed(context: sa.engine.ExceptionContext) -> None:
     if context.is_pre_ping:  # the pool's test of a pooled connection: it reconnects
         return
     original = context.original_exception
-    said = _SERVER_SAYS.get(getattr(original, "sqlstate", None) or "")
+    code = getattr(original, "sqlstate", None) or ""
+    if code == "25006":
+        # Connected to a standby (the old primary after a failover) or to a database made
+        # read-only: every pooled connection is dropped, the next ones connect anew and see the
+        # server as it is by then, so writes go on once it is writable — without a restart.
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = True
+    said = _SERVER_SAYS.get(code)
     if said is not None:
         raise Transient(said) from None
     if not isinstance(context.sqlalchemy_exception, sa.exc.OperationalError):
@@ -149,6 +156,7 @@ def serialize(session: Session, keys: Iterable[str]) -> None:
         session.execute(_ADVISORY_LOCKS, {"ids": ids})
 
 
+_READ_ONLY = sa.text("SELECT current_setting('transaction_read_only')")
 _ADVISORY_LOCKS = sa.text(
     "SELECT count(pg_advisory_xact_lock(id)) FROM unnest(CAST(:ids AS bigint[])) AS id"
 )
@@ -312,10 +320,15 @@ class Database:
         return self.sessions()
 
     async def is_ready(self) -> bool:
-        """Database reachable and migrations applied."""
+        """Database reachable, migrations applied, and (PostgreSQL) writable: not a standby nor
+        a database made read-only."""
         try:
             async with self.engine.connect() as connection:
                 current = await connection.run_sync(current_revision)
+                if self.dialect == "postgresql":
+                    read_only = await connection.scalar(_READ_ONLY)
+                    if read_only != "off":
+                        return False
         except (sa.exc.SQLAlchemyError, MailgateError):  # the latter: SQLite's, in a sentence
             return False
         return current == HEAD
