@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import httpx2
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Update, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailgate.context import Context
@@ -14,8 +15,14 @@ from mailgate.errors import BadInput, MailgateError, NotFound
 from mailgate.oauth.endpoint import TokenResponse
 from mailgate.oauth.tokens import ACTIVE, REVOKED, RefreshPolicy, TokenKeeper, transition
 from mailgate.store import audit
-from mailgate.store.models import Credential, CredentialEvent, Integration
-from mailgate.store.vocabulary import CredentialEventKind, GrantType
+from mailgate.store.models import (
+    Credential,
+    CredentialEvent,
+    Integration,
+    OutboxMessage,
+    SmtpServer,
+)
+from mailgate.store.vocabulary import CredentialEventKind, GrantType, OutboxStatus
 
 log = structlog.get_logger(__name__)
 
@@ -90,12 +97,28 @@ async def _upsert_grant(
                 credential_id=cred.id, at=now, kind=kind, detail=f"{grant_type} for {account}"
             )
         )
+        await session.execute(_resume_waiting_mail(cred.id, now))
         authorized = kind == CredentialEventKind.AUTHORIZED
         action = "credential.authorize" if authorized else "credential.reauthorize"
         detail = f"{grant_type} under integration {integration.name}"
         audit.record(session.sync_session, now, action, account, detail)
         await session.commit()
         return cred, kind
+
+
+def _resume_waiting_mail(credential_id: int, now: datetime) -> Update:
+    """The outbox's messages for SMTP servers that sign in with this credential, due now: those
+    waiting for it to be authorized again go out at the next flush, not after their backoff."""
+    servers = select(SmtpServer.id).where(SmtpServer.credential_id == credential_id)
+    return (
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.status == OutboxStatus.PENDING,
+            OutboxMessage.smtp_server_id.in_(servers),
+            OutboxMessage.next_attempt_at > now,
+        )
+        .values(next_attempt_at=now)
+    )
 
 
 async def list_credentials(

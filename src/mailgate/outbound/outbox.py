@@ -265,6 +265,8 @@ async def _failed(
     attempts = message.attempts + 1
     status = OutboxStatus.PENDING
     if failure.waits_for_admin:
+        # Tried again now and then; authorizing its credential again makes it due at once
+        # (`oauth/credentials.py`), so it need not wait out this delay.
         wait = delay(attempts, 60.0, 900.0, _rng)
         report.waiting.append(message.id)
     elif failure.permanent:
