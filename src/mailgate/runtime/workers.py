@@ -69,11 +69,7 @@ class Census:
         most = share(self.mailboxes, workers)
         least = self.mailboxes // workers
         starving = any(n < least for name, n in self.holdings.items() if name != me)
-        if mine > most:
-            return most - mine
-        if starving:
-            return least - mine
-        return most - mine
+        return (least if starving else most) - mine
 
 
 async def beat(ctx: Context, name: str) -> None:
