@@ -635,6 +635,9 @@ def _capacity_settings(connections: int) -> str:
     return f"""\
 default_client_limit = {2 * room}
 mail_max_userip_connections = {room}
+# An IDLE session hears of new mail through inotify, but the imap processes of one system user
+# get 128 inotify instances (fs.inotify.max_user_instances); the others look every this often.
+mailbox_idle_check_interval = 1 secs
 service imap-login {{
   service_count = 0
   process_min_avail = 2
