@@ -30,6 +30,7 @@ from mailgate.context import Context
 from mailgate.mail.endpoints import iso
 from mailgate.oauth.integrations import SECRET_EXPIRY_WARNING_DAYS, secret_expiry_days
 from mailgate.outbound.alerts import incidents
+from mailgate.store.dbtime import database_now
 from mailgate.store.models import (
     Alert,
     Credential,
@@ -457,6 +458,8 @@ async def mailbox_states(ctx: Context) -> list[MailboxState]:
     """Every mailbox by name: what it is doing, its last message, its counts, its last error."""
     now = ctx.clock()
     async with ctx.db.session() as session:
+        # Leases run on the database's clock (`runtime/leases.py`), whatever this host's says.
+        lease_now = await session.scalar(select(database_now())) or now
         mailboxes = list(await session.scalars(select(Mailbox).order_by(Mailbox.name)))
         by_status: dict[int | None, dict[str, int]] = {}
         for mailbox_id, status, count in await session.execute(
@@ -476,7 +479,7 @@ async def mailbox_states(ctx: Context) -> list[MailboxState]:
         }
     states = []
     for mailbox in mailboxes:
-        running = mailbox.lease_until is not None and mailbox.lease_until > now
+        running = mailbox.lease_until is not None and mailbox.lease_until > lease_now
         doing, words = activity(mailbox.status, running, mailbox.poll_seconds)
         failing_since = None
         if doing == Activity.FAILING:
