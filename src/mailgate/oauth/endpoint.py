@@ -112,9 +112,12 @@ async def request_token(
             )
         ) from None
     except httpx2.HTTPStatusError as exc:
+        status = exc.response.status_code
+        # A 5xx is the provider's trouble (Microsoft's edge answers 503 temporarily_unavailable,
+        # AADSTS90033), never the grant's: say so, so that nobody re-authorizes for nothing.
+        answered = f"is unavailable (HTTP {status})" if status >= 500 else f"answered HTTP {status}"
         raise Transient(
-            f"The token endpoint {client.token_endpoint} answered HTTP "
-            f"{exc.response.status_code}; mailgate will retry."
+            f"The token endpoint {client.token_endpoint} {answered}; mailgate will retry."
         ) from None
     except httpx2.HTTPError as exc:
         raise Transient(
