@@ -209,10 +209,22 @@ def migrate(url: str) -> bool:
     return applied
 
 
+def _refuse_newer(current: str | None) -> None:
+    """A database migrated by a newer mailgate is left alone: this version would not know its
+    tables (migrations are numbered, so a higher number is newer)."""
+    if current is not None and current.isdigit() and int(current) > int(HEAD):
+        raise OperationFailed(
+            f"The database was migrated by a newer mailgate (revision {current}; this one knows "
+            f"up to {HEAD}): run the newer version here too, or restore a backup made for this one."
+        )
+
+
 def _migrate(engine: sa.Engine) -> bool:
     with engine.connect() as connection:
-        if current_revision(connection) == HEAD:
+        current = current_revision(connection)
+        if current == HEAD:
             return False
+        _refuse_newer(current)
     if engine.dialect.name == "postgresql":
         with engine.begin() as connection:
             # Processes starting together on an empty database migrate one at a time.
