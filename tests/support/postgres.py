@@ -87,7 +87,17 @@ class Postgres:
         made = self._run("initdb", "-D", str(self.data), "-U", USER, "-A", "trust", "-E", "UTF8")
         if made.returncode != 0:
             raise RuntimeError(f"initdb failed: {made.stderr.strip()[-500:]}")
-        self.resume()
+        for attempt in range(3):
+            try:
+                self.resume()
+                break
+            except RuntimeError as exc:
+                # Another process (a second pytest -n worker's server, a client's ephemeral
+                # port) took the port after _free_port chose it: choose again. Later starts
+                # (`resume` after `pause`) keep the port, as a restarted server would.
+                if "Address already in use" not in str(exc) or attempt == 2:
+                    raise
+                self.port = _free_port()
         atexit.register(self.stop)
         return self
 

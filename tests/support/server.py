@@ -1,7 +1,9 @@
 """mailgate's web app served over real HTTPS on loopback, in a background thread.
 
 The server thread opens its own Context (its own event loop and engine) on the same database as
-the test's, like a separate `mailgate serve` would.
+the test's, like a separate `mailgate serve` would. Its listening socket is bound before the
+settings are made and handed to uvicorn as it is: between choosing a free port and binding it,
+another test process (pytest -n 2) could take the port.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ def free_port() -> int:
 
 class MailgateServer:
     def __init__(self, settings: Settings, folder: Path, **app_options: object) -> None:
-        self.port = free_port()
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = int(self._socket.getsockname()[1])
         self.settings = replace(settings, base_url=f"https://localhost:{self.port}")
         ca = trustme.CA()
         cert = ca.issue_cert("localhost", "127.0.0.1")
@@ -69,7 +73,7 @@ class MailgateServer:
                     ssl_keyfile=str(self.key_file),
                 )
                 self._server = uvicorn.Server(config)
-                serving = asyncio.create_task(self._server.serve())
+                serving = asyncio.create_task(self._server.serve(sockets=[self._socket]))
                 while not self._server.started and not serving.done():
                     await asyncio.sleep(0.01)
                 ready.set()
@@ -87,6 +91,7 @@ class MailgateServer:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(10)
+        self._socket.close()  # uvicorn closes it too once it served; not when it never started
 
     def __enter__(self) -> MailgateServer:
         return self.start()
