@@ -79,9 +79,15 @@ async def test_one_worker_idles_on_many_mailboxes_and_takes_a_message_from_each(
     try:
 
         async def all_idle() -> bool:
-            return (await count_by(live, Mailbox.status))[MailboxStatus.IDLE] == MAILBOXES
+            # At the server: every session in IDLE; and every status says so.
+            statuses = await count_by(live, Mailbox.status)
+            return dovecot.sessions_in_idle() == MAILBOXES == statuses[MailboxStatus.IDLE]
 
-        await wait_for(all_idle, 60, lambda: count_by(live, Mailbox.status))
+        async def say() -> str:
+            statuses = await count_by(live, Mailbox.status)
+            return f"{dovecot.sessions_in_idle()} in IDLE; statuses {dict(statuses)}"
+
+        await wait_for(all_idle, 60, say)
         assert len(dovecot.doveadm("who").splitlines()) - 1 == MAILBOXES  # a line per user
 
         def deliver_all() -> None:

@@ -432,6 +432,22 @@ class Dovecot:
         self.doveadm("mailbox", "update", "-u", user, "--uid-validity", str(new), folder)
         return new
 
+    def sessions_in_idle(self) -> int:
+        """How many IMAP sessions are in IDLE now, read from the titles of the imap processes
+        ("…/imap [user ip IDLE]"); Linux's /proc. Needs `max_connections`, which turns the
+        titles on."""
+        title = f"{self.folder.name}/imap ["
+        idle = 0
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    command = (entry / "cmdline").read_bytes().decode(errors="replace")
+                except OSError:
+                    continue  # gone meanwhile
+                if title in command and command.rstrip("\0 ").endswith(" IDLE]"):
+                    idle += 1
+        return idle
+
     def kick(self, user: str = "*") -> None:
         """Disconnect the IMAP/POP3 sessions of users matching ``user`` (a mask)."""
         self.doveadm("kick", user, check=False)
@@ -638,6 +654,8 @@ mail_max_userip_connections = {room}
 # An IDLE session hears of new mail through inotify, but the imap processes of one system user
 # get 128 inotify instances (fs.inotify.max_user_instances); the others look every this often.
 mailbox_idle_check_interval = 1 secs
+# Each imap process's title says what it does: `sessions_in_idle` counts those in IDLE.
+verbose_proctitle = yes
 service imap-login {{
   service_count = 0
   process_min_avail = 2
