@@ -18,6 +18,8 @@ from mailgate.inbound.mailboxes import MailboxOptions, add_mailbox
 from mailgate.runtime.imap_mailbox import load, run_mailbox
 from mailgate.tracker.service import add_project
 
+pytestmark = pytest.mark.stores("sqlite", "postgresql")
+
 ALICE = "alice@contoso.example"
 
 

@@ -20,7 +20,7 @@ from mailgate.runtime.imap_mailbox import load, poll_once, receipts_of, run_mail
 from mailgate.store.models import Mailbox
 from mailgate.tracker.issues import list_issues
 
-pytestmark = pytest.mark.stores("sqlite", "postgresql")
+# Representative tests run on PostgreSQL too (the stores marker below); the rest on SQLite.
 
 
 async def flags(dovecot: Dovecot, emulator: RunningEmulator) -> dict[str, set[str]]:
@@ -112,6 +112,7 @@ async def test_post_actions(
     )
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_crash_between_commit_and_post_action_repeats_only_the_post_action(
     ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
 ) -> None:
@@ -142,6 +143,7 @@ async def test_crash_between_commit_and_post_action_repeats_only_the_post_action
     assert [i["summary"] for i in await list_issues(ctx, "HELP")] == ["committed"]
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_uidvalidity_change_takes_only_new_mail(
     ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
 ) -> None:
@@ -175,6 +177,7 @@ async def test_message_over_the_size_limit_is_quarantined_not_fetched(
         assert fresh is not None and fresh.quarantined == 1 and fresh.processed == 1
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_a_backlog_is_taken_in_batches_in_uid_order(
     ctx: Context, emulator: RunningEmulator, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -246,6 +249,7 @@ async def test_a_list_copy_deleted_by_bulk_delete_does_not_take_the_direct_copy_
     assert await flags(dovecot, emulator) == {"Order 42 missing": {"\\Seen"}}
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_idle_push_and_reconnect_after_a_server_restart(
     ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
 ) -> None:
@@ -297,6 +301,7 @@ async def test_expired_token_is_refreshed_once_and_the_login_retried(
     assert emulator.state.count_requests(endpoint="token", grant_type="refresh_token") == 1
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_an_interrupted_backlog_is_finished_at_the_next_poll(
     ctx: Context, emulator: RunningEmulator, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -327,6 +332,7 @@ async def test_an_interrupted_backlog_is_finished_at_the_next_poll(
     ]
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_mail_announced_while_processing_is_not_left_waiting_for_idle(
     ctx: Context, emulator: RunningEmulator, dovecot: Dovecot
 ) -> None:

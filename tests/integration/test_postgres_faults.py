@@ -7,9 +7,13 @@ loop goes on by itself once the server is back."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -127,3 +131,61 @@ async def test_postgresql_read_only_for_a_while(
             assert not loop.done()
     assert await live.db.is_ready()
     await each_message_once(live, row.id, subjects)
+
+
+@pytest.fixture
+def small_disk(postgres_server: Postgres) -> Iterator[tuple[str, Path]]:
+    """A tablespace on a 256 KB file system of its own (a tmpfs; mounting needs root): the
+    name, and the mount point to grow with `remount`."""
+    if os.geteuid() != 0:
+        pytest.skip("a file system small enough to fill is mounted as root only")
+    folder = postgres_server.folder / "small-disk"  # where the server's user may go
+    folder.mkdir(exist_ok=True)
+    owner = "postgres" if postgres_server.as_root else str(os.getuid())
+    mount = ["mount", "-t", "tmpfs", "-o", f"size=256k,mode=0700,uid={owner}", "tmpfs"]
+    subprocess.run([*mount, str(folder)], check=True, capture_output=True)
+    name = f"small_{os.getpid()}"
+    try:
+        postgres_server.execute(f"CREATE TABLESPACE {name} LOCATION '{folder}'")
+        yield name, folder
+    finally:
+        postgres_server.execute(f"DROP TABLESPACE IF EXISTS {name}")
+        subprocess.run(["umount", "--lazy", str(folder)], check=False, capture_output=True)
+        folder.rmdir()
+
+
+def remount(folder: Path, size: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(folder)], check=True)
+
+
+async def test_postgresql_disk_full_for_a_while(
+    live: Context,
+    emulator: RunningEmulator,
+    dovecot: Dovecot,
+    postgres_server: Postgres,
+    small_disk: tuple[str, Path],
+) -> None:
+    # The messages' bytes (table blobs, and its TOAST table) go to the small file system: a
+    # write past its end fails as on a full disk (ENOSPC: SQLSTATE 53100), the server goes on.
+    tablespace, folder = small_disk
+    database = live.settings.database_url.rsplit("/", 1)[-1]
+    postgres_server.execute(f"ALTER TABLE blobs SET TABLESPACE {tablespace}", database)
+    row = await with_mailbox(live, emulator, dovecot, poll_seconds=3600)
+    subjects = [f"while the disk is full {i}" for i in range(3)]
+    try:
+        with structlog.testing.capture_logs() as logs:
+            async with loop_running(live) as loop:
+                await wait_for_status(live, row.id, "idle")
+                for subject in subjects:  # 300 KB each that do not compress: past 256 KB
+                    raw = message(subject) + base64.encodebytes(os.urandom(225_000))
+                    await asyncio.to_thread(dovecot.deliver, ALICE, raw)
+                await wait_until(lambda: logged(logs, "disk is full"), "the log says it")
+                await wait_for_status(live, row.id, "failing")  # written: its table has room
+                remount(folder, "16m")  # space freed
+                await wait_for_receipts(live, row.id, len(subjects))
+                await wait_for_status(live, row.id, "idle")
+                assert not loop.done()
+        await each_message_once(live, row.id, subjects)
+    finally:
+        await live.db.dispose()  # nobody holds the table while it moves back
+        postgres_server.execute("ALTER TABLE blobs SET TABLESPACE pg_default", database)

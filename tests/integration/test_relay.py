@@ -24,6 +24,8 @@ from mailgate.store.models import OutboxMessage
 from mailgate.tracker.issues import comment_as_agent, list_issues, show_issue
 from mailgate.tracker.service import add_project
 
+# Representative tests run on PostgreSQL too (the stores marker below); the rest on SQLite.
+
 DESK = "support@example.com"
 HELP = Destination(project="HELP", own_addresses=(DESK,))
 VICTIMS = [f"victim{n}@example.org" for n in range(500)]
@@ -57,6 +59,7 @@ async def everyone_mailed(ctx: Context) -> set[str]:
     return {address for recipients, _ in await outbox(ctx) for address in recipients}
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_500_addresses_in_cc_and_a_strangers_reply_mail_none_of_them(
     ctx: Context, project: None
 ) -> None:
@@ -85,6 +88,7 @@ async def test_without_watchers_from_cc_the_cc_is_only_noted(ctx: Context, proje
     assert "dave@example.net" in issue["description"]
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_each_notification_goes_to_one_recipient_alone_and_keeps_the_thread(
     ctx: Context, project: None
 ) -> None:
@@ -205,6 +209,7 @@ def naive_auto_reply(to: EmailMessage, sender: str, n: int) -> bytes:
     [["dave@example.net"], ["carol@example.net", "dave@example.net"]],
     ids=["a watcher", "the reporter and a watcher"],
 )
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_an_auto_reply_storm_settles(
     ctx: Context, project: None, responders: list[str]
 ) -> None:
@@ -343,6 +348,7 @@ async def test_a_domain_spelled_in_a_unicode_variant_is_no_mailbox(
     assert await everyone_mailed(ctx) == {"carol@example.net"}
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_a_held_message_that_arrived_twice_becomes_one_comment(
     ctx: Context, project: None
 ) -> None:

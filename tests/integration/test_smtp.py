@@ -32,6 +32,8 @@ from mailgate.runtime.imap_mailbox import poll_once
 from mailgate.store.models import OutboxMessage, SmtpServer
 from mailgate.tracker.issues import comment_as_agent, show_issue
 
+# Representative tests run on PostgreSQL too (the stores marker below); the rest on SQLite.
+
 BOB = "bob@example.test"
 CAROL = "carol@example.net"
 
@@ -173,6 +175,7 @@ async def queue_message(ctx: Context, to: str, subject: str) -> None:
         )
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_a_server_that_is_down_loses_nothing(
     ctx: Context, emulator: RunningEmulator, postfix: Postfix, clock: FakeClock
 ) -> None:
@@ -192,6 +195,7 @@ async def test_a_server_that_is_down_loses_nothing(
     assert await outbox.flush(ctx) == outbox.FlushReport()  # sent once, never again
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_a_revoked_grant_makes_the_outbox_wait_until_reauthorized(
     ctx: Context, emulator: RunningEmulator, postfix: Postfix, clock: FakeClock
 ) -> None:
@@ -229,6 +233,7 @@ async def test_a_revoked_grant_makes_the_outbox_wait_until_reauthorized(
     assert len(postfix.messages(CAROL)) == 2  # one incident: one alert, one recovery
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_a_dead_smtp_server_gives_one_alert_and_one_recovery(
     ctx: Context, emulator: RunningEmulator, postfix: Postfix, clock: FakeClock
 ) -> None:
@@ -251,6 +256,7 @@ async def test_a_dead_smtp_server_gives_one_alert_and_one_recovery(
     assert subjects(postfix.wait_for_delivery(CAROL)) == ["a notification"]
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_the_round_trip(
     ctx: Context,
     emulator: RunningEmulator,
@@ -323,6 +329,7 @@ async def test_the_round_trip(
     assert len(postfix.messages(CAROL)) == 2
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_a_crash_in_the_middle_of_a_send_loses_nothing(
     ctx: Context,
     emulator: RunningEmulator,
@@ -346,6 +353,7 @@ async def test_a_crash_in_the_middle_of_a_send_loses_nothing(
     assert subjects(postfix.wait_for_delivery(BOB)) == ["interrupted"]
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_messages_another_worker_took_over_are_not_sent_twice(
     ctx: Context,
     emulator: RunningEmulator,

@@ -42,6 +42,8 @@ from mailgate.tracker.webhooks import (
     show_webhook,
 )
 
+# Representative tests run on PostgreSQL too (the stores marker below); the rest on SQLite.
+
 # A soft hyphen in the host: Python's URL parser takes it, the HTTP client refuses it (IDNA).
 CLIENT_REFUSES = "https://exa\u00admple.com/hook"
 
@@ -87,6 +89,7 @@ async def test_a_comment_is_delivered_signed_with_what_happened(
     assert (await show_webhook(ctx, "desk"))["last_delivery_status"] == "delivered"
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_a_receiver_that_is_down_gets_everything_in_order_once_it_is_back(
     ctx: Context, receiver: Receiver, clock: FakeClock, project: None
 ) -> None:
@@ -127,6 +130,7 @@ async def test_a_receiver_that_is_down_gets_everything_in_order_once_it_is_back(
     ]
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_a_failing_receiver_gets_the_same_delivery_again_until_it_answers_2xx(
     ctx: Context, receiver: Receiver, clock: FakeClock, project: None
 ) -> None:
@@ -183,6 +187,7 @@ async def test_after_three_days_of_failures_a_delivery_is_dead_until_retried(
     assert receiver.received[-1].signed_with(secret)
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_a_crash_after_the_post_sends_it_again_with_the_same_id(
     ctx: Context, receiver: Receiver, clock: FakeClock, project: None
 ) -> None:
@@ -205,6 +210,7 @@ async def test_a_crash_after_the_post_sends_it_again_with_the_same_id(
     assert again.verified(secret)["type"] == "issue.created"
 
 
+@pytest.mark.stores("sqlite", "postgresql")
 async def test_a_delivery_in_flight_elsewhere_holds_back_the_later_ones(
     ctx: Context, receiver: Receiver, clock: FakeClock, project: None
 ) -> None:

@@ -125,7 +125,6 @@ def messages(store: str) -> int:
     return MESSAGES if store == "sqlite" else MESSAGES // 3
 
 
-@pytest.mark.stores("sqlite", "postgresql")
 @pytest.mark.parametrize("projects", [("HELP", "HELP"), ("HELP", "SALES")])
 async def test_two_ingests_at_once_both_finish_and_store_each_message_once(
     ctx: Context, tmp_path: Path, projects: tuple[str, str], messages: int
@@ -158,7 +157,6 @@ async def test_the_same_files_ingested_twice_at_once_make_each_issue_once(
     assert len(counts) == messages and once_each(counts)
 
 
-@pytest.mark.stores("sqlite", "postgresql")
 async def test_an_ingest_during_mailbox_poll_both_finish_nothing_duplicated(
     ctx: Context, emulator: RunningEmulator, dovecot: Dovecot, tmp_path: Path, messages: int
 ) -> None:
