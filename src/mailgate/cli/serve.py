@@ -106,7 +106,6 @@ def worker(
     ] = None,
 ) -> None:
     """Mail workers only, no web server (run many, on many hosts)."""
-    log_to_stderr("info")
     metrics_at = metrics_address(metrics_port)
 
     async def main(ctx: Context) -> None:
@@ -131,7 +130,7 @@ def worker(
             with contextlib.suppress(asyncio.CancelledError):
                 await running
 
-    run(main)
+    run(main, log_level="info")
 
 
 def metrics_address(port: int | None) -> tuple[str, int] | None:
