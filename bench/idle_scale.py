@@ -425,6 +425,7 @@ class Figures:
     sessions: int = 0
     owners: Counter[str] = field(default_factory=Counter)
     gauges: list[int | None] = field(default_factory=list)
+    start_cpu: dict[int, float] = field(default_factory=dict)
     idle_cpu: dict[int, float] = field(default_factory=dict)
     busy_cpu: dict[int, float] = field(default_factory=dict)
     memory: dict[int, tuple[float, float]] = field(default_factory=dict)
@@ -443,6 +444,8 @@ def measure(
     count = args.mailboxes
     pids = [w.pid for w in workers]
     figures = Figures(started=wait_until_idle(dovecot, watch, count, args.connect_timeout))
+    # CPU each worker used from its start until then: the start's cost, whatever the load.
+    figures.start_cpu = {pid: cpu_seconds(pid) for pid in pids}
     time.sleep(2)  # the last first rounds end
     figures.sessions = sessions_at_dovecot(dovecot)
     figures.owners = watch.owners()
@@ -528,6 +531,13 @@ def report(args: argparse.Namespace, workers: list[BenchWorker], figures: Figure
         pid = worker.pid
         name = f"worker {number}" if several else "worker"
         rss, pss = figures.memory[pid]
+        rows.append(
+            (
+                f"{name}: CPU time from its start until all were in IDLE",
+                f"{figures.start_cpu[pid]:.1f} s",
+                "",
+            )
+        )
         rows.append(
             (
                 f"{name}: RSS in IDLE / after the stream",

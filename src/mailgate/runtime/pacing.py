@@ -7,7 +7,8 @@ A `Pacer` lets at most `in_flight` attempts run at once, and starts new ones at 
 second, each gap drawn around 1/`rate` (jitter) so that several workers restarted together do
 not march in step. An attempt is whatever `slot()` wraps: for a mailbox, the token, the TCP
 connection, TLS, the greeting and the sign-in (`runtime/connect.py`). A lone attempt — one
-mailbox reconnecting — starts at once.
+mailbox reconnecting — starts at once. The price: a token endpoint or a server that hangs holds
+the slots of the attempts waiting on it until their timeout, and the others wait meanwhile.
 
 One pacer per event loop (`pacer_for_this_loop`): a process runs one loop, and a pacer's
 waiting attempts belong to the loop they wait in.
