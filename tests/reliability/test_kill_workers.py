@@ -57,7 +57,7 @@ MIN_KILLS = 30 if SOAK else 10
 FEED_SECONDS = 150.0 if SOAK else 25.0  # how long mail keeps arriving, about
 KILL_GAP = (1.5, 4.0)  # seconds between a restart and the next kill
 DEAD_FOR = (0.0, 1.0)  # seconds a killed worker stays dead
-STALLED_SECONDS = 60.0  # with no message taken, after the last kill: something is stuck
+STALLED_SECONDS = 60.0  # no message taken, or no mailbox held, so long: something is stuck
 SETTLE_SECONDS = 900.0 if SOAK else 240.0  # at most, for the rest to be taken (a busy machine)
 SENDING_SECONDS = 300.0 if SOAK else 60.0  # then for the notifications to go out
 
@@ -199,7 +199,10 @@ async def kill_at_random(
     began = time.monotonic()
     while not feeding.done() or workers.kills < MIN_KILLS:
         await asyncio.sleep(rng.uniform(*KILL_GAP))
+        waiting = time.monotonic()
         while not (holding := await holders(ctx, workers)):
+            if time.monotonic() - waiting > STALLED_SECONDS:
+                raise AssertionError(f"no worker has held a mailbox for {STALLED_SECONDS:g} s")
             await asyncio.sleep(0.2)
         victim = rng.choice(holding)
         workers.kill(victim)
