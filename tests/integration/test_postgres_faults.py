@@ -11,13 +11,10 @@ import base64
 import os
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import sqlalchemy as sa
 import structlog
 from tests.support.dovecot import Dovecot
 from tests.support.emulator import RunningEmulator
@@ -29,6 +26,7 @@ from tests.support.faults import (
     wait_for_receipts,
     wait_for_status,
     wait_until,
+    when_issue_is_written,
 )
 from tests.support.mail import ALICE, message, with_mailbox
 from tests.support.postgres import Postgres
@@ -39,28 +37,6 @@ pytestmark = pytest.mark.stores("postgresql")
 
 MESSAGES = 20  # from one sender: under its flood limit (30 an hour)
 OUTAGE_SECONDS = 2.0
-
-
-@contextmanager
-def when_issue_is_written(number: int, fault: Callable[[], None]) -> Iterator[threading.Event]:
-    """Run `fault` just before the `number`-th INSERT of an issue reaches the server (in the
-    thread of the batch's transaction: the batch is half written); the event is set after."""
-    seen = 0
-    done = threading.Event()
-
-    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        nonlocal seen
-        if statement.lstrip().upper().startswith("INSERT INTO ISSUES") and not done.is_set():
-            seen += 1
-            if seen == number:
-                fault()
-                done.set()
-
-    sa.event.listen(sa.Engine, "before_cursor_execute", before)
-    try:
-        yield done
-    finally:
-        sa.event.remove(sa.Engine, "before_cursor_execute", before)
 
 
 @pytest.mark.parametrize("outage", ["restart", "down for a while"])

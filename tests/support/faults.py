@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,29 +39,32 @@ async def loop_running(ctx: Context, name: str = "support") -> AsyncIterator[asy
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def wait_until(check: Callable[[], bool], what: str) -> None:
-    for _ in range(WAIT_SECONDS * 20):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {WAIT_SECONDS} s: {what}")
-
-
-async def eventually(probe: Callable[[], Awaitable[bool]], what: str) -> None:
+async def eventually(
+    probe: Callable[[], Awaitable[bool]], what: str, seconds: int = WAIT_SECONDS
+) -> None:
     """Until `probe` says yes; the database may fail meanwhile (a failed look is a no)."""
-    for _ in range(WAIT_SECONDS * 20):
+    for _ in range(seconds * 20):
         with contextlib.suppress(MailgateError):
             if await probe():
                 return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {WAIT_SECONDS} s: {what}")
+    raise AssertionError(f"not within {seconds} s: {what}")
 
 
-async def wait_for_receipts(ctx: Context, mailbox_id: int, count: int) -> None:
+async def wait_until(check: Callable[[], bool], what: str) -> None:
+    async def probe() -> bool:
+        return check()
+
+    await eventually(probe, what)
+
+
+async def wait_for_receipts(
+    ctx: Context, mailbox_id: int, count: int, seconds: int = WAIT_SECONDS
+) -> None:
     async def taken() -> bool:
         return len(await receipts_of(ctx, mailbox_id)) >= count
 
-    await eventually(taken, f"{count} message(s) taken")
+    await eventually(taken, f"{count} message(s) taken", seconds)
 
 
 async def wait_for_status(ctx: Context, mailbox_id: int, status: str) -> None:
@@ -92,3 +96,25 @@ async def each_message_once(ctx: Context, mailbox_id: int, subjects: list[str]) 
 def logged(logs: Sequence[Mapping[str, Any]], words: str) -> bool:
     """Whether a captured log line's error says `words`."""
     return any(words in str(entry.get("error", "")) for entry in logs)
+
+
+@contextmanager
+def when_issue_is_written(number: int, fault: Callable[[], None]) -> Iterator[threading.Event]:
+    """Run `fault` just before the `number`-th INSERT of an issue reaches the server (in the
+    thread of the batch's transaction: the batch is half written); the event is set after."""
+    seen = 0
+    done = threading.Event()
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        nonlocal seen
+        if statement.lstrip().upper().startswith("INSERT INTO ISSUES") and not done.is_set():
+            seen += 1
+            if seen == number:
+                fault()
+                done.set()
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", before)
+    try:
+        yield done
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", before)
