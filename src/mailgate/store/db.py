@@ -143,7 +143,8 @@ def serialize(session: Session, keys: Iterable[str]) -> None:
     end: on PostgreSQL a transaction-level advisory lock per key, all taken in one statement in
     one order (two transactions never wait for each other in a circle); on SQLite nothing, its
     write lock lets one writer at a time already. For checks that a row does not exist yet which
-    no unique index guards (the same file ingested by two processes at once)."""
+    no unique index guards (one Message-ID taken by two workers, one file ingested by two
+    processes)."""
     if session.get_bind().dialect.name != "postgresql":
         return
     ids = sorted(
