@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from tests.support.clock import FakeClock
 from tests.support.mailbox_rows import add_mailbox_rows, lease_owners
 
@@ -104,6 +104,37 @@ async def test_a_holder_keeps_its_lease_past_its_length_and_gives_it_back(
     with pytest.raises(leases.HeldElsewhere):
         async with leases.holding(ctx, mailbox, "b"), leases.holding(ctx, mailbox, "c"):
             pass
+
+
+@pytest.mark.stores()
+async def test_one_statement_renews_the_leases_held_and_tells_the_lost_ones(ctx: Context) -> None:
+    ids = await add_mailbox_rows(ctx, 4)
+    assert await leases.claim_free(ctx, "a", 3) == ids[:3]
+    await leases.release(ctx, ids[1], "a")
+    renewal = await leases.renew(ctx, "a", ids, 30)
+    # ids[3] was never a's, ids[1] is no more: neither is renewed, both are lost.
+    assert renewal == leases.Renewal(frozenset({ids[0], ids[2]}), frozenset({ids[1], ids[3]}))
+    async with ctx.db.session() as session:
+        renewed = await session.scalars(
+            select(Mailbox.id).where(Mailbox.lease_until > database_now(25)).order_by(Mailbox.id)
+        )
+        assert list(renewed) == [ids[0], ids[2]]  # for 30 s, on the database's clock
+
+
+@pytest.mark.stores("postgresql")
+async def test_a_renewal_skips_a_row_being_written_instead_of_waiting_for_it(
+    ctx: Context, settings: Settings
+) -> None:
+    ids = await add_mailbox_rows(ctx, 3)
+    assert await leases.claim_free(ctx, "a", 3) == ids
+    await leases.release(ctx, ids[2], "a")
+    async with host(settings, skewed(0)) as other, other.db.session() as writer, writer.begin():
+        # The first mailbox's loop is storing its UID state: its row is locked until it commits.
+        await writer.execute(update(Mailbox).where(Mailbox.id == ids[0]).values(last_uid=7))
+        renewal = await asyncio.wait_for(leases.renew(ctx, "a", ids, 30), 20)
+    assert renewal == leases.Renewal(frozenset({ids[1]}), lost=frozenset({ids[2]}))
+    renewal = await leases.renew(ctx, "a", ids[:2], 30)  # committed: renewed again
+    assert renewal == leases.Renewal(frozenset(ids[:2]))
 
 
 @pytest.mark.stores("postgresql")

@@ -1,24 +1,31 @@
 """Workers sharing the mailboxes on PostgreSQL: even shares within seconds of a worker joining,
 a stopped worker's mailboxes taken at once, a dead one's once its leases run out, and SIGTERM
-on `mailgate worker` handing its mailboxes over before its lease would have run out.
+on `mailgate worker` handing its mailboxes over before its lease would have run out. On both
+stores, a worker's heartbeat: one statement renews all its leases, however many; a mailbox
+whose lease was taken is stopped at the next heartbeat, the others go on; the database out of
+reach for longer than the lease stops every loop before the lease ends.
 
 The supervisors run in this process with a fast pace and a stub mailbox loop (it waits to be
-stopped), so only the sharing is tested, in seconds."""
+stopped), so only the sharing is tested, in seconds. The heartbeat tests beat by hand, on an
+injected clock."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import insert, select, update
 from tests.support.mailbox_rows import add_mailbox_rows, lease_owners
 from tests.support.workers import Worker, worker_env
 
 from mailgate.config import Settings
 from mailgate.context import Context
+from mailgate.errors import Transient
 from mailgate.runtime import leases, workers
 from mailgate.runtime.supervisor import Supervisor
 from mailgate.store.dbtime import database_now
@@ -27,9 +34,10 @@ from mailgate.store.models import Worker as WorkerRow
 
 pytestmark = pytest.mark.stores("postgresql")
 
-PACE = workers.Pace(
-    scan=0.1, heartbeat=0.2, alive=1.5, grace=2.0, lease=leases.Timing(1.5, 0.3, 0.3)
-)
+PACE = workers.Pace(scan=0.1, alive=1.5, grace=2.0, lease=leases.Timing(1.5, 0.3, 0.3))
+# Heartbeats by hand on an injected clock: the leases' own (real) heartbeat and the scan after
+# the first wait far longer than a test; a lease runs out unrenewed after three heartbeats.
+BY_HAND = workers.Pace(scan=600, alive=600, grace=2.0, lease=leases.Timing(1000, 300, 100))
 PATIENCE = 20.0  # how long a condition may take before the test fails
 STARTING = 60.0  # how long a `mailgate worker` may take to start, on a loaded machine
 
@@ -53,9 +61,14 @@ class Pool:
         self.settings = settings
         self.running: dict[str, tuple[Supervisor, asyncio.Task[None]]] = {}
 
-    async def start(self, name: str) -> Supervisor:
+    async def start(
+        self,
+        name: str,
+        pace: workers.Pace = PACE,
+        lease_clock: Callable[[], float] | None = None,
+    ) -> Supervisor:
         ctx = Context.open(self.settings)
-        supervisor = Supervisor(ctx, pace=PACE, mailbox_loop=stub_loop)
+        supervisor = Supervisor(ctx, pace=pace, mailbox_loop=stub_loop, lease_clock=lease_clock)
         supervisor.keeper.owner = name
         self.running[name] = (supervisor, asyncio.create_task(supervisor.run_mailboxes()))
         return supervisor
@@ -182,3 +195,110 @@ async def test_sigterm_hands_the_mailbox_over_before_its_lease_would_run_out(
         assert await asyncio.to_thread(first.stop, signalled=True) == 0, first.tail()
     finally:
         first.kill()
+
+
+class Ticks:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@contextlib.contextmanager
+def statements() -> Iterator[list[str]]:
+    """Every SQL statement sent meanwhile, by any engine of this process."""
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", record)
+
+
+async def one_worker(
+    ctx: Context, pool: Pool, mailboxes: int
+) -> tuple[list[int], Ticks, Supervisor]:
+    """The mailboxes' ids, the clock of the leases, and the worker running them all."""
+    ids = await add_mailbox_rows(ctx, mailboxes)
+    ticks = Ticks()
+    worker = await pool.start("a", BY_HAND, ticks)
+    await until(lambda: worker.running() == set(ids), "a runs every mailbox")
+    return ids, ticks, worker
+
+
+@pytest.mark.stores("sqlite", "postgresql")
+async def test_one_statement_renews_all_the_leases_of_a_worker_at_each_heartbeat(
+    ctx: Context, pool: Pool
+) -> None:
+    ids, ticks, worker = await one_worker(ctx, pool, 200)
+    with statements() as sent:
+        for _ in range(4):  # claimed at 0: without a renewal, stopped at the third
+            ticks.advance(BY_HAND.lease.heartbeat)
+            await worker.heartbeat()
+    assert worker.running() == set(ids)
+    assert len([s for s in sent if "mailboxes" in s]) == 4, sent  # one per heartbeat
+    assert len(sent) <= 4 * 3, sent  # and the worker's row, whatever the number of mailboxes
+    async with ctx.db.session() as session:
+        renewed = await session.scalar(
+            select(sa.func.count()).where(
+                Mailbox.lease_owner == worker.owner,
+                Mailbox.lease_until > database_now(BY_HAND.lease.lease - 60),
+            )
+        )
+    assert renewed == len(ids)
+
+
+@pytest.mark.stores("sqlite", "postgresql")
+async def test_a_mailbox_whose_lease_was_taken_stops_at_the_next_heartbeat_alone(
+    ctx: Context, pool: Pool
+) -> None:
+    ids, ticks, worker = await one_worker(ctx, pool, 10)
+    taken = ids[3]
+    async with ctx.db.session() as session, session.begin():
+        await session.execute(
+            update(Mailbox)
+            .where(Mailbox.id == taken)
+            .values(lease_owner="another worker", lease_until=database_now(600))
+        )
+    ticks.advance(BY_HAND.lease.heartbeat)
+    await worker.heartbeat()
+    await until(lambda: worker.running() == set(ids) - {taken}, "only its loop stops")
+    for _ in range(3):  # the others' leases go on being renewed
+        ticks.advance(BY_HAND.lease.heartbeat)
+        await worker.heartbeat()
+    assert worker.running() == set(ids) - {taken}
+    owners = await lease_owners(ctx)
+    assert owners == {i: "another worker" if i == taken else worker.owner for i in ids}
+
+
+@pytest.mark.stores("sqlite", "postgresql")
+async def test_the_database_out_of_reach_past_the_lease_stops_every_loop_before_it_ends(
+    ctx: Context, pool: Pool
+) -> None:
+    ids, ticks, worker = await one_worker(ctx, pool, 10)
+
+    def unreachable(*_args: Any) -> None:
+        raise Transient("The database server failed this work (ConnectionRefusedError).")
+
+    timing = BY_HAND.lease
+    sa.event.listen(sa.Engine, "before_cursor_execute", unreachable)
+    try:
+        ticks.advance(timing.heartbeat)
+        await worker.heartbeat()  # fails: there is time for another try
+        assert worker.running() == set(ids)
+        ticks.advance(timing.heartbeat)
+        await worker.heartbeat()  # fails again: the next one could end after the lease
+        await until(lambda: worker.running() == set(), "every loop stops")
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", unreachable)
+    assert ticks.now < timing.lease  # claimed at 0: stopped while the leases still run

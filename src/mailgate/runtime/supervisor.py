@@ -1,9 +1,10 @@
 """The supervisor: runs the process's long-lived tasks and restarts them when they crash.
 
 It keeps OAuth tokens (the token keeper's upkeep), checks integrations daily, runs its share of
-the mailboxes (`runtime/workers.py`: each under its lease), and sends the outbox and the webhook
-deliveries. Stopped (SIGTERM), it lets each mailbox loop finish the message in hand, then gives
-back every lease at once, so another worker takes the mailboxes within a second.
+the mailboxes (`runtime/workers.py`: each under its lease, all the leases renewed with the
+worker's heartbeat in one transaction), and sends the outbox and the webhook deliveries. Stopped
+(SIGTERM), it lets each mailbox loop finish the message in hand, then gives back every lease at
+once, so another worker takes the mailboxes within a second.
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ class Supervisor:
         outbox_interval: float = 2.0,
         pace: workers.Pace | None = None,
         mailbox_loop: MailboxLoop | None = None,
+        lease_clock: Callable[[], float] | None = None,
     ) -> None:
+        """`lease_clock`: the monotonic clock the leases' deadlines are kept on (the event
+        loop's unless given)."""
         self.ctx = ctx
         self.keeper = TokenKeeper(ctx)
         self.upkeep_interval = upkeep_interval
@@ -64,6 +68,7 @@ class Supervisor:
         self.pace = pace or workers.Pace()
         self._mailbox_loop = mailbox_loop or self._read_mailbox
         self._running: dict[int, _Running] = {}
+        self._holdings = leases.Holdings(self.pace.lease, lease_clock)
         self._stop = asyncio.Event()
 
     @property
@@ -95,19 +100,34 @@ class Supervisor:
                 log.exception("token upkeep failed")
             await self._pause(self.upkeep_interval)
 
+    async def heartbeat(self) -> None:
+        """One heartbeat of this worker: its row in `workers` and the lease of every mailbox it
+        runs, renewed in one transaction (`workers.beat`). The loop of a mailbox whose lease was
+        lost, or could not be renewed in time, is stopped (`leases.Holdings`)."""
+        await self._holdings.beat(self._renew)
+
+    async def _renew(self, held: frozenset[int], within: float) -> leases.Renewal:
+        beat = workers.beat(self.ctx, self.owner, held, self.pace.lease.lease)
+        return await leases.bounded(beat, within)
+
+    async def _beating(self) -> None:
+        # One attempt at SQLite's write lock: waiting its turn could outlast the leases.
+        self.ctx.db.write_once()
+        await self.heartbeat()  # seen by the other workers at once
+        await self._holdings.keep(self._renew, asyncio.sleep)
+
     async def run_mailboxes(self) -> None:
-        """Read this worker's share of the mailboxes until stopped: renew the worker's
-        heartbeat, take free mailboxes up to the share, hand back what is above it; look again
-        every `pace.scan` seconds (a mailbox just added, or left by a worker that stopped or
-        died, is picked up at once). Stopped, hand every mailbox back (`_hand_back`)."""
+        """Read this worker's share of the mailboxes until stopped: take free mailboxes up to
+        the share, hand back what is above it; look again every `pace.scan` seconds (a mailbox
+        just added, or left by a worker that stopped or died, is picked up at once); meanwhile
+        renew the worker's heartbeat and its leases every `pace.lease.heartbeat` seconds.
+        Stopped, hand every mailbox back (`_hand_back`)."""
         loop = asyncio.get_running_loop()
-        next_beat = next_prune = loop.time()
+        next_prune = loop.time()
+        beating = asyncio.create_task(self._beating())
         try:
             while not self._stop.is_set():
                 try:
-                    if loop.time() >= next_beat:
-                        next_beat = loop.time() + self.pace.heartbeat
-                        await workers.beat(self.ctx, self.owner)
                     if loop.time() >= next_prune:
                         next_prune = loop.time() + PRUNE_EVERY
                         await workers.prune(self.ctx)
@@ -116,7 +136,7 @@ class Supervisor:
                     log.exception("sharing the mailboxes failed")
                 await self._pause(self.pace.scan)
         finally:
-            await self._hand_back()
+            await self._hand_back(beating)
 
     async def _balance(self) -> None:
         for mailbox_id in [i for i, r in self._running.items() if r.task.done()]:
@@ -129,6 +149,7 @@ class Supervisor:
             for mailbox_id in mine[more:]:
                 self._running[mailbox_id].stop.set()
             return
+        began = self._holdings.now()  # the leases claimed run from here
         claimed = await leases.claim_free(self.ctx, self.owner, more, self.pace.lease.lease)
         if not claimed:
             return
@@ -138,21 +159,26 @@ class Supervisor:
                 if mailbox.id in self._running:
                     continue  # still being handed back: its lease ran out meanwhile
                 stop = asyncio.Event()
-                task = asyncio.create_task(self._run_mailbox(mailbox, stop))
+                task = asyncio.create_task(self._run_mailbox(mailbox, stop, began))
                 self._running[mailbox.id] = _Running(task, stop)
 
-    async def _hand_back(self) -> None:
-        """Let every mailbox loop finish the message in hand (at most `pace.grace` seconds),
-        then give back every lease at once and leave the workers."""
+    async def _hand_back(self, beating: asyncio.Task[None]) -> None:
+        """Let every mailbox loop finish the message in hand (at most `pace.grace` seconds,
+        their leases renewed by the heartbeat meanwhile), then stop the heartbeat, give back
+        every lease at once and leave the workers."""
         for running in self._running.values():
             running.stop.set()
         tasks = [running.task for running in self._running.values()]
-        if tasks:
-            _done, late = await asyncio.wait(tasks, timeout=self.pace.grace)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            if tasks:
+                _done, late = await asyncio.wait(tasks, timeout=self.pace.grace)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            beating.cancel()  # no more renewals: the worker's row and its leases go now
         self._running.clear()
+        await asyncio.gather(beating, return_exceptions=True)
         try:
             await leases.release_all(self.ctx, self.owner)
             await workers.leave(self.ctx, self.owner)
@@ -163,12 +189,15 @@ class Supervisor:
         run = run_mailbox if mailbox.protocol == Protocol.IMAP else run_pop3_mailbox
         await run(self.ctx, mailbox.name, stop, keeper=self.keeper)
 
-    async def _run_mailbox(self, mailbox: Mailbox, stop: asyncio.Event | None = None) -> None:
-        """The mailbox's loop under its lease; a loop that crashed is logged, and ends after a
-        pause (the lease kept meanwhile), to start again at the next scan."""
+    async def _run_mailbox(
+        self, mailbox: Mailbox, stop: asyncio.Event | None = None, claimed_at: float | None = None
+    ) -> None:
+        """The mailbox's loop under its lease (claimed here, or by a claim that began at
+        `claimed_at`), renewed by the worker's heartbeat; a loop that crashed is logged, and
+        ends after a pause (the lease kept meanwhile), to start again at the next scan."""
         stop = stop or self._stop
         try:
-            async with leases.holding(self.ctx, mailbox.id, self.owner, timing=self.pace.lease):
+            async with self._holdings.hold(self.ctx, mailbox.id, self.owner, claimed_at):
                 try:
                     await self._mailbox_loop(mailbox, stop)
                 except MailgateError as error:  # a sentence that says it all (a full disk)

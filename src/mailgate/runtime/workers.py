@@ -1,8 +1,9 @@
 """Workers: the processes that read mailboxes, and their fair shares.
 
 Every process running a supervisor (`mailgate serve`, `mailgate worker`) has a row in `workers`
-named after the owner of its leases, and renews its heartbeat there; the heartbeat, like the
-leases, is on the database's clock (`store/dbtime.py`). A worker whose heartbeat is older than
+named after the owner of its leases, and renews its heartbeat there, in one transaction with the
+leases of the mailboxes it runs (`beat`); the heartbeat, like the leases, is on the database's
+clock (`store/dbtime.py`). A worker whose heartbeat is older than
 `Pace.alive` is dead. A worker takes new mailboxes only up to its share, ceil(mailboxes / live
 workers), and hands back what it holds above it: when a worker starts, the others make room for
 it within seconds; when one dies, its leases run out and the others' shares grow to take its
@@ -15,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -22,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import delete, func, select, update
 
 from mailgate.context import Context
-from mailgate.runtime.leases import Timing
+from mailgate.runtime.leases import LEASE_SECONDS, Renewal, Timing, renew_held
 from mailgate.store.dbtime import database_now
 from mailgate.store.models import Mailbox, Worker
 
@@ -34,12 +36,11 @@ _MAILBOXES = cast(sa.Table, Mailbox.__table__)
 
 @dataclass(frozen=True)
 class Pace:
-    """How often a worker looks at the mailboxes and renews its heartbeat, when another worker
-    counts as dead, and how long a stopping worker lets its mailbox loops finish the message in
-    hand (shorter in tests)."""
+    """How often a worker looks at the mailboxes, when another worker counts as dead, how long
+    a stopping worker lets its mailbox loops finish the message in hand, and its leases (their
+    heartbeat is the worker's); shorter in tests."""
 
     scan: float = 1.0
-    heartbeat: float = 3.0
     alive: float = 10.0
     grace: float = 30.0
     lease: Timing = field(default_factory=Timing)
@@ -72,24 +73,28 @@ class Census:
         return (least if starving else most) - mine
 
 
-async def beat(ctx: Context, name: str) -> None:
-    """Register the worker `name`, or renew its heartbeat (on the database's clock)."""
+async def beat(
+    ctx: Context, name: str, held: Collection[int] = (), lease: float = LEASE_SECONDS
+) -> Renewal:
+    """Register the worker `name`, or renew its heartbeat, and in the same transaction renew
+    the leases of the mailboxes it runs (`held`, for `lease` seconds) in one statement; what
+    that renewal found. Both on the database's clock."""
     async with ctx.db.session() as session, session.begin():
         renewed = await session.execute(
             update(_WORKERS).where(_WORKERS.c.name == name).values(heartbeat_at=database_now())
         )
-        if renewed.rowcount:  # type: ignore[attr-defined]
-            return
-        # A new worker: two processes never share a name (the owner of their leases).
-        await session.execute(
-            _WORKERS.insert().values(
-                name=name,
-                host=socket.gethostname()[:255],
-                pid=os.getpid(),
-                started_at=database_now(),
-                heartbeat_at=database_now(),
+        if not renewed.rowcount:  # type: ignore[attr-defined]
+            # A new worker: two processes never share a name (the owner of their leases).
+            await session.execute(
+                _WORKERS.insert().values(
+                    name=name,
+                    host=socket.gethostname()[:255],
+                    pid=os.getpid(),
+                    started_at=database_now(),
+                    heartbeat_at=database_now(),
+                )
             )
-        )
+        return await renew_held(session, name, held, lease)
 
 
 async def census(ctx: Context, alive: float) -> Census:
