@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from tests.support.clock import FakeClock
@@ -17,10 +18,12 @@ from tests.support.keeper import (
     reload_integration,
 )
 
+from mailgate.config import Settings
 from mailgate.context import Context
 from mailgate.errors import ClientRejected, NeedsReauthorization, Transient
 from mailgate.oauth.integrations import IntegrationOptions, set_integration
 from mailgate.oauth.tokens import TokenKeeper
+from mailgate.store.models import Credential
 
 pytestmark = pytest.mark.stores("sqlite", "postgresql")
 
@@ -210,7 +213,7 @@ async def test_crash_between_token_response_and_commit_loses_nothing(
     assert stored.refresh_token_enc is not None
     assert ctx.secrets.decrypt(stored.refresh_token_enc) == setup.grant.refresh_token
     # The provider rotated, the new token was lost; the old one still works at Microsoft.
-    timeline.advance(minutes=2)  # the crashed holder's lease runs out
+    timeline.advance(minutes=2)  # later: the keeper that failed gave its lease back
     token = await TokenKeeper(ctx).access_token(setup.credential.id)
     assert token.account == setup.credential.account
     assert [
@@ -284,3 +287,42 @@ async def test_two_workers_upkeep_refreshes_an_idle_credential_once(
     reports = await asyncio.gather(first.upkeep(), second.upkeep())
     assert refreshes(emulator) == 1
     assert sorted(r.refreshed for r in reports) == [[setup.credential.id]] * 2
+
+
+def host_clock(minutes: float) -> Callable[[], datetime]:
+    return lambda: datetime.now(UTC) + timedelta(minutes=minutes)
+
+
+@pytest.mark.stores("postgresql")
+async def test_keepers_whose_clocks_differ_by_minutes_refresh_a_token_once(
+    ctx: Context, settings: Settings, emulator: RunningEmulator
+) -> None:
+    setup = await microsoft_credential(ctx, emulator)
+    async with ctx.db.session() as session, session.begin():
+        row = await session.get(Credential, setup.credential.id)
+        assert row is not None
+        row.expires_at = datetime.now(UTC) - timedelta(minutes=10)  # expired on both hosts
+    # Two hosts, one five minutes behind: by its clock the lease it takes runs out four
+    # minutes before the other host's now. On the database's clock it runs a minute.
+    behind = Context.open(settings, clock=host_clock(-5))
+    ahead = Context.open(settings, clock=host_clock(0))
+    try:
+        emulator.state.inject_fault(status=None, delay=1.0, count=1)  # the refresh in flight
+        first = asyncio.create_task(TokenKeeper(behind).access_token(setup.credential.id))
+        deadline = asyncio.get_running_loop().time() + 20
+        while await lease_owner(ctx, setup.credential.id) is None:
+            assert asyncio.get_running_loop().time() < deadline, "no lease taken"
+            await asyncio.sleep(0.01)
+        second = await TokenKeeper(ahead).access_token(setup.credential.id)
+        assert (await first).value == second.value
+    finally:
+        await behind.close()
+        await ahead.close()
+    assert refreshes(emulator) == 1
+
+
+async def lease_owner(ctx: Context, credential_id: int) -> str | None:
+    async with ctx.db.session() as session:
+        row = await session.get(Credential, credential_id, populate_existing=True)
+        assert row is not None
+        return row.lease_owner

@@ -8,6 +8,10 @@ Rules (each one a way peers lost mail):
   the next refresh uses the old token again.
 - One refresh per credential at a time: coroutines of one process share one in-flight refresh,
   and processes share a lease row (a conditional UPDATE that works on SQLite and PostgreSQL).
+  The lease runs out on the database's clock (`store/dbtime.py`), never a host's: with hosts
+  whose clocks differ by more than the lease, one would take the other's lease while its
+  refresh is in flight, and of two refresh tokens rotated at once, one is lost. When a token is
+  due stays the keeper's own decision, on its clock.
 - `scope` is sent on every refresh (Microsoft answers AADSTS900144 without it).
 - A credential nobody used for `idle_refresh_after` is refreshed anyway, well inside Microsoft's
   90-day inactivity limit.
@@ -46,6 +50,7 @@ from mailgate.http import DEFAULT_TIMEOUT
 from mailgate.logs import Secret
 from mailgate.oauth import errors as provider_errors
 from mailgate.oauth.endpoint import ClientConfig, TokenRequestRefused, TokenResponse, request_token
+from mailgate.store.dbtime import database_now
 from mailgate.store.models import Credential, CredentialEvent, Integration
 from mailgate.store.vocabulary import CredentialEventKind, CredentialStatus, GrantType
 from mailgate.store.webhooks import credential_needs_attention
@@ -209,7 +214,7 @@ class TokenKeeper:
                 usable = self._usable(cred, now)
                 if usable is not None:
                     return usable
-            if await self._claim_lease(credential_id, now):
+            if await self._claim_lease(credential_id):
                 break
             if now > deadline:
                 raise Transient(
@@ -269,7 +274,7 @@ class TokenKeeper:
 
     # -- the lease ---------------------------------------------------------------------------
 
-    async def _claim_lease(self, credential_id: int, now: datetime) -> bool:
+    async def _claim_lease(self, credential_id: int) -> bool:
         async with self.ctx.db.session() as session:
             result = await session.execute(
                 update(Credential)
@@ -277,11 +282,14 @@ class TokenKeeper:
                     Credential.id == credential_id,
                     or_(
                         Credential.lease_until.is_(None),
-                        Credential.lease_until < now,
+                        Credential.lease_until < database_now(),
                         Credential.lease_owner == self.owner,
                     ),
                 )
-                .values(lease_owner=self.owner, lease_until=now + self.lease_duration)
+                .values(
+                    lease_owner=self.owner,
+                    lease_until=database_now(self.lease_duration.total_seconds()),
+                )
                 .execution_options(synchronize_session=False)
             )
             await session.commit()
