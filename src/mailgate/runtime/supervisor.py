@@ -46,6 +46,15 @@ class _Running:
     stop: asyncio.Event  # set to hand the mailbox back: the loop ends after the message in hand
 
 
+def _log_failure(event: str, error: Exception, **fields: object) -> None:
+    """A failure a loop survives: a MailgateError in its one sentence (the database down says so
+    at every attempt, without a traceback each time); anything else with its traceback."""
+    if isinstance(error, MailgateError):
+        log.warning(event, error=str(error), **fields)
+    else:
+        log.exception(event, **fields)
+
+
 class Supervisor:
     def __init__(
         self,
@@ -96,8 +105,8 @@ class Supervisor:
         while not self._stop.is_set():
             try:
                 await self.keeper.upkeep()
-            except Exception:  # the supervisor's loop: log, wait, go on
-                log.exception("token upkeep failed")
+            except Exception as error:  # the supervisor's loop: log, wait, go on
+                _log_failure("token upkeep failed", error)
             await self._pause(self.upkeep_interval)
 
     async def heartbeat(self) -> None:
@@ -132,8 +141,8 @@ class Supervisor:
                         next_prune = loop.time() + PRUNE_EVERY
                         await workers.prune(self.ctx)
                     await self._balance()
-                except Exception:  # the supervisor's loop: log, wait, go on
-                    log.exception("sharing the mailboxes failed")
+                except Exception as error:  # the supervisor's loop: log, wait, go on
+                    _log_failure("sharing the mailboxes failed", error)
                 await self._pause(self.pace.scan)
         finally:
             await self._hand_back(beating)
@@ -182,8 +191,8 @@ class Supervisor:
         try:
             await leases.release_all(self.ctx, self.owner)
             await workers.leave(self.ctx, self.owner)
-        except Exception:  # the leases run out, the row is pruned: nothing is lost
-            log.exception("handing the mailboxes back failed")
+        except Exception as error:  # the leases run out, the row is pruned: nothing is lost
+            _log_failure("handing the mailboxes back failed", error)
 
     async def _read_mailbox(self, mailbox: Mailbox, stop: asyncio.Event) -> None:
         run = run_mailbox if mailbox.protocol == Protocol.IMAP else run_pop3_mailbox
@@ -207,8 +216,10 @@ class Supervisor:
                         error=str(error),
                     )
                     await wait_or_stop(self.ctx, stop, RESTART_PAUSE)
-                except Exception:  # the supervisor catches a crashed loop, logs, restarts it
-                    log.exception("mailbox loop crashed", mailbox=mailbox.name)
+                except (
+                    Exception
+                ) as error:  # the supervisor catches a crashed loop, logs, restarts it
+                    _log_failure("mailbox loop crashed", error, mailbox=mailbox.name)
                     await wait_or_stop(self.ctx, stop, RESTART_PAUSE)
         except leases.HeldElsewhere:
             pass  # another worker has it
@@ -216,8 +227,8 @@ class Supervisor:
             log.error(
                 "mailbox loop stopped; it starts again", mailbox=mailbox.name, error=str(error)
             )
-        except Exception:
-            log.exception("mailbox loop crashed", mailbox=mailbox.name)
+        except Exception as error:
+            _log_failure("mailbox loop crashed", error, mailbox=mailbox.name)
 
     async def _integration_checks(self) -> None:
         while not self._stop.is_set():
@@ -225,8 +236,8 @@ class Supervisor:
                 await self.warn_about_integrations()
                 await prune_signins(self.ctx)
                 await prune_sessions(self.ctx)  # expired web sessions, forgotten failures
-            except Exception:  # the supervisor's loop: log and go on
-                log.exception("integration check failed")
+            except Exception as error:  # the supervisor's loop: log and go on
+                _log_failure("integration check failed", error)
             await self._pause(self.integration_check_interval)
 
     async def _outbox(self) -> None:
@@ -234,8 +245,8 @@ class Supervisor:
         while not self._stop.is_set():
             try:
                 await flush(self.ctx, self.keeper)
-            except Exception:  # the supervisor's loop: log, wait, go on
-                log.exception("outbox flush failed")
+            except Exception as error:  # the supervisor's loop: log, wait, go on
+                _log_failure("outbox flush failed", error)
             await self._pause(self.outbox_interval)
 
     async def _webhooks(self, interval: float = 2.0) -> None:
@@ -243,8 +254,8 @@ class Supervisor:
         while not self._stop.is_set():
             try:
                 await deliver_due(self.ctx)
-            except Exception:  # the supervisor's loop: log, wait, go on
-                log.exception("webhook deliveries failed")
+            except Exception as error:  # the supervisor's loop: log, wait, go on
+                _log_failure("webhook deliveries failed", error)
             await self._pause(interval)
 
     async def _alerts(self, interval: float = 60.0) -> None:
@@ -252,8 +263,8 @@ class Supervisor:
         while not self._stop.is_set():
             try:
                 await run_check(self.ctx)
-            except Exception:  # the supervisor's loop: log, wait, go on
-                log.exception("alert check failed")
+            except Exception as error:  # the supervisor's loop: log, wait, go on
+                _log_failure("alert check failed", error)
             await self._pause(interval)
 
     async def _pause(self, seconds: float) -> None:

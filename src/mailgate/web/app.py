@@ -86,7 +86,10 @@ def create_app(ctx: Context, *, run_workers: bool = True, demo: bool = False) ->
         if await ctx.db.is_ready():
             return JSONResponse({"status": "ready"})
         return JSONResponse(
-            {"status": "not ready", "detail": "the database is unreachable or not migrated"},
+            {
+                "status": "not ready",
+                "detail": "the database is unreachable, read-only or not migrated",
+            },
             status_code=503,
         )
 
