@@ -21,7 +21,7 @@ from mailgate.mail.endpoints import password_of
 from mailgate.mail.tls import shared_tls_context
 from mailgate.oauth.access import authenticate_with_refresh
 from mailgate.oauth.tokens import AccessToken, TokenKeeper
-from mailgate.runtime.pacing import Pacer, pacer_for_this_loop
+from mailgate.runtime.pacing import Pacing, pacer_for_this_loop
 from mailgate.store.models import Mailbox
 
 Client = TypeVar("Client", bound=MailClient)
@@ -49,10 +49,10 @@ async def open_signed_in(
     mailbox: Mailbox,
     client_type: type[Client],
     *,
-    pacer: Pacer | None = None,
+    pacer: Pacing | None = None,
 ) -> Client:
     """A client connected to the mailbox's server and signed in, once the pacer gives the
-    attempt its turn (default: the process's); the caller closes it."""
+    attempt its turn (default: the process's; or a turn taken already); the caller closes it."""
     tls = shared_tls_context(mailbox)
 
     async def attempt(token: AccessToken | None) -> Client:
@@ -74,10 +74,15 @@ async def open_signed_in(
 
 @asynccontextmanager
 async def signed_in(
-    ctx: Context, keeper: TokenKeeper, mailbox: Mailbox, client_type: type[Client]
+    ctx: Context,
+    keeper: TokenKeeper,
+    mailbox: Mailbox,
+    client_type: type[Client],
+    *,
+    pacer: Pacing | None = None,
 ) -> AsyncIterator[Client]:
     """`open_signed_in`, closed on the way out."""
-    client = await open_signed_in(ctx, keeper, mailbox, client_type)
+    client = await open_signed_in(ctx, keeper, mailbox, client_type, pacer=pacer)
     try:
         yield client
     finally:

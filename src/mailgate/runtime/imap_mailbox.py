@@ -37,6 +37,7 @@ from mailgate.mail.imap import (
 from mailgate.oauth.tokens import TokenKeeper
 from mailgate.runtime import leases
 from mailgate.runtime.connect import signed_in
+from mailgate.runtime.pacing import FIRST_ROUND_SECONDS, pacer_for_this_loop
 from mailgate.runtime.pause import or_stop, wait_or_stop
 from mailgate.store.models import Mailbox, Receipt
 from mailgate.store.vocabulary import MailboxStatus, ReceiptStatus
@@ -452,7 +453,12 @@ async def run_mailbox(
             continue
         bind(mailbox=name, credential=mailbox.credential_id)  # this task's lines
         try:
-            async with signed_in(ctx, keeper, mailbox, ImapClient) as imap:
+            # The opening and the first round take one turn of the process's pacer: a worker
+            # starting with a thousand mailboxes brings them up a few at a time, each to IDLE.
+            async with (
+                pacer_for_this_loop().turn(at_most=FIRST_ROUND_SECONDS) as turn,
+                signed_in(ctx, keeper, mailbox, ImapClient, pacer=turn) as imap,
+            ):
                 use_idle = mailbox.idle and "IDLE" in imap.capabilities
                 await set_status(
                     ctx, mailbox.id, MailboxStatus.IDLE if use_idle else MailboxStatus.POLLING
@@ -464,6 +470,7 @@ async def run_mailbox(
                     await set_status(
                         ctx, mailbox.id, MailboxStatus.IDLE if use_idle else MailboxStatus.POLLING
                     )
+                    turn.release()  # caught up: the next mailbox's turn
                     if imap.news:
                         continue  # mail announced while the last batch was processed
                     if use_idle:

@@ -6,8 +6,9 @@ connected within a minute.
 A `Pacer` lets at most `in_flight` attempts run at once, and starts new ones at most `rate` a
 second, each gap drawn around 1/`rate` (jitter) so that several workers restarted together do
 not march in step. An attempt is whatever `slot()` wraps: for a mailbox, the token, the TCP
-connection, TLS, the greeting and the sign-in (`runtime/connect.py`). A lone attempt — one
-mailbox reconnecting — starts at once. The price: a token endpoint or a server that hangs holds
+connection, TLS, the greeting and the sign-in (`runtime/connect.py`) — and for an IMAP mailbox
+its first round too, up to IDLE (`turn`, `runtime/imap_mailbox.py`), so that the database work
+of a start is paced as well. A lone attempt — one mailbox reconnecting — starts at once. The price: a token endpoint or a server that hangs holds
 the slots of the attempts waiting on it until their timeout, and the others wait meanwhile.
 
 One pacer per event loop (`pacer_for_this_loop`): a process runs one loop, and a pacer's
@@ -23,11 +24,15 @@ import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from typing import Protocol
 
 RATE = 50.0  # new connection attempts a second: 1,000 mailboxes in about 20 s
 IN_FLIGHT = 20  # attempts at once: a slow server or token endpoint slows the start, no more
 JITTER = 0.5  # each gap is 1/RATE times a factor drawn in [1 - JITTER, 1 + JITTER]
+# The longest a mailbox's first round (the mail waiting since it was last read) keeps its turn:
+# a backlog of thousands of messages must not hold the others back for minutes.
+FIRST_ROUND_SECONDS = 30.0
 
 
 class Pacer:
@@ -61,12 +66,27 @@ class Pacer:
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Wait for a free slot and for this attempt's turn, then run the body in the slot."""
+        async with self.turn():
+            yield
+
+    @asynccontextmanager
+    async def turn(self, at_most: float | None = None) -> AsyncIterator[Turn]:
+        """Wait for a free slot and this attempt's turn; the slot is the body's until it calls
+        `Turn.release` — or `at_most` seconds pass, or the body ends. For an attempt whose end
+        its caller decides: a mailbox's opening and its first round, which ends with IDLE."""
         await self._enter()
+        held = Turn(self)
         try:
             await self._take_turn()
-            yield
+            if at_most is not None:
+                held.deadline = asyncio.create_task(self._release_after(held, at_most))
+            yield held
         finally:
-            self._leave()
+            held.release()
+
+    async def _release_after(self, held: Turn, seconds: float) -> None:
+        await self.sleep(seconds)
+        held.release()
 
     async def _enter(self) -> None:
         if self.active < self.in_flight and not self._waiting:
@@ -101,6 +121,33 @@ class Pacer:
         self._next_start = start + self.gap * spread
         if start > now:
             await self.sleep(start - now)
+
+
+class Turn:
+    """A slot held by one attempt, given back once (`release`). It is itself what
+    `runtime/connect.py` waits on (`slot`), at once: the attempt holds its slot already."""
+
+    def __init__(self, pacer: Pacer) -> None:
+        self._pacer: Pacer | None = pacer
+        self.deadline: asyncio.Task[None] | None = None
+
+    def release(self) -> None:
+        """Give the slot back to the next attempt (again: nothing)."""
+        pacer, self._pacer = self._pacer, None
+        if pacer is not None:
+            pacer._leave()
+        if self.deadline is not None and self.deadline is not asyncio.current_task():
+            self.deadline.cancel()
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        yield
+
+
+class Pacing(Protocol):
+    """What an opening waits for: a `Pacer`, or a `Turn` taken already."""
+
+    def slot(self) -> AbstractAsyncContextManager[None]: ...
 
 
 _pacers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pacer] = weakref.WeakKeyDictionary()

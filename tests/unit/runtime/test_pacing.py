@@ -42,7 +42,9 @@ class VirtualTime:
             if self._sleepers:
                 self.now = max(self.now, self._sleepers[0][0])
             while self._sleepers and self._sleepers[0][0] <= self.now:
-                heapq.heappop(self._sleepers)[2].set_result(None)
+                wake = heapq.heappop(self._sleepers)[2]
+                if not wake.done():  # not a sleep cancelled meanwhile
+                    wake.set_result(None)
         await asyncio.gather(*tasks)
 
 
@@ -152,3 +154,32 @@ def test_nonsense_settings_are_refused() -> None:
         Pacer(rate=0)
     with pytest.raises(ValueError, match="in_flight"):
         Pacer(in_flight=0)
+
+
+async def test_a_turn_is_held_until_released_or_at_most_its_time() -> None:
+    time = VirtualTime()
+    pacer = paced(time, rate=1000, in_flight=1, jitter=0)
+    ends: list[tuple[str, float]] = []
+
+    async def catches_up(name: str, work: float) -> None:
+        # A mailbox's opening and first round: the slot is released when it is caught up.
+        async with pacer.turn(at_most=30) as turn:
+            async with turn.slot():  # what opens the connection does not wait again
+                pass
+            await time.sleep(work)
+            turn.release()
+            ends.append((name, time.now))
+            await time.sleep(100)  # IDLE: the slot is the next mailbox's already
+
+    async def next_one() -> None:
+        async with pacer.slot():
+            ends.append(("next", time.now))
+
+    # A first round of 5 s lets the next in after 5 s; a backlog of 300 s, after 30 s at most.
+    await time.run([lambda: catches_up("quick", 5), next_one])
+    assert ends[:2] == [("quick", 5.0), ("next", 5.0)]
+    ends.clear()
+    started = time.now
+    await time.run([lambda: catches_up("backlog", 300), next_one])
+    assert ends[0] == ("next", started + 30)
+    assert pacer.active == 0
