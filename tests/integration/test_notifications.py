@@ -211,7 +211,7 @@ async def test_closing_an_issue_tells_the_reporter_once(ctx: Context, project: N
 
 
 async def test_metrics_count_the_outbox_by_status(ctx: Context, project: None) -> None:
-    from mailgate.web.app import state_metrics
+    from mailgate.runtime.state_metrics import state_metrics
 
     await take(ctx, mail())
     text = (await ctx.db.run(state_metrics)).decode()

@@ -40,7 +40,7 @@ INDEX = {
         "migrate", "Apply database migrations (every command also does this on first use)."
     ),
     "serve": Entry("serve", "Web UI, REST API and mail workers in one process, over HTTPS."),
-    "worker": Entry("serve", "Mail workers only, no web server (run many, on many hosts)."),
+    "worker": Entry("worker", "Mail workers only, no web server (run many, on many hosts)."),
     "parse": Entry(
         "files", "Parse messages exactly as a mailbox would (with the same limits); store nothing."
     ),

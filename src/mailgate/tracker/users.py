@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import re
 import secrets
@@ -108,12 +109,16 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     """True when `password` matches. An unknown user is checked against a dummy hash, so both
     answers take as long."""
     try:
-        return HASHER.verify(password_hash or _DUMMY, password) and password_hash is not None
+        return HASHER.verify(password_hash or _dummy(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
 
-_DUMMY = HASHER.hash(secrets.token_urlsafe(16))
+@functools.cache
+def _dummy() -> str:
+    """A hash to check an unknown user's password against, made once, on the first such check
+    (not at import: it costs half a second, which every process, workers too, would pay)."""
+    return HASHER.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True)
