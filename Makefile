@@ -36,8 +36,12 @@ layers: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two test processes (pytest-xdist): most tests wait on servers, and CI has two cores; each
+# process starts its own servers. PYTEST_WORKERS=0 runs the suite in one process.
+PYTEST_WORKERS ?= 2
+
 pytest: $(STAMP) node-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 test: lint layers typecheck pytest
 
