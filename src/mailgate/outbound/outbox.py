@@ -2,7 +2,15 @@
 
 A message is claimed with a lease (several workers share the outbox without sending a message
 twice), sent, and marked sent the moment the server's reply to DATA arrives — so only a crash
-inside one SMTP transaction can repeat a message. Failures:
+inside one SMTP transaction can repeat a message. Two leases, so that a worker killed after
+claiming holds nothing for long while one that is alive never has a message taken mid-send:
+- a claim is short (`CLAIM_LEASE`, a minute) and covers a small batch (`BATCH`): a killed
+  worker's messages go to another worker a minute later, not after the longest transaction;
+- just before its SMTP transaction, a message's lease is renewed for the longest that
+  transaction may take (`SEND_LEASE`; the transaction is cut off at `SEND_LIMIT`) — only if this
+  worker still holds it. A message whose claim ran out and that another worker took is skipped,
+  and a failure of this worker's connection does not touch it.
+Failures:
 - the server refused the sign-in, the token needs re-authorization, TLS is broken: the message
   waits (its error says what to fix) and goes out once it is fixed, however long that takes;
 - 4xx or a network failure: retried with exponential backoff for up to 5 days;
@@ -44,10 +52,17 @@ from mailgate.store.vocabulary import OutboxStatus, SmtpStatus
 
 log = structlog.get_logger(__name__)
 
-# Renewed for each message just before it is sent: longer than one SMTP transaction may take
-# (RFC 5321 gives the reply to DATA 10 minutes).
-LEASE = timedelta(minutes=15)
-BATCH = 100
+# A claimed message waiting its turn: what a killed worker's claims hold up.
+CLAIM_LEASE = timedelta(minutes=1)
+# Small enough that a batch usually goes out within its claim; what is still waiting when the
+# claim runs out may go to another worker (never sent twice: the renewal checks the holder).
+BATCH = 20
+# One transaction as a whole: the reply to DATA alone may take 10 minutes (RFC 5321
+# §4.5.3.2.6, `smtp.DATA_TIMEOUT`), and aiosmtplib's timeout counts per command, so
+# MAIL, RCPT and DATA together are cut off here.
+SEND_LIMIT = smtp.DATA_TIMEOUT + 60.0
+# Renewed for each message just before it is sent: its transaction, and recording the reply.
+SEND_LEASE = timedelta(seconds=SEND_LIMIT) + timedelta(minutes=2)
 DEAD_AFTER_REFUSALS = 3
 SENT_WRITE_TRIES = 5
 GIVE_UP_AFTER = timedelta(days=5)
@@ -97,7 +112,7 @@ async def _claim(ctx: Context, owner: str) -> list[OutboxMessage]:
             result = await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == message_id, free)
-                .values(lease_owner=owner, lease_until=now + LEASE)
+                .values(lease_owner=owner, lease_until=now + CLAIM_LEASE)
             )
             if result.rowcount == 1:  # type: ignore[attr-defined]
                 claimed.append(message_id)
@@ -165,7 +180,7 @@ async def _send_batch(
             "connect", "its SMTP server was deleted: add one (`mailgate smtp add`)", kind="config"
         )
         for message in batch:
-            await _failed(ctx, message, failure, "No SMTP server to send with.", report)
+            await _failed(ctx, message, failure, "No SMTP server to send with.", report, owner)
         return
     remaining = list(batch)
     try:
@@ -177,12 +192,11 @@ async def _send_batch(
                     remaining.pop(0)  # its lease ran out and another worker took it
                     continue
                 try:
-                    reply, refused = await smtp.transact(
-                        client, server.from_address, message.recipients, message.raw
-                    )
+                    reply, refused = await _transact(client, server, message)
                 except smtp.SmtpFailure as failure:
                     remaining.pop(0)
-                    await _failed(ctx, message, failure, diagnose_smtp(failure, server), report)
+                    explanation = diagnose_smtp(failure, server)
+                    await _failed(ctx, message, failure, explanation, report, owner)
                     if failure.kind == "connection" or failure.code == 421:
                         raise  # the connection is gone: the rest waits for the next attempt
                     continue
@@ -192,14 +206,28 @@ async def _send_batch(
     except smtp.SmtpFailure as failure:
         explanation = diagnose_smtp(failure, server)
         for message in remaining:
-            await _failed(ctx, message, failure, explanation, report)
+            await _failed(ctx, message, failure, explanation, report, owner)
         signing_in = failure.step in ("authenticate", "token")
         status = SmtpStatus.AUTH_FAILED if signing_in else SmtpStatus.FAILING
         await _server_status(ctx, server.id, status, explanation)
 
 
+async def _transact(
+    client: aiosmtplib.SMTP, server: SmtpServer, message: OutboxMessage
+) -> tuple[str, dict[str, str]]:
+    """One SMTP transaction, cut off at `SEND_LIMIT` so it ends well inside its lease."""
+    try:
+        async with asyncio.timeout(SEND_LIMIT):
+            return await smtp.transact(client, server.from_address, message.recipients, message.raw)
+    except TimeoutError:
+        # The connection is in an unknown state: dropped, and the message retried later.
+        text = f"no reply within {SEND_LIMIT:.0f} seconds; the connection was dropped"
+        raise smtp.SmtpFailure("send", text, kind="connection") from None
+
+
 async def _still_ours(ctx: Context, message: OutboxMessage, owner: str) -> bool:
-    """Renew this message's lease just before sending it; False when another worker has it."""
+    """Renew this message's lease for its transaction just before sending it; False when
+    another worker has it (its claim ran out and another worker took it)."""
     async with ctx.db.session() as session, session.begin():
         result = await session.execute(
             update(OutboxMessage)
@@ -208,7 +236,7 @@ async def _still_ours(ctx: Context, message: OutboxMessage, owner: str) -> bool:
                 OutboxMessage.lease_owner == owner,
                 OutboxMessage.status == OutboxStatus.PENDING,
             )
-            .values(lease_until=ctx.clock() + LEASE)
+            .values(lease_until=ctx.clock() + SEND_LEASE)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -260,7 +288,10 @@ async def _failed(
     failure: smtp.SmtpFailure,
     explanation: str,
     report: FlushReport,
+    owner: str,
 ) -> None:
+    """Record a failed attempt and give the lease back — only while `owner` holds the message:
+    one whose claim ran out may be in another worker's transaction right now."""
     now = ctx.clock()
     attempts = message.attempts + 1
     status = OutboxStatus.PENDING
@@ -268,7 +299,6 @@ async def _failed(
         # Tried again now and then; authorizing its credential again makes it due at once
         # (`oauth/credentials.py`), so it need not wait out this delay.
         wait = delay(attempts, 60.0, 900.0, _rng)
-        report.waiting.append(message.id)
     elif failure.permanent:
         wait = delay(attempts, 60.0, 3600.0, _rng)
         # Undeliverable (a non-ASCII address, the server without SMTPUTF8): no retry can help.
@@ -278,21 +308,14 @@ async def _failed(
         wait = delay(attempts, 30.0, 3600.0, _rng)
         if now - message.created_at > GIVE_UP_AFTER:
             status = OutboxStatus.DEAD
-    if status == OutboxStatus.DEAD:
-        report.dead.append(message.id)
-    elif not failure.waits_for_admin:
-        report.retrying.append(message.id)
-    log.warning(
-        "notification not sent",
-        outbox=message.id,
-        message_id=message.message_id,
-        status=status,
-        error=str(failure),
-    )
     async with ctx.db.session() as session, session.begin():
-        await session.execute(
+        result = await session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == message.id)
+            .where(
+                OutboxMessage.id == message.id,
+                OutboxMessage.lease_owner == owner,
+                OutboxMessage.status == OutboxStatus.PENDING,
+            )
             .values(
                 status=status,
                 attempts=attempts,
@@ -302,6 +325,21 @@ async def _failed(
                 lease_until=None,
             )
         )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return  # another worker has it now: what becomes of it is that worker's to say
+    if status == OutboxStatus.DEAD:
+        report.dead.append(message.id)
+    elif failure.waits_for_admin:
+        report.waiting.append(message.id)
+    else:
+        report.retrying.append(message.id)
+    log.warning(
+        "notification not sent",
+        outbox=message.id,
+        message_id=message.message_id,
+        status=status,
+        error=str(failure),
+    )
 
 
 async def _server_status(ctx: Context, server_id: int, status: str, error: str | None) -> None:
