@@ -55,7 +55,20 @@ def _driver_url(url: str, *, asynchronous: bool) -> sa.URL:
     )
 
 
-def _pool_options(url: sa.URL) -> dict[str, float | bool]:
+# libpq's own defaults wait 130 s for a connection and about two hours to notice a server
+# that vanished without closing its sockets (a power cut, a network split): a transaction would
+# hang that long. A URL's own values (?connect_timeout=…) win.
+_POSTGRESQL_CONNECTION = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ms: data unacknowledged this long closes the connection
+}
+
+
+def _pool_options(url: sa.URL) -> dict[str, object]:
     """An SQLite file's connections are waited for as long as its write lock: a pool of
     writers waiting their turn would otherwise fail the next caller after the pool's 30 s.
 
@@ -66,7 +79,8 @@ def _pool_options(url: sa.URL) -> dict[str, float | bool]:
         if sqlite.database_path(url) is None:
             return {}
         return {"pool_timeout": sqlite.LOCK_PATIENCE + sqlite.ATTEMPT_SECONDS}
-    return {"pool_pre_ping": True}
+    defaults = {k: v for k, v in _POSTGRESQL_CONNECTION.items() if k not in url.query}
+    return {"pool_pre_ping": True, "connect_args": defaults}
 
 
 def _engine(url: str, role: sqlite.Role) -> sa.Engine:
