@@ -16,6 +16,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import httpx2
 import pytest
@@ -30,7 +31,7 @@ from mailgate.backoff import Backoff
 from mailgate.config import Settings
 from mailgate.context import Context
 from mailgate.inbound.mailboxes import list_mailboxes, mailbox_view
-from mailgate.oauth.tokens import TokenKeeper
+from mailgate.oauth.tokens import RefreshPolicy, TokenKeeper
 from mailgate.runtime.imap_mailbox import receipts_of, run_mailbox
 from mailgate.runtime.overview import Activity, mailbox_states
 from mailgate.store.models import Credential, CredentialEvent, Issue, Mailbox
@@ -204,8 +205,11 @@ async def test_a_token_endpoint_down_then_hanging_is_waited_out_not_blamed_on_th
     mailbox = await with_mailbox(live, emulator, dovecot, poll_seconds=3600)
     assert mailbox.credential_id is not None
     credential_id = mailbox.credential_id
-    # The keeper's HTTP timeout, shortened: the endpoint will hang for 3 s.
-    keeper = TokenKeeper(live, request_timeout=0.5)
+    # The keeper's HTTP timeout, shortened: the endpoint will hang for 3 s. Its backoff after a
+    # failed refresh too (seconds, not the minutes of a real one), like the loop's reconnects:
+    # a refused token is refreshed again only once that backoff is over.
+    short = RefreshPolicy(backoff_base=timedelta(seconds=1), backoff_max=timedelta(seconds=2))
+    keeper = TokenKeeper(live, request_timeout=0.5, policy=short)
     subjects = ["Before the outage", "During the outage", "During the hang", "After it all"]
     with LmtpDelivery(dovecot) as lmtp:
         lmtp.deliver(ALICE, message(subjects[0]))

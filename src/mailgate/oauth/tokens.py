@@ -174,22 +174,41 @@ class TokenKeeper:
         """Refresh now, whatever the token's age or the backoff (`credential refresh`)."""
         return await self._single_flight(credential_id, mode="force")
 
+    async def replace_refused(self, refused: AccessToken) -> AccessToken:
+        """A token to use instead of one a mail server refused: one refresh per refused token.
+
+        A newer token than the refused one (refreshed meanwhile here or by another process) is
+        used without a request; a credential backing off after failed refreshes is not
+        refreshed before its next attempt (raises `Transient` saying when) — a mailbox
+        reconnecting every few seconds would otherwise ask a failing endpoint each time.
+        """
+        credential_id, value = refused.credential_id, refused.value
+        return await self._single_flight(credential_id, mode="refused", refused=value)
+
     def invalidate(self, credential_id: int) -> None:
         """Forget the cached token (a mail server refused it)."""
         self._cache.pop(credential_id, None)
 
-    async def _single_flight(self, credential_id: int, *, mode: str = "use") -> AccessToken:
-        """One refresh at a time per credential in this process; `mode` as in `_obtain`.
+    async def _single_flight(
+        self, credential_id: int, *, mode: str = "use", refused: str | None = None
+    ) -> AccessToken:
+        """One refresh at a time per credential in this process; the arguments as `_obtain`'s.
 
         The work runs in its own task and every caller awaits it shielded, so a caller that is
-        cancelled (a mailbox loop stopping) does not cancel the others waiting on it.
+        cancelled (a mailbox loop stopping) does not cancel the others waiting on it. Joining
+        work that hands back the very token a caller replaces, it starts its own once.
         """
-        task = self._inflight.get(credential_id)
-        if task is None:
-            task = asyncio.create_task(self._obtain(credential_id, mode=mode))
-            self._inflight[credential_id] = task
-            task.add_done_callback(lambda done: self._settled(credential_id, done))
-        return await asyncio.shield(task)
+        for _ in range(2):
+            task = self._inflight.get(credential_id)
+            joined = task is not None
+            if task is None:
+                task = asyncio.create_task(self._obtain(credential_id, mode=mode, refused=refused))
+                self._inflight[credential_id] = task
+                task.add_done_callback(lambda done: self._settled(credential_id, done))
+            token = await asyncio.shield(task)
+            if not joined or refused is None or token.value != refused:
+                return token
+        return token
 
     def _settled(self, credential_id: int, task: asyncio.Task[AccessToken]) -> None:
         self._inflight.pop(credential_id, None)
@@ -198,22 +217,24 @@ class TokenKeeper:
         if task.exception() is None:  # also marks an exception as retrieved
             self._cache[credential_id] = task.result()
 
-    async def _obtain(self, credential_id: int, *, mode: str) -> AccessToken:
+    async def _obtain(
+        self, credential_id: int, *, mode: str, refused: str | None = None
+    ) -> AccessToken:
         """Return a fresh token from the database, or refresh under the lease.
 
         `mode`: "use" refreshes only a token about to expire; "force" always refreshes;
         "upkeep" refreshes only what is still due once the lease is held, so workers on
-        several hosts that found the same credential due refresh it once.
+        several hosts that found the same credential due refresh it once; "refused" replaces
+        the token `refused` (`replace_refused`), checked again once the lease is held.
         """
         structlog.contextvars.bind_contextvars(credential=credential_id)  # this task's lines
         deadline = self.ctx.clock() + self.lease_duration * 2
         while True:
             now = self.ctx.clock()
             cred = await self._load(credential_id)
-            if mode == "use":
-                usable = self._usable(cred, now)
-                if usable is not None:
-                    return usable
+            usable = self._without_refresh(cred, now, mode, refused)
+            if usable is not None:
+                return usable
             if await self._claim_lease(credential_id):
                 break
             if now > deadline:
@@ -228,16 +249,33 @@ class TokenKeeper:
             now = self.ctx.clock()
             if cred.status == REVOKED or (cred.status == NEEDS_REAUTHORIZATION and mode != "force"):
                 self._usable(cred, now)  # raises, saying what to do
-            if mode == "use":
-                usable = self._usable(cred, now)
-                if usable is not None:
-                    return usable
-            elif mode == "upkeep" and not self._due(cred, now) and cred.access_token_enc:
+            usable = self._without_refresh(cred, now, mode, refused)
+            if usable is not None:
+                return usable
+            if mode == "upkeep" and not self._due(cred, now) and cred.access_token_enc:
                 return self._token_of(cred)
             with metrics.refresh_counted(cred.id):
                 return await self._refresh_under_lease(cred)
         finally:
             await self._release_lease(credential_id)
+
+    def _without_refresh(
+        self, cred: Credential, now: datetime, mode: str, refused: str | None
+    ) -> AccessToken | None:
+        """The token `mode` hands out without a request, if any; raises as `_usable` does, and
+        while the credential backs off when the stored token is the refused one."""
+        if mode not in ("use", "refused"):
+            return None
+        stored = self._usable(cred, now)
+        if mode == "use" or (stored is not None and stored.value != refused):
+            return stored
+        if cred.status == REFRESH_FAILING and cred.next_attempt_at and cred.next_attempt_at > now:
+            raise Transient(
+                f"Credential {cred.id} ({cred.account}): the mail server refused its access "
+                f"token; retrying at {cred.next_attempt_at:%H:%M:%S} UTC, as the last refresh "
+                f"failed: {cred.last_error}"
+            )
+        return None
 
     def _usable(self, cred: Credential, now: datetime) -> AccessToken | None:
         """The stored token if fresh; raises when the status says a refresh would be wrong."""

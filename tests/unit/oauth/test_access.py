@@ -1,4 +1,4 @@
-"""Refresh once, retry once: a refused token is refreshed and tried once more, never more; a
+"""Refresh once, retry once: a refused token is replaced and tried once more, never more; a
 temporary failure or the keeper's own error is not answered with a refresh."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ class FakeKeeper:
     def __init__(self, refresh_fails: bool = False) -> None:
         self.current = "old"
         self.refreshes = 0
-        self.invalidated: list[int] = []
+        self.replaced: list[str] = []
         self.refresh_fails = refresh_fails
 
     def _token(self, credential_id: int) -> AccessToken:
@@ -30,15 +30,13 @@ class FakeKeeper:
     async def access_token(self, credential_id: int) -> AccessToken:
         return self._token(credential_id)
 
-    async def refresh(self, credential_id: int) -> AccessToken:
+    async def replace_refused(self, refused: AccessToken) -> AccessToken:
         self.refreshes += 1
+        self.replaced.append(refused.value)
         if self.refresh_fails:
             raise NeedsReauthorization("The grant was revoked: sign the account in again.")
         self.current = "new"
-        return self._token(credential_id)
-
-    def invalidate(self, credential_id: int) -> None:
-        self.invalidated.append(credential_id)
+        return self._token(refused.credential_id)
 
 
 class Server:
@@ -65,7 +63,7 @@ async def test_an_accepted_token_is_not_refreshed() -> None:
 async def test_a_refused_token_is_refreshed_once_and_tried_once_more() -> None:
     keeper, server = FakeKeeper(), Server({"new"})
     assert await authenticate_with_refresh(keeper, 7, server) == "signed in with new"  # type: ignore[arg-type]
-    assert keeper.refreshes == 1 and keeper.invalidated == [7]
+    assert keeper.refreshes == 1 and keeper.replaced == ["old"]
     assert server.tried == ["old", "new"]
 
 
