@@ -1,9 +1,7 @@
 """mailgate's web app served over real HTTPS on loopback, in a background thread.
 
 The server thread opens its own Context (its own event loop and engine) on the same database as
-the test's, like a separate `mailgate serve` would. Its listening socket is bound before the
-settings are made and handed to uvicorn as it is: between choosing a free port and binding it,
-another test process (pytest -n 2) could take the port.
+the test's, like a separate `mailgate serve` would.
 """
 
 from __future__ import annotations
@@ -33,9 +31,7 @@ def free_port() -> int:
 
 class MailgateServer:
     def __init__(self, settings: Settings, folder: Path, **app_options: object) -> None:
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self.port = int(self._socket.getsockname()[1])
+        self.port = free_port()
         self.settings = replace(settings, base_url=f"https://localhost:{self.port}")
         ca = trustme.CA()
         cert = ca.issue_cert("localhost", "127.0.0.1")
@@ -73,7 +69,7 @@ class MailgateServer:
                     ssl_keyfile=str(self.key_file),
                 )
                 self._server = uvicorn.Server(config)
-                serving = asyncio.create_task(self._server.serve(sockets=[self._socket]))
+                serving = asyncio.create_task(self._server.serve())
                 while not self._server.started and not serving.done():
                     await asyncio.sleep(0.01)
                 ready.set()
@@ -91,7 +87,6 @@ class MailgateServer:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(10)
-        self._socket.close()  # uvicorn closes it too once it served; not when it never started
 
     def __enter__(self) -> MailgateServer:
         return self.start()
