@@ -36,9 +36,9 @@ layers: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Two test processes (pytest-xdist): most tests wait on servers, and CI has two cores; each
-# process starts its own servers. PYTEST_WORKERS=0 runs the suite in one process.
-PYTEST_WORKERS ?= 2
+# One test process until a whole run in two is green; PYTEST_WORKERS=2 runs it in two
+# (pytest-xdist: most tests wait on servers; each process starts its own servers).
+PYTEST_WORKERS ?= 0
 
 pytest: $(STAMP) node-deps
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
