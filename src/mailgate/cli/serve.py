@@ -75,7 +75,7 @@ def serve(
             err=True,
         )
     uvicorn.run(
-        create_app(ctx, demo=demo),
+        create_app(ctx, demo=demo, tidy_heap=True),
         host=host,
         port=port,
         ssl_certfile=str(cert),

@@ -41,7 +41,7 @@ def worker(
     metrics_at = metrics_address(metrics_port)
 
     async def main(ctx: Context) -> None:
-        supervisor = Supervisor(ctx)
+        supervisor = Supervisor(ctx, tidy_heap=True)
         if name:
             # The name helps an admin read leases; the suffix keeps two workers given the
             # same name from sharing a lease.

@@ -237,8 +237,8 @@ async def renew_held(
 
 
 async def renew(ctx: Context, owner: str, mailbox_ids: Collection[int], seconds: float) -> Renewal:
-    """`renew_held` in a transaction of its own."""
-    async with ctx.db.session() as session, session.begin():
+    """`renew_held` in a transaction of its own, on the pool kept for heartbeats."""
+    async with ctx.db.control_session() as session, session.begin():
         return await renew_held(session, owner, mailbox_ids, seconds)
 
 

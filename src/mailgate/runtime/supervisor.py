@@ -24,7 +24,7 @@ from mailgate.oauth.tokens import TokenKeeper
 from mailgate.outbound.alerts import run_check
 from mailgate.outbound.outbox import flush
 from mailgate.outbound.webhooks import deliver_due
-from mailgate.runtime import leases, workers
+from mailgate.runtime import heap, leases, workers
 from mailgate.runtime.imap_mailbox import run_mailbox
 from mailgate.runtime.pause import wait_or_stop
 from mailgate.runtime.pop3_mailbox import run_pop3_mailbox
@@ -66,9 +66,12 @@ class Supervisor:
         pace: workers.Pace | None = None,
         mailbox_loop: MailboxLoop | None = None,
         lease_clock: Callable[[], float] | None = None,
+        tidy_heap: bool = False,
     ) -> None:
         """`lease_clock`: the monotonic clock the leases' deadlines are kept on (the event
-        loop's unless given)."""
+        loop's unless given). `tidy_heap`: keep the garbage collector's passes cheap
+        (`runtime/heap.py`), for a process that runs nothing else (`mailgate worker`,
+        `mailgate serve`)."""
         self.ctx = ctx
         self.keeper = TokenKeeper(ctx)
         self.upkeep_interval = upkeep_interval
@@ -79,6 +82,7 @@ class Supervisor:
         self._running: dict[int, _Running] = {}
         self._holdings = leases.Holdings(self.pace.lease, lease_clock)
         self._stop = asyncio.Event()
+        self._tidy_heap = tidy_heap
 
     @property
     def owner(self) -> str:
@@ -267,6 +271,19 @@ class Supervisor:
                 _log_failure("alert check failed", error)
             await self._pause(interval)
 
+    async def _heap(self) -> None:
+        """Collect and freeze the long-lived objects (`runtime/heap.py`) soon after the start,
+        then every `heap.TIDY_SECONDS`; give them back to the collector when stopped."""
+        if not self._tidy_heap:
+            return
+        try:
+            await self._pause(heap.TIDY_FIRST_SECONDS)
+            while not self._stop.is_set():
+                log.debug("heap tidied", frozen=heap.tidy())
+                await self._pause(heap.TIDY_SECONDS)
+        finally:
+            heap.release()
+
     async def _pause(self, seconds: float) -> None:
         await wait_or_stop(self.ctx, self._stop, seconds)
 
@@ -280,5 +297,6 @@ class Supervisor:
             self._outbox(),
             self._webhooks(),
             self._alerts(),
+            self._heap(),
         )
         log.info("supervisor stopped")

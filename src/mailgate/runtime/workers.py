@@ -40,7 +40,7 @@ class Pace:
     a stopping worker lets its mailbox loops finish the message in hand, and its leases (their
     heartbeat is the worker's); shorter in tests."""
 
-    scan: float = 1.0
+    scan: float = 2.0  # a look is a statement: every 1 s, 0.25 % of a core at 1,000 mailboxes
     alive: float = 10.0
     grace: float = 30.0
     lease: Timing = field(default_factory=Timing)
@@ -79,7 +79,7 @@ async def beat(
     """Register the worker `name`, or renew its heartbeat, and in the same transaction renew
     the leases of the mailboxes it runs (`held`, for `lease` seconds) in one statement; what
     that renewal found. Both on the database's clock."""
-    async with ctx.db.session() as session, session.begin():
+    async with ctx.db.control_session() as session, session.begin():
         renewed = await session.execute(
             update(_WORKERS).where(_WORKERS.c.name == name).values(heartbeat_at=database_now())
         )
@@ -98,23 +98,32 @@ async def beat(
 
 
 async def census(ctx: Context, alive: float) -> Census:
-    """The mailboxes, and the leases held by each worker that beat within `alive` seconds."""
+    """The mailboxes, and the leases held by each worker that beat within `alive` seconds.
+
+    One statement (a row per live worker, each with the count of all mailboxes): a worker
+    looks every `Pace.scan` seconds, and at a thousand mailboxes three statements cost a
+    worker in IDLE twice the CPU of one."""
     mailboxes = _MAILBOXES
+    count = select(func.count()).select_from(mailboxes).scalar_subquery()
+    held = (
+        select(func.count())
+        .where(
+            mailboxes.c.lease_owner == _WORKERS.c.name,
+            mailboxes.c.lease_until > database_now(),
+        )
+        .scalar_subquery()
+    )
     async with ctx.db.session() as session:
-        count = await session.scalar(select(func.count()).select_from(mailboxes))
-        live = await session.scalars(
-            select(_WORKERS.c.name).where(_WORKERS.c.heartbeat_at > database_now(-alive))
-        )
-        holdings = dict.fromkeys(live, 0)
-        held = await session.execute(
-            select(mailboxes.c.lease_owner, func.count())
-            .where(mailboxes.c.lease_until > database_now())
-            .group_by(mailboxes.c.lease_owner)
-        )
-        for owner, leases in held:
-            if owner in holdings:
-                holdings[owner] = int(leases)
-    return Census(int(count or 0), holdings)
+        rows = (
+            await session.execute(
+                select(count, _WORKERS.c.name, held).where(
+                    _WORKERS.c.heartbeat_at > database_now(-alive)
+                )
+            )
+        ).all()
+        if not rows:  # no live worker yet (not even this one)
+            return Census(int(await session.scalar(select(count)) or 0), {})
+    return Census(int(rows[0][0]), {name: int(leases) for _count, name, leases in rows})
 
 
 async def leave(ctx: Context, name: str) -> None:

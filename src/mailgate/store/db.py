@@ -274,6 +274,17 @@ def _migrate(engine: sa.Engine) -> bool:
             raise
 
 
+def _async_engine(url: str, **pool: int) -> AsyncEngine:
+    """An async engine; SQLite's tuned for the event loop's reads and short writes."""
+    async_url = _driver_url(url, asynchronous=True)
+    engine = create_async_engine(async_url, **_pool_options(async_url), **pool)
+    if engine.dialect.name == "sqlite":
+        sqlite.tune(engine.sync_engine, sqlite.database_path(async_url), "async")
+    else:
+        sa.event.listen(engine.sync_engine, "handle_error", _server_failed)
+    return engine
+
+
 class Database:
     """The engines and session factories of one process.
 
@@ -284,14 +295,10 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        async_url = _driver_url(url, asynchronous=True)
-        self.engine: AsyncEngine = create_async_engine(async_url, **_pool_options(async_url))
-        if self.engine.dialect.name == "sqlite":
-            path = sqlite.database_path(async_url)
-            sqlite.tune(self.engine.sync_engine, path, "async")
-        else:
-            sa.event.listen(self.engine.sync_engine, "handle_error", _server_failed)
+        self.engine = _async_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._control_engine: AsyncEngine | None = None
+        self._control_sessions: async_sessionmaker[AsyncSession] | None = None
         self._sync_engine: sa.Engine | None = None
         self._sync_sessions: sessionmaker[Session] | None = None
         self._sync_lock = threading.Lock()
@@ -346,6 +353,21 @@ class Database:
     def session(self) -> AsyncSession:
         return self.sessions()
 
+    def control_session(self) -> AsyncSession:
+        """A session on a pool of its own, for a worker's heartbeat: the renewal of its leases
+        never waits for a connection behind its mailboxes' work. A thousand mailboxes opening at
+        once queue for the main pool long enough for the leases to run out unrenewed, and every
+        mailbox of the worker to be stopped and opened again. (An SQLite database in memory has
+        no second connection to it: the main pool then.)"""
+        if self._control_sessions is None:
+            if self.dialect == "sqlite" and sqlite.database_path(make_url(self.url)) is None:
+                return self.sessions()
+            self._control_engine = _async_engine(self.url, pool_size=1, max_overflow=1)
+            self._control_sessions = async_sessionmaker(
+                self._control_engine, expire_on_commit=False
+            )
+        return self._control_sessions()
+
     async def is_ready(self) -> bool:
         """Database reachable, migrations applied, and (PostgreSQL) writable: not a standby nor
         a database made read-only."""
@@ -362,6 +384,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._control_engine is not None:
+            await self._control_engine.dispose()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
 

@@ -36,14 +36,16 @@ STATIC = Path(__file__).parent / "static"
 log = structlog.get_logger(__name__)
 
 
-def create_app(ctx: Context, *, run_workers: bool = True, demo: bool = False) -> FastAPI:
+def create_app(
+    ctx: Context, *, run_workers: bool = True, demo: bool = False, tidy_heap: bool = False
+) -> FastAPI:
     """The ASGI app for `mailgate serve`; the supervisor runs inside its lifespan."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if demo:
             await ensure_demo_integration(ctx)
-        supervisor = Supervisor(ctx)
+        supervisor = Supervisor(ctx, tidy_heap=tidy_heap)
         task = asyncio.create_task(supervisor.run()) if run_workers else None
         try:
             yield
