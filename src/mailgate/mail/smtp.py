@@ -16,7 +16,7 @@ import aiosmtplib
 
 from mailgate.mail import envelope, sasl
 from mailgate.mail.errors import MailError, TokenRefused, enhanced_status, says_try_later
-from mailgate.mail.tls import CaFileUnusable, tls_context_for, tls_failure_kind
+from mailgate.mail.tls import CaFileUnusable, shared_tls_context, tls_failure_kind
 from mailgate.store.models import SmtpServer
 
 TIMEOUT = 30.0
@@ -108,9 +108,10 @@ def _text(exc: BaseException) -> str:
 
 @asynccontextmanager
 async def connected(server: SmtpServer) -> AsyncIterator[aiosmtplib.SMTP]:
-    """An SMTP connection, greeted, with TLS in place (implicit or by STARTTLS)."""
+    """An SMTP connection, greeted, with TLS in place (implicit or by STARTTLS); the TLS
+    context is the one shared by every connection trusting the same CA file."""
     try:
-        tls = tls_context_for(server)
+        tls = shared_tls_context(server)
     except CaFileUnusable as exc:
         text = f"the CA file {exc.ca_file} cannot be used ({exc.reason})"
         raise SmtpFailure("tls", text, kind="certificate") from None
