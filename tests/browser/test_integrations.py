@@ -13,7 +13,7 @@ from playwright.async_api import Page, expect
 
 from mailgate.context import Context
 from mailgate.oauth.integrations import IntegrationOptions, add_integration
-from tests.support.admin_browser import sign_in_as_admin
+from tests.support.admin_browser import click_test_connection, sign_in_as_admin
 from tests.support.chromium import PageLog, keep_screenshot
 from tests.support.emulator import RunningEmulator, verify_device
 from tests.support.keeper import CLIENT_ID, CLIENT_SECRET, TENANT
@@ -104,7 +104,7 @@ async def test_an_admin_adds_a_microsoft_integration_and_authorizes_an_account(
     await expect(facts).to_contain_text("set, expires 2027-05-01")
     await expect(facts).not_to_contain_text(CLIENT_SECRET)
 
-    await page.get_by_role("button", name="Test connection").click()
+    await click_test_connection(page)
     await expect(page.locator("p.steps-summary")).to_have_text("All steps passed.")
     await expect(page.locator("ol.steps li.ok")).to_have_count(3)
     await keep_screenshot(page, "integration-test")

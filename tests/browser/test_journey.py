@@ -19,6 +19,7 @@ from playwright.async_api import Page, expect
 from mailgate.config import Settings
 from mailgate.context import Context
 from mailgate.tracker.users import add_user, first_admin_link
+from tests.support.admin_browser import click_test_connection
 from tests.support.chromium import PageLog, keep_screenshot
 from tests.support.dovecot import Dovecot
 from tests.support.emulator import RunningEmulator
@@ -152,7 +153,7 @@ async def test_the_admins_journey(
     await page.get_by_label("Project", exact=True).select_option("HELP")
     await page.get_by_role("button", name="Add", exact=True).click()
     await expect(page.locator(".flash")).to_have_text("Mailbox support added.")
-    await page.get_by_role("button", name="Test connection").click()
+    await click_test_connection(page)
     steps = page.locator("ol.steps li")
     await expect(steps).to_have_count(len(IMAP_STEPS))
     for number, name in enumerate(IMAP_STEPS):
@@ -216,7 +217,7 @@ async def test_a_wrong_mailbox_password_shows_the_failing_step_and_its_diagnosis
     await page.get_by_label("Mail server password").fill("not-alices-password")
     await page.get_by_label("Project", exact=True).select_option("HELP")
     await page.get_by_role("button", name="Add", exact=True).click()
-    await page.get_by_role("button", name="Test connection").click()
+    await click_test_connection(page)
     failed = page.locator("ol.steps li.failed")
     await expect(failed).to_have_count(1)
     await expect(failed.locator(".step")).to_have_text("authenticate")

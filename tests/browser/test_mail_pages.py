@@ -11,6 +11,7 @@ from playwright.async_api import Page, expect
 from mailgate.context import Context
 from mailgate.tracker.service import add_project
 from tests.browser.test_admin_pages import IMAGE, SCRIPT, sign_in
+from tests.support.admin_browser import click_test_connection
 from tests.support.chromium import PageLog, keep_screenshot
 from tests.support.dovecot import Dovecot
 from tests.support.emulator import RunningEmulator
@@ -70,7 +71,7 @@ async def test_add_a_mailbox_and_watch_its_test_go_green(
     await expect(page.locator(".flash")).to_have_text("Mailbox support added.")
     await expect(page.get_by_role("heading", level=1)).to_contain_text("Mailbox support")
 
-    await page.get_by_role("button", name="Test connection").click()
+    await click_test_connection(page)
     steps = page.locator("ol.steps li")
     await expect(steps).to_have_count(len(MAILBOX_STEPS))
     for number, name in enumerate(MAILBOX_STEPS):
@@ -195,7 +196,7 @@ async def test_scripts_in_a_mailboxs_fields_stay_text(
     await expect(page.locator("dl.facts")).to_contain_text(f"folder {IMAGE}{SCRIPT}")
     await expect(page.get_by_label("Split regex")).to_have_value(SCRIPT)
     # The live test: selecting that folder fails, and the server's words stay text.
-    await page.get_by_role("button", name="Test connection").click()
+    await click_test_connection(page)
     await expect(page.locator("ol.steps li.failed .step")).to_have_text("select")
     await expect(page.locator("p.diagnosis")).to_be_visible()
     await page.goto("/mailboxes")

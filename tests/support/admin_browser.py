@@ -17,3 +17,11 @@ async def sign_in_as_admin(ctx: Context, page: Page, email: str = "admin@example
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("Dashboard")
+
+
+async def click_test_connection(page: Page) -> None:
+    """Click "Test connection" once static/steps.js has taken its form over (the live path).
+    The script is deferred: on a busy machine a click can come first, and the form then posts
+    as it does without JavaScript."""
+    await expect(page.locator("form[data-steps-live]").first).to_be_attached()
+    await page.get_by_role("button", name="Test connection").click()

@@ -48,7 +48,29 @@ async def eventually(
             if await probe():
                 return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {seconds} s: {what}")
+    raise AssertionError(f"not within {seconds} s: {what}; the tasks then:\n{_task_stacks()}")
+
+
+def _task_stacks() -> str:
+    """Where each task of the event loop waits (its chain of awaits, outermost first): what a
+    loop that stopped moving is stuck on."""
+    lines = []
+    for task in asyncio.all_tasks():
+        if task is asyncio.current_task():
+            continue
+        lines.append(f"{task.get_name()}:")
+        awaiting: Any = task.get_coro()
+        while awaiting is not None:
+            frame = getattr(awaiting, "cr_frame", None) or getattr(awaiting, "gi_frame", None)
+            if frame is None:
+                lines.append(f"  awaiting {awaiting!r}"[:300])
+                break
+            code = frame.f_code
+            lines.append(f"  {code.co_filename}:{frame.f_lineno} in {code.co_name}")
+            awaiting = getattr(awaiting, "cr_await", None) or getattr(
+                awaiting, "gi_yieldfrom", None
+            )
+    return "\n".join(lines)
 
 
 async def wait_until(check: Callable[[], bool], what: str) -> None:

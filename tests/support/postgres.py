@@ -103,9 +103,13 @@ class Postgres:
 
     def resume(self) -> None:
         """Start the cluster (again, after `pause`)."""
+        # fsync off: a test cluster need not survive the machine's crash, only its own. A
+        # commit still writes its WAL before it returns (synchronous_commit stays on): the
+        # crash tests (`restart("immediate")`) must not lose what was committed just before,
+        # as a real server does not.
         options = (
             f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            "-c full_page_writes=off -c max_connections=200"
         )
         started = self._run(
             "pg_ctl",

@@ -65,6 +65,20 @@ async def test_adding_a_project_lists_it_and_records_who_did(
     )
 
 
+async def test_a_page_fetched_by_a_script_leaves_the_message_for_the_page_shown(
+    admin: WebClient,
+) -> None:
+    # The integration form fetches itself for its preset values (static/integrations.js); made
+    # as the admin saves, that fetch must not take the "added" meant for the next page.
+    await admin.post("/projects", {"key": "help", "name": "Help desk", "default_reporter": ""})
+    fetched = await admin.get("/projects/new", headers={"sec-fetch-mode": "cors"})
+    assert "Project HELP added." not in fetched.text
+    shown = await admin.get("/projects", headers={"sec-fetch-mode": "navigate"})
+    assert "Project HELP added." in shown.text
+    again = await admin.get("/projects")
+    assert "Project HELP added." not in again.text  # once
+
+
 async def test_bad_input_is_refused_inline_with_the_form_filled_again(
     ctx: Context, admin: WebClient
 ) -> None:

@@ -370,14 +370,21 @@ class Database:
 
     async def is_ready(self) -> bool:
         """Database reachable, migrations applied, and (PostgreSQL) writable: not a standby nor
-        a database made read-only."""
+        a database made read-only.
+
+        A pooled connection opened while the database was read-only stays read-only (a session
+        keeps the default it began with): one that says so is dropped, and a new one asked."""
         try:
-            async with self.engine.connect() as connection:
-                current = await connection.run_sync(current_revision)
-                if self.dialect == "postgresql":
-                    read_only = await connection.scalar(_READ_ONLY)
-                    if read_only != "off":
-                        return False
+            for _attempt in range(2):
+                async with self.engine.connect() as connection:
+                    current = await connection.run_sync(current_revision)
+                    if self.dialect != "postgresql":
+                        break
+                    if await connection.scalar(_READ_ONLY) == "off":
+                        break
+                    await connection.invalidate()
+            else:
+                return False
         except (sa.exc.SQLAlchemyError, MailgateError):  # the latter: SQLite's, in a sentence
             return False
         return current == HEAD

@@ -93,6 +93,13 @@ def base_url_warning(ctx: Context) -> str | None:
     return None
 
 
+def _navigation(request: Request) -> bool:
+    """A page the browser shows (not one a script fetches for a part of it, such as the
+    integration form's preset values): only such a page takes the message left for the next
+    page, or a fetch made as the admin saves would take the "added" that follows."""
+    return request.headers.get("sec-fetch-mode", "navigate") == "navigate"
+
+
 async def render(
     request: Request,
     ctx: Context,
@@ -115,7 +122,7 @@ async def render(
         "current": current,
         "csrf": csrf_field(request),
         "csrf_token": web_session.csrf_token,
-        "flash": await take_flash(ctx, web_session.id),
+        "flash": await take_flash(ctx, web_session.id) if _navigation(request) else None,
         "base_url_warning": base_url_warning(ctx),
         "demo": bool(getattr(request.app.state, "demo", False)),
         **(context or {}),
