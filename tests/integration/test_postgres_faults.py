@@ -1,7 +1,7 @@
 """PostgreSQL failing under a running mailbox loop (the suite's real server, tests/support/
 postgres.py): restarted in the middle of a batch, down for a while, made read-only. Each time
 nothing is lost or taken twice — a batch's receipts and issues are one transaction, rolled back
-whole and taken again — the log (and /readyz's check) says what is wrong while it lasts, and the
+whole and taken again — the log, /readyz and the metrics say what is wrong while it lasts, and the
 loop goes on by itself once the server is back."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import asyncio
 import base64
 import os
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,11 +31,16 @@ from tests.support.mail import ALICE, message, with_mailbox
 from tests.support.postgres import Postgres
 
 from mailgate.context import Context
+from mailgate.runtime.state_metrics import state_text
 
 pytestmark = pytest.mark.stores("postgresql")
 
 MESSAGES = 20  # from one sender: under its flood limit (30 an hour)
 OUTAGE_SECONDS = 2.0
+DATABASE_DOWN = (
+    b"# HELP mailgate_database_up Whether the database answered this scrape (1) or not (0).\n"
+    b"# TYPE mailgate_database_up gauge\nmailgate_database_up 0\n"
+)
 
 
 @pytest.mark.parametrize("outage", ["restart", "down for a while"])
@@ -56,8 +60,7 @@ async def test_postgresql_lost_in_the_middle_of_a_batch(
         if outage == "restart":
             postgres_server.restart("immediate")  # a crash and a quick restart
         else:
-            postgres_server.pause("immediate")
-            threading.Timer(OUTAGE_SECONDS, postgres_server.resume).start()
+            postgres_server.pause("immediate")  # down until the test starts it again
 
     with (
         structlog.testing.capture_logs() as logs,
@@ -65,6 +68,11 @@ async def test_postgresql_lost_in_the_middle_of_a_batch(
     ):
         async with loop_running(live) as loop:
             await wait_until(faulted.is_set, "the batch met the fault")
+            if outage != "restart":
+                # While it is down, the metrics say so (and only that).
+                assert await state_text(live) == DATABASE_DOWN
+                await asyncio.sleep(OUTAGE_SECONDS)  # the loop retries meanwhile
+                await asyncio.to_thread(postgres_server.resume)
             await wait_for_receipts(live, row.id, MESSAGES)
             # Back in IDLE without help: new mail is taken as it comes.
             await wait_for_status(live, row.id, "idle")
@@ -74,6 +82,7 @@ async def test_postgresql_lost_in_the_middle_of_a_batch(
     await each_message_once(live, row.id, [*subjects, "after the outage"])
     assert logged(logs, "The database server failed this work"), logs
     assert await status_of(live, row.id) == "idle"
+    assert b"mailgate_database_up 1" in await state_text(live)
 
 
 async def test_postgresql_read_only_for_a_while(
