@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from tests.integration.test_smtp import BOB, queue_message, smtp_server, subjects
+from tests.integration.test_smtp import BOB, subjects, three_queued
 from tests.support.clock import FakeClock
 from tests.support.emulator import RunningEmulator
 from tests.support.postfix import Postfix
@@ -27,9 +27,7 @@ async def rows(ctx: Context) -> list[OutboxMessage]:
 async def test_a_killed_workers_claims_go_to_another_worker_a_minute_later(
     ctx: Context, emulator: RunningEmulator, postfix: Postfix, clock: FakeClock
 ) -> None:
-    await smtp_server(ctx, emulator, postfix)
-    for n in range(3):
-        await queue_message(ctx, BOB, f"message {n}")
+    await three_queued(ctx, emulator, postfix)
     # A worker claims the batch and is killed at once: nothing gives its claims back.
     abandoned = [m.id for m in await outbox._claim(ctx, "killed-worker")]
     assert len(abandoned) == 3
@@ -49,9 +47,7 @@ async def test_a_message_in_its_transaction_is_not_taken_while_its_worker_sends_
     clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    await smtp_server(ctx, emulator, postfix)
-    for n in range(3):
-        await queue_message(ctx, BOB, f"message {n}")
+    await three_queued(ctx, emulator, postfix)
     real_transact = smtp.transact
     stalled: list[bool] = []
     others: list[outbox.FlushReport] = []
@@ -82,9 +78,7 @@ async def test_a_failing_worker_leaves_alone_what_another_worker_took(
     clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    await smtp_server(ctx, emulator, postfix)
-    for n in range(3):
-        await queue_message(ctx, BOB, f"message {n}")
+    await three_queued(ctx, emulator, postfix)
     taken: list[int] = []
 
     async def broken_connection(*_args: object, **_kwargs: object) -> None:

@@ -175,6 +175,13 @@ async def queue_message(ctx: Context, to: str, subject: str) -> None:
         )
 
 
+async def three_queued(ctx: Context, emulator: RunningEmulator, postfix: Postfix) -> None:
+    """An SMTP server signing in with OAuth 2.0, and three messages to Bob waiting for it."""
+    await smtp_server(ctx, emulator, postfix)
+    for n in range(3):
+        await queue_message(ctx, BOB, f"message {n}")
+
+
 @pytest.mark.stores("sqlite", "postgresql")
 async def test_a_server_that_is_down_loses_nothing(
     ctx: Context, emulator: RunningEmulator, postfix: Postfix, clock: FakeClock
@@ -361,9 +368,7 @@ async def test_messages_another_worker_took_over_are_not_sent_twice(
     clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    await smtp_server(ctx, emulator, postfix)
-    for n in range(3):
-        await queue_message(ctx, BOB, f"message {n}")
+    await three_queued(ctx, emulator, postfix)
     real_sent = outbox._sent
     taken_by_other: list[int] = []
 
