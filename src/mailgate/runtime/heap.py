@@ -3,7 +3,8 @@
 Python's collector walks every object it tracks at each pass of its oldest generation. A worker
 holding a thousand IDLE mailboxes tracks about 270,000 objects, nearly all of them long-lived
 (the connections, their TLS state, the loops' tasks): a full pass took 176 ms, about one a
-minute with nothing arriving, a tenth of the worker's CPU in IDLE (bench/idle_scale.py).
+minute with nothing arriving: 0.3 % of a core, a sixth of the worker's CPU in IDLE
+(bench/idle_scale.py).
 
 `tidy` collects once, then freezes what survived (`gc.freeze`): the collector's own passes skip
 it from then on. Frozen objects are never freed by the collector, so `tidy` first unfreezes the
